@@ -1,0 +1,1 @@
+"""accelgen FPGA flows (synthesis, sweeps, board tops). Arrives with the FPGA issue."""

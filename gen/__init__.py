@@ -1,0 +1,1 @@
+"""accelgen software side: spec, layer, ISA, tiler, frames, Verilog emission, CLI."""

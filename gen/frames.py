@@ -1,0 +1,158 @@
+"""Frames: a Program plus tensors become the bytes of the AXI4-Stream command stream, and the output
+stream's bytes become the output tensor.
+
+One frame per command (``tlast`` on its last beat): :data:`~gen.isa.HEADER_WORDS` header beats, then
+the payload of a LOAD. Lanes pack little-endian: lane 0 in the low bits of a beat, beats little-endian
+in bytes, as cocotbext-axi and a memory-mapped DMA see them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import AccelgenError
+from .isa import HEADER_WORDS, Op, encode_header
+from .layer import ConvLayer
+from .spec import Spec
+from .tiler import Program
+
+__all__ = ["pack_lanes", "unpack_lanes", "encode", "decode", "check_tensors"]
+
+
+def pack_lanes(values: np.ndarray, bits: int, beat_bytes: int) -> bytes:
+    """Pack ``values`` of shape (beats, lanes) into beats of ``beat_bytes``, ``bits`` per lane."""
+    values = np.asarray(values, dtype=np.int64)
+    beats, lanes = values.shape
+    if bits % 8 == 0 and bits <= 64:
+        nbytes = bits // 8
+        raw = values.astype(np.uint64) & np.uint64((1 << bits) - 1)
+        b = np.ascontiguousarray(raw, dtype="<u8").view(np.uint8).reshape(beats, lanes, 8)[:, :, :nbytes]
+        b = b.reshape(beats, lanes * nbytes)
+    else:
+        shifts = np.arange(bits, dtype=np.uint64)
+        bitarr = ((values.astype(np.uint64)[..., None] >> shifts) & np.uint64(1)).astype(np.uint8)
+        bitarr = bitarr.reshape(beats, lanes * bits)
+        pad = (-bitarr.shape[1]) % 8
+        bitarr = np.pad(bitarr, ((0, 0), (0, pad)))
+        b = np.packbits(bitarr, axis=1, bitorder="little")
+    out = np.zeros((beats, beat_bytes), dtype=np.uint8)
+    out[:, :b.shape[1]] = b
+    return out.tobytes()
+
+
+def unpack_lanes(data: bytes, bits: int, lanes: int, beat_bytes: int, signed: bool) -> np.ndarray:
+    """Inverse of :func:`pack_lanes`: bytes → (beats, lanes) int64."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    if arr.size % beat_bytes:
+        raise ValueError(f"{arr.size} bytes is not a whole number of {beat_bytes}-byte beats")
+    arr = arr.reshape(-1, beat_bytes)
+    bitarr = np.unpackbits(arr, axis=1, bitorder="little")[:, :lanes * bits]
+    bitarr = bitarr.reshape(arr.shape[0], lanes, bits).astype(np.uint64)
+    vals = (bitarr << np.arange(bits, dtype=np.uint64)).sum(axis=2, dtype=np.uint64)
+    vals = vals.astype(np.int64) if bits < 64 else vals.view(np.int64)
+    if signed and bits < 64:
+        vals = np.where(vals >= (1 << (bits - 1)), vals - (1 << bits), vals)
+    return vals
+
+
+def check_tensors(spec: Spec, layer: ConvLayer, x, w, bias=None):
+    """Validate user tensors against the layer and the spec's precisions; return int64 arrays."""
+    out = []
+    for what, t, shape, (lo, hi), field in (
+        ("input", x, layer.input_shape, spec.act_range(), "precision.act_bits/act_signed"),
+        ("weights", w, layer.weight_shape, spec.weight_range(),
+         "precision.weight_bits/weight_signed"),
+    ):
+        t = np.asarray(t)
+        if t.shape != shape:
+            raise AccelgenError(
+                f"{what} tensor has shape {t.shape} but the layer needs {shape} "
+                f"({'NCHW' if what == 'input' else 'KCRS with C/groups channels'})")
+        if not np.issubdtype(t.dtype, np.integer):
+            raise AccelgenError(f"{what} tensor must hold integers, not {t.dtype}")
+        if t.size and (t.min() < lo or t.max() > hi):
+            raise AccelgenError(
+                f"{what} tensor values span {t.min()}..{t.max()} but the spec's {field} allow "
+                f"{lo}..{hi}; quantise the tensor or change the spec")
+        out.append(t.astype(np.int64))
+    if bias is not None:
+        b = np.asarray(bias)
+        if b.shape != (layer.K,):
+            raise AccelgenError(f"bias tensor has shape {b.shape} but the layer needs ({layer.K},)")
+        if not np.issubdtype(b.dtype, np.integer):
+            raise AccelgenError(f"bias tensor must hold integers, not {b.dtype}")
+        lo, hi = -(1 << (spec.acc_bits - 1)), (1 << (spec.acc_bits - 1)) - 1
+        if b.size and (b.min() < lo or b.max() > hi):
+            raise AccelgenError(
+                f"bias values span {b.min()}..{b.max()} but precision.acc_bits={spec.acc_bits} "
+                f"allows {lo}..{hi}")
+        out.append(b.astype(np.int64))
+    else:
+        out.append(None)
+    return tuple(out)
+
+
+def _header_bytes(spec: Spec, cmd) -> bytes:
+    words = encode_header(cmd.op, **cmd.header)
+    return pack_lanes(np.array(words, dtype=np.int64).reshape(HEADER_WORDS, 1), 32,
+                      spec.in_stream_bits // 8)
+
+
+def encode(program: Program, x, w, bias=None) -> list[bytes]:
+    """The input stream for ``program``: one frame (bytes) per command."""
+    spec, layer = program.spec, program.layer
+    x, w, bias = check_tensors(spec, layer, x, w, bias)
+    if program.has_bias and bias is None:
+        raise AccelgenError("the program was planned with a bias but no bias tensor was given")
+    rows, cols = spec.rows, spec.cols
+    beat = spec.in_stream_bits // 8
+    pad = layer.pad
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    Cg, Kg = layer.Cg, layer.Kg
+    frames = []
+    for cmd in program.commands:
+        payload = b""
+        if cmd.op == Op.LOAD_INPUT:
+            ch = slice(cmd.g * Cg + cmd.c0, cmd.g * Cg + min(cmd.c0 + rows, Cg))
+            h, v = cmd.h0 + pad, cmd.w0 + pad
+            region = np.zeros((rows, cmd.hn, cmd.wn), dtype=np.int64)
+            src = xp[cmd.n, ch, h:h + cmd.hn, v:v + cmd.wn]
+            region[:src.shape[0]] = src
+            payload = pack_lanes(region.transpose(1, 2, 0).reshape(-1, rows), spec.act_bits, beat)
+        elif cmd.op == Op.LOAD_WEIGHT:
+            ks = slice(cmd.g * Kg + cmd.k0, cmd.g * Kg + min(cmd.k0 + cols, Kg))
+            cs = slice(cmd.c0, min(cmd.c0 + rows, Cg))
+            blk = np.zeros((layer.R, layer.S, rows, cols), dtype=np.int64)
+            src = w[ks, cs].transpose(2, 3, 1, 0)  # R, S, c, k
+            blk[:, :, :src.shape[2], :src.shape[3]] = src
+            payload = pack_lanes(blk.reshape(-1, cols), spec.weight_bits, beat)
+        elif cmd.op == Op.LOAD_BIAS:
+            lanes = np.zeros((cols, 1), dtype=np.int64)
+            src = bias[cmd.g * Kg + cmd.k0: cmd.g * Kg + min(cmd.k0 + cols, Kg)]
+            lanes[:src.size, 0] = src
+            payload = pack_lanes(lanes, spec.acc_bits, beat)
+        frames.append(_header_bytes(spec, cmd) + payload)
+    return frames
+
+
+def decode(program: Program, out_frames: list[bytes]) -> np.ndarray:
+    """Assemble the output tensor (NKPQ, int64) from the STORE frames, in program order."""
+    spec, layer = program.spec, program.layer
+    stores = [c for c in program.commands if c.op == Op.STORE]
+    if len(out_frames) != len(stores):
+        raise AccelgenError(
+            f"the hardware returned {len(out_frames)} output frames but the program has "
+            f"{len(stores)} STOREs")
+    y = np.zeros(layer.output_shape, dtype=np.int64)
+    beat = spec.out_stream_bits // 8
+    Kg = layer.Kg
+    for cmd, data in zip(stores, out_frames):
+        if len(data) != cmd.count * beat:
+            raise AccelgenError(
+                f"an output frame has {len(data)} bytes, expected {cmd.count * beat}")
+        vals = unpack_lanes(data, spec.acc_bits, spec.cols, beat, signed=True)
+        kn = min(spec.cols, Kg - cmd.k0)
+        tile = vals[:, :kn].reshape(cmd.hn, cmd.wn, kn).transpose(2, 0, 1)
+        k = cmd.g * Kg + cmd.k0
+        y[cmd.n, k:k + kn, cmd.h0:cmd.h0 + cmd.hn, cmd.w0:cmd.w0 + cmd.wn] = tile
+    return y

@@ -1,0 +1,122 @@
+"""The accelerator's instruction set and register map: one source of truth for RTL and software.
+
+The host sends a *command stream* on the AXI4-Stream input. Every command starts with a header of
+:data:`HEADER_WORDS` beats; the low 32 bits of each beat carry one header word (upper bits are ignored).
+The 160-bit header is laid out by :data:`HEADER_FIELDS` (bit offset within the concatenated words,
+word 0 first). LOAD commands are followed by ``count`` payload beats; STORE answers with ``count``
+beats on the AXI4-Stream output, ``tlast`` on the last one.
+
+================  ==========================================================================
+``LOAD_INPUT``    ``count`` words into the input buffer from ``addr``. Word lane ``i`` (``act_bits``
+                  wide, lane 0 in the low bits) holds input channel ``c0 + i`` of one pixel.
+``LOAD_WEIGHT``   ``count`` words into the weight buffer from ``waddr``. Lane ``j`` holds the weight
+                  for output channel ``k0 + j``; word ``(r*S + s)*rows + i`` is input channel ``c0 + i``.
+``LOAD_BIAS``     ``cols`` beats, each an ``acc_bits`` bias in its low bits, lane 0 first, into the bias
+                  register used by a COMPUTE with ``bias`` set.
+``COMPUTE``       A convolution tile, weight-stationary: for each (r, s) preload the ``rows``×``cols``
+                  weight block, then for every output pixel (p, q) of the ``p``×``q`` tile stream the
+                  input word at ``addr + (p*stride + r*dilation)*pitch + q*stride + s*dilation`` through
+                  the array and add the column sums into output word ``oaddr + p*q_count + q``. The first
+                  (r, s) pass starts from zero (or the bias register when ``bias`` is set) unless
+                  ``accumulate`` is set.
+``STORE``         Stream ``count`` output words from ``oaddr``.
+================  ==========================================================================
+
+The CSRs (AXI4-Lite, 32-bit) describe the hardware (so software can check it talks to the design it
+was compiled for), report status and performance counters, and clear them.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["Op", "HEADER_WORDS", "HEADER_FIELDS", "CSRS", "CSR_ADDR_BITS", "ACCEL_ID",
+           "encode_header", "decode_header", "field_max"]
+
+
+class Op(enum.IntEnum):
+    NOP = 0
+    LOAD_INPUT = 1
+    LOAD_WEIGHT = 2
+    LOAD_BIAS = 3
+    COMPUTE = 4
+    STORE = 5
+
+
+HEADER_WORDS = 5
+
+#: name -> (bit offset, width) within the 160-bit header.
+HEADER_FIELDS: dict[str, tuple[int, int]] = {
+    "op":         (0, 4),
+    "accumulate": (4, 1),
+    "bias":       (5, 1),
+    "r":          (8, 8),
+    "s":          (16, 8),
+    "stride":     (24, 4),
+    "dilation":   (28, 4),
+    "addr":       (32, 16),   # input buffer base (LOAD_INPUT, COMPUTE)
+    "waddr":      (48, 16),   # weight buffer base (LOAD_WEIGHT, COMPUTE)
+    "p":          (64, 16),   # output tile rows (COMPUTE)
+    "q":          (80, 16),   # output tile columns (COMPUTE)
+    "pitch":      (96, 16),   # input tile row pitch in words (COMPUTE)
+    "oaddr":      (112, 16),  # output buffer base (COMPUTE, STORE)
+    "count":      (128, 17),  # payload / result beats (LOAD_*, STORE)
+}
+
+ACCEL_ID = 0x41434731  # "ACG1"
+
+CSR_ADDR_BITS = 8
+
+#: The CSR map: (name, byte offset, access, description). 64-bit counters are two words, low first.
+CSRS: list[tuple[str, int, str, str]] = [
+    ("id",            0x00, "ro", "0x41434731 ('ACG1')"),
+    ("version",       0x04, "ro", "ISA version"),
+    ("shape",         0x08, "ro", "rows [15:0], cols [31:16]"),
+    ("precision",     0x0C, "ro", "act_bits [7:0], weight_bits [15:8], acc_bits [23:16], "
+                                  "act_signed [24], weight_signed [25]"),
+    ("input_depth",   0x10, "ro", "input buffer depth in words"),
+    ("weight_depth",  0x14, "ro", "weight buffer depth in words"),
+    ("output_depth",  0x18, "ro", "output buffer depth in words"),
+    ("status",        0x1C, "ro", "busy [0] (a command is executing), error [1] (sticky: unknown "
+                                  "opcode seen)"),
+    ("control",       0x20, "wo", "write 1 to bit 0: clear counters; bit 1: clear error"),
+    ("commands",      0x24, "ro", "commands completed since the counters were cleared"),
+    ("cycles_lo",     0x28, "ro", "cycles spent executing commands (or with a header waiting)"),
+    ("cycles_hi",     0x2C, "ro", ""),
+    ("array_busy_lo", 0x30, "ro", "cycles an input vector entered the PE array"),
+    ("array_busy_hi", 0x34, "ro", ""),
+    ("in_stall_lo",   0x38, "ro", "cycles a command waited for input-stream data"),
+    ("in_stall_hi",   0x3C, "ro", ""),
+    ("out_stall_lo",  0x40, "ro", "cycles a STORE waited for the output stream's ready"),
+    ("out_stall_hi",  0x44, "ro", ""),
+]
+
+ISA_VERSION = 1
+
+
+def csr_offset(name: str) -> int:
+    for n, off, _, _ in CSRS:
+        if n == name:
+            return off
+    raise KeyError(name)
+
+
+def field_max(name: str) -> int:
+    return (1 << HEADER_FIELDS[name][1]) - 1
+
+
+def encode_header(op: Op, **fields: int) -> list[int]:
+    """Encode a command header as :data:`HEADER_WORDS` 32-bit words."""
+    value = int(op)
+    for name, v in fields.items():
+        off, width = HEADER_FIELDS[name]
+        v = int(v)
+        if not 0 <= v < (1 << width):
+            raise ValueError(f"header field {name} must fit in {width} bits, not {v}")
+        value |= v << off
+    return [(value >> (32 * i)) & 0xFFFFFFFF for i in range(HEADER_WORDS)]
+
+
+def decode_header(words: list[int]) -> dict[str, int]:
+    value = sum(w << (32 * i) for i, w in enumerate(words))
+    return {name: (value >> off) & ((1 << width) - 1) for name, (off, width) in HEADER_FIELDS.items()}

@@ -1,0 +1,232 @@
+"""The accelerator spec: what hardware exists.
+
+A spec is a frozen dataclass, loaded from TOML and validated in one place. Every error names the field,
+the allowed values and what was given, e.g. ``array.rows: must be an integer from 1 to 256, not 0``.
+
+Example (``specs/ws_8x8.toml``)::
+
+    name = "ws_8x8"
+    dataflow = "ws"
+
+    [array]
+    rows = 8
+    cols = 8
+
+    [precision]
+    act_bits = 8
+    act_signed = true
+    weight_bits = 8
+    weight_signed = true
+    acc_bits = 32
+
+    [buffers]          # depths in words; a word feeds one array edge for one cycle
+    input_depth = 4096   # words of `rows` activations
+    weight_depth = 1024  # words of `cols` weights
+    output_depth = 2048  # words of `cols` accumulators
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import keyword
+import re
+import tomllib
+from pathlib import Path
+
+from .errors import AccelgenError
+
+__all__ = ["Spec", "load_spec", "spec_from_dict", "DATAFLOWS"]
+
+#: Dataflows the generator can build. More arrive as presets of one mapping description.
+DATAFLOWS = ("ws",)
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# Verilog-2005 keywords a module name must not collide with (those that are plain identifiers in Python).
+_VERILOG_KEYWORDS = frozenset("""
+always and assign automatic begin buf bufif0 bufif1 case casex casez cell cmos config deassign default
+defparam design disable edge else end endcase endconfig endfunction endgenerate endmodule endprimitive
+endspecify endtable endtask event for force forever fork function generate genvar highz0 highz1 if
+ifnone incdir include initial inout input instance integer join large liblist library localparam
+macromodule medium module nand negedge nmos nor noshowcancelled not notif0 notif1 or output parameter
+pmos posedge primitive pull0 pull1 pulldown pullup pulsestyle_onevent pulsestyle_ondetect rcmos real
+realtime reg release repeat rnmos rpmos rtran rtranif0 rtranif1 scalared showcancelled signed small
+specify specparam strong0 strong1 supply0 supply1 table task time tran tranif0 tranif1 tri tri0 tri1
+triand trior trireg unsigned use uwire vectored wait wand weak0 weak1 while wire wor xnor xor
+""".split())
+
+MAX_DEPTH = 65536  # command address fields are 16 bits wide
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A validated accelerator spec. Construct with :func:`load_spec` or :func:`spec_from_dict`."""
+
+    name: str
+    dataflow: str
+    rows: int
+    cols: int
+    act_bits: int
+    act_signed: bool
+    weight_bits: int
+    weight_signed: bool
+    acc_bits: int
+    input_depth: int
+    weight_depth: int
+    output_depth: int
+
+    # -- derived facts, one place for each -------------------------------------------------------
+    @property
+    def in_stream_bits(self) -> int:
+        """Width of the AXI4-Stream input: one buffer word, a 32-bit command word or a bias lane."""
+        need = max(32, self.acc_bits, self.rows * self.act_bits, self.cols * self.weight_bits)
+        return -(-need // 8) * 8
+
+    @property
+    def out_stream_bits(self) -> int:
+        """Width of the AXI4-Stream output: one accumulator word (``cols`` lanes of ``acc_bits``)."""
+        return -(-(self.cols * self.acc_bits) // 8) * 8
+
+    @property
+    def input_word_bits(self) -> int:
+        return self.rows * self.act_bits
+
+    @property
+    def weight_word_bits(self) -> int:
+        return self.cols * self.weight_bits
+
+    @property
+    def output_word_bits(self) -> int:
+        return self.cols * self.acc_bits
+
+    def buffer_bytes(self) -> dict[str, int]:
+        return {
+            "input": self.input_depth * self.input_word_bits // 8,
+            "weight": self.weight_depth * self.weight_word_bits // 8,
+            "output": self.output_depth * self.output_word_bits // 8,
+        }
+
+    def act_range(self) -> tuple[int, int]:
+        return _int_range(self.act_bits, self.act_signed)
+
+    def weight_range(self) -> tuple[int, int]:
+        return _int_range(self.weight_bits, self.weight_signed)
+
+    def to_dict(self) -> dict:
+        """The spec in its TOML structure (round-trips through :func:`spec_from_dict`)."""
+        return {
+            "name": self.name,
+            "dataflow": self.dataflow,
+            "array": {"rows": self.rows, "cols": self.cols},
+            "precision": {
+                "act_bits": self.act_bits, "act_signed": self.act_signed,
+                "weight_bits": self.weight_bits, "weight_signed": self.weight_signed,
+                "acc_bits": self.acc_bits,
+            },
+            "buffers": {
+                "input_depth": self.input_depth, "weight_depth": self.weight_depth,
+                "output_depth": self.output_depth,
+            },
+        }
+
+    def digest(self) -> str:
+        """A content hash of the spec (hex, 16 digits)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _int_range(bits: int, signed: bool) -> tuple[int, int]:
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+# (section, key, kind, default, low, high); None default = required
+_FIELDS = [
+    ("", "name", "name", None, None, None),
+    ("", "dataflow", "dataflow", "ws", None, None),
+    ("array", "rows", int, None, 1, 256),
+    ("array", "cols", int, None, 1, 256),
+    ("precision", "act_bits", int, 8, 2, 16),
+    ("precision", "act_signed", bool, True, None, None),
+    ("precision", "weight_bits", int, 8, 2, 16),
+    ("precision", "weight_signed", bool, True, None, None),
+    ("precision", "acc_bits", int, 32, 8, 64),
+    ("buffers", "input_depth", int, 4096, 1, MAX_DEPTH),
+    ("buffers", "weight_depth", int, 1024, 1, MAX_DEPTH),
+    ("buffers", "output_depth", int, 1024, 1, MAX_DEPTH),
+]
+_SECTIONS = {"array", "precision", "buffers"}
+
+
+def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
+    """Validate a spec given as nested dicts (the TOML structure) and return a :class:`Spec`."""
+    if not isinstance(data, dict):
+        raise AccelgenError(f"{source}: must be a table of fields, not {type(data).__name__}")
+    known_top = {k for s, k, *_ in _FIELDS if s == ""} | _SECTIONS
+    for key in data:
+        if key not in known_top:
+            raise AccelgenError(
+                f"{source}: unknown field {key!r}; allowed: {', '.join(sorted(known_top))}")
+    for section in _SECTIONS:
+        if section in data and not isinstance(data[section], dict):
+            raise AccelgenError(f"{source}: [{section}] must be a table, not {data[section]!r}")
+        known = {k for s, k, *_ in _FIELDS if s == section}
+        for key in data.get(section, {}):
+            if key not in known:
+                raise AccelgenError(
+                    f"{source}: unknown field {section}.{key}; allowed: {', '.join(sorted(known))}")
+
+    values = {}
+    for section, key, kind, default, low, high in _FIELDS:
+        table = data.get(section, {}) if section else data
+        path = f"{section}.{key}" if section else key
+        if key not in table:
+            if default is None:
+                raise AccelgenError(f"{source}: missing required field {path}")
+            values[key] = default
+            continue
+        value = table[key]
+        if kind is int:
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise AccelgenError(
+                    f"{source}: {path} must be an integer from {low} to {high}, not {value!r}")
+        elif kind is bool:
+            if not isinstance(value, bool):
+                raise AccelgenError(f"{source}: {path} must be true or false, not {value!r}")
+        elif kind == "name":
+            if (not isinstance(value, str) or not _NAME_RE.match(value)
+                    or value in _VERILOG_KEYWORDS or keyword.iskeyword(value)):
+                raise AccelgenError(
+                    f"{source}: {path} must be a plain identifier (letters, digits, '_', not starting "
+                    f"with a digit, at most 64 characters, not a Verilog keyword), not {value!r}")
+        elif kind == "dataflow":
+            if value not in DATAFLOWS:
+                raise AccelgenError(
+                    f"{source}: {path} must be one of {', '.join(DATAFLOWS)}, not {value!r}")
+        values[key] = value
+
+    if values["acc_bits"] < values["act_bits"] + values["weight_bits"]:
+        raise AccelgenError(
+            f"{source}: precision.acc_bits must be at least act_bits + weight_bits "
+            f"({values['act_bits'] + values['weight_bits']}) to hold one product, "
+            f"not {values['acc_bits']}")
+    return Spec(**values)
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec TOML file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise AccelgenError(f"{path}: spec file not found; pass the path of a .toml spec "
+                            f"(examples in specs/)") from None
+    except OSError as e:
+        raise AccelgenError(f"{path}: cannot read spec ({e.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise AccelgenError(f"{path}: not valid TOML ({e})") from None
+    return spec_from_dict(data, source=str(path))

@@ -1,0 +1,48 @@
+"""Scratchpads: one-write-port, one-read-port SRAM over ``amaranth.lib.memory.Memory``.
+
+The read port is synchronous (data one cycle after ``en``, held while ``en`` is low), so each buffer
+maps to block RAM on FPGAs. Ports are wiring signatures so the controller connects to them with
+``wiring.connect``.
+"""
+
+from amaranth.hdl import Module, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Scratchpad", "WriteSignature", "ReadSignature"]
+
+
+class WriteSignature(wiring.Signature):
+    def __init__(self, addr_bits: int, data_bits: int):
+        super().__init__({"addr": Out(addr_bits), "data": Out(data_bits), "en": Out(1)})
+
+
+class ReadSignature(wiring.Signature):
+    def __init__(self, addr_bits: int, data_bits: int):
+        super().__init__({"addr": Out(addr_bits), "en": Out(1), "data": In(data_bits)})
+
+
+def addr_bits(depth: int) -> int:
+    return max(1, (depth - 1).bit_length())
+
+
+class Scratchpad(wiring.Component):
+    def __init__(self, *, depth: int, width: int):
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be a positive integer, not {depth!r}")
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, not {width!r}")
+        self.depth, self.width = depth, width
+        ab = addr_bits(depth)
+        super().__init__({"wr": In(WriteSignature(ab, width)), "rd": In(ReadSignature(ab, width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
+        wp = mem.write_port()
+        rp = mem.read_port()
+        m.d.comb += [
+            wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data), wp.en.eq(self.wr.en),
+            rp.addr.eq(self.rd.addr), rp.en.eq(self.rd.en), self.rd.data.eq(rp.data),
+        ]
+        return m

@@ -1,0 +1,263 @@
+"""The controller: executes the tile commands of gen/isa.py.
+
+It parses command headers from the input stream, writes LOAD payloads into the buffers, runs COMPUTE
+tiles on the weight-stationary array and streams STORE results out. Layer shapes are runtime values
+from the command headers; nothing of a layer is baked into the hardware.
+
+COMPUTE, per filter tap (r, s):
+
+* ``WLOAD``: read the tap's ``rows`` weight words (bottom row first) and shift them into the array.
+* ``STREAM``: one input word per cycle, addresses from incremental pointers (no runtime multiplies in
+  the loop): ``pix = addr + (p*stride + r*dilation)*pitch + q*stride + s*dilation``. A token (output
+  address, first-pass flag) travels beside each vector through a delay line matched to the array's
+  latency; when the column sums appear, the output word is read one cycle ahead and written back with
+  the sums added (or over it on the first pass, starting from zero or the bias register).
+* ``DRAIN``: wait until the last vector has left the array before the next tap's weights shift in.
+
+STORE reads the output buffer through a one-word skid so ``m_axis`` honours backpressure every cycle.
+"""
+
+from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from gen.isa import HEADER_FIELDS, HEADER_WORDS, Op
+from gen.spec import Spec
+
+from .buffer import ReadSignature, WriteSignature, addr_bits
+from .host import AxiStreamSignature
+
+__all__ = ["Controller", "HeaderLayout"]
+
+HeaderLayout = data.FlexibleLayout(32 * HEADER_WORDS, {
+    name: data.Field(unsigned(width), offset) for name, (offset, width) in HEADER_FIELDS.items()
+})
+
+_PTR = 24  # pointer register width: above every 16-bit address plus one increment
+
+
+class Controller(wiring.Component):
+    def __init__(self, spec: Spec, *, array_latency: int):
+        self.spec = spec
+        self.array_latency = array_latency
+        act = signed(spec.act_bits) if spec.act_signed else unsigned(spec.act_bits)
+        wgt = signed(spec.weight_bits) if spec.weight_signed else unsigned(spec.weight_bits)
+        ia, wa, oa = (addr_bits(d) for d in (spec.input_depth, spec.weight_depth,
+                                             spec.output_depth))
+        super().__init__({
+            "s_axis": In(AxiStreamSignature(spec.in_stream_bits)),
+            "m_axis": Out(AxiStreamSignature(spec.out_stream_bits)),
+            "ibuf_wr": Out(WriteSignature(ia, spec.input_word_bits)),
+            "ibuf_rd": Out(ReadSignature(ia, spec.input_word_bits)),
+            "wbuf_wr": Out(WriteSignature(wa, spec.weight_word_bits)),
+            "wbuf_rd": Out(ReadSignature(wa, spec.weight_word_bits)),
+            "obuf_wr": Out(WriteSignature(oa, spec.output_word_bits)),
+            "obuf_rd": Out(ReadSignature(oa, spec.output_word_bits)),
+            "a": Out(data.ArrayLayout(act, spec.rows)),
+            "w": Out(data.ArrayLayout(wgt, spec.cols)),
+            "w_shift": Out(1),
+            "y": In(data.ArrayLayout(signed(spec.acc_bits), spec.cols)),
+            "clear_counters": In(1),
+            "clear_error": In(1),
+            "busy": Out(1),
+            "error": Out(1),
+            "commands": Out(32),
+            "cycles": Out(64),
+            "array_busy": Out(64),
+            "in_stall": Out(64),
+            "out_stall": Out(64),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self.spec
+        rows, cols, acc_bits = spec.rows, spec.cols, spec.acc_bits
+        s_axis, m_axis = self.s_axis, self.m_axis
+
+        # -- header collection ------------------------------------------------------------------
+        hdr = Signal(32 * (HEADER_WORDS - 1))
+        hidx = Signal(range(HEADER_WORDS))
+        word = s_axis.tdata[:32]
+        new = data.View(HeaderLayout, Cat(hdr, word))
+        cmd = Signal(HeaderLayout)
+
+        # -- registers of the running command ---------------------------------------------------
+        cnt = Signal(17)                  # LOAD/STORE beats left
+        ptr = Signal(_PTR)                # LOAD/STORE buffer address
+        pi, qi = Signal(16), Signal(16)   # output pixel within the tile
+        ri, si = Signal(9), Signal(8)     # filter tap
+        r_base = Signal(_PTR)             # input address of (p, q) = (0, 0) at tap (r, 0)
+        tap_base = Signal(_PTR)           # ... at tap (r, s)
+        row_ptr = Signal(_PTR)            # ... of (p, 0) at tap (r, s)
+        pix = Signal(_PTR)                # ... of (p, q) at tap (r, s)
+        opix = Signal(_PTR)               # output address of (p, q)
+        wtap = Signal(_PTR)               # weight address of tap (r, s)
+        wk = Signal(range(rows))          # weight row being read (rows-1 down to 0)
+        stride_pitch = Signal(20)
+        dil_pitch = Signal(20)
+        first_pass = Signal()
+        drain = Signal(range(self.array_latency + 3))
+        bias_reg = Signal(data.ArrayLayout(signed(acc_bits), cols))
+
+        # -- outputs defaults -------------------------------------------------------------------
+        issue = Signal()                  # an input vector is read this cycle (enters the array next)
+        w_issue = Signal()
+        w_shift = Signal()
+        m.d.sync += w_shift.eq(w_issue)
+        m.d.comb += [
+            self.w_shift.eq(w_shift),
+            self.w.as_value().eq(self.wbuf_rd.data),
+            self.a.as_value().eq(self.ibuf_rd.data),
+            self.ibuf_wr.addr.eq(ptr), self.ibuf_wr.data.eq(s_axis.tdata),
+            self.wbuf_wr.addr.eq(ptr), self.wbuf_wr.data.eq(s_axis.tdata),
+        ]
+
+        # -- token delay line: (valid, output address, first pass, bias) beside each vector -------
+        tok_layout = data.StructLayout({"valid": 1, "addr": 16, "first": 1, "bias": 1})
+        L = self.array_latency
+        toks = [Signal(tok_layout, name=f"tok{k}") for k in range(L + 2)]
+        m.d.comb += [toks[0].valid.eq(issue), toks[0].addr.eq(opix), toks[0].first.eq(first_pass),
+                     toks[0].bias.eq(cmd.bias)]
+        for k in range(1, L + 2):
+            m.d.sync += toks[k].eq(toks[k - 1])
+        rd_tok, wr_tok = toks[L], toks[L + 1]
+        old = data.View(data.ArrayLayout(signed(acc_bits), cols), self.obuf_rd.data)
+        sums = Signal(data.ArrayLayout(signed(acc_bits), cols))
+        for j in range(cols):
+            base = Signal(signed(acc_bits), name=f"base{j}")
+            with m.If(~wr_tok.first):
+                m.d.comb += base.eq(old[j])
+            with m.Elif(wr_tok.bias):
+                m.d.comb += base.eq(bias_reg[j])
+            m.d.comb += sums[j].eq(self.y[j] + base)
+        m.d.comb += [
+            self.obuf_wr.addr.eq(wr_tok.addr), self.obuf_wr.en.eq(wr_tok.valid),
+            self.obuf_wr.data.eq(sums),
+        ]
+
+        # -- STORE skid -------------------------------------------------------------------------
+        o_valid, o_last = Signal(), Signal()
+        store_en = Signal()
+        m.d.comb += [m_axis.tvalid.eq(o_valid), m_axis.tlast.eq(o_last),
+                     m_axis.tdata.eq(self.obuf_rd.data)]
+
+        in_store = Signal()
+        with m.If(in_store):
+            m.d.comb += [self.obuf_rd.addr.eq(ptr), self.obuf_rd.en.eq(store_en)]
+        with m.Else():
+            m.d.comb += [self.obuf_rd.addr.eq(rd_tok.addr), self.obuf_rd.en.eq(rd_tok.valid)]
+
+        # -- counters -------------------------------------------------------------------------
+        waiting_input = Signal()
+        idle = Signal()
+        with m.If(self.clear_counters):
+            m.d.sync += [self.commands.eq(0), self.cycles.eq(0), self.array_busy.eq(0),
+                         self.in_stall.eq(0), self.out_stall.eq(0)]
+        with m.Else():
+            with m.If(~idle | s_axis.tvalid):
+                m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.If(issue):
+                m.d.sync += self.array_busy.eq(self.array_busy + 1)
+            with m.If(waiting_input & ~s_axis.tvalid):
+                m.d.sync += self.in_stall.eq(self.in_stall + 1)
+            with m.If(o_valid & ~m_axis.tready):
+                m.d.sync += self.out_stall.eq(self.out_stall + 1)
+        with m.If(self.clear_error):
+            m.d.sync += self.error.eq(0)
+        m.d.comb += self.busy.eq(~idle)
+
+        with m.FSM(name="ctrl"):
+            with m.State("HDR"):
+                m.d.comb += [s_axis.tready.eq(1), idle.eq(hidx == 0), waiting_input.eq(hidx != 0)]
+                with m.If(s_axis.tvalid):
+                    with m.If(hidx != HEADER_WORDS - 1):
+                        m.d.sync += [hdr.eq(Cat(hdr[32:], word)), hidx.eq(hidx + 1)]
+                    with m.Else():
+                        m.d.sync += [hidx.eq(0), cmd.eq(new), self.commands.eq(self.commands + 1)]
+                        with m.Switch(new.op):
+                            with m.Case(Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS):
+                                m.d.sync += cnt.eq(new.count)
+                                with m.If(new.op == Op.LOAD_WEIGHT):
+                                    m.d.sync += ptr.eq(new.waddr)
+                                with m.Else():
+                                    m.d.sync += ptr.eq(new.addr)
+                                with m.If(new.count != 0):
+                                    m.next = "LOAD"
+                            with m.Case(Op.COMPUTE):
+                                m.d.sync += [
+                                    ri.eq(0), si.eq(0), r_base.eq(new.addr), tap_base.eq(new.addr),
+                                    wtap.eq(new.waddr), wk.eq(rows - 1),
+                                    stride_pitch.eq(new.stride * new.pitch),
+                                    dil_pitch.eq(new.dilation * new.pitch),
+                                ]
+                                with m.If((new.p != 0) & (new.q != 0) & (new.r != 0) &
+                                          (new.s != 0)):
+                                    m.next = "WLOAD"
+                            with m.Case(Op.STORE):
+                                m.d.sync += [cnt.eq(new.count), ptr.eq(new.oaddr)]
+                                with m.If(new.count != 0):
+                                    m.next = "STORE"
+                            with m.Case(Op.NOP):
+                                pass
+                            with m.Default():
+                                m.d.sync += self.error.eq(1)
+
+            with m.State("LOAD"):
+                m.d.comb += [s_axis.tready.eq(1), waiting_input.eq(1)]
+                with m.If(s_axis.tvalid):
+                    m.d.comb += [self.ibuf_wr.en.eq(cmd.op == Op.LOAD_INPUT),
+                                 self.wbuf_wr.en.eq(cmd.op == Op.LOAD_WEIGHT)]
+                    with m.If(cmd.op == Op.LOAD_BIAS):
+                        m.d.sync += bias_reg.eq(Cat(bias_reg.as_value()[acc_bits:],
+                                                    s_axis.tdata[:acc_bits]))
+                    m.d.sync += [ptr.eq(ptr + 1), cnt.eq(cnt - 1)]
+                    with m.If(cnt == 1):
+                        m.next = "HDR"
+
+            with m.State("WLOAD"):
+                m.d.comb += [self.wbuf_rd.addr.eq(wtap + wk), self.wbuf_rd.en.eq(1),
+                             w_issue.eq(1)]
+                m.d.sync += wk.eq(wk - 1)
+                with m.If(wk == 0):
+                    m.d.sync += [
+                        pi.eq(0), qi.eq(0), row_ptr.eq(tap_base), pix.eq(tap_base),
+                        opix.eq(cmd.oaddr),
+                        first_pass.eq((ri == 0) & (si == 0) & ~cmd.accumulate),
+                    ]
+                    m.next = "STREAM"
+
+            with m.State("STREAM"):
+                m.d.comb += [self.ibuf_rd.addr.eq(pix), self.ibuf_rd.en.eq(1), issue.eq(1)]
+                m.d.sync += opix.eq(opix + 1)
+                with m.If(qi == cmd.q - 1):
+                    m.d.sync += [qi.eq(0), pi.eq(pi + 1), row_ptr.eq(row_ptr + stride_pitch),
+                                 pix.eq(row_ptr + stride_pitch)]
+                    with m.If(pi == cmd.p - 1):
+                        m.d.sync += [drain.eq(L + 2), wtap.eq(wtap + rows), wk.eq(rows - 1)]
+                        with m.If(si == cmd.s - 1):
+                            m.d.sync += [si.eq(0), ri.eq(ri + 1), r_base.eq(r_base + dil_pitch),
+                                         tap_base.eq(r_base + dil_pitch)]
+                        with m.Else():
+                            m.d.sync += [si.eq(si + 1), tap_base.eq(tap_base + cmd.dilation)]
+                        m.next = "DRAIN"
+                with m.Else():
+                    m.d.sync += [qi.eq(qi + 1), pix.eq(pix + cmd.stride)]
+
+            with m.State("DRAIN"):
+                m.d.sync += drain.eq(drain - 1)
+                with m.If(drain == 0):
+                    with m.If(ri == cmd.r):
+                        m.next = "HDR"
+                    with m.Else():
+                        m.next = "WLOAD"
+
+            with m.State("STORE"):
+                m.d.comb += [in_store.eq(1),
+                             store_en.eq((cnt != 0) & (~o_valid | m_axis.tready))]
+                with m.If(store_en):
+                    m.d.sync += [ptr.eq(ptr + 1), cnt.eq(cnt - 1)]
+                with m.If(~o_valid | m_axis.tready):
+                    m.d.sync += [o_valid.eq(store_en), o_last.eq(cnt == 1)]
+                    with m.If(cnt == 0):
+                        m.next = "HDR"
+        return m

@@ -1,0 +1,44 @@
+"""The MAC processing element.
+
+A weight-stationary PE: a weight register loaded through a per-column shift chain (``w_in`` → ``w``
+→ ``w_out`` to the PE below when ``w_shift`` is high), an activation forwarded to the right one cycle
+later (``a_out``), and a partial sum that arrives from above and leaves below one cycle later with this
+PE's product added: ``psum_out <= psum_in + a_in * w``. The accumulate is a plain two-input add so
+synthesis maps the multiplier and a carry chain rather than a multi-operand adder; the sum wraps at
+``acc_bits`` exactly like the golden model.
+"""
+
+from amaranth.hdl import Module, Shape, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["MacPE"]
+
+
+class MacPE(wiring.Component):
+    """Parameters: ``act_shape``, ``weight_shape`` (Amaranth shapes, signed or unsigned) and
+    ``acc_bits`` (signed accumulator/partial-sum width)."""
+
+    def __init__(self, *, act_shape, weight_shape, acc_bits: int):
+        act_shape, weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
+        if not isinstance(acc_bits, int) or acc_bits < act_shape.width + weight_shape.width:
+            raise ValueError(f"acc_bits must be an integer of at least "
+                             f"{act_shape.width + weight_shape.width}, not {acc_bits!r}")
+        self.act_shape, self.weight_shape, self.acc_bits = act_shape, weight_shape, acc_bits
+        super().__init__({
+            "a_in": In(act_shape), "a_out": Out(act_shape),
+            "w_in": In(weight_shape), "w_out": Out(weight_shape), "w_shift": In(1),
+            "psum_in": In(signed(acc_bits)), "psum_out": Out(signed(acc_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        w = Signal(self.weight_shape)
+        with m.If(self.w_shift):
+            m.d.sync += w.eq(self.w_in)
+        m.d.comb += self.w_out.eq(w)
+        m.d.sync += [
+            self.a_out.eq(self.a_in),
+            self.psum_out.eq(self.psum_in + self.a_in * w),
+        ]
+        return m

@@ -1,0 +1,82 @@
+"""``Accelerator(spec)``: the whole accelerator, wired from the spec. Reads no files, parses no CLI.
+
+::
+
+    s_axil ──> CsrBank  (identity, status, performance counters, control)
+    s_axis ──> Controller ──> input/weight Scratchpads ──> SystolicArray ──> output Scratchpad
+                    └───────────────────────────────────────────────── m_axis <──┘
+"""
+
+from amaranth.hdl import Module, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out, connect, flipped
+
+from gen.isa import ACCEL_ID, CSR_ADDR_BITS, CSRS, ISA_VERSION
+from gen.spec import Spec
+
+from .array import SystolicArray
+from .buffer import Scratchpad
+from .controller import Controller
+from .host import AxiLiteSignature, AxiStreamSignature, CsrBank
+
+__all__ = ["Accelerator"]
+
+
+class Accelerator(wiring.Component):
+    def __init__(self, spec: Spec):
+        if not isinstance(spec, Spec):
+            raise TypeError(f"spec must be a gen.spec.Spec, not {spec!r}")
+        self.spec = spec
+        super().__init__({
+            "s_axil": In(AxiLiteSignature(CSR_ADDR_BITS)),
+            "s_axis": In(AxiStreamSignature(spec.in_stream_bits)),
+            "m_axis": Out(AxiStreamSignature(spec.out_stream_bits)),
+        })
+
+    def elaborate(self, platform):
+        spec = self.spec
+        m = Module()
+        act = signed(spec.act_bits) if spec.act_signed else unsigned(spec.act_bits)
+        wgt = signed(spec.weight_bits) if spec.weight_signed else unsigned(spec.weight_bits)
+        m.submodules.array = array = SystolicArray(
+            rows=spec.rows, cols=spec.cols, act_shape=act, weight_shape=wgt,
+            acc_bits=spec.acc_bits)
+        m.submodules.ctrl = ctrl = Controller(spec, array_latency=array.latency)
+        m.submodules.ibuf = ibuf = Scratchpad(depth=spec.input_depth, width=spec.input_word_bits)
+        m.submodules.wbuf = wbuf = Scratchpad(depth=spec.weight_depth, width=spec.weight_word_bits)
+        m.submodules.obuf = obuf = Scratchpad(depth=spec.output_depth, width=spec.output_word_bits)
+        m.submodules.csr = csr = CsrBank(CSRS, addr_bits=CSR_ADDR_BITS)
+
+        connect(m, flipped(self.s_axis), ctrl.s_axis)
+        connect(m, ctrl.m_axis, flipped(self.m_axis))
+        connect(m, flipped(self.s_axil), csr.bus)
+        connect(m, ctrl.ibuf_wr, ibuf.wr)
+        connect(m, ctrl.ibuf_rd, ibuf.rd)
+        connect(m, ctrl.wbuf_wr, wbuf.wr)
+        connect(m, ctrl.wbuf_rd, wbuf.rd)
+        connect(m, ctrl.obuf_wr, obuf.wr)
+        connect(m, ctrl.obuf_rd, obuf.rd)
+        m.d.comb += [
+            array.a.eq(ctrl.a), array.w.eq(ctrl.w), array.w_shift.eq(ctrl.w_shift),
+            ctrl.y.eq(array.y),
+        ]
+
+        m.d.comb += [
+            csr.id.eq(ACCEL_ID),
+            csr.version.eq(ISA_VERSION),
+            csr.shape.eq(spec.rows | spec.cols << 16),
+            csr.precision.eq(spec.act_bits | spec.weight_bits << 8 | spec.acc_bits << 16
+                             | int(spec.act_signed) << 24 | int(spec.weight_signed) << 25),
+            csr.input_depth.eq(spec.input_depth),
+            csr.weight_depth.eq(spec.weight_depth),
+            csr.output_depth.eq(spec.output_depth),
+            csr.status.eq(ctrl.busy | ctrl.error << 1),
+            ctrl.clear_counters.eq(csr.control_stb & csr.control[0]),
+            ctrl.clear_error.eq(csr.control_stb & csr.control[1]),
+            csr.commands.eq(ctrl.commands),
+        ]
+        for name in ("cycles", "array_busy", "in_stall", "out_stall"):
+            value = getattr(ctrl, name)
+            m.d.comb += [getattr(csr, f"{name}_lo").eq(value[:32]),
+                         getattr(csr, f"{name}_hi").eq(value[32:])]
+        return m

@@ -1,0 +1,1 @@
+"""accelgen simulation: numpy golden model, ISA reference machine, cocotb driver and runners."""
