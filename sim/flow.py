@@ -95,7 +95,8 @@ def random_tensors(spec: Spec, layer: ConvLayer, seed: int = 0, *, bias: bool = 
     else:
         x = rng.integers(alo, ahi + 1, layer.input_shape)
         w = rng.integers(wlo, whi + 1, layer.weight_shape)
-    b = rng.integers(-(1 << 20), 1 << 20, layer.K) if bias else None
+    lim = 1 << min(20, spec.acc_bits - 2)
+    b = rng.integers(-lim, lim, layer.K) if bias else None
     return x, w, b
 
 

@@ -1,0 +1,212 @@
+"""``accelgen``: generate accelerators and run layers on them.
+
+    accelgen generate SPEC.toml -o DIR
+    accelgen simulate SPEC.toml (--layer "C=..,H=..,..." | --input X.npy --weights W.npy) [options]
+    accelgen layers
+
+User errors print one line (``accelgen: error: ...``) and exit 2; a simulation whose output differs
+from the golden model exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import AccelgenError
+
+__all__ = ["main"]
+
+
+def _load_npy(path: str, what: str):
+    import numpy as np
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise AccelgenError(f"{what} file {path} not found") from None
+    except (ValueError, OSError) as e:
+        raise AccelgenError(f"{what} file {path} is not a readable .npy array ({e})") from None
+
+
+def _cmd_generate(args) -> int:
+    from .emit import generate
+    from .spec import load_spec
+
+    spec = load_spec(args.spec)
+    t0 = time.monotonic()
+    vpath, mpath, man = generate(spec, args.output)
+    dt = time.monotonic() - t0
+    if args.json:
+        print(json.dumps({"verilog": str(vpath), "manifest": str(mpath),
+                          "verilog_bytes": vpath.stat().st_size, "seconds": round(dt, 3),
+                          "sha256": man["verilog_sha256"]}))
+    else:
+        print(f"accelgen: generated {spec.name} ({spec.rows}x{spec.cols} {spec.dataflow.upper()}, "
+              f"int{spec.act_bits} x int{spec.weight_bits} -> int{spec.acc_bits}) in {dt:.1f} s")
+        print(f"  verilog   {vpath} ({vpath.stat().st_size:,} bytes)")
+        print(f"  manifest  {mpath}")
+    return 0
+
+
+def _layer_from_args(args, spec):
+    from .layer import ConvLayer, parse_layer
+    from sim.flow import random_tensors
+
+    overrides = {"stride": args.stride, "pad": args.padding, "dilation": args.dilation,
+                 "groups": args.groups, "N": args.batch}
+    if args.layer:
+        if args.input or args.weights:
+            raise AccelgenError("give either --layer (random tensors) or --input/--weights, "
+                                "not both")
+        layer = parse_layer(args.layer, **overrides)
+        x, w, b = random_tensors(spec, layer, args.seed, bias=args.random_bias)
+        if args.bias:
+            b = _load_npy(args.bias, "bias")
+        return layer, x, w, b
+    if not (args.input and args.weights):
+        raise AccelgenError("simulate needs --layer \"C=..,H=..,W=..,K=..,R=..,S=..\" or both "
+                            "--input X.npy and --weights W.npy")
+    x = _load_npy(args.input, "input")
+    w = _load_npy(args.weights, "weights")
+    b = _load_npy(args.bias, "bias") if args.bias else None
+    if x.ndim != 4:
+        raise AccelgenError(f"input tensor must be 4-D NCHW, not shape {x.shape}")
+    if w.ndim != 4:
+        raise AccelgenError(f"weights tensor must be 4-D KCRS, not shape {w.shape}")
+    groups = args.groups or 1
+    N, C, H, W = x.shape
+    K, Cg, R, S = w.shape
+    if Cg * groups != C:
+        raise AccelgenError(
+            f"weights have {Cg} channels per filter but input has C={C} with groups={groups}; "
+            f"weights must be K x C/groups x R x S (pass --groups {C // Cg if Cg and C % Cg == 0 else 'G'})")
+    if args.batch is not None and args.batch != N:
+        raise AccelgenError(f"--batch {args.batch} disagrees with the input tensor's N={N}")
+    layer = ConvLayer(N=N, C=C, H=H, W=W, K=K, R=R, S=S, stride=args.stride or 1,
+                      pad=args.padding or 0, dilation=args.dilation or 1, groups=groups,
+                      name=Path(args.input).stem)
+    return layer, x, w, b
+
+
+def _cmd_simulate(args) -> int:
+    import numpy as np
+
+    from .spec import load_spec
+    from sim.flow import simulate_layer
+
+    spec = load_spec(args.spec)
+    if not 0 <= args.backpressure < 1:
+        raise AccelgenError(f"--backpressure must be a probability in [0, 1), "
+                            f"not {args.backpressure}")
+    layer, x, w, b = _layer_from_args(args, spec)
+    res = simulate_layer(spec, layer, x, w, b, sim=args.sim, work_dir=args.work_dir,
+                         in_pause=args.backpressure, out_pause=args.backpressure,
+                         seed=args.seed, waves=args.waves)
+    if args.output:
+        try:
+            np.save(args.output, res.output.astype(np.int64 if spec.acc_bits > 32 else np.int32))
+        except OSError as e:
+            raise AccelgenError(f"cannot write {args.output}: {e.strerror}") from None
+    s = res.summary()
+    if args.json:
+        print(json.dumps(s, indent=2))
+    else:
+        c = res.counters
+        print(f"accelgen simulate: {spec.name} ({spec.rows}x{spec.cols} {spec.dataflow.upper()}) "
+              f"on {args.sim}")
+        print(f"  layer        {layer.describe()}")
+        print(f"  program      {s['program']['commands']} commands, output tiles "
+              f"{s['program']['tile_p']}x{s['program']['tile_q']}")
+        print(f"  cycles       {res.cycles:,} (ideal {s['ideal_cycles']:,} = MACs/{spec.rows * spec.cols}"
+              f" PEs)")
+        print(f"  MACs         {res.macs:,}")
+        print(f"  utilisation  {100 * res.utilisation:.1f}% of {spec.rows * spec.cols} PEs")
+        print(f"  counters     array busy {c['array_busy']:,}, input stalls {c['in_stall']:,}, "
+              f"output stalls {c['out_stall']:,}")
+        if res.match:
+            print(f"  result       PASS: {res.output.size:,} outputs match the golden model "
+                  f"bit-exactly")
+        else:
+            mm = s["first_mismatch"]
+            print(f"  result       FAIL: {mm['mismatches']:,} of {res.output.size:,} outputs differ;"
+                  f" first at [n,k,p,q]={mm['index']}: rtl={mm['rtl']} golden={mm['golden']}")
+        print(f"  verilog      {res.verilog}")
+        if args.waves:
+            print(f"  waves        {res.job_dir}")
+        if args.output:
+            print(f"  output       {args.output}")
+        print(f"  wall time    {res.wall_seconds:.1f} s")
+    return 0 if res.match else 1
+
+
+def _cmd_layers(args) -> int:
+    from .layer import workload_layers
+    for name, layer in workload_layers().items():
+        print(f"{name:24s} {layer.describe().split(' ', 1)[1]}  MACs {layer.macs:,}")
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, like every other user error
+        print(f"accelgen: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="accelgen", description="DNN accelerator generator: spec in, verified "
+                                              "Verilog out.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    g = sub.add_parser("generate", help="emit Verilog and manifest.json for a spec")
+    g.add_argument("spec", help="spec TOML file (see specs/)")
+    g.add_argument("-o", "--output", required=True, help="output directory")
+    g.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    g.set_defaults(func=_cmd_generate)
+
+    s = sub.add_parser("simulate", help="run a conv layer on the generated RTL and check it "
+                                        "against the golden model")
+    s.add_argument("spec", help="spec TOML file")
+    s.add_argument("--layer", help="layer shape 'C=..,H=..,W=..,K=..,R=..,S=..,stride=..,pad=..' "
+                                   "or a workload name like resnet18:conv2_x (random tensors)")
+    s.add_argument("--input", help="activations, NCHW .npy (integers in the spec's precision)")
+    s.add_argument("--weights", help="weights, KCRS .npy (C/groups channels per filter)")
+    s.add_argument("--bias", help="per-output-channel bias, (K,) .npy")
+    s.add_argument("--random-bias", action="store_true", help="with --layer: add a random bias")
+    s.add_argument("--stride", type=int)
+    s.add_argument("--padding", type=int)
+    s.add_argument("--dilation", type=int)
+    s.add_argument("--groups", type=int)
+    s.add_argument("--batch", type=int, help="with --layer: batch size N")
+    s.add_argument("--seed", type=int, default=0, help="random tensors and backpressure seed")
+    s.add_argument("--sim", default="icarus", choices=["icarus", "verilator"])
+    s.add_argument("--backpressure", type=float, default=0.0,
+                   help="probability of a stall cycle on each AXI stream (default 0)")
+    s.add_argument("--output", help="write the output tensor (NKPQ) to this .npy")
+    s.add_argument("--waves", action="store_true", help="record waveforms in the work directory")
+    s.add_argument("--work-dir", type=Path, help="keep the simulation job here (default: a "
+                                                 "temporary directory)")
+    s.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    s.set_defaults(func=_cmd_simulate)
+
+    ls = sub.add_parser("layers", help="list the shipped workload layers")
+    ls.set_defaults(func=_cmd_layers)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AccelgenError as e:
+        print(f"accelgen: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("accelgen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+import os
+
+import pytest
+
+from gen.spec import spec_from_dict
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache(tmp_path_factory):
+    """Simulator builds go to a per-session cache unless the caller chose one."""
+    if "ACCELGEN_CACHE" not in os.environ:
+        os.environ["ACCELGEN_CACHE"] = str(tmp_path_factory.mktemp("accelgen-cache"))
+    yield
+
+
+def make_spec(name="t", rows=3, cols=5, **kw):
+    prec = {k: kw.pop(k) for k in list(kw) if k in ("act_bits", "act_signed", "weight_bits",
+                                                     "weight_signed", "acc_bits")}
+    bufs = {k: kw.pop(k) for k in list(kw) if k in ("input_depth", "weight_depth",
+                                                     "output_depth")}
+    assert not kw, kw
+    return spec_from_dict({"name": name, "array": {"rows": rows, "cols": cols},
+                           "precision": prec, "buffers": bufs})

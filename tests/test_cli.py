@@ -1,0 +1,138 @@
+"""The command line: outputs, exit codes and one-line errors without tracebacks."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gen.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = """
+name = "cli_ws"
+[array]
+rows = 3
+cols = 4
+[buffers]
+input_depth = 256
+weight_depth = 128
+output_depth = 64
+"""
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    p = tmp_path / "spec.toml"
+    p.write_text(SPEC)
+    return p
+
+
+def _err_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+def test_generate(spec_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["generate", str(spec_file), "-o", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert Path(info["verilog"]) == out / "cli_ws.v" and info["verilog_bytes"] > 1000
+    assert (out / "manifest.json").exists()
+
+
+def test_simulate_npy_roundtrip(spec_file, tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    x = rng.integers(-128, 128, (1, 4, 6, 6)).astype(np.int8)
+    w = rng.integers(-128, 128, (5, 4, 3, 3)).astype(np.int8)
+    b = rng.integers(-100, 100, (5,)).astype(np.int32)
+    for name, t in (("x", x), ("w", w), ("b", b)):
+        np.save(tmp_path / f"{name}.npy", t)
+    y = tmp_path / "y.npy"
+    rc = main(["simulate", str(spec_file), "--input", str(tmp_path / "x.npy"), "--weights",
+               str(tmp_path / "w.npy"), "--bias", str(tmp_path / "b.npy"), "--padding", "1",
+               "--stride", "2", "--output", str(y), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert rc == 0 and summary["match"] is True
+    from sim.golden import conv2d
+    assert np.array_equal(np.load(y), conv2d(x, w, b, stride=2, pad=1))
+    assert summary["cycles"] == summary["counters"]["cycles"] > summary["ideal_cycles"]
+    assert 0 < summary["utilisation"] <= 1
+
+
+def test_simulate_random_layer_text(spec_file, capsys):
+    rc = main(["simulate", str(spec_file), "--layer", "C=3,H=5,W=5,K=2,R=3,S=3", "--seed", "3",
+               "--backpressure", "0.2"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "PASS: 18 outputs match the golden model bit-exactly" in out
+    assert "utilisation" in out and "cli_ws.v" in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["simulate", "{spec}"], "simulate needs --layer"),
+    (["simulate", "{spec}", "--layer", "C=3,H=5"], "layer is missing W="),
+    (["simulate", "{spec}", "--layer", "C=3,H=5,W=5,K=2", "--backpressure", "1.5"],
+     "--backpressure must be a probability in [0, 1), not 1.5"),
+    (["simulate", "{spec}", "--layer", "C=3,H=40,W=40,K=2,R=9,S=9"],
+     "layer 9x9 filter needs R*S*rows = 243 weight-buffer words but buffers.weight_depth is 128; "
+     "raise buffers.weight_depth to at least 243"),
+    (["simulate", "{spec}", "--input", "{tmp}/nope.npy", "--weights", "{tmp}/nope.npy"],
+     "input file {tmp}/nope.npy not found"),
+    (["generate", "{tmp}/missing.toml", "-o", "{tmp}/o"], "spec file not found"),
+    (["simulate", "{spec}", "--layer", "C=2,H=3,W=3,K=2", "--sim", "ghdl"],
+     "argument --sim: invalid choice"),
+])
+def test_user_errors_are_one_line(args, message, spec_file, tmp_path, capsys):
+    args = [a.format(spec=spec_file, tmp=tmp_path) for a in args]
+    try:
+        rc = main(args)
+    except SystemExit as e:  # argparse's own errors
+        rc = e.code
+    assert rc == 2
+    assert message.format(tmp=tmp_path) in _err_line(capsys)
+
+
+def test_tensor_shape_errors(spec_file, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((1, 4, 5, 5), dtype=np.int8))
+    np.save(tmp_path / "w.npy", np.zeros((2, 3, 3, 3), dtype=np.int8))
+    rc = main(["simulate", str(spec_file), "--input", str(tmp_path / "x.npy"),
+               "--weights", str(tmp_path / "w.npy")])
+    assert rc == 2
+    assert "weights have 3 channels per filter but input has C=4 with groups=1" in \
+        _err_line(capsys)
+    np.save(tmp_path / "w.npy", np.full((2, 4, 3, 3), 1000))
+    rc = main(["simulate", str(spec_file), "--input", str(tmp_path / "x.npy"),
+               "--weights", str(tmp_path / "w.npy")])
+    assert rc == 2 and "weights tensor values span 1000..1000" in _err_line(capsys)
+
+
+def test_missing_icarus_is_explained(spec_file, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    rc = main(["simulate", str(spec_file), "--layer", "C=2,H=3,W=3,K=2"])
+    assert rc == 2
+    assert _err_line(capsys) == ("accelgen: error: Icarus Verilog (iverilog) is not installed; "
+                                 "install it with 'apt-get install iverilog' (or run 'make setup' "
+                                 "as root)")
+
+
+def test_bad_spec_name_writes_nothing(tmp_path, capsys):
+    p = tmp_path / "evil.toml"
+    p.write_text('name = "../../evil"\n[array]\nrows = 2\ncols = 2\n')
+    rc = main(["generate", str(p), "-o", str(tmp_path / "out")])
+    assert rc == 2 and "name must be a plain identifier" in _err_line(capsys)
+    assert not (tmp_path / "out").exists() and not (tmp_path.parent / "evil.v").exists()
+
+
+def test_console_entry_point(spec_file, tmp_path):
+    """`python -m gen` (what the accelgen script runs) exits 2 with one line on a bad spec."""
+    p = tmp_path / "bad.toml"
+    p.write_text("name = 'x'\n[array]\nrows = 0\ncols = 2\n")
+    proc = subprocess.run([sys.executable, "-m", "gen", "generate", str(p), "-o",
+                           str(tmp_path / "o")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"accelgen: error: {p}: array.rows must be an integer from 1 "
+                                   f"to 256, not 0")

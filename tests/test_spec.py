@@ -1,0 +1,78 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from gen.errors import AccelgenError
+from gen.spec import load_spec, spec_from_dict
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def _spec(**over):
+    d = {"name": "t", "array": {"rows": 4, "cols": 4}}
+    for k, v in over.items():
+        if "." in k:
+            sec, key = k.split(".")
+            d.setdefault(sec, {})[key] = v
+        else:
+            d[k] = v
+    return d
+
+
+def test_shipped_specs_load():
+    names = sorted(p.stem for p in SPECS.glob("*.toml"))
+    assert {"ws_8x8", "ws_16x16"} <= set(names)
+    for p in SPECS.glob("*.toml"):
+        spec = load_spec(p)
+        assert spec.name == p.stem
+
+
+def test_defaults_and_derived():
+    s = spec_from_dict(_spec())
+    assert (s.rows, s.cols, s.act_bits, s.weight_bits, s.acc_bits) == (4, 4, 8, 8, 32)
+    assert s.dataflow == "ws" and s.act_signed and s.weight_signed
+    assert s.in_stream_bits == 32 and s.out_stream_bits == 128
+    assert spec_from_dict(s.to_dict()) == s
+    assert s.act_range() == (-128, 127)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("array.rows", 0, "t: array.rows must be an integer from 1 to 256, not 0"),
+    ("array.cols", "8", "t: array.cols must be an integer from 1 to 256, not '8'"),
+    ("array.rows", True, "t: array.rows must be an integer from 1 to 256, not True"),
+    ("precision.act_signed", 1, "t: precision.act_signed must be true or false, not 1"),
+    ("buffers.input_depth", 70000, "t: buffers.input_depth must be an integer from 1 to 65536, "
+                                   "not 70000"),
+    ("dataflow", "xs", "t: dataflow must be one of ws, not 'xs'"),
+    ("precision.acc_bits", 12, "t: precision.acc_bits must be at least act_bits + weight_bits (16) "
+                               "to hold one product, not 12"),
+])
+def test_field_errors(field, value, message):
+    with pytest.raises(AccelgenError, match=f"^{re.escape(message)}$"):
+        spec_from_dict(_spec(**{field: value}), source="t")
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "1abc", "", "module", "with space",
+                                  "x" * 65, "class"])
+def test_name_must_be_identifier(name):
+    with pytest.raises(AccelgenError, match=r"^t: name must be a plain identifier"):
+        spec_from_dict(_spec(name=name), source="t")
+
+
+def test_unknown_fields_named():
+    with pytest.raises(AccelgenError, match=r"^t: unknown field array\.row; allowed: cols, rows$"):
+        spec_from_dict({"name": "t", "array": {"row": 4, "cols": 4}}, source="t")
+    with pytest.raises(AccelgenError, match=r"^t: unknown field 'arrays'"):
+        spec_from_dict({"name": "t", "arrays": {}}, source="t")
+    with pytest.raises(AccelgenError, match=r"^t: missing required field array\.rows$"):
+        spec_from_dict({"name": "t", "array": {"cols": 4}}, source="t")
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(AccelgenError, match=r"spec file not found"):
+        load_spec(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(AccelgenError, match=r"bad\.toml: not valid TOML"):
+        load_spec(bad)
