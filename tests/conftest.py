@@ -9,7 +9,10 @@ from gen.spec import spec_from_dict
 def _cache(tmp_path_factory):
     """Simulator builds go to a per-session cache unless the caller chose one."""
     if "ACCELGEN_CACHE" not in os.environ:
-        os.environ["ACCELGEN_CACHE"] = str(tmp_path_factory.mktemp("accelgen-cache"))
+        base = tmp_path_factory.getbasetemp()
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            base = base.parent  # shared by all workers of this run; builds are locked
+        os.environ["ACCELGEN_CACHE"] = str(base / "accelgen-cache")
     yield
 
 
