@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (constructor-error tests create components that are never elaborated)
 """Amaranth-simulator unit tests: PE, array, CSR bank, and the controller through the top."""
 
 import random

@@ -35,7 +35,11 @@ stamp="$VENV/.accelgen-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: creating $VENV and installing accelgen (pip)"
   "$PYTHON" -m venv "$VENV" || die "could not create a virtualenv; install python3-venv"
-  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q -e '.[test]' || die "pip install failed (see above)"
+  log="$VENV/pip-install.log"
+  if ! { "$VENV/bin/python" -m pip install --upgrade pip &&
+         "$VENV/bin/python" -m pip install -e '.[test]'; } >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    die "pip install failed (full log: $log)"
+  fi
   touch "$stamp"
 fi
