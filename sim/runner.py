@@ -109,6 +109,15 @@ def _build(verilog: Path, top: str, sim: str, bdir: Path, sha: str, waves: bool)
     # any process starts, so Yosys' "trigger every always @* at time zero" idiom never fires and
     # combinational outputs stay X until an input changes.
     build_args = ["-g2005"]
+    sources = [src]
+    if sim == "icarus" and waves:
+        # cocotb's own dump module is SystemVerilog; this one is Verilog-2005. The runner runs vvp
+        # with -fst when waves are on; the file lands in the job directory (the working directory).
+        dump = bdir / "accelgen_dump.v"
+        dump.write_text(f"module accelgen_dump();\ninitial begin\n  $dumpfile(\"waves.fst\");\n"
+                        f"  $dumpvars(0, {top});\nend\nendmodule\n")
+        sources.append(dump)
+        build_args += ["-s", "accelgen_dump"]
     if sim == "verilator":
         build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast",
                       "--x-initial", "fast", "-O3"]
@@ -120,9 +129,9 @@ def _build(verilog: Path, top: str, sim: str, bdir: Path, sha: str, waves: bool)
         # build fails ("Vtop__pch.h.fast: linker input file not found"). GCC wants -include.
         os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include"]))
     try:
-        _runner(sim).build(sources=[src], hdl_toplevel=top, build_dir=bdir, always=True,
-                           timescale=TIMESCALE, build_args=build_args, waves=waves,
-                           log_file=log)
+        _runner(sim).build(sources=sources, hdl_toplevel=top, build_dir=bdir, always=True,
+                           timescale=TIMESCALE, build_args=build_args,
+                           waves=waves and sim == "verilator", log_file=log)
     except (SystemExit, RuntimeError, subprocess.CalledProcessError, OSError) as e:
         raise AccelgenError(f"{sim} failed to build {verilog.name} ({e}); see {log}") from None
     finally:
@@ -147,8 +156,8 @@ def run_job(build_dir: Path, top: str, sim: str, job_dir: Path, *, waves: bool =
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner sys.exit()s under pytest
     try:
         runner.test(test_module="sim.cocotb_job", hdl_toplevel=top, hdl_toplevel_lang="verilog",
-                    build_dir=build_dir,
-                    test_dir=job_dir, extra_env=env, waves=waves, log_file=log,
+                    build_dir=build_dir, test_dir=job_dir, extra_env=env, waves=waves,
+                    log_file=log,
                     results_xml=str(results), timescale=TIMESCALE)
         ntests, nfail = get_results(results)
     except (SystemExit, RuntimeError, subprocess.CalledProcessError) as e:

@@ -136,3 +136,28 @@ def test_console_entry_point(spec_file, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"accelgen: error: {p}: array.rows must be an integer from 1 "
                                    f"to 256, not 0")
+
+
+def test_mismatch_exits_1_and_names_first_index(spec_file, monkeypatch, capsys):
+    """The comparison can fail: a golden model off by one at one index is reported, exit 1."""
+    import sim.flow
+    real = sim.flow.golden.conv2d
+
+    def off_by_one(*a, **kw):
+        y = real(*a, **kw)
+        y[0, 1, 2, 0] += 1
+        return y
+
+    monkeypatch.setattr(sim.flow.golden, "conv2d", off_by_one)
+    rc = main(["simulate", str(spec_file), "--layer", "C=3,H=5,W=5,K=2,R=3,S=3", "--seed", "4"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "FAIL: 1 of 18 outputs differ; first at [n,k,p,q]=[0, 1, 2, 0]" in out
+
+
+def test_waves(spec_file, tmp_path, capsys):
+    rc = main(["simulate", str(spec_file), "--layer", "C=2,H=3,W=3,K=2", "--waves",
+               "--work-dir", str(tmp_path / "job")])
+    assert rc == 0
+    assert any(p.suffix in (".fst", ".vcd") for p in (tmp_path / "job").rglob("*")), \
+        list((tmp_path / "job").rglob("*"))
