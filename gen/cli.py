@@ -80,9 +80,10 @@ def _layer_from_args(args, spec):
     N, C, H, W = x.shape
     K, Cg, R, S = w.shape
     if Cg * groups != C:
+        hint = f"--groups {C // Cg}" if C % Cg == 0 else "--groups G with C/G channels per filter"
         raise AccelgenError(
             f"weights have {Cg} channels per filter but input has C={C} with groups={groups}; "
-            f"weights must be K x C/groups x R x S (pass --groups {C // Cg if Cg and C % Cg == 0 else 'G'})")
+            f"weights must be K x C/groups x R x S (pass {hint})")
     if args.batch is not None and args.batch != N:
         raise AccelgenError(f"--batch {args.batch} disagrees with the input tensor's N={N}")
     layer = ConvLayer(N=N, C=C, H=H, W=W, K=K, R=R, S=S, stride=args.stride or 1,
@@ -120,10 +121,10 @@ def _cmd_simulate(args) -> int:
         print(f"  layer        {layer.describe()}")
         print(f"  program      {s['program']['commands']} commands, output tiles "
               f"{s['program']['tile_p']}x{s['program']['tile_q']}")
-        print(f"  cycles       {res.cycles:,} (ideal {s['ideal_cycles']:,} = MACs/{spec.rows * spec.cols}"
-              f" PEs)")
+        pes = spec.rows * spec.cols
+        print(f"  cycles       {res.cycles:,} (ideal {s['ideal_cycles']:,} = MACs/{pes} PEs)")
         print(f"  MACs         {res.macs:,}")
-        print(f"  utilisation  {100 * res.utilisation:.1f}% of {spec.rows * spec.cols} PEs")
+        print(f"  utilisation  {100 * res.utilisation:.1f}% of {pes} PEs")
         print(f"  counters     array busy {c['array_busy']:,}, input stalls {c['in_stall']:,}, "
               f"output stalls {c['out_stall']:,}")
         if res.match:

@@ -146,7 +146,7 @@ def decode(program: Program, out_frames: list[bytes]) -> np.ndarray:
     y = np.zeros(layer.output_shape, dtype=np.int64)
     beat = spec.out_stream_bits // 8
     Kg = layer.Kg
-    for cmd, data in zip(stores, out_frames):
+    for cmd, data in zip(stores, out_frames, strict=True):
         if len(data) != cmd.count * beat:
             raise AccelgenError(
                 f"an output frame has {len(data)} bytes, expected {cmd.count * beat}")

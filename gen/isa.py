@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 
 __all__ = ["Op", "HEADER_WORDS", "HEADER_FIELDS", "CSRS", "CSR_ADDR_BITS", "ACCEL_ID",
-           "encode_header", "decode_header", "field_max"]
+           "encode_header", "decode_header", "field_max", "identity", "csr_offset"]
 
 
 class Op(enum.IntEnum):
@@ -92,6 +92,21 @@ CSRS: list[tuple[str, int, str, str]] = [
 ]
 
 ISA_VERSION = 1
+
+
+def identity(spec) -> dict[str, int]:
+    """The read-only identity CSRs of the design generated from ``spec`` (what the RTL returns and
+    what a driver checks before running a program built for that spec)."""
+    return {
+        "id": ACCEL_ID,
+        "version": ISA_VERSION,
+        "shape": spec.rows | spec.cols << 16,
+        "precision": (spec.act_bits | spec.weight_bits << 8 | spec.acc_bits << 16
+                      | int(spec.act_signed) << 24 | int(spec.weight_signed) << 25),
+        "input_depth": spec.input_depth,
+        "weight_depth": spec.weight_depth,
+        "output_depth": spec.output_depth,
+    }
 
 
 def csr_offset(name: str) -> int:

@@ -11,7 +11,7 @@ from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from gen.isa import ACCEL_ID, CSR_ADDR_BITS, CSRS, ISA_VERSION
+from gen.isa import CSR_ADDR_BITS, CSRS, identity
 from gen.spec import Spec
 
 from .array import SystolicArray
@@ -61,15 +61,9 @@ class Accelerator(wiring.Component):
             ctrl.y.eq(array.y),
         ]
 
+        for name, value in identity(spec).items():
+            m.d.comb += getattr(csr, name).eq(value)
         m.d.comb += [
-            csr.id.eq(ACCEL_ID),
-            csr.version.eq(ISA_VERSION),
-            csr.shape.eq(spec.rows | spec.cols << 16),
-            csr.precision.eq(spec.act_bits | spec.weight_bits << 8 | spec.acc_bits << 16
-                             | int(spec.act_signed) << 24 | int(spec.weight_signed) << 25),
-            csr.input_depth.eq(spec.input_depth),
-            csr.weight_depth.eq(spec.weight_depth),
-            csr.output_depth.eq(spec.output_depth),
             csr.status.eq(ctrl.busy | ctrl.error << 1),
             ctrl.clear_counters.eq(csr.control_stb & csr.control[0]),
             ctrl.clear_error.eq(csr.control_stb & csr.control[1]),

@@ -16,7 +16,7 @@ import numpy as np
 from gen import frames as framing
 from gen.emit import generate
 from gen.errors import AccelgenError
-from gen.isa import Op
+from gen.isa import Op, identity
 from gen.layer import ConvLayer
 from gen.spec import Spec
 from gen.tiler import plan
@@ -132,16 +132,10 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
     budget = (total_beats + out_beats + program.ideal_cycles * 2
               + passes * (2 * spec.rows + spec.cols + 8))
     budget = int(budget * 3 / max(0.05, (1 - max(in_pause, out_pause)))) + 10_000
-    identity = {
-        "shape": spec.rows | spec.cols << 16,
-        "precision": spec.act_bits | spec.weight_bits << 8 | spec.acc_bits << 16
-        | int(spec.act_signed) << 24 | int(spec.weight_signed) << 25,
-        "input_depth": spec.input_depth, "weight_depth": spec.weight_depth,
-        "output_depth": spec.output_depth,
-    }
     (job_dir / "job.json").write_text(json.dumps({
         "frame_bytes": [len(f) for f in frames], "n_out": stores, "in_pause": in_pause,
-        "out_pause": out_pause, "seed": seed, "timeout_cycles": budget, "identity": identity,
+        "out_pause": out_pause, "seed": seed, "timeout_cycles": budget,
+        "identity": identity(spec),
     }))
     result = run_job(bdir, spec.name, sim, job_dir, waves=waves)
     blob = (job_dir / "out.bin").read_bytes()

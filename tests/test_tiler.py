@@ -130,7 +130,9 @@ def test_tensor_checks():
     with pytest.raises(AccelgenError, match=r"^input tensor has shape \(2, 3, 3\) but the layer "
                                             r"needs \(1, 2, 3, 3\)"):
         framing.check_tensors(spec, layer, x[0], w)
-    with pytest.raises(AccelgenError, match=r"^weights tensor values span 200\.\.200 but the spec.s precision\.weight_bits/weight_signed allow -128\.\.127; quantise the tensor or change the spec$"):
+    with pytest.raises(AccelgenError, match=r"^weights tensor values span 200\.\.200 but the spec.s "
+                                            r"precision\.weight_bits/weight_signed allow -128\.\.127; "
+                                            r"quantise the tensor or change the spec$"):
         framing.check_tensors(spec, layer, x, np.full((2, 2, 1, 1), 200))
     with pytest.raises(AccelgenError, match=r"^input tensor must hold integers, not float64$"):
         framing.check_tensors(spec, layer, x.astype(float), w)
