@@ -60,8 +60,6 @@ def _ports(verilog: str, top: str) -> list[dict]:
 
 def manifest(spec: Spec, verilog: str) -> dict:
     """The manifest for ``verilog`` generated from ``spec``."""
-    from hw.array import SystolicArray  # latency is a fact of the array
-
     return {
         "name": spec.name,
         "top": spec.name,
@@ -108,7 +106,7 @@ def manifest(spec: Spec, verilog: str) -> dict:
                                                             "output pixel"},
         },
         "array": {"rows": spec.rows, "cols": spec.cols,
-                  "latency": SystolicArray.latency_of(spec.rows, spec.cols)},
+                  "latency": spec.array_latency, "mult_stages": spec.mult_stages},
         "buffers": {
             "input": {"depth": spec.input_depth, "word_bits": spec.input_word_bits},
             "weight": {"depth": spec.weight_depth, "word_bits": spec.weight_word_bits},

@@ -2,7 +2,7 @@
 
 The host sends a *command stream* on the AXI4-Stream input. Every command starts with a header of
 :data:`HEADER_WORDS` beats; the low 32 bits of each beat carry one header word (upper bits are ignored).
-The 160-bit header is laid out by :data:`HEADER_FIELDS` (bit offset within the concatenated words,
+The 192-bit header is laid out by :data:`HEADER_FIELDS` (bit offset within the concatenated words,
 word 0 first). LOAD commands are followed by ``count`` payload beats; STORE answers with ``count``
 beats on the AXI4-Stream output, ``tlast`` on the last one.
 
@@ -15,7 +15,7 @@ beats on the AXI4-Stream output, ``tlast`` on the last one.
                   register used by a COMPUTE with ``bias`` set.
 ``COMPUTE``       A convolution tile, weight-stationary: for each (r, s) preload the ``rows``×``cols``
                   weight block, then for every output pixel (p, q) of the ``p``×``q`` tile stream the
-                  input word at ``addr + (p*stride + r*dilation)*pitch + q*stride + s*dilation`` through
+                  input word at ``addr + p*row_step + r*dil_step + q*stride + s*dilation`` through
                   the array and add the column sums into output word ``oaddr + p*q_count + q``. The first
                   (r, s) pass starts from zero (or the bias register when ``bias`` is set) unless
                   ``accumulate`` is set.
@@ -43,9 +43,9 @@ class Op(enum.IntEnum):
     STORE = 5
 
 
-HEADER_WORDS = 5
+HEADER_WORDS = 6
 
-#: name -> (bit offset, width) within the 160-bit header.
+#: name -> (bit offset, width) within the 192-bit header.
 HEADER_FIELDS: dict[str, tuple[int, int]] = {
     "op":         (0, 4),
     "accumulate": (4, 1),
@@ -58,9 +58,10 @@ HEADER_FIELDS: dict[str, tuple[int, int]] = {
     "waddr":      (48, 16),   # weight buffer base (LOAD_WEIGHT, COMPUTE)
     "p":          (64, 16),   # output tile rows (COMPUTE)
     "q":          (80, 16),   # output tile columns (COMPUTE)
-    "pitch":      (96, 16),   # input tile row pitch in words (COMPUTE)
-    "oaddr":      (112, 16),  # output buffer base (COMPUTE, STORE)
-    "count":      (128, 17),  # payload / result beats (LOAD_*, STORE)
+    "row_step":   (96, 16),   # stride * input row pitch, in words (COMPUTE)
+    "dil_step":   (112, 16),  # dilation * input row pitch, in words (COMPUTE)
+    "oaddr":      (128, 16),  # output buffer base (COMPUTE, STORE)
+    "count":      (160, 17),  # payload / result beats (LOAD_*, STORE)
 }
 
 ACCEL_ID = 0x41434731  # "ACG1"
@@ -91,7 +92,7 @@ CSRS: list[tuple[str, int, str, str]] = [
     ("out_stall_hi",  0x44, "ro", ""),
 ]
 
-ISA_VERSION = 1
+ISA_VERSION = 2
 
 
 def identity(spec) -> dict[str, int]:

@@ -23,6 +23,10 @@ Example (``specs/ws_8x8.toml``)::
     input_depth = 4096   # words of `rows` activations
     weight_depth = 1024  # words of `cols` weights
     output_depth = 2048  # words of `cols` accumulators
+
+    [pipeline]         # registers for clock speed (each adds a cycle of latency, not of throughput)
+    mult_stages = 2      # 0..2: registers around each PE's multiplier (DSP input/output registers)
+    buffer_reg = true    # register every buffer read (block RAM output register)
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class Spec:
     input_depth: int
     weight_depth: int
     output_depth: int
+    mult_stages: int = 2
+    buffer_reg: bool = True
 
     # -- derived facts, one place for each -------------------------------------------------------
     @property
@@ -87,6 +93,16 @@ class Spec:
     def out_stream_bits(self) -> int:
         """Width of the AXI4-Stream output: one accumulator word (``cols`` lanes of ``acc_bits``)."""
         return -(-(self.cols * self.acc_bits) // 8) * 8
+
+    @property
+    def buffer_latency(self) -> int:
+        """Cycles from a buffer read to its data: 1, or 2 with the output register."""
+        return 2 if self.buffer_reg else 1
+
+    @property
+    def array_latency(self) -> int:
+        """Cycles from an input vector entering the array to its column sums leaving it."""
+        return self.rows + self.cols - 1 + self.mult_stages
 
     @property
     def input_word_bits(self) -> int:
@@ -128,6 +144,7 @@ class Spec:
                 "input_depth": self.input_depth, "weight_depth": self.weight_depth,
                 "output_depth": self.output_depth,
             },
+            "pipeline": {"mult_stages": self.mult_stages, "buffer_reg": self.buffer_reg},
         }
 
     def digest(self) -> str:
@@ -156,8 +173,10 @@ _FIELDS = [
     ("buffers", "input_depth", int, 4096, 1, MAX_DEPTH),
     ("buffers", "weight_depth", int, 1024, 1, MAX_DEPTH),
     ("buffers", "output_depth", int, 1024, 1, MAX_DEPTH),
+    ("pipeline", "mult_stages", int, 2, 0, 2),
+    ("pipeline", "buffer_reg", bool, True, None, None),
 ]
-_SECTIONS = {"array", "precision", "buffers"}
+_SECTIONS = {"array", "precision", "buffers", "pipeline"}
 
 
 def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:

@@ -114,8 +114,6 @@ def _spatial_tile(spec: Spec, layer: ConvLayer) -> tuple[int, int]:
             continue
         last_qt = qt
         wt = (qt - 1) * U + (layer.S - 1) * D + 1
-        if wt > field_max("pitch"):
-            continue
         ht_max = spec.input_depth // wt
         need_h = (layer.R - 1) * D + 1
         if ht_max < need_h:
@@ -134,6 +132,15 @@ def _spatial_tile(spec: Spec, layer: ConvLayer) -> tuple[int, int]:
             f"the input buffer cannot hold one output pixel's {layer.R}x{layer.S} receptive field "
             f"({rf} words with dilation {D}); raise buffers.input_depth to at least {rf}")
     return best[1], best[2]
+
+
+def _step(step: int, uses: int) -> int:
+    """An address step for the header. It is applied ``uses - 1`` times inside the input tile, so
+    it fits the 16-bit field whenever it matters; with a single use it is never applied."""
+    if uses == 1:
+        return 0
+    assert step <= field_max("row_step"), step
+    return step
 
 
 def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False) -> Program:
@@ -174,7 +181,8 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False) -> Program:
                                 cmds.append(Command(Op.COMPUTE, {
                                     "addr": 0, "waddr": 0, "oaddr": j * pn * qn,
                                     "p": pn, "q": qn, "r": R, "s": S, "stride": U, "dilation": D,
-                                    "pitch": wt, "accumulate": int(ct > 0),
+                                    "row_step": _step(U * wt, pn), "dil_step": _step(D * wt, R),
+                                    "accumulate": int(ct > 0),
                                     "bias": int(with_bias)}, g=g, c0=c0, k0=k0))
                         for j, kt in enumerate(kts):
                             cmds.append(Command(

@@ -7,7 +7,8 @@ Activations enter at the left, skewed so row ``i`` enters ``i`` cycles after row
 PE per cycle; partial sums start at zero in the top row and move down one PE per cycle, collecting
 ``a[i] * w[i][j]``. Column ``j`` finishes ``j`` cycles after column 0, so a deskew delays it by
 ``cols - 1 - j``: the dot products of the input vector presented at cycle ``t`` appear together on
-``y`` at cycle ``t + latency``, ``latency = rows + cols - 1``.
+``y`` at cycle ``t + latency``, ``latency = rows + cols - 1 + stages`` (the PEs' multiplier
+pipeline stages).
 
 Weights are held for as long as ``w_shift`` is low: the controller must not shift while a vector it
 cares about is still inside the array (``latency`` cycles).
@@ -32,14 +33,16 @@ def _delay(m, value, n, name):
 
 
 class SystolicArray(wiring.Component):
-    def __init__(self, *, rows: int, cols: int, act_shape, weight_shape, acc_bits: int):
+    def __init__(self, *, rows: int, cols: int, act_shape, weight_shape, acc_bits: int,
+                 stages: int = 0):
         for name, v in (("rows", rows), ("cols", cols)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         self.rows, self.cols = rows, cols
         self.act_shape, self.weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
         self.acc_bits = acc_bits
-        self.latency = self.latency_of(rows, cols)
+        self.stages = stages
+        self.latency = self.latency_of(rows, cols, stages)
         super().__init__({
             "a": In(data.ArrayLayout(self.act_shape, rows)),
             "w": In(data.ArrayLayout(self.weight_shape, cols)),
@@ -48,14 +51,15 @@ class SystolicArray(wiring.Component):
         })
 
     @staticmethod
-    def latency_of(rows: int, cols: int) -> int:
+    def latency_of(rows: int, cols: int, stages: int = 0) -> int:
         """Cycles from an input vector at ``a`` to its dot products at ``y``."""
-        return rows + cols - 1
+        return rows + cols - 1 + stages
 
     def elaborate(self, platform):
         m = Module()
         pes = [[MacPE(act_shape=self.act_shape, weight_shape=self.weight_shape,
-                      acc_bits=self.acc_bits) for _ in range(self.cols)] for _ in range(self.rows)]
+                      acc_bits=self.acc_bits, stages=self.stages)
+                for _ in range(self.cols)] for _ in range(self.rows)]
         for i in range(self.rows):
             for j in range(self.cols):
                 pe = pes[i][j]

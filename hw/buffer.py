@@ -1,8 +1,10 @@
 """Scratchpads: one-write-port, one-read-port SRAM over ``amaranth.lib.memory.Memory``.
 
 The read port is synchronous (data one cycle after ``en``, held while ``en`` is low), so each buffer
-maps to block RAM on FPGAs. Ports are wiring signatures so the controller connects to them with
-``wiring.connect``.
+maps to block RAM on FPGAs. With ``out_reg`` the data passes one more register (two cycles after
+``en``): a block RAM's clock-to-output is most of a fast clock period, so the register is what lets
+the logic after it run at speed. Ports are wiring signatures so the controller connects to them
+with ``wiring.connect``.
 """
 
 from amaranth.hdl import Module, unsigned
@@ -27,12 +29,13 @@ def addr_bits(depth: int) -> int:
 
 
 class Scratchpad(wiring.Component):
-    def __init__(self, *, depth: int, width: int):
+    def __init__(self, *, depth: int, width: int, out_reg: bool = False):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, not {depth!r}")
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be a positive integer, not {width!r}")
-        self.depth, self.width = depth, width
+        self.depth, self.width, self.out_reg = depth, width, out_reg
+        self.latency = 2 if out_reg else 1
         ab = addr_bits(depth)
         super().__init__({"wr": In(WriteSignature(ab, width)), "rd": In(ReadSignature(ab, width))})
 
@@ -43,6 +46,10 @@ class Scratchpad(wiring.Component):
         rp = mem.read_port()
         m.d.comb += [
             wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data), wp.en.eq(self.wr.en),
-            rp.addr.eq(self.rd.addr), rp.en.eq(self.rd.en), self.rd.data.eq(rp.data),
+            rp.addr.eq(self.rd.addr), rp.en.eq(self.rd.en),
         ]
+        if self.out_reg:
+            m.d.sync += self.rd.data.eq(rp.data)
+        else:
+            m.d.comb += self.rd.data.eq(rp.data)
         return m

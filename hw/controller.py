@@ -7,18 +7,22 @@ from the command headers; nothing of a layer is baked into the hardware.
 COMPUTE, per filter tap (r, s):
 
 * ``WLOAD``: read the tap's ``rows`` weight words (bottom row first) and shift them into the array.
-* ``STREAM``: one input word per cycle, addresses from incremental pointers (no runtime multiplies in
-  the loop): ``pix = addr + (p*stride + r*dilation)*pitch + q*stride + s*dilation``. A token (output
-  address, first-pass flag) travels beside each vector through a delay line matched to the array's
-  latency; when the column sums appear, the output word is read one cycle ahead and written back with
-  the sums added (or over it on the first pass, starting from zero or the bias register).
-* ``DRAIN``: wait until the last vector has left the array before the next tap's weights shift in.
+* ``STREAM``: one input word per cycle, addresses from incremental pointers (no multiplier anywhere
+  in the controller: the tiler sends ``row_step = stride*pitch`` and ``dil_step = dilation*pitch``):
+  ``pix = addr + p*row_step + r*dil_step + q*stride + s*dilation``. A token (output address,
+  first-pass flag) travels beside each vector through a delay line matched to the buffer and array
+  latencies; when the column sums appear, the output word has been read just in time and is written
+  back with the sums added (or over it on the first pass, starting from zero or the bias register).
+* ``DRAIN``: wait until the last vector has left the array and its sums are written before the next
+  tap's weights shift in.
 
-STORE reads the output buffer through a one-word skid so ``m_axis`` honours backpressure every cycle.
+Every latency derives from the spec: ``RL`` = buffer read latency (1, or 2 with output registers),
+``L`` = array latency. STORE issues output-buffer reads into a small FIFO with credits, so ``m_axis``
+runs at one beat per cycle and honours backpressure whatever ``RL`` is.
 """
 
 from amaranth.hdl import Cat, Module, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from gen.isa import HEADER_FIELDS, HEADER_WORDS, Op
@@ -37,9 +41,8 @@ _PTR = 24  # pointer register width: above every 16-bit address plus one increme
 
 
 class Controller(wiring.Component):
-    def __init__(self, spec: Spec, *, array_latency: int):
+    def __init__(self, spec: Spec):
         self.spec = spec
-        self.array_latency = array_latency
         act = signed(spec.act_bits) if spec.act_signed else unsigned(spec.act_bits)
         wgt = signed(spec.weight_bits) if spec.weight_signed else unsigned(spec.weight_bits)
         ia, wa, oa = (addr_bits(d) for d in (spec.input_depth, spec.weight_depth,
@@ -73,6 +76,7 @@ class Controller(wiring.Component):
         spec = self.spec
         rows, cols, acc_bits = spec.rows, spec.cols, spec.acc_bits
         s_axis, m_axis = self.s_axis, self.m_axis
+        L, RL = spec.array_latency, spec.buffer_latency
 
         # -- header collection ------------------------------------------------------------------
         hdr = Signal(32 * (HEADER_WORDS - 1))
@@ -93,17 +97,18 @@ class Controller(wiring.Component):
         opix = Signal(_PTR)               # output address of (p, q)
         wtap = Signal(_PTR)               # weight address of tap (r, s)
         wk = Signal(range(rows))          # weight row being read (rows-1 down to 0)
-        stride_pitch = Signal(20)
-        dil_pitch = Signal(20)
         first_pass = Signal()
-        drain = Signal(range(self.array_latency + 3))
+        drain = Signal(range(L + RL + 3))
         bias_reg = Signal(data.ArrayLayout(signed(acc_bits), cols))
 
         # -- outputs defaults -------------------------------------------------------------------
         issue = Signal()                  # an input vector is read this cycle (enters the array next)
         w_issue = Signal()
-        w_shift = Signal()
-        m.d.sync += w_shift.eq(w_issue)
+        w_shift = w_issue
+        for k in range(RL):               # the weight read's data arrives RL cycles later
+            w_shift_d = Signal(name=f"w_shift_d{k}")
+            m.d.sync += w_shift_d.eq(w_shift)
+            w_shift = w_shift_d
         m.d.comb += [
             self.w_shift.eq(w_shift),
             self.w.as_value().eq(self.wbuf_rd.data),
@@ -113,14 +118,15 @@ class Controller(wiring.Component):
         ]
 
         # -- token delay line: (valid, output address, first pass, bias) beside each vector -------
+        # input read at t -> array at t+RL -> sums at t+RL+L; the output word is read at t+L so it
+        # arrives with them, and written at t+RL+L
         tok_layout = data.StructLayout({"valid": 1, "addr": 16, "first": 1, "bias": 1})
-        L = self.array_latency
-        toks = [Signal(tok_layout, name=f"tok{k}") for k in range(L + 2)]
+        toks = [Signal(tok_layout, name=f"tok{k}") for k in range(L + RL + 1)]
         m.d.comb += [toks[0].valid.eq(issue), toks[0].addr.eq(opix), toks[0].first.eq(first_pass),
                      toks[0].bias.eq(cmd.bias)]
-        for k in range(1, L + 2):
+        for k in range(1, L + RL + 1):
             m.d.sync += toks[k].eq(toks[k - 1])
-        rd_tok, wr_tok = toks[L], toks[L + 1]
+        rd_tok, wr_tok = toks[L], toks[L + RL]
         old = data.View(data.ArrayLayout(signed(acc_bits), cols), self.obuf_rd.data)
         sums = Signal(data.ArrayLayout(signed(acc_bits), cols))
         for j in range(cols):
@@ -135,11 +141,19 @@ class Controller(wiring.Component):
             self.obuf_wr.data.eq(sums),
         ]
 
-        # -- STORE skid -------------------------------------------------------------------------
-        o_valid, o_last = Signal(), Signal()
+        # -- STORE: reads land RL cycles later in a FIFO; credits keep it from overflowing --------
+        obits = spec.output_word_bits
+        m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=obits + 1, depth=RL + 3)
+        inflight = Signal(range(RL + 2))
         store_en = Signal()
-        m.d.comb += [m_axis.tvalid.eq(o_valid), m_axis.tlast.eq(o_last),
-                     m_axis.tdata.eq(self.obuf_rd.data)]
+        st = [Signal(2, name=f"st{k}") for k in range(RL + 1)]  # (valid, last) beside each read
+        m.d.comb += st[0].eq(Cat(store_en, cnt == 1))
+        for k in range(1, RL + 1):
+            m.d.sync += st[k].eq(st[k - 1])
+        m.d.comb += [ofifo.w_en.eq(st[RL][0]), ofifo.w_data.eq(Cat(self.obuf_rd.data, st[RL][1]))]
+        m.d.sync += inflight.eq(inflight + store_en - st[RL][0])
+        m.d.comb += [m_axis.tvalid.eq(ofifo.r_rdy), m_axis.tdata.eq(ofifo.r_data[:obits]),
+                     m_axis.tlast.eq(ofifo.r_data[obits]), ofifo.r_en.eq(m_axis.tready)]
 
         in_store = Signal()
         with m.If(in_store):
@@ -160,7 +174,7 @@ class Controller(wiring.Component):
                 m.d.sync += self.array_busy.eq(self.array_busy + 1)
             with m.If(waiting_input & ~s_axis.tvalid):
                 m.d.sync += self.in_stall.eq(self.in_stall + 1)
-            with m.If(o_valid & ~m_axis.tready):
+            with m.If(m_axis.tvalid & ~m_axis.tready):
                 m.d.sync += self.out_stall.eq(self.out_stall + 1)
         with m.If(self.clear_error):
             m.d.sync += self.error.eq(0)
@@ -187,8 +201,6 @@ class Controller(wiring.Component):
                                 m.d.sync += [
                                     ri.eq(0), si.eq(0), r_base.eq(new.addr), tap_base.eq(new.addr),
                                     wtap.eq(new.waddr), wk.eq(rows - 1),
-                                    stride_pitch.eq(new.stride * new.pitch),
-                                    dil_pitch.eq(new.dilation * new.pitch),
                                 ]
                                 with m.If((new.p != 0) & (new.q != 0) & (new.r != 0) &
                                           (new.s != 0)):
@@ -230,13 +242,14 @@ class Controller(wiring.Component):
                 m.d.comb += [self.ibuf_rd.addr.eq(pix), self.ibuf_rd.en.eq(1), issue.eq(1)]
                 m.d.sync += opix.eq(opix + 1)
                 with m.If(qi == cmd.q - 1):
-                    m.d.sync += [qi.eq(0), pi.eq(pi + 1), row_ptr.eq(row_ptr + stride_pitch),
-                                 pix.eq(row_ptr + stride_pitch)]
+                    m.d.sync += [qi.eq(0), pi.eq(pi + 1), row_ptr.eq(row_ptr + cmd.row_step),
+                                 pix.eq(row_ptr + cmd.row_step)]
                     with m.If(pi == cmd.p - 1):
-                        m.d.sync += [drain.eq(L + 2), wtap.eq(wtap + rows), wk.eq(rows - 1)]
+                        m.d.sync += [drain.eq(L + RL + 2), wtap.eq(wtap + rows), wk.eq(rows - 1)]
                         with m.If(si == cmd.s - 1):
-                            m.d.sync += [si.eq(0), ri.eq(ri + 1), r_base.eq(r_base + dil_pitch),
-                                         tap_base.eq(r_base + dil_pitch)]
+                            m.d.sync += [si.eq(0), ri.eq(ri + 1),
+                                         r_base.eq(r_base + cmd.dil_step),
+                                         tap_base.eq(r_base + cmd.dil_step)]
                         with m.Else():
                             m.d.sync += [si.eq(si + 1), tap_base.eq(tap_base + cmd.dilation)]
                         m.next = "DRAIN"
@@ -253,11 +266,9 @@ class Controller(wiring.Component):
 
             with m.State("STORE"):
                 m.d.comb += [in_store.eq(1),
-                             store_en.eq((cnt != 0) & (~o_valid | m_axis.tready))]
+                             store_en.eq((cnt != 0) & (ofifo.level + inflight < ofifo.depth))]
                 with m.If(store_en):
                     m.d.sync += [ptr.eq(ptr + 1), cnt.eq(cnt - 1)]
-                with m.If(~o_valid | m_axis.tready):
-                    m.d.sync += [o_valid.eq(store_en), o_last.eq(cnt == 1)]
-                    with m.If(cnt == 0):
-                        m.next = "HDR"
+                with m.If((cnt == 0) & (inflight == 0) & (ofifo.level == 0)):
+                    m.next = "HDR"
         return m

@@ -6,6 +6,11 @@ later (``a_out``), and a partial sum that arrives from above and leaves below on
 PE's product added: ``psum_out <= psum_in + a_in * w``. The accumulate is a plain two-input add so
 synthesis maps the multiplier and a carry chain rather than a multi-operand adder; the sum wraps at
 ``acc_bits`` exactly like the golden model.
+
+``stages`` pipeline registers sit around the multiplier (1: after it; 2: before and after it, the
+shape of a DSP block with input and output registers). Each stage delays this PE's product by a
+cycle; since every PE of a column is delayed alike, partial sums still meet their products, and the
+array's latency grows by ``stages`` without costing throughput.
 """
 
 from amaranth.hdl import Module, Shape, Signal, signed
@@ -19,12 +24,15 @@ class MacPE(wiring.Component):
     """Parameters: ``act_shape``, ``weight_shape`` (Amaranth shapes, signed or unsigned) and
     ``acc_bits`` (signed accumulator/partial-sum width)."""
 
-    def __init__(self, *, act_shape, weight_shape, acc_bits: int):
+    def __init__(self, *, act_shape, weight_shape, acc_bits: int, stages: int = 0):
         act_shape, weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
         if not isinstance(acc_bits, int) or acc_bits < act_shape.width + weight_shape.width:
             raise ValueError(f"acc_bits must be an integer of at least "
                              f"{act_shape.width + weight_shape.width}, not {acc_bits!r}")
+        if stages not in (0, 1, 2):
+            raise ValueError(f"stages must be 0, 1 or 2, not {stages!r}")
         self.act_shape, self.weight_shape, self.acc_bits = act_shape, weight_shape, acc_bits
+        self.stages = stages
         super().__init__({
             "a_in": In(act_shape), "a_out": Out(act_shape),
             "w_in": In(weight_shape), "w_out": Out(weight_shape), "w_shift": In(1),
@@ -37,8 +45,16 @@ class MacPE(wiring.Component):
         with m.If(self.w_shift):
             m.d.sync += w.eq(self.w_in)
         m.d.comb += self.w_out.eq(w)
-        m.d.sync += [
-            self.a_out.eq(self.a_in),
-            self.psum_out.eq(self.psum_in + self.a_in * w),
-        ]
+        m.d.sync += self.a_out.eq(self.a_in)
+        a = self.a_in
+        if self.stages == 2:
+            x_a = Signal(self.act_shape)
+            m.d.sync += x_a.eq(a)
+            a = x_a
+        product = a * w
+        if self.stages >= 1:
+            x_p = Signal(product.shape())
+            m.d.sync += x_p.eq(product)
+            product = x_p
+        m.d.sync += self.psum_out.eq(self.psum_in + product)
         return m

@@ -40,11 +40,16 @@ class Accelerator(wiring.Component):
         wgt = signed(spec.weight_bits) if spec.weight_signed else unsigned(spec.weight_bits)
         m.submodules.array = array = SystolicArray(
             rows=spec.rows, cols=spec.cols, act_shape=act, weight_shape=wgt,
-            acc_bits=spec.acc_bits)
-        m.submodules.ctrl = ctrl = Controller(spec, array_latency=array.latency)
-        m.submodules.ibuf = ibuf = Scratchpad(depth=spec.input_depth, width=spec.input_word_bits)
-        m.submodules.wbuf = wbuf = Scratchpad(depth=spec.weight_depth, width=spec.weight_word_bits)
-        m.submodules.obuf = obuf = Scratchpad(depth=spec.output_depth, width=spec.output_word_bits)
+            acc_bits=spec.acc_bits, stages=spec.mult_stages)
+        assert array.latency == spec.array_latency
+        m.submodules.ctrl = ctrl = Controller(spec)
+        reg = spec.buffer_reg
+        m.submodules.ibuf = ibuf = Scratchpad(depth=spec.input_depth, width=spec.input_word_bits,
+                                              out_reg=reg)
+        m.submodules.wbuf = wbuf = Scratchpad(depth=spec.weight_depth,
+                                              width=spec.weight_word_bits, out_reg=reg)
+        m.submodules.obuf = obuf = Scratchpad(depth=spec.output_depth,
+                                              width=spec.output_word_bits, out_reg=reg)
         m.submodules.csr = csr = CsrBank(CSRS, addr_bits=CSR_ADDR_BITS)
 
         connect(m, flipped(self.s_axis), ctrl.s_axis)

@@ -54,7 +54,7 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
             for r in range(h["r"]):
                 for s in range(h["s"]):
                     blk = wbuf[h["waddr"] + (r * h["s"] + s) * spec.rows:][:spec.rows]
-                    addr = (h["addr"] + (pp * h["stride"] + r * h["dilation"]) * h["pitch"]
+                    addr = (h["addr"] + pp * h["row_step"] + r * h["dil_step"]
                             + qq * h["stride"] + s * h["dilation"]).reshape(-1)
                     y = ibuf[addr] @ blk
                     dst = slice(h["oaddr"], h["oaddr"] + P * Q)

@@ -21,6 +21,7 @@ def make_spec(name="t", rows=3, cols=5, **kw):
                                                      "weight_signed", "acc_bits")}
     bufs = {k: kw.pop(k) for k in list(kw) if k in ("input_depth", "weight_depth",
                                                      "output_depth")}
+    pipe = {k: kw.pop(k) for k in list(kw) if k in ("mult_stages", "buffer_reg")}
     assert not kw, kw
     return spec_from_dict({"name": name, "array": {"rows": rows, "cols": cols},
-                           "precision": prec, "buffers": bufs})
+                           "precision": prec, "buffers": bufs, "pipeline": pipe})

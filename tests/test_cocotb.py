@@ -5,6 +5,8 @@ import pytest
 
 from conftest import make_spec
 from gen.layer import ConvLayer
+from gen.model import estimate
+from gen.tiler import plan
 from sim.flow import random_tensors, simulate_layer
 
 # a non-square, non-power-of-two array with small buffers, so every layer is tiled in C, K, P and Q
@@ -43,6 +45,9 @@ def _run(spec_kw, layer, sim, tmp_path, *, bias=False, extreme=None, pause=0.0, 
     assert res.cycles >= c["array_busy"]
     if pause:
         assert c["in_stall"] > 0 and c["out_stall"] > 0
+    else:  # a full input stream and a ready output: the analytic model is exact
+        est = estimate(plan(spec, layer, bias=bias))
+        assert (c["cycles"], c["array_busy"]) == (est.cycles, est.array_busy)
     return res
 
 

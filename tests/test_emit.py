@@ -33,7 +33,7 @@ def test_manifest_describes_the_design(tmp_path):
                                                   "width": HEADER_FIELDS["count"][1]}
     assert man["payloads"]["input_word"]["signed"] is False
     assert man["spec"] == spec.to_dict()
-    assert man["array"]["latency"] == 5
+    assert man["array"]["latency"] == spec.array_latency == 4 + 2 - 1 + 2
     assert len(man["verilog_sha256"]) == 64 and "amaranth" in man["tools"]
     assert f"module {spec.name}(" in vpath.read_text()
 

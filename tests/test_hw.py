@@ -33,10 +33,11 @@ def test_pe_constructor_checks():
         MacPE(act_shape=signed(8), weight_shape=unsigned(4), acc_bits=10)
 
 
+@pytest.mark.parametrize("stages", [0, 1, 2])
 @pytest.mark.parametrize("act,wgt,acc", [(signed(8), signed(8), 32), (unsigned(8), signed(8), 16),
                                          (signed(4), unsigned(3), 8)])
-def test_pe_mac(act, wgt, acc):
-    dut = MacPE(act_shape=act, weight_shape=wgt, acc_bits=acc)
+def test_pe_mac(act, wgt, acc, stages):
+    dut = MacPE(act_shape=act, weight_shape=wgt, acc_bits=acc, stages=stages)
     rng = random.Random(1)
 
     def rand(shape):
@@ -51,13 +52,19 @@ def test_pe_mac(act, wgt, acc):
         ctx.set(dut.w_shift, 0)
         ctx.set(dut.w_in, rand(wgt))  # ignored while w_shift is low
         assert ctx.get(dut.w_out) == w
-        for _ in range(50):
-            a, p = rand(act), rng.randint(-(1 << (acc - 1)), (1 << (acc - 1)) - 1)
-            ctx.set(dut.a_in, a)
-            ctx.set(dut.psum_in, p)
+        # the product of a_in at cycle t meets psum_in at cycle t + stages
+        acts = [rand(act) for _ in range(50)]
+        psums = [rng.randint(-(1 << (acc - 1)), (1 << (acc - 1)) - 1) for _ in range(50)]
+        for t in range(50 + stages):
+            if t < 50:
+                ctx.set(dut.a_in, acts[t])
+            if t >= stages:
+                ctx.set(dut.psum_in, psums[t - stages])
             await ctx.tick()
-            assert ctx.get(dut.a_out) == a
-            assert ctx.get(dut.psum_out) == _wrap(p + a * w, acc)
+            if t < 50:
+                assert ctx.get(dut.a_out) == acts[t]
+            if t >= stages:
+                assert ctx.get(dut.psum_out) == _wrap(psums[t - stages] + acts[t - stages] * w, acc)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -65,11 +72,11 @@ def test_pe_mac(act, wgt, acc):
     sim.run()
 
 
-@pytest.mark.parametrize("rows,cols", [(1, 1), (3, 5), (4, 2), (7, 7)])
-def test_array_matvec(rows, cols):
+@pytest.mark.parametrize("rows,cols,stages", [(1, 1, 0), (3, 5, 2), (4, 2, 1), (7, 7, 2)])
+def test_array_matvec(rows, cols, stages):
     dut = SystolicArray(rows=rows, cols=cols, act_shape=signed(8), weight_shape=signed(8),
-                        acc_bits=32)
-    assert dut.latency == rows + cols - 1
+                        acc_bits=32, stages=stages)
+    assert dut.latency == rows + cols - 1 + stages
     rng = np.random.default_rng(rows * 10 + cols)
     W = rng.integers(-128, 128, (rows, cols))
     vecs = rng.integers(-128, 128, (12, rows))
@@ -142,9 +149,12 @@ def test_csr_map_fits():
 @pytest.mark.parametrize("spec_kw,layer,bias,pause", [
     (dict(rows=3, cols=2, input_depth=64, weight_depth=64, output_depth=20),
      ConvLayer(C=4, H=5, W=4, K=3, R=3, S=2, pad=1), True, 0.3),
-    (dict(rows=2, cols=3, acc_bits=16), ConvLayer(C=3, H=6, W=6, K=4, R=3, S=3, stride=2,
-                                                  dilation=2, pad=2, N=2), False, 0.0),
-    (dict(rows=1, cols=1), ConvLayer(C=2, H=3, W=3, K=2, R=2, S=2, groups=2), False, 0.5),
+    (dict(rows=3, cols=2, input_depth=64, weight_depth=64, output_depth=20, mult_stages=0,
+          buffer_reg=False), ConvLayer(C=4, H=5, W=4, K=3, R=3, S=2, pad=1), True, 0.3),
+    (dict(rows=2, cols=3, acc_bits=16, mult_stages=1), ConvLayer(
+        C=3, H=6, W=6, K=4, R=3, S=3, stride=2, dilation=2, pad=2, N=2), False, 0.0),
+    (dict(rows=1, cols=1, buffer_reg=False), ConvLayer(C=2, H=3, W=3, K=2, R=2, S=2, groups=2),
+     False, 0.5),
 ])
 def test_top_runs_programs(spec_kw, layer, bias, pause):
     """The controller executes tiler programs bit-exactly, with stream backpressure."""

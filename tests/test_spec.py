@@ -45,6 +45,7 @@ def test_defaults_and_derived():
     ("buffers.input_depth", 70000, "t: buffers.input_depth must be an integer from 1 to 65536, "
                                    "not 70000"),
     ("dataflow", "xs", "t: dataflow must be one of ws, not 'xs'"),
+    ("pipeline.mult_stages", 3, "t: pipeline.mult_stages must be an integer from 0 to 2, not 3"),
     ("precision.acc_bits", 12, "t: precision.acc_bits must be at least act_bits + weight_bits (16) "
                                "to hold one product, not 12"),
 ])

@@ -102,7 +102,7 @@ def test_limits_named(layer, spec_kw, message):
 
 
 def test_header_roundtrip():
-    words = encode_header(Op.COMPUTE, p=300, q=7, r=11, s=3, stride=4, dilation=2, pitch=1000,
+    words = encode_header(Op.COMPUTE, p=300, q=7, r=11, s=3, stride=4, dilation=2, row_step=4000,
                           addr=65535, waddr=9, oaddr=123, accumulate=1, bias=1, count=65536)
     h = decode_header(words)
     assert (h["op"], h["p"], h["q"], h["r"], h["count"], h["addr"]) == (4, 300, 7, 11, 65536,

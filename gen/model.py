@@ -1,0 +1,60 @@
+"""The analytic performance model: cycles and work of a :class:`~gen.tiler.Program` on the RTL.
+
+It evaluates the same Program the driver replays, command by command, with the controller's timing
+(hw/controller.py), so its figures are the hardware's, not an idealised array's. With a host that
+keeps the input stream full and never stalls the output stream, ``cycles`` equals the RTL's cycle
+counter exactly (tests/test_model.py checks it against Icarus); stalls add to both.
+
+Per command (``L`` = array latency, ``RL`` = buffer read latency, both from the spec)::
+
+    header                 HEADER_WORDS cycles (one beat each)
+    LOAD_*                 count cycles
+    COMPUTE                per filter tap: rows (weight preload) + p*q (stream) + L + RL + 3 (drain)
+    STORE                  count + RL + 3 cycles (reads, read latency, output FIFO)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .isa import HEADER_WORDS, Op
+from .tiler import Program
+
+__all__ = ["Estimate", "estimate"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    cycles: int
+    array_busy: int
+    commands: int
+    macs: int
+    pes: int
+
+    @property
+    def utilisation(self) -> float:
+        return self.macs / (self.cycles * self.pes) if self.cycles else 0.0
+
+    def as_dict(self) -> dict:
+        return {"cycles": self.cycles, "array_busy": self.array_busy, "commands": self.commands,
+                "macs": self.macs, "utilisation": self.utilisation}
+
+
+def estimate(program: Program) -> Estimate:
+    spec = program.spec
+    L, RL = spec.array_latency, spec.buffer_latency
+    cycles = busy = 0
+    for cmd in program.commands:
+        h = cmd.header
+        cycles += HEADER_WORDS
+        if cmd.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS):
+            cycles += h["count"]
+        elif cmd.op == Op.COMPUTE:
+            taps = h["r"] * h["s"]
+            pixels = h["p"] * h["q"]
+            cycles += taps * (spec.rows + pixels + L + RL + 3)
+            busy += taps * pixels
+        elif cmd.op == Op.STORE:
+            cycles += h["count"] + RL + 3
+    return Estimate(cycles=cycles, array_busy=busy, commands=len(program.commands),
+                    macs=program.macs, pes=spec.rows * spec.cols)
