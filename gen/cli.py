@@ -143,6 +143,118 @@ def _cmd_simulate(args) -> int:
     return 0 if res.match else 1
 
 
+def _cmd_synth(args) -> int:
+    from fpga.synth import synthesize
+
+    from .spec import load_spec
+    spec = load_spec(args.spec)
+    res = synthesize(spec, args.target, freq=args.freq, seed=args.seed, work_dir=args.work_dir,
+                     timeout=args.timeout)
+    if args.json:
+        print(json.dumps(res.as_dict(), indent=2))
+    elif res.status != "ok":
+        print(f"accelgen synth: {spec.name} on {args.target}: {res.status}: {res.message}")
+        print(f"  logs         {res.work_dir}")
+    else:
+        pes = spec.rows * spec.cols
+        t = res.seconds
+        print(f"accelgen synth: {spec.name} ({spec.rows}x{spec.cols} {spec.dataflow.upper()}) on "
+              f"{args.target}, seed {args.seed}")
+        print(f"  LUTs         {res.luts:,} ({res.luts / pes:.1f}/PE, incl. the IO wrapper)")
+        print(f"  FFs          {res.ffs:,} ({res.ffs / pes:.1f}/PE)")
+        print(f"  DSPs         {res.dsps}")
+        print(f"  BRAMs        {res.brams}")
+        print(f"  Fmax         {res.fmax_mhz:.1f} MHz (asked {args.freq:g} MHz)")
+        print(f"  critical     {res.crit_from} -> {res.crit_to}")
+        print(f"  wall time    elaborate {t['elaborate']:.1f} s, yosys {t['yosys']:.1f} s, "
+              f"nextpnr {t['nextpnr']:.1f} s")
+        print(f"  logs         {res.work_dir}")
+    return 0 if res.status == "ok" else 1
+
+
+def _cmd_sweep(args) -> int:
+    from fpga import sweep as sw
+    if args.sweep == "report":
+        return _sweep_report(args)
+    if args.what:
+        raise AccelgenError(f"unexpected argument {args.what[0]!r}; use 'accelgen sweep SWEEP.toml'"
+                            f" or 'accelgen sweep report DB --plot FILE.png'")
+    if args.jobs is not None and args.jobs < 1:
+        raise AccelgenError(f"--jobs must be at least 1, not {args.jobs}")
+    sweep = sw.load_sweep(args.sweep)
+    db = args.db or Path(args.sweep).with_suffix(".db")
+    t0 = time.monotonic()
+    counts = sw.run_sweep(sweep, db, jobs=args.jobs, scheduler=args.scheduler,
+                          retry_failed=args.retry_failed, progress=not args.quiet)
+    print(f"accelgen sweep: {counts['total']} configs: {counts['ok']} ok, {counts['failed']} "
+          f"failed, {counts['skipped']} already in {db} ({time.monotonic() - t0:.0f} s)")
+    if args.csv:
+        with sw.open_db(db) as conn:
+            n = sw.export_csv(conn, args.csv)
+        print(f"  csv          {args.csv} ({n} rows)")
+    return 0
+
+
+def _sweep_report(args) -> int:
+    from fpga import report
+    from fpga import sweep as sw
+    if len(args.what) != 1:
+        raise AccelgenError("usage: accelgen sweep report DB [--plot FILE.png] [--csv FILE]")
+    db = Path(args.what[0])
+    if not db.exists():
+        raise AccelgenError(f"{db}: no such sweep database; run 'accelgen sweep SWEEP.toml' first")
+    with sw.open_db(db) as conn:
+        data = sw.rows(conn)
+        if args.csv:
+            sw.export_csv(conn, args.csv)
+            print(f"accelgen sweep report: {len(data)} rows -> {args.csv}")
+    print(report.table(data))
+    if args.plot:
+        report.pareto_plot(data, args.plot)
+        print(f"  plot         {args.plot}")
+    return 0
+
+
+def _cmd_fpga(args) -> int:
+    from fpga.boards import build_board
+
+    from .spec import load_spec
+    spec = load_spec(args.spec)
+    if args.action == "build":
+        res = build_board(spec, args.board, out_dir=args.output, baud=args.baud,
+                          do_build=not args.plan_only, seed=args.seed)
+        if args.json:
+            print(json.dumps(res, indent=2))
+        elif args.plan_only:
+            print(f"accelgen fpga: {spec.name} on {args.board}: elaborated, "
+                  f"{len(res['planned'])} build files planned (no tools run)")
+        else:
+            util = res.get("utilisation", {})
+            print(f"accelgen fpga: {spec.name} on {args.board} ({args.baud} baud UART)")
+            print(f"  bitstream    {res['bitstream']}")
+            if res.get("fmax_mhz"):
+                print(f"  Fmax         {res['fmax_mhz']:.1f} MHz")
+            print("  resources    " + ", ".join(f"{k} {v}" for k, v in sorted(util.items())))
+            print(f"  wall time    {res['seconds']:.0f} s")
+        return 0
+    # run: the host driver over pyserial
+    from fpga.host import run_layer_on_board
+    if not args.port:
+        raise AccelgenError("fpga run needs --port, the board's serial port (e.g. /dev/ttyUSB0)")
+    from sim import golden
+    layer, x, w, b = _layer_from_args(args, spec)
+    y, counters = run_layer_on_board(spec, layer, x, w, b, port=args.port, baud=args.baud)
+    g = golden.conv2d(x, w, b, stride=layer.stride, pad=layer.pad, dilation=layer.dilation,
+                      groups=layer.groups, acc_bits=spec.acc_bits)
+    ok = bool((y == g).all())
+    print(f"accelgen fpga run: {layer.describe()} on {args.port}: cycles {counters['cycles']:,}, "
+          f"{'PASS' if ok else 'FAIL'}")
+    if args.output:
+        import numpy as np
+        np.save(args.output, y)
+    return 0 if ok else 1
+
+
 def _cmd_layers(args) -> int:
     from .layer import workload_layers
     for name, layer in workload_layers().items():
@@ -191,6 +303,53 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "temporary directory)")
     s.add_argument("--json", action="store_true", help="print a machine-readable summary")
     s.set_defaults(func=_cmd_simulate)
+
+    y = sub.add_parser("synth", help="synthesise and place & route a spec (YoWASP Yosys + nextpnr)")
+    y.add_argument("spec", help="spec TOML file")
+    y.add_argument("--target", default="ecp5-85k",
+                   choices=["ecp5-85k", "ecp5-25k", "ice40-up5k"])
+    y.add_argument("--freq", type=float, default=100.0, help="clock asked of nextpnr, MHz")
+    y.add_argument("--seed", type=int, default=1, help="placement seed")
+    y.add_argument("--timeout", type=float, help="seconds allowed per tool step")
+    y.add_argument("--work-dir", type=Path, help="where the netlist, reports and logs go "
+                                                 "(default build/synth/...)")
+    y.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    y.set_defaults(func=_cmd_synth)
+
+    w = sub.add_parser("sweep", help="synthesis sweep over spec fields into SQLite "
+                                     "('sweep SWEEP.toml', or 'sweep report DB --plot F.png')")
+    w.add_argument("sweep", help="sweep TOML file, or the word 'report'")
+    w.add_argument("what", nargs="*", help="with 'report': the sweep database")
+    w.add_argument("--db", type=Path, help="results database (default: SWEEP.db beside the file)")
+    w.add_argument("--jobs", type=int, help="local worker processes (default: all cores)")
+    w.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786) instead of the "
+                                       "local pool")
+    w.add_argument("--retry-failed", action="store_true", help="rerun configs recorded as failed")
+    w.add_argument("--csv", help="export the results to this CSV file")
+    w.add_argument("--plot", help="with 'report': Pareto plot PNG")
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
+    w.set_defaults(func=_cmd_sweep)
+
+    f = sub.add_parser("fpga", help="board bitstreams (amaranth-boards + YoWASP) and the host "
+                                     "driver")
+    f.add_argument("action", choices=["build", "run"], help="build a bitstream, or run a layer "
+                                                            "on a board over its serial port")
+    f.add_argument("spec", help="spec TOML file")
+    f.add_argument("--board", default="ulx3s", choices=["ulx3s", "icebreaker"])
+    f.add_argument("--baud", type=int, default=115200)
+    f.add_argument("--seed", type=int, default=1, help="placement seed (build), random tensors "
+                                                       "(run)")
+    f.add_argument("-o", "--output", help="build directory (build), or output .npy (run)")
+    f.add_argument("--plan-only", action="store_true",
+                   help="elaborate and write the build plan without running any tool")
+    f.add_argument("--port", help="serial port of the board (run), e.g. /dev/ttyUSB0")
+    f.add_argument("--json", action="store_true")
+    for name in ("layer", "input", "weights", "bias"):
+        f.add_argument(f"--{name}")
+    f.add_argument("--random-bias", action="store_true")
+    for name in ("stride", "padding", "dilation", "groups", "batch"):
+        f.add_argument(f"--{name}", type=int)
+    f.set_defaults(func=_cmd_fpga)
 
     ls = sub.add_parser("layers", help="list the shipped workload layers")
     ls.set_defaults(func=_cmd_layers)

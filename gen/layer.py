@@ -13,7 +13,7 @@ from importlib import resources
 
 from .errors import AccelgenError
 
-__all__ = ["ConvLayer", "parse_layer", "workload_layers"]
+__all__ = ["ConvLayer", "parse_layer", "workload_layers", "workload_table"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,14 +133,20 @@ def parse_layer(text: str, **overrides) -> ConvLayer:
     return ConvLayer(**base)
 
 
-def workload_layers() -> dict[str, ConvLayer]:
-    """The shipped workload table: ``{"network:layer": ConvLayer}``."""
-    out = {}
+def workload_table() -> list[tuple[str, ConvLayer, int]]:
+    """The shipped workload table: ``("network:layer", ConvLayer, repeat)`` rows, where ``repeat``
+    is how many times the layer occurs in its network."""
+    out = []
     text = resources.files(__package__).joinpath("workloads.csv").read_text()
     for row in csv.DictReader(text.splitlines()):
         name = f"{row['network']}:{row['layer']}"
-        out[name] = ConvLayer(
+        out.append((name, ConvLayer(
             N=int(row["N"]), C=int(row["C"]), H=int(row["H"]), W=int(row["W"]), K=int(row["K"]),
             R=int(row["R"]), S=int(row["S"]), stride=int(row["stride"]), pad=int(row["pad"]),
-            groups=int(row["groups"]), name=name)
+            groups=int(row["groups"]), name=name), int(row["repeat"])))
     return out
+
+
+def workload_layers() -> dict[str, ConvLayer]:
+    """The shipped workload layers: ``{"network:layer": ConvLayer}``."""
+    return {name: layer for name, layer, _ in workload_table()}

@@ -26,7 +26,7 @@ Example (``specs/ws_8x8.toml``)::
 
     [pipeline]         # registers for clock speed (each adds a cycle of latency, not of throughput)
     mult_stages = 2      # 0..2: registers around each PE's multiplier (DSP input/output registers)
-    buffer_reg = true    # register every buffer read (block RAM output register)
+    buffer_reg = true    # register every path into and out of the buffers (block RAM timing)
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ class Spec:
 
     @property
     def buffer_latency(self) -> int:
-        """Cycles from a buffer read to its data: 1, or 2 with the output register."""
-        return 2 if self.buffer_reg else 1
+        """Cycles from a buffer read to its data: 1, or 3 with registered buffers."""
+        return 3 if self.buffer_reg else 1
 
     @property
     def array_latency(self) -> int:

@@ -1,10 +1,11 @@
 """Scratchpads: one-write-port, one-read-port SRAM over ``amaranth.lib.memory.Memory``.
 
 The read port is synchronous (data one cycle after ``en``, held while ``en`` is low), so each buffer
-maps to block RAM on FPGAs. With ``out_reg`` the data passes one more register (two cycles after
-``en``): a block RAM's clock-to-output is most of a fast clock period, so the register is what lets
-the logic after it run at speed. Ports are wiring signatures so the controller connects to them
-with ``wiring.connect``.
+maps to block RAM on FPGAs. With ``registered`` every path into and out of the RAM passes a register:
+a block RAM's clock-to-output is most of a fast clock period, and a wide buffer spreads over many RAM
+blocks, so its address and enable nets are long; registers on both sides let the logic around it run
+at speed. Reads then take 3 cycles, writes land a cycle later. Ports are wiring signatures so the
+controller connects to them with ``wiring.connect``.
 """
 
 from amaranth.hdl import Module, unsigned
@@ -29,13 +30,13 @@ def addr_bits(depth: int) -> int:
 
 
 class Scratchpad(wiring.Component):
-    def __init__(self, *, depth: int, width: int, out_reg: bool = False):
+    def __init__(self, *, depth: int, width: int, registered: bool = False):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, not {depth!r}")
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be a positive integer, not {width!r}")
-        self.depth, self.width, self.out_reg = depth, width, out_reg
-        self.latency = 2 if out_reg else 1
+        self.depth, self.width, self.registered = depth, width, registered
+        self.latency = 3 if registered else 1
         ab = addr_bits(depth)
         super().__init__({"wr": In(WriteSignature(ab, width)), "rd": In(ReadSignature(ab, width))})
 
@@ -44,12 +45,10 @@ class Scratchpad(wiring.Component):
         m.submodules.mem = mem = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
         wp = mem.write_port()
         rp = mem.read_port()
-        m.d.comb += [
+        domain = m.d.sync if self.registered else m.d.comb
+        domain += [
             wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data), wp.en.eq(self.wr.en),
             rp.addr.eq(self.rd.addr), rp.en.eq(self.rd.en),
         ]
-        if self.out_reg:
-            m.d.sync += self.rd.data.eq(rp.data)
-        else:
-            m.d.comb += self.rd.data.eq(rp.data)
+        domain += self.rd.data.eq(rp.data)
         return m

@@ -97,6 +97,8 @@ class Controller(wiring.Component):
         opix = Signal(_PTR)               # output address of (p, q)
         wtap = Signal(_PTR)               # weight address of tap (r, s)
         wk = Signal(range(rows))          # weight row being read (rows-1 down to 0)
+        # loop bounds minus one, latched at dispatch: every loop test is a plain equality
+        p_last, q_last, s_last = Signal(16), Signal(16), Signal(8)
         first_pass = Signal()
         drain = Signal(range(L + RL + 3))
         bias_reg = Signal(data.ArrayLayout(signed(acc_bits), cols))
@@ -201,6 +203,8 @@ class Controller(wiring.Component):
                                 m.d.sync += [
                                     ri.eq(0), si.eq(0), r_base.eq(new.addr), tap_base.eq(new.addr),
                                     wtap.eq(new.waddr), wk.eq(rows - 1),
+                                    p_last.eq(new.p - 1), q_last.eq(new.q - 1),
+                                    s_last.eq(new.s - 1),
                                 ]
                                 with m.If((new.p != 0) & (new.q != 0) & (new.r != 0) &
                                           (new.s != 0)):
@@ -241,12 +245,12 @@ class Controller(wiring.Component):
             with m.State("STREAM"):
                 m.d.comb += [self.ibuf_rd.addr.eq(pix), self.ibuf_rd.en.eq(1), issue.eq(1)]
                 m.d.sync += opix.eq(opix + 1)
-                with m.If(qi == cmd.q - 1):
+                with m.If(qi == q_last):
                     m.d.sync += [qi.eq(0), pi.eq(pi + 1), row_ptr.eq(row_ptr + cmd.row_step),
                                  pix.eq(row_ptr + cmd.row_step)]
-                    with m.If(pi == cmd.p - 1):
+                    with m.If(pi == p_last):
                         m.d.sync += [drain.eq(L + RL + 2), wtap.eq(wtap + rows), wk.eq(rows - 1)]
-                        with m.If(si == cmd.s - 1):
+                        with m.If(si == s_last):
                             m.d.sync += [si.eq(0), ri.eq(ri + 1),
                                          r_base.eq(r_base + cmd.dil_step),
                                          tap_base.eq(r_base + cmd.dil_step)]

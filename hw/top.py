@@ -45,11 +45,11 @@ class Accelerator(wiring.Component):
         m.submodules.ctrl = ctrl = Controller(spec)
         reg = spec.buffer_reg
         m.submodules.ibuf = ibuf = Scratchpad(depth=spec.input_depth, width=spec.input_word_bits,
-                                              out_reg=reg)
+                                              registered=reg)
         m.submodules.wbuf = wbuf = Scratchpad(depth=spec.weight_depth,
-                                              width=spec.weight_word_bits, out_reg=reg)
+                                              width=spec.weight_word_bits, registered=reg)
         m.submodules.obuf = obuf = Scratchpad(depth=spec.output_depth,
-                                              width=spec.output_word_bits, out_reg=reg)
+                                              width=spec.output_word_bits, registered=reg)
         m.submodules.csr = csr = CsrBank(CSRS, addr_bits=CSR_ADDR_BITS)
 
         connect(m, flipped(self.s_axis), ctrl.s_axis)

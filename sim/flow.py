@@ -100,9 +100,24 @@ def random_tensors(spec: Spec, layer: ConvLayer, seed: int = 0, *, bias: bool = 
     return x, w, b
 
 
+def _uart_verilog(spec: Spec, divisor: int, path: Path) -> None:
+    from amaranth.back import verilog
+
+    from hw.bridge import UartTop
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(verilog.convert(UartTop(spec, divisor=divisor), name=f"{spec.name}_uart",
+                                    emit_src=False))
+
+
 def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = "icarus",
                    work_dir: Path | None = None, in_pause: float = 0.0, out_pause: float = 0.0,
-                   seed: int = 0, waves: bool = False) -> SimResult:
+                   seed: int = 0, waves: bool = False, via_uart: bool = False,
+                   uart_divisor: int = 8) -> SimResult:
+    """Run ``layer`` on the RTL and compare with the golden model.
+
+    ``via_uart`` runs the board-level UART top (hw/bridge.py) instead of the bare accelerator,
+    driven through gen/hostlink.py as the pyserial board driver would, ``uart_divisor`` clocks
+    per bit."""
     t0 = time.monotonic()
     x, w, bias = framing.check_tensors(spec, layer, x, w, bias)
     program = plan(spec, layer, bias=bias is not None)
@@ -111,11 +126,14 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
                              dilation=layer.dilation, groups=layer.groups, acc_bits=spec.acc_bits)
 
     gen_dir = cache_dir() / "generated" / f"{spec.name}-{spec.digest()}"
-    vpath = gen_dir / f"{spec.name}.v"
+    top = f"{spec.name}_uart" if via_uart else spec.name
+    vpath = gen_dir / (f"{top}-div{uart_divisor}.v" if via_uart else f"{top}.v")
     with locked(gen_dir.parent / f"{gen_dir.name}.lock"):
         if not (gen_dir / "manifest.json").exists():
             generate(spec, gen_dir)
-    bdir = build(vpath, spec.name, sim, waves=waves)
+        if via_uart and not vpath.exists():
+            _uart_verilog(spec, uart_divisor, vpath)
+    bdir = build(vpath, top, sim, waves=waves)
 
     if work_dir is None:
         work_dir = Path(tempfile.mkdtemp(prefix="accelgen-sim-"))
@@ -132,12 +150,19 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
     budget = (total_beats + out_beats + program.ideal_cycles * 2
               + passes * (2 * spec.rows + spec.cols + 8))
     budget = int(budget * 3 / max(0.05, (1 - max(in_pause, out_pause)))) + 10_000
+    if via_uart:  # ten bit times per byte each way, plus CSR polls
+        total_bytes = sum(len(f) for f in frames) + out_beats * spec.out_stream_bits // 8
+        budget += 30 * uart_divisor * (total_bytes + 64 * len(frames)) + 50 * budget
     (job_dir / "job.json").write_text(json.dumps({
         "frame_bytes": [len(f) for f in frames], "n_out": stores, "in_pause": in_pause,
         "out_pause": out_pause, "seed": seed, "timeout_cycles": budget,
-        "identity": identity(spec),
+        "identity": identity(spec), "divisor": uart_divisor,
+        "ops": [int(c.op) for c in program.commands],
+        "store_counts": [c.count for c in program.commands if c.op == Op.STORE],
+        "out_beat_bytes": spec.out_stream_bits // 8,
     }))
-    result = run_job(bdir, spec.name, sim, job_dir, waves=waves)
+    result = run_job(bdir, top, sim, job_dir, waves=waves,
+                     module="sim.cocotb_uart" if via_uart else "sim.cocotb_job")
     blob = (job_dir / "out.bin").read_bytes()
     outs, pos = [], 0
     for n in result["out_frame_bytes"]:

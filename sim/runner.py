@@ -142,7 +142,8 @@ def _build(verilog: Path, top: str, sim: str, bdir: Path, sha: str, waves: bool)
     (bdir / "accelgen.stamp").write_text(sha + "\n")
 
 
-def run_job(build_dir: Path, top: str, sim: str, job_dir: Path, *, waves: bool = False) -> dict:
+def run_job(build_dir: Path, top: str, sim: str, job_dir: Path, *, waves: bool = False,
+            module: str = "sim.cocotb_job") -> dict:
     """Run the cocotb job in ``job_dir`` on a build; return ``result.json`` as a dict."""
     from cocotb_tools.runner import get_results
 
@@ -155,7 +156,7 @@ def run_job(build_dir: Path, top: str, sim: str, job_dir: Path, *, waves: bool =
     runner = _runner(sim)
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner sys.exit()s under pytest
     try:
-        runner.test(test_module="sim.cocotb_job", hdl_toplevel=top, hdl_toplevel_lang="verilog",
+        runner.test(test_module=module, hdl_toplevel=top, hdl_toplevel_lang="verilog",
                     build_dir=build_dir, test_dir=job_dir, extra_env=env, waves=waves,
                     log_file=log,
                     results_xml=str(results), timescale=TIMESCALE)

