@@ -59,6 +59,13 @@ def load_sweep(path: str | Path) -> dict:
         raise AccelgenError(f"{path}: sweep file not found") from None
     except tomllib.TOMLDecodeError as e:
         raise AccelgenError(f"{path}: not valid TOML ({e})") from None
+    return load_sweep_dict(data, path)
+
+
+def load_sweep_dict(data: dict, path: str | Path) -> dict:
+    """Validate a sweep given as a dict; ``base`` is relative to ``path``'s folder."""
+    path = Path(path)
+    data = dict(data)
     allowed = {"base", "targets", "freq", "seeds", "timeout", "network", "grid", "configs", "name"}
     for key in data:
         if key not in allowed:
@@ -210,16 +217,22 @@ def export_csv(db: sqlite3.Connection, path: str | Path) -> int:
     return len(data)
 
 
-def run_sweep(sweep: dict, db_path: str | Path, *, jobs: int | None = None,
-              scheduler: str | None = None, retry_failed: bool = False,
-              work_root: str | Path | None = None, progress: bool = True,
-              runner=run_config) -> dict:
-    """Run every config not yet in the database. Returns counts."""
+def keyed_configs(sweep: dict) -> list[dict]:
+    """The sweep's configs, each with its result key."""
     from .synth import tool_versions
     tools = tool_versions()
     configs = expand(sweep)
     for c in configs:
         c["key"] = config_key(c, tools)
+    return configs
+
+
+def run_sweep(sweep: dict, db_path: str | Path, *, jobs: int | None = None,
+              scheduler: str | None = None, retry_failed: bool = False,
+              work_root: str | Path | None = None, progress: bool = True,
+              runner=run_config) -> dict:
+    """Run every config not yet in the database. Returns counts."""
+    configs = keyed_configs(sweep)
     db = open_db(db_path)
     done = {k: s for k, s in db.execute("SELECT key, status FROM results")}
     todo = [c for c in configs if c["key"] not in done

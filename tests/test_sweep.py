@@ -136,6 +136,26 @@ def test_unreachable_scheduler(sweep_file, tmp_path):
                      scheduler="tcp://127.0.0.1:1", runner=fake_runner)
 
 
+def test_baseline_compare():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "bench" / "fpga_baseline.py"
+    spec = importlib.util.spec_from_file_location("fpga_baseline", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    base = {"presets": {"ws": {"luts": 1000, "ffs": 2000, "dsps": 64, "brams": 35,
+                               "fmax_mhz": 120.0}}}
+    now = {"ws": {"luts": 1040, "ffs": 2000, "dsps": 64, "brams": 35, "fmax_mhz": 110.0,
+                  "fmax_seeds": [109, 110, 112], "pes": 64}}
+    text, ok = mod.compare(now, base)
+    assert ok and "+4.0%  ok" in text
+    now["ws"]["fmax_mhz"] = 100.0  # -16.7%: beyond the 10% tolerance
+    text, ok = mod.compare(now, base)
+    assert not ok and "REGRESSION" in text
+    now["ws"]["fmax_mhz"], now["ws"]["dsps"] = 120.0, 65
+    assert not mod.compare(now, base)[1]
+
+
 def test_report_and_pareto(sweep_file, tmp_path):
     db = tmp_path / "p.db"
     sw.run_sweep(sw.load_sweep(sweep_file), db, jobs=1, progress=False, runner=fake_runner)
@@ -156,15 +176,17 @@ def test_report_and_pareto(sweep_file, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_real_synthesis_ice40(tmp_path):
-    """The real flow end to end on a tiny design (YoWASP yosys + nextpnr-ice40)."""
-    from fpga.synth import synthesize
-    from gen.spec import spec_from_dict
-    spec = spec_from_dict({"name": "tiny", "array": {"rows": 1, "cols": 2},
-                           "buffers": {"input_depth": 32, "weight_depth": 16,
-                                       "output_depth": 16}})
-    res = synthesize(spec, "ice40-up5k", freq=20, seed=1, work_dir=tmp_path / "syn")
-    assert res.status == "ok", res.message
-    assert res.luts > 100 and res.ffs > 100 and res.fmax_mhz > 10
-    assert res.crit_from and res.crit_to
-    assert set(res.seconds) == {"elaborate", "yosys", "nextpnr"}
+def test_real_synthesis_ice40(tmp_path, capsys):
+    """The real flow end to end on a tiny design: accelgen synth (YoWASP yosys + nextpnr-ice40),
+    run in a work directory under /tmp, which the WebAssembly tools can only see through cwd."""
+    from gen.cli import main
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('name = "tiny"\n[array]\nrows = 1\ncols = 2\n[buffers]\ninput_depth = 32\n'
+                    'weight_depth = 16\noutput_depth = 16\n')
+    rc = main(["synth", str(spec), "--target", "ice40-up5k", "--freq", "20", "--json",
+               "--work-dir", str(tmp_path / "syn")])
+    res = json.loads(capsys.readouterr().out)
+    assert rc == 0 and res["status"] == "ok", res["message"]
+    assert res["luts"] > 100 and res["ffs"] > 100 and res["dsps"] == 2 and res["fmax_mhz"] > 10
+    assert res["crit_from"] and res["crit_to"]
+    assert set(res["seconds"]) == {"elaborate", "yosys", "nextpnr"}
