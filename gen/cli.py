@@ -255,6 +255,75 @@ def _cmd_fpga(args) -> int:
     return 0 if ok else 1
 
 
+def _cmd_estimate(args) -> int:
+    import csv as csvmod
+
+    from .layer import ConvLayer, parse_layer, workload_table
+    from .model import estimate
+    from .spec import load_spec
+    from .tiler import plan
+
+    spec = load_spec(args.spec)
+    chosen = [x for x in (args.layer, args.network, args.csv) if x]
+    if len(chosen) != 1:
+        raise AccelgenError("estimate needs exactly one of --layer, --network or --csv")
+    if args.layer:
+        layers = [(args.layer, parse_layer(args.layer), 1)]
+    elif args.network:
+        layers = [row for row in workload_table() if row[0].split(":")[0] == args.network]
+        if not layers:
+            nets = sorted({row[0].split(":")[0] for row in workload_table()})
+            raise AccelgenError(f"unknown network {args.network!r}; choose one of "
+                                f"{', '.join(nets)}")
+    else:
+        try:
+            with open(args.csv, newline="") as f:
+                reader = csvmod.DictReader(f)
+                layers = []
+                for i, row in enumerate(reader):
+                    try:
+                        kw = {k: int(row[k]) for k in ("C", "H", "W", "K", "R", "S")}
+                        for k in ("N", "stride", "pad", "dilation", "groups"):
+                            if row.get(k):
+                                kw[k] = int(row[k])
+                        name = row.get("layer") or f"row{i + 1}"
+                        layers.append((name, ConvLayer(name=name, **kw),
+                                       int(row.get("repeat") or 1)))
+                    except (KeyError, ValueError, TypeError) as e:
+                        raise AccelgenError(f"{args.csv}: row {i + 1}: needs integer columns C, H, "
+                                            f"W, K, R, S (optional N, stride, pad, dilation, "
+                                            f"groups, repeat) ({e})") from None
+        except FileNotFoundError:
+            raise AccelgenError(f"{args.csv}: file not found") from None
+    rows = []
+    for name, layer, repeat in layers:
+        prog = plan(spec, layer)
+        est = estimate(prog)
+        summ = prog.summary()
+        rows.append({"layer": name, "repeat": repeat, "macs": est.macs, "cycles": est.cycles,
+                     "ideal_cycles": prog.ideal_cycles, "utilisation": est.utilisation,
+                     "input_words": summ["input_words"], "weight_words": summ["weight_words"],
+                     "output_words": summ["output_words"], "commands": summ["commands"]})
+    macs = sum(r["macs"] * r["repeat"] for r in rows)
+    cycles = sum(r["cycles"] * r["repeat"] for r in rows)
+    total = {"macs": macs, "cycles": cycles,
+             "utilisation": macs / (cycles * spec.rows * spec.cols) if cycles else 0.0}
+    if args.json:
+        print(json.dumps({"spec": spec.name, "layers": rows, "total": total}, indent=2))
+        return 0
+    print(f"accelgen estimate: {spec.name} ({spec.rows}x{spec.cols} {spec.dataflow.upper()}), "
+          f"analytic model of the RTL's timing")
+    print(f"{'layer':<24} {'x':>2} {'MACs':>14} {'cycles':>12} {'ideal':>12} {'util':>6} "
+          f"{'in words':>10} {'wt words':>10}")
+    for r in rows:
+        print(f"{r['layer']:<24} {r['repeat']:>2} {r['macs']:>14,} {r['cycles']:>12,} "
+              f"{r['ideal_cycles']:>12,} {100 * r['utilisation']:>5.1f}% {r['input_words']:>10,} "
+              f"{r['weight_words']:>10,}")
+    print(f"{'total (with repeats)':<24} {'':>2} {macs:>14,} {cycles:>12,} {'':>12} "
+          f"{100 * total['utilisation']:>5.1f}%")
+    return 0
+
+
 def _cmd_layers(args) -> int:
     from .layer import workload_layers
     for name, layer in workload_layers().items():
@@ -350,6 +419,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("stride", "padding", "dilation", "groups", "batch"):
         f.add_argument(f"--{name}", type=int)
     f.set_defaults(func=_cmd_fpga)
+
+    e = sub.add_parser("estimate", help="cycles and utilisation from the analytic model (exact "
+                                        "against the RTL's counters)")
+    e.add_argument("spec", help="spec TOML file")
+    e.add_argument("--layer", help="one layer, as for simulate")
+    e.add_argument("--network", help="a shipped network: lenet5, alexnet, vgg16, resnet18, "
+                                     "mobilenetv2")
+    e.add_argument("--csv", help="a CSV of layers with columns C,H,W,K,R,S[,N,stride,pad,"
+                                 "dilation,groups,repeat,layer]")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=_cmd_estimate)
 
     ls = sub.add_parser("layers", help="list the shipped workload layers")
     ls.set_defaults(func=_cmd_layers)

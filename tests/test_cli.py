@@ -161,3 +161,20 @@ def test_waves(spec_file, tmp_path, capsys):
     assert rc == 0
     assert any(p.suffix in (".fst", ".vcd") for p in (tmp_path / "job").rglob("*")), \
         list((tmp_path / "job").rglob("*"))
+
+
+def test_estimate(spec_file, tmp_path, capsys):
+    assert main(["estimate", str(spec_file), "--network", "lenet5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["layer"] for r in out["layers"]] == ["lenet5:conv1", "lenet5:conv2"]
+    assert out["total"]["macs"] == 117_600 + 240_000
+    assert 0 < out["total"]["utilisation"] < 1
+    csv_file = tmp_path / "l.csv"
+    csv_file.write_text("layer,C,H,W,K,R,S,pad,repeat\nx,3,8,8,4,3,3,1,2\n")
+    assert main(["estimate", str(spec_file), "--csv", str(csv_file)]) == 0
+    assert "total (with repeats)" in capsys.readouterr().out
+    csv_file.write_text("C,H\n3,8\n")
+    assert main(["estimate", str(spec_file), "--csv", str(csv_file)]) == 2
+    assert "row 1: needs integer columns C, H, W, K, R, S" in _err_line(capsys)
+    assert main(["estimate", str(spec_file), "--network", "vgg99"]) == 2
+    assert "unknown network 'vgg99'" in _err_line(capsys)
