@@ -92,6 +92,26 @@ def _layer_from_args(args, spec):
     return layer, x, w, b
 
 
+def _quant_from_args(args):
+    """(multiplier, shift) from --requant M,S or --quant-mult/--quant-shift .npy files."""
+    if args.requant and (args.quant_mult or args.quant_shift):
+        raise AccelgenError("give --requant MULT,SHIFT or --quant-mult/--quant-shift files, "
+                            "not both")
+    if args.requant:
+        try:
+            mult, shift = (int(v) for v in args.requant.split(","))
+        except ValueError:
+            raise AccelgenError(f"--requant must be MULT,SHIFT (two integers), not "
+                                f"{args.requant!r}") from None
+        return mult, shift
+    if args.quant_mult or args.quant_shift:
+        if not (args.quant_mult and args.quant_shift):
+            raise AccelgenError("per-channel requantisation needs both --quant-mult and "
+                                "--quant-shift")
+        return _load_npy(args.quant_mult, "quant-mult"), _load_npy(args.quant_shift, "quant-shift")
+    return None
+
+
 def _cmd_simulate(args) -> int:
     import numpy as np
 
@@ -103,12 +123,15 @@ def _cmd_simulate(args) -> int:
         raise AccelgenError(f"--backpressure must be a probability in [0, 1), "
                             f"not {args.backpressure}")
     layer, x, w, b = _layer_from_args(args, spec)
+    quant = _quant_from_args(args)
     res = simulate_layer(spec, layer, x, w, b, sim=args.sim, work_dir=args.work_dir,
                          in_pause=args.backpressure, out_pause=args.backpressure,
-                         seed=args.seed, waves=args.waves)
+                         seed=args.seed, waves=args.waves, quant=quant, relu=args.relu)
     if args.output:
+        dtype = np.int8 if quant is not None and spec.out_bits <= 8 else \
+            np.int16 if quant is not None else np.int64 if spec.acc_bits > 32 else np.int32
         try:
-            np.save(args.output, res.output.astype(np.int64 if spec.acc_bits > 32 else np.int32))
+            np.save(args.output, res.output.astype(dtype))
         except OSError as e:
             raise AccelgenError(f"cannot write {args.output}: {e.strerror}") from None
     s = res.summary()
@@ -357,6 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", help="weights, KCRS .npy (C/groups channels per filter)")
     s.add_argument("--bias", help="per-output-channel bias, (K,) .npy")
     s.add_argument("--random-bias", action="store_true", help="with --layer: add a random bias")
+    s.add_argument("--requant", help="requantise every output channel: MULT,SHIFT (needs "
+                                     "[postproc] enabled in the spec)")
+    s.add_argument("--quant-mult", help="per-output-channel multipliers, (K,) .npy")
+    s.add_argument("--quant-shift", help="per-output-channel right shifts, (K,) .npy")
+    s.add_argument("--relu", action="store_true", help="clamp negative outputs to zero")
     s.add_argument("--stride", type=int)
     s.add_argument("--padding", type=int)
     s.add_argument("--dilation", type=int)

@@ -15,7 +15,8 @@ import re
 from pathlib import Path
 
 from .errors import AccelgenError
-from .isa import ACCEL_ID, CSR_ADDR_BITS, CSRS, HEADER_FIELDS, HEADER_WORDS, ISA_VERSION, Op
+from .isa import (ACCEL_ID, CSR_ADDR_BITS, CSRS, HEADER_FIELDS, HEADER_WORDS, ISA_VERSION,
+                  QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Op)
 from .spec import Spec
 
 __all__ = ["verilog_text", "manifest", "generate", "tool_versions"]
@@ -104,7 +105,14 @@ def manifest(spec: Spec, verilog: str) -> dict:
             "output_word": {"lanes": spec.cols, "lane_bits": spec.acc_bits, "signed": True,
                             "lane0": "low bits", "meaning": "lane j = output channel k0+j of one "
                                                             "output pixel"},
-        },
+        } | ({
+            "quant_beat": {"lanes": 1, "multiplier_bits": [0, spec.mult_bits],
+                           "shift_bits": [QUANT_SHIFT_OFFSET, QUANT_SHIFT_OFFSET + QUANT_SHIFT_BITS],
+                           "meaning": "cols beats per LOAD_QUANT, lane 0 first"},
+            "output_word_requant": {"lanes": spec.cols, "lane_bits": spec.out_bits,
+                                    "signed": True, "rounding": spec.rounding,
+                                    "meaning": "a STORE with requant set"},
+        } if spec.postproc else {}),
         "array": {"rows": spec.rows, "cols": spec.cols,
                   "latency": spec.array_latency, "mult_stages": spec.mult_stages},
         "buffers": {

@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import AccelgenError
-from .isa import HEADER_WORDS, Op, encode_header
+from .isa import HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Op, encode_header
 from .layer import ConvLayer
 from .spec import Spec
 from .tiler import Program
 
-__all__ = ["pack_lanes", "unpack_lanes", "encode", "decode", "check_tensors"]
+__all__ = ["pack_lanes", "unpack_lanes", "encode", "decode", "check_tensors", "check_quant"]
 
 
 def pack_lanes(values: np.ndarray, bits: int, beat_bytes: int) -> bytes:
@@ -92,18 +92,44 @@ def check_tensors(spec: Spec, layer: ConvLayer, x, w, bias=None):
     return tuple(out)
 
 
+def check_quant(spec: Spec, layer: ConvLayer, mult, shift):
+    """Validate per-output-channel requantisation parameters; scalars broadcast to (K,)."""
+    out = []
+    for what, v, hi, field in (("multiplier", mult, (1 << spec.mult_bits) - 1,
+                                "postproc.mult_bits"),
+                               ("shift", shift, (1 << QUANT_SHIFT_BITS) - 1, "the 6-bit shift")):
+        a = np.asarray(v)
+        if a.ndim == 0:
+            a = np.full(layer.K, a)
+        if a.shape != (layer.K,):
+            raise AccelgenError(f"requantisation {what} has shape {a.shape} but the layer needs "
+                                f"one per output channel ({layer.K},) or a scalar")
+        if not np.issubdtype(a.dtype, np.integer):
+            raise AccelgenError(f"requantisation {what} must be integers, not {a.dtype}")
+        if a.size and (a.min() < 0 or a.max() > hi):
+            raise AccelgenError(f"requantisation {what} values span {a.min()}..{a.max()} but "
+                                f"{field} allows 0..{hi}")
+        out.append(a.astype(np.int64))
+    return tuple(out)
+
+
 def _header_bytes(spec: Spec, cmd) -> bytes:
     words = encode_header(cmd.op, **cmd.header)
     return pack_lanes(np.array(words, dtype=np.int64).reshape(HEADER_WORDS, 1), 32,
                       spec.in_stream_bits // 8)
 
 
-def encode(program: Program, x, w, bias=None) -> list[bytes]:
-    """The input stream for ``program``: one frame (bytes) per command."""
+def encode(program: Program, x, w, bias=None, quant=None) -> list[bytes]:
+    """The input stream for ``program``: one frame (bytes) per command. ``quant`` is
+    ``(multiplier, shift)`` per output channel when the program requantises."""
     spec, layer = program.spec, program.layer
     x, w, bias = check_tensors(spec, layer, x, w, bias)
     if program.has_bias and bias is None:
         raise AccelgenError("the program was planned with a bias but no bias tensor was given")
+    if program.requant:
+        if quant is None:
+            raise AccelgenError("the program requantises but no multiplier/shift was given")
+        mult, shift = check_quant(spec, layer, *quant)
     rows, cols = spec.rows, spec.cols
     beat = spec.in_stream_bits // 8
     pad = layer.pad
@@ -126,6 +152,11 @@ def encode(program: Program, x, w, bias=None) -> list[bytes]:
             src = w[ks, cs].transpose(2, 3, 1, 0)  # R, S, c, k
             blk[:, :, :src.shape[2], :src.shape[3]] = src
             payload = pack_lanes(blk.reshape(-1, cols), spec.weight_bits, beat)
+        elif cmd.op == Op.LOAD_QUANT:
+            lanes = np.zeros((cols, 1), dtype=np.int64)
+            ks = slice(cmd.g * Kg + cmd.k0, cmd.g * Kg + min(cmd.k0 + cols, Kg))
+            lanes[:ks.stop - ks.start, 0] = mult[ks] | shift[ks] << QUANT_SHIFT_OFFSET
+            payload = pack_lanes(lanes, 32, beat)
         elif cmd.op == Op.LOAD_BIAS:
             lanes = np.zeros((cols, 1), dtype=np.int64)
             src = bias[cmd.g * Kg + cmd.k0: cmd.g * Kg + min(cmd.k0 + cols, Kg)]
@@ -150,7 +181,8 @@ def decode(program: Program, out_frames: list[bytes]) -> np.ndarray:
         if len(data) != cmd.count * beat:
             raise AccelgenError(
                 f"an output frame has {len(data)} bytes, expected {cmd.count * beat}")
-        vals = unpack_lanes(data, spec.acc_bits, spec.cols, beat, signed=True)
+        lane_bits = spec.out_bits if cmd.header.get("requant") else spec.acc_bits
+        vals = unpack_lanes(data, lane_bits, spec.cols, beat, signed=True)
         kn = min(spec.cols, Kg - cmd.k0)
         tile = vals[:, :kn].reshape(cmd.hn, cmd.wn, kn).transpose(2, 0, 1)
         k = cmd.g * Kg + cmd.k0

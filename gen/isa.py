@@ -13,13 +13,17 @@ beats on the AXI4-Stream output, ``tlast`` on the last one.
                   for output channel ``k0 + j``; word ``(r*S + s)*rows + i`` is input channel ``c0 + i``.
 ``LOAD_BIAS``     ``cols`` beats, each an ``acc_bits`` bias in its low bits, lane 0 first, into the bias
                   register used by a COMPUTE with ``bias`` set.
+``LOAD_QUANT``    ``cols`` beats, lane 0 first, each a requantisation multiplier (unsigned, bits 0..23)
+                  and right shift (bits 24..29), into the post-processing unit's lane registers.
 ``COMPUTE``       A convolution tile, weight-stationary: for each (r, s) preload the ``rows``×``cols``
                   weight block, then for every output pixel (p, q) of the ``p``×``q`` tile stream the
                   input word at ``addr + p*row_step + r*dil_step + q*stride + s*dilation`` through
                   the array and add the column sums into output word ``oaddr + p*q_count + q``. The first
                   (r, s) pass starts from zero (or the bias register when ``bias`` is set) unless
                   ``accumulate`` is set.
-``STORE``         Stream ``count`` output words from ``oaddr``.
+``STORE``         Stream ``count`` output words from ``oaddr``. With ``requant`` each lane is multiplied
+                  by its multiplier, shifted right with the spec's rounding, saturated to ``out_bits``
+                  and packed ``out_bits`` wide; with ``relu`` negative results become zero.
 ================  ==========================================================================
 
 The CSRs (AXI4-Lite, 32-bit) describe the hardware (so software can check it talks to the design it
@@ -41,6 +45,7 @@ class Op(enum.IntEnum):
     LOAD_BIAS = 3
     COMPUTE = 4
     STORE = 5
+    LOAD_QUANT = 6
 
 
 HEADER_WORDS = 6
@@ -50,6 +55,8 @@ HEADER_FIELDS: dict[str, tuple[int, int]] = {
     "op":         (0, 4),
     "accumulate": (4, 1),
     "bias":       (5, 1),
+    "requant":    (6, 1),     # STORE: requantise through the post-processing unit
+    "relu":       (7, 1),     # STORE: clamp negative results to zero
     "r":          (8, 8),
     "s":          (16, 8),
     "stride":     (24, 4),
@@ -66,6 +73,10 @@ HEADER_FIELDS: dict[str, tuple[int, int]] = {
 
 ACCEL_ID = 0x41434731  # "ACG1"
 
+#: LOAD_QUANT beat layout: multiplier in bits [0, 24), shift in bits [24, 30)
+QUANT_SHIFT_OFFSET = 24
+QUANT_SHIFT_BITS = 6
+
 CSR_ADDR_BITS = 8
 
 #: The CSR map: (name, byte offset, access, description). 64-bit counters are two words, low first.
@@ -74,7 +85,7 @@ CSRS: list[tuple[str, int, str, str]] = [
     ("version",       0x04, "ro", "ISA version"),
     ("shape",         0x08, "ro", "rows [15:0], cols [31:16]"),
     ("precision",     0x0C, "ro", "act_bits [7:0], weight_bits [15:8], acc_bits [23:16], "
-                                  "act_signed [24], weight_signed [25]"),
+                                  "act_signed [24], weight_signed [25], postproc [26]"),
     ("input_depth",   0x10, "ro", "input buffer depth in words"),
     ("weight_depth",  0x14, "ro", "weight buffer depth in words"),
     ("output_depth",  0x18, "ro", "output buffer depth in words"),
@@ -92,7 +103,7 @@ CSRS: list[tuple[str, int, str, str]] = [
     ("out_stall_hi",  0x44, "ro", ""),
 ]
 
-ISA_VERSION = 2
+ISA_VERSION = 3
 
 
 def identity(spec) -> dict[str, int]:
@@ -103,7 +114,8 @@ def identity(spec) -> dict[str, int]:
         "version": ISA_VERSION,
         "shape": spec.rows | spec.cols << 16,
         "precision": (spec.act_bits | spec.weight_bits << 8 | spec.acc_bits << 16
-                      | int(spec.act_signed) << 24 | int(spec.weight_signed) << 25),
+                      | int(spec.act_signed) << 24 | int(spec.weight_signed) << 25
+                      | int(spec.postproc) << 26),
         "input_depth": spec.input_depth,
         "weight_depth": spec.weight_depth,
         "output_depth": spec.output_depth,

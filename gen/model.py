@@ -10,7 +10,8 @@ Per command (``L`` = array latency, ``RL`` = buffer read latency, both from the 
     header                 HEADER_WORDS cycles (one beat each)
     LOAD_*                 count cycles
     COMPUTE                per filter tap: rows (weight preload) + p*q (stream) + L + RL + 3 (drain)
-    STORE                  count + RL + 3 cycles (reads, read latency, output FIFO)
+    STORE                  count + RL + PP + 3 cycles (reads, read latency, post-processing
+                           pipeline PP, output FIFO)
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def estimate(program: Program) -> Estimate:
     for cmd in program.commands:
         h = cmd.header
         cycles += HEADER_WORDS
-        if cmd.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS):
+        if cmd.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT):
             cycles += h["count"]
         elif cmd.op == Op.COMPUTE:
             taps = h["r"] * h["s"]
@@ -55,6 +56,6 @@ def estimate(program: Program) -> Estimate:
             cycles += taps * (spec.rows + pixels + L + RL + 3)
             busy += taps * pixels
         elif cmd.op == Op.STORE:
-            cycles += h["count"] + RL + 3
+            cycles += h["count"] + RL + spec.postproc_latency + 3
     return Estimate(cycles=cycles, array_busy=busy, commands=len(program.commands),
                     macs=program.macs, pes=spec.rows * spec.cols)

@@ -27,6 +27,12 @@ Example (``specs/ws_8x8.toml``)::
     [pipeline]         # registers for clock speed (each adds a cycle of latency, not of throughput)
     mult_stages = 2      # 0..2: registers around each PE's multiplier (DSP input/output registers)
     buffer_reg = true    # register every path into and out of the buffers (block RAM timing)
+
+    [postproc]         # optional requantisation unit on the output path (chosen per run)
+    enabled = false
+    out_bits = 8         # saturate requantised outputs to signed out_bits
+    mult_bits = 16       # unsigned per-channel multiplier width (shift 0..63)
+    rounding = "half_up" # or "half_even"
 """
 
 from __future__ import annotations
@@ -81,6 +87,10 @@ class Spec:
     output_depth: int
     mult_stages: int = 2
     buffer_reg: bool = True
+    postproc: bool = False
+    out_bits: int = 8
+    mult_bits: int = 16
+    rounding: str = "half_up"
 
     # -- derived facts, one place for each -------------------------------------------------------
     @property
@@ -103,6 +113,15 @@ class Spec:
     def array_latency(self) -> int:
         """Cycles from an input vector entering the array to its column sums leaving it."""
         return self.rows + self.cols - 1 + self.mult_stages
+
+    @property
+    def postproc_latency(self) -> int:
+        """Pipeline stages of the requantisation unit on the STORE path (0 without one)."""
+        return 3 if self.postproc else 0
+
+    def out_range(self) -> tuple[int, int]:
+        """The saturation range of requantised outputs (signed ``out_bits``)."""
+        return _int_range(self.out_bits, True)
 
     @property
     def input_word_bits(self) -> int:
@@ -145,6 +164,8 @@ class Spec:
                 "output_depth": self.output_depth,
             },
             "pipeline": {"mult_stages": self.mult_stages, "buffer_reg": self.buffer_reg},
+            "postproc": {"enabled": self.postproc, "out_bits": self.out_bits,
+                         "mult_bits": self.mult_bits, "rounding": self.rounding},
         }
 
     def digest(self) -> str:
@@ -175,8 +196,13 @@ _FIELDS = [
     ("buffers", "output_depth", int, 1024, 1, MAX_DEPTH),
     ("pipeline", "mult_stages", int, 2, 0, 2),
     ("pipeline", "buffer_reg", bool, True, None, None),
+    ("postproc", "enabled", bool, False, None, None),
+    ("postproc", "out_bits", int, 8, 2, 16),
+    ("postproc", "mult_bits", int, 16, 2, 24),
+    ("postproc", "rounding", "rounding", "half_up", None, None),
 ]
-_SECTIONS = {"array", "precision", "buffers", "pipeline"}
+_SECTIONS = {"array", "precision", "buffers", "pipeline", "postproc"}
+ROUNDING = ("half_up", "half_even")
 
 
 def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
@@ -204,7 +230,7 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
         if key not in table:
             if default is None:
                 raise AccelgenError(f"{source}: missing required field {path}")
-            values[key] = default
+            values["postproc" if (section, key) == ("postproc", "enabled") else key] = default
             continue
         value = table[key]
         if kind is int:
@@ -220,12 +246,20 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
                 raise AccelgenError(
                     f"{source}: {path} must be a plain identifier (letters, digits, '_', not starting "
                     f"with a digit, at most 64 characters, not a Verilog keyword), not {value!r}")
+        elif kind == "rounding":
+            if value not in ROUNDING:
+                raise AccelgenError(
+                    f"{source}: {path} must be one of {', '.join(ROUNDING)}, not {value!r}")
         elif kind == "dataflow":
             if value not in DATAFLOWS:
                 raise AccelgenError(
                     f"{source}: {path} must be one of {', '.join(DATAFLOWS)}, not {value!r}")
-        values[key] = value
+        values["postproc" if (section, key) == ("postproc", "enabled") else key] = value
 
+    if values["postproc"] and values["acc_bits"] + values["mult_bits"] > 63:
+        raise AccelgenError(
+            f"{source}: precision.acc_bits + postproc.mult_bits must be at most 63 for the "
+            f"requantisation product, not {values['acc_bits'] + values['mult_bits']}")
     if values["acc_bits"] < values["act_bits"] + values["weight_bits"]:
         raise AccelgenError(
             f"{source}: precision.acc_bits must be at least act_bits + weight_bits "

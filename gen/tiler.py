@@ -61,6 +61,8 @@ class Program:
     tile_q: int
     k_group: int
     has_bias: bool
+    requant: bool = False
+    relu: bool = False
 
     @property
     def macs(self) -> int:
@@ -143,8 +145,14 @@ def _step(step: int, uses: int) -> int:
     return step
 
 
-def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False) -> Program:
-    """Tile ``layer`` for the hardware described by ``spec``."""
+def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = False,
+         relu: bool = False) -> Program:
+    """Tile ``layer`` for the hardware described by ``spec``. ``requant`` and ``relu`` run the
+    outputs through the post-processing unit (per-channel multipliers and shifts are loaded with
+    LOAD_QUANT before each STORE)."""
+    if (requant or relu) and not spec.postproc:
+        raise AccelgenError(f"requantisation and ReLU need the post-processing unit, which "
+                            f"{spec.name} does not have; set [postproc] enabled = true in the spec")
     _check_limits(spec, layer)
     rows, cols = spec.rows, spec.cols
     U, D, pad = layer.stride, layer.dilation, layer.pad
@@ -185,8 +193,12 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False) -> Program:
                                     "accumulate": int(ct > 0),
                                     "bias": int(with_bias)}, g=g, c0=c0, k0=k0))
                         for j, kt in enumerate(kts):
+                            if requant:
+                                cmds.append(Command(Op.LOAD_QUANT, {"count": cols}, g=g,
+                                                    k0=kt * cols))
                             cmds.append(Command(
-                                Op.STORE, {"oaddr": j * pn * qn, "count": pn * qn},
+                                Op.STORE, {"oaddr": j * pn * qn, "count": pn * qn,
+                                           "requant": int(requant), "relu": int(relu)},
                                 n=n, g=g, k0=kt * cols, h0=p0, w0=q0, hn=pn, wn=qn))
     return Program(spec=spec, layer=layer, commands=tuple(cmds), tile_p=pt, tile_q=qt,
-                   k_group=kb, has_bias=bias)
+                   k_group=kb, has_bias=bias, requant=requant, relu=relu)

@@ -25,11 +25,12 @@ from amaranth.hdl import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.isa import HEADER_FIELDS, HEADER_WORDS, Op
+from gen.isa import HEADER_FIELDS, HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Op
 from gen.spec import Spec
 
 from .buffer import ReadSignature, WriteSignature, addr_bits
 from .host import AxiStreamSignature
+from .postproc import Requantizer
 
 __all__ = ["Controller", "HeaderLayout"]
 
@@ -77,6 +78,7 @@ class Controller(wiring.Component):
         rows, cols, acc_bits = spec.rows, spec.cols, spec.acc_bits
         s_axis, m_axis = self.s_axis, self.m_axis
         L, RL = spec.array_latency, spec.buffer_latency
+        PP = spec.postproc_latency
 
         # -- header collection ------------------------------------------------------------------
         hdr = Signal(32 * (HEADER_WORDS - 1))
@@ -143,17 +145,27 @@ class Controller(wiring.Component):
             self.obuf_wr.data.eq(sums),
         ]
 
-        # -- STORE: reads land RL cycles later in a FIFO; credits keep it from overflowing --------
+        # -- STORE: reads land RL (+PP post-processing) cycles later in a FIFO; credits keep it
+        #    from overflowing ----------------------------------------------------------------------
         obits = spec.output_word_bits
-        m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=obits + 1, depth=RL + 3)
-        inflight = Signal(range(RL + 2))
+        SL = RL + PP
+        m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=obits + 1, depth=SL + 3)
+        inflight = Signal(range(SL + 2))
         store_en = Signal()
-        st = [Signal(2, name=f"st{k}") for k in range(RL + 1)]  # (valid, last) beside each read
+        st = [Signal(2, name=f"st{k}") for k in range(SL + 1)]  # (valid, last) beside each read
         m.d.comb += st[0].eq(Cat(store_en, cnt == 1))
-        for k in range(1, RL + 1):
+        for k in range(1, SL + 1):
             m.d.sync += st[k].eq(st[k - 1])
-        m.d.comb += [ofifo.w_en.eq(st[RL][0]), ofifo.w_data.eq(Cat(self.obuf_rd.data, st[RL][1]))]
-        m.d.sync += inflight.eq(inflight + store_en - st[RL][0])
+        out_word = self.obuf_rd.data
+        if spec.postproc:
+            m.submodules.requant = rq = Requantizer(spec)
+            q_mult = Signal(data.ArrayLayout(unsigned(spec.mult_bits), cols))
+            q_shift = Signal(data.ArrayLayout(unsigned(QUANT_SHIFT_BITS), cols))
+            m.d.comb += [rq.i.as_value().eq(self.obuf_rd.data), rq.mult.eq(q_mult),
+                         rq.shift.eq(q_shift), rq.requant.eq(cmd.requant), rq.relu.eq(cmd.relu)]
+            out_word = rq.o
+        m.d.comb += [ofifo.w_en.eq(st[SL][0]), ofifo.w_data.eq(Cat(out_word, st[SL][1]))]
+        m.d.sync += inflight.eq(inflight + store_en - st[SL][0])
         m.d.comb += [m_axis.tvalid.eq(ofifo.r_rdy), m_axis.tdata.eq(ofifo.r_data[:obits]),
                      m_axis.tlast.eq(ofifo.r_data[obits]), ofifo.r_en.eq(m_axis.tready)]
 
@@ -190,8 +202,11 @@ class Controller(wiring.Component):
                         m.d.sync += [hdr.eq(Cat(hdr[32:], word)), hidx.eq(hidx + 1)]
                     with m.Else():
                         m.d.sync += [hidx.eq(0), cmd.eq(new), self.commands.eq(self.commands + 1)]
+                        loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]
+                        if spec.postproc:
+                            loads.append(Op.LOAD_QUANT)
                         with m.Switch(new.op):
-                            with m.Case(Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS):
+                            with m.Case(*loads):
                                 m.d.sync += cnt.eq(new.count)
                                 with m.If(new.op == Op.LOAD_WEIGHT):
                                     m.d.sync += ptr.eq(new.waddr)
@@ -226,6 +241,15 @@ class Controller(wiring.Component):
                     with m.If(cmd.op == Op.LOAD_BIAS):
                         m.d.sync += bias_reg.eq(Cat(bias_reg.as_value()[acc_bits:],
                                                     s_axis.tdata[:acc_bits]))
+                    if spec.postproc:  # lane registers shift like the bias register
+                        mb = spec.mult_bits
+                        with m.If(cmd.op == Op.LOAD_QUANT):
+                            m.d.sync += [
+                                q_mult.eq(Cat(q_mult.as_value()[mb:], s_axis.tdata[:mb])),
+                                q_shift.eq(Cat(q_shift.as_value()[QUANT_SHIFT_BITS:],
+                                               s_axis.tdata[QUANT_SHIFT_OFFSET:][
+                                                   :QUANT_SHIFT_BITS])),
+                            ]
                     m.d.sync += [ptr.eq(ptr + 1), cnt.eq(cnt - 1)]
                     with m.If(cnt == 1):
                         m.next = "HDR"

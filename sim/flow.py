@@ -112,18 +112,22 @@ def _uart_verilog(spec: Spec, divisor: int, path: Path) -> None:
 def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = "icarus",
                    work_dir: Path | None = None, in_pause: float = 0.0, out_pause: float = 0.0,
                    seed: int = 0, waves: bool = False, via_uart: bool = False,
-                   uart_divisor: int = 8) -> SimResult:
+                   uart_divisor: int = 8, quant=None, relu: bool = False) -> SimResult:
     """Run ``layer`` on the RTL and compare with the golden model.
 
     ``via_uart`` runs the board-level UART top (hw/bridge.py) instead of the bare accelerator,
     driven through gen/hostlink.py as the pyserial board driver would, ``uart_divisor`` clocks
-    per bit."""
+    per bit. ``quant = (multiplier, shift)`` (per output channel, or scalars) requantises the
+    outputs and ``relu`` clamps them, in the post-processing unit."""
     t0 = time.monotonic()
     x, w, bias = framing.check_tensors(spec, layer, x, w, bias)
-    program = plan(spec, layer, bias=bias is not None)
-    frames = framing.encode(program, x, w, bias)
-    expected = golden.conv2d(x, w, bias, stride=layer.stride, pad=layer.pad,
-                             dilation=layer.dilation, groups=layer.groups, acc_bits=spec.acc_bits)
+    program = plan(spec, layer, bias=bias is not None, requant=quant is not None, relu=relu)
+    if quant is not None:
+        quant = framing.check_quant(spec, layer, *quant)
+    frames = framing.encode(program, x, w, bias, quant)
+    expected = golden.postprocess(
+        golden.conv2d(x, w, bias, stride=layer.stride, pad=layer.pad, dilation=layer.dilation,
+                      groups=layer.groups, acc_bits=spec.acc_bits), spec, quant, relu)
 
     gen_dir = cache_dir() / "generated" / f"{spec.name}-{spec.digest()}"
     top = f"{spec.name}_uart" if via_uart else spec.name

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["conv2d", "wrap"]
+__all__ = ["conv2d", "wrap", "requantize", "postprocess"]
 
 
 def wrap(y: np.ndarray, bits: int) -> np.ndarray:
@@ -49,3 +49,38 @@ def conv2d(x, w, bias=None, *, stride=1, pad=0, dilation=1, groups=1, acc_bits=3
     if bias is not None:
         y += np.asarray(bias, dtype=np.int64).reshape(1, K, 1, 1)
     return wrap(y, acc_bits)
+
+
+def requantize(y, mult, shift, *, out_bits: int = 8, rounding: str = "half_up",
+               relu: bool = False) -> np.ndarray:
+    """Requantise NKPQ accumulators per output channel: ``y * mult[k]`` shifted right by
+    ``shift[k]`` with rounding ``half_up`` (ties toward +inf) or ``half_even`` (ties to even),
+    saturated to signed ``out_bits``, then ReLU if asked. ``mult`` and ``shift`` are (K,) arrays of
+    non-negative integers; the product is exact in int64."""
+    y = np.asarray(y, dtype=np.int64)
+    K = y.shape[1]
+    m = np.asarray(mult, dtype=np.int64).reshape(1, K, 1, 1)
+    s = np.asarray(shift, dtype=np.int64).reshape(1, K, 1, 1)
+    t = y * m
+    half = np.where(s > 0, np.int64(1) << np.maximum(s - 1, 0), 0)
+    q = t >> s
+    if rounding == "half_up":
+        r = (t + half) >> s
+    elif rounding == "half_even":
+        rem = t - (q << s)
+        r = q + ((rem > half) | ((rem == half) & (s > 0) & (q & 1).astype(bool)))
+    else:
+        raise ValueError(f"rounding must be half_up or half_even, not {rounding!r}")
+    lo, hi = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
+    r = np.clip(r, lo, hi)
+    if relu:
+        r = np.maximum(r, 0)
+    return r.astype(np.int64)
+
+
+def postprocess(y, spec, quant=None, relu: bool = False) -> np.ndarray:
+    """What the STORE path does to accumulators: requantise with ``quant = (mult, shift)`` (the
+    spec's ``out_bits`` and rounding) and/or ReLU."""
+    if quant is not None:
+        return requantize(y, *quant, out_bits=spec.out_bits, rounding=spec.rounding, relu=relu)
+    return np.maximum(y, 0) if relu else np.asarray(y, dtype=np.int64)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from gen.frames import pack_lanes, unpack_lanes
-from gen.isa import HEADER_WORDS, Op, decode_header
+from gen.isa import HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Op, decode_header
 from gen.spec import Spec
-from sim.golden import wrap
+from sim.golden import requantize, wrap
 
 __all__ = ["run"]
 
@@ -28,13 +28,16 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
     wbuf = np.zeros((spec.weight_depth, spec.cols), dtype=np.int64)
     obuf = np.zeros((spec.output_depth, spec.cols), dtype=np.int64)
     bias_reg = np.zeros(spec.cols, dtype=np.int64)
+    q_mult = np.zeros(spec.cols, dtype=np.int64)
+    q_shift = np.zeros(spec.cols, dtype=np.int64)
     out = []
     i = 0
     while i < beats:
         h = decode_header([int(v) for v in words[i:i + HEADER_WORDS]])
         i += HEADER_WORDS
         op, count = h["op"], h["count"]
-        payload = stream[i * beat:(i + count) * beat] if op in (1, 2, 3) else b""
+        loads = (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT)
+        payload = stream[i * beat:(i + count) * beat] if op in loads else b""
         if op == Op.LOAD_INPUT:
             vals = unpack_lanes(payload, spec.act_bits, spec.rows, beat, spec.act_signed)
             ibuf[h["addr"]:h["addr"] + count] = vals
@@ -47,6 +50,12 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
             # a shift register: each beat enters at lane cols-1 and moves the others down one lane
             vals = unpack_lanes(payload, spec.acc_bits, 1, beat, True)[:, 0]
             bias_reg = np.concatenate([bias_reg, vals])[-spec.cols:]
+            i += count
+        elif op == Op.LOAD_QUANT:
+            vals = unpack_lanes(payload, 32, 1, beat, False)[:, 0]
+            q_mult = np.concatenate([q_mult, vals & ((1 << spec.mult_bits) - 1)])[-spec.cols:]
+            q_shift = np.concatenate([q_shift, (vals >> QUANT_SHIFT_OFFSET)
+                                      & ((1 << QUANT_SHIFT_BITS) - 1)])[-spec.cols:]
             i += count
         elif op == Op.COMPUTE:
             P, Q = h["p"], h["q"]
@@ -64,5 +73,12 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
                     else:
                         obuf[dst] = wrap(obuf[dst] + y, spec.acc_bits)
         elif op == Op.STORE:
-            out.append(pack_lanes(obuf[h["oaddr"]:h["oaddr"] + count], spec.acc_bits, obeat))
+            acc = obuf[h["oaddr"]:h["oaddr"] + count]
+            if h["requant"]:
+                y = requantize(acc.T[None, :, :, None], q_mult, q_shift, out_bits=spec.out_bits,
+                               rounding=spec.rounding, relu=bool(h["relu"]))
+                out.append(pack_lanes(y[0, :, :, 0].T, spec.out_bits, obeat))
+            else:
+                out.append(pack_lanes(np.maximum(acc, 0) if h["relu"] else acc, spec.acc_bits,
+                                      obeat))
     return out

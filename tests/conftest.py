@@ -22,6 +22,10 @@ def make_spec(name="t", rows=3, cols=5, **kw):
     bufs = {k: kw.pop(k) for k in list(kw) if k in ("input_depth", "weight_depth",
                                                      "output_depth")}
     pipe = {k: kw.pop(k) for k in list(kw) if k in ("mult_stages", "buffer_reg")}
+    post = {k: kw.pop(k) for k in list(kw) if k in ("out_bits", "mult_bits", "rounding")}
+    if "postproc" in kw:
+        post["enabled"] = kw.pop("postproc")
     assert not kw, kw
     return spec_from_dict({"name": name, "array": {"rows": rows, "cols": cols},
-                           "precision": prec, "buffers": bufs, "pipeline": pipe})
+                           "precision": prec, "buffers": bufs, "pipeline": pipe,
+                           "postproc": post})

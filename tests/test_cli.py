@@ -178,3 +178,25 @@ def test_estimate(spec_file, tmp_path, capsys):
     assert "row 1: needs integer columns C, H, W, K, R, S" in _err_line(capsys)
     assert main(["estimate", str(spec_file), "--network", "vgg99"]) == 2
     assert "unknown network 'vgg99'" in _err_line(capsys)
+
+
+def test_simulate_requant_cli(tmp_path, capsys):
+    spec = tmp_path / "q.toml"
+    spec.write_text('name = "cli_q"\n[array]\nrows = 2\ncols = 3\n[buffers]\ninput_depth = 128\n'
+                    'weight_depth = 64\noutput_depth = 64\n[postproc]\nenabled = true\n')
+    y = tmp_path / "y.npy"
+    rc = main(["simulate", str(spec), "--layer", "C=3,H=5,W=5,K=4,R=3,S=3,pad=1",
+               "--requant", "300,12", "--relu", "--output", str(y)])
+    assert rc == 0 and "PASS" in capsys.readouterr().out
+    out = np.load(y)
+    assert out.dtype == np.int8 and out.min() >= 0
+    rc = main(["simulate", str(spec), "--layer", "C=3,H=5,W=5,K=4", "--requant", "3"])
+    assert rc == 2 and "--requant must be MULT,SHIFT" in _err_line(capsys)
+    rc = main(["simulate", str(spec), "--layer", "C=3,H=5,W=5,K=4", "--requant", "70000,3"])
+    assert rc == 2 and "multiplier values span 70000..70000 but postproc.mult_bits allows " \
+        "0..65535" in _err_line(capsys)
+
+
+def test_requant_needs_the_unit(spec_file, capsys):
+    rc = main(["simulate", str(spec_file), "--layer", "C=3,H=5,W=5,K=4", "--relu"])
+    assert rc == 2 and "set [postproc] enabled = true in the spec" in _err_line(capsys)

@@ -30,11 +30,12 @@ CASES = {
 }
 
 
-def _run(spec_kw, layer, sim, tmp_path, *, bias=False, extreme=None, pause=0.0, seed=0):
+def _run(spec_kw, layer, sim, tmp_path, *, bias=False, extreme=None, pause=0.0, seed=0,
+         quant=None, relu=False):
     spec = make_spec(**spec_kw)
     x, w, b = random_tensors(spec, layer, seed, bias=bias, extreme=extreme)
     res = simulate_layer(spec, layer, x, w, b, sim=sim, work_dir=tmp_path, in_pause=pause,
-                         out_pause=pause, seed=seed)
+                         out_pause=pause, seed=seed, quant=quant, relu=relu)
     assert res.match, res.summary()["first_mismatch"]
     c = res.counters
     assert c["error"] == 0
@@ -46,7 +47,7 @@ def _run(spec_kw, layer, sim, tmp_path, *, bias=False, extreme=None, pause=0.0, 
     if pause:
         assert c["in_stall"] > 0 and c["out_stall"] > 0
     else:  # a full input stream and a ready output: the analytic model is exact
-        est = estimate(plan(spec, layer, bias=bias))
+        est = estimate(plan(spec, layer, bias=bias, requant=quant is not None, relu=relu))
         assert (c["cycles"], c["array_busy"]) == (est.cycles, est.array_busy)
     return res
 
@@ -63,6 +64,17 @@ def test_icarus_accumulator_wraps(tmp_path):
         C=8, H=3, W=3, K=2, R=3, S=3, pad=1), "icarus", tmp_path, extreme="min")
     assert np.abs(res.expected).max() < 1 << 15
     assert (res.expected != 8 * 9 * 16384).all()  # the exact sum would not fit: it wrapped
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.3])
+def test_icarus_requant_relu(pause, tmp_path):
+    """Per-channel requantisation to int8 with ReLU, half-to-even rounding."""
+    layer = ConvLayer(C=5, H=6, W=6, K=7, R=3, S=3, pad=1)
+    rng = np.random.default_rng(11)
+    quant = (rng.integers(1, 1 << 16, layer.K), rng.integers(14, 22, layer.K))
+    res = _run(dict(RAGGED, name="ws_q", postproc=True, rounding="half_even"), layer, "icarus",
+               tmp_path, bias=True, quant=quant, relu=True, pause=pause)
+    assert res.output.min() == 0 and res.output.max() <= 127 and (res.output > 0).any()
 
 
 def test_icarus_unsigned_activations_and_1x1_array(tmp_path):

@@ -158,15 +158,47 @@ def test_csr_map_fits():
 ])
 def test_top_runs_programs(spec_kw, layer, bias, pause):
     """The controller executes tiler programs bit-exactly, with stream backpressure."""
-    spec = make_spec(**spec_kw)
+    _run_top(make_spec(**spec_kw), layer, bias, pause)
+
+
+@pytest.mark.parametrize("rounding", ["half_up", "half_even"])
+@pytest.mark.parametrize("requant,relu", [(True, False), (True, True), (False, True)])
+def test_top_postprocessing(rounding, requant, relu):
+    """Requantisation (per-channel multiplier and shift, both roundings, saturation) and ReLU."""
+    spec = make_spec(rows=3, cols=4, postproc=True, rounding=rounding, out_bits=8,
+                     mult_bits=12, input_depth=64, weight_depth=64, output_depth=40)
+    _run_top(spec, ConvLayer(C=4, H=5, W=5, K=6, R=3, S=3, pad=1), True, 0.2, requant=requant,
+             relu=relu)
+
+
+@pytest.mark.parametrize("rounding", ["half_up", "half_even"])
+def test_top_rounding_ties(rounding):
+    """Multiplier 1, shift 1: every odd accumulator is a tie, rounded as the spec says."""
+    spec = make_spec(rows=2, cols=2, postproc=True, rounding=rounding, out_bits=16)
+    layer = ConvLayer(C=2, H=4, W=4, K=2, R=1, S=1)
+    y, g = _run_top(spec, layer, False, 0.0, requant=True, quant=(np.ones(2, int), np.ones(2, int)),
+                    small=True)
+    assert (g != 0).any()
+
+
+def _run_top(spec, layer, bias, pause, requant=False, relu=False, quant=None, small=False):
     rng = np.random.default_rng(3)
-    x = rng.integers(-128, 128, layer.input_shape)
-    w = rng.integers(-128, 128, layer.weight_shape)
+    lim = 8 if small else 128
+    x = rng.integers(-lim, lim, layer.input_shape)
+    w = rng.integers(-lim, lim, layer.weight_shape)
     b = rng.integers(-1000, 1000, layer.K) if bias else None
-    prog = plan(spec, layer, bias=bias)
-    outs, _ = run_top(Accelerator(spec), spec, framing.encode(prog, x, w, b),
+    if requant and quant is None:
+        # shifts around log2 of the accumulators, so outputs land in range and saturate
+        quant = (rng.integers(0, 1 << spec.mult_bits, layer.K), rng.integers(8, 24, layer.K))
+    prog = plan(spec, layer, bias=bias, requant=requant, relu=relu)
+    outs, _ = run_top(Accelerator(spec), spec, framing.encode(prog, x, w, b, quant),
                       prog.count(Op.STORE), in_pause=pause, out_pause=pause)
     y = framing.decode(prog, outs)
-    g = golden.conv2d(x, w, b, stride=layer.stride, pad=layer.pad, dilation=layer.dilation,
-                      groups=layer.groups, acc_bits=spec.acc_bits)
+    g = golden.postprocess(golden.conv2d(x, w, b, stride=layer.stride, pad=layer.pad,
+                                         dilation=layer.dilation, groups=layer.groups,
+                                         acc_bits=spec.acc_bits), spec, quant, relu)
     assert np.array_equal(y, g)
+    if requant and not small:  # the test means something: some outputs saturate, some do not
+        lo, hi = spec.out_range()
+        assert ((g == hi) | (g == lo)).any() and ((g > lo) & (g < hi) & (g != 0)).any()
+    return y, g

@@ -3,9 +3,13 @@ from gen.emit import generate
 from sim.lint import WAIVERS, lint
 
 
-def test_generated_verilog_is_lint_clean(tmp_path):
+import pytest
+
+
+@pytest.mark.parametrize("postproc", [False, True])
+def test_generated_verilog_is_lint_clean(tmp_path, postproc):
     """verilator --lint-only -Wall reports nothing beyond the documented waivers."""
-    spec = make_spec(name="lint_top", rows=3, cols=4)
+    spec = make_spec(name="lint_top", rows=3, cols=4, postproc=postproc)
     vpath, _, _ = generate(spec, tmp_path)
     assert lint(vpath, spec.name) == []
 

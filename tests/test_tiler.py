@@ -14,7 +14,7 @@ from gen.tiler import plan
 from sim import golden, isa_model
 
 
-def _check(spec, layer, seed=0, bias=False):
+def _check(spec, layer, seed=0, bias=False, requant=False, relu=False):
     rng = np.random.default_rng(seed)
     lo, hi = spec.act_range()
     x = rng.integers(lo, hi + 1, layer.input_shape)
@@ -22,10 +22,14 @@ def _check(spec, layer, seed=0, bias=False):
     w = rng.integers(lo, hi + 1, layer.weight_shape)
     lim = 1 << min(20, spec.acc_bits - 2)
     b = rng.integers(-lim, lim, layer.K) if bias else None
-    prog = plan(spec, layer, bias=bias)
-    y = framing.decode(prog, isa_model.run(spec, framing.encode(prog, x, w, b)))
-    g = golden.conv2d(x, w, b, stride=layer.stride, pad=layer.pad, dilation=layer.dilation,
-                      groups=layer.groups, acc_bits=spec.acc_bits)
+    quant = None
+    if requant:
+        quant = (rng.integers(0, 1 << spec.mult_bits, layer.K), rng.integers(0, 40, layer.K))
+    prog = plan(spec, layer, bias=bias, requant=requant, relu=relu)
+    y = framing.decode(prog, isa_model.run(spec, framing.encode(prog, x, w, b, quant)))
+    g = golden.postprocess(golden.conv2d(x, w, b, stride=layer.stride, pad=layer.pad,
+                                         dilation=layer.dilation, groups=layer.groups,
+                                         acc_bits=spec.acc_bits), spec, quant, relu)
     assert np.array_equal(y, g)
     return prog
 
@@ -37,7 +41,10 @@ def cases(draw):
                      weight_depth=draw(st.integers(16, 200)),
                      output_depth=draw(st.integers(1, 60)),
                      act_signed=draw(st.booleans()),
-                     acc_bits=draw(st.sampled_from([16, 20, 32])))
+                     acc_bits=draw(st.sampled_from([16, 20, 32])),
+                     postproc=draw(st.booleans()), out_bits=draw(st.integers(2, 12)),
+                     mult_bits=draw(st.integers(2, 24)),
+                     rounding=draw(st.sampled_from(["half_up", "half_even"])))
     groups = draw(st.integers(1, 3))
     layer_kw = dict(
         N=draw(st.integers(1, 2)), C=groups * draw(st.integers(1, 5)),
@@ -48,18 +55,20 @@ def cases(draw):
         layer = ConvLayer(**layer_kw)
     except AccelgenError:
         assume(False)
-    return spec, layer, draw(st.booleans()), draw(st.integers(0, 2**16))
+    post = spec.postproc
+    return (spec, layer, draw(st.booleans()), draw(st.integers(0, 2**16)),
+            post and draw(st.booleans()), post and draw(st.booleans()))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 def test_random_layers_bit_exact(case):
-    spec, layer, bias, seed = case
+    spec, layer, bias, seed, requant, relu = case
     try:
-        prog = plan(spec, layer, bias=bias)
+        prog = plan(spec, layer, bias=bias, requant=requant, relu=relu)
     except AccelgenError:
         assume(False)
-    _check(spec, layer, seed, bias)
+    _check(spec, layer, seed, bias, requant, relu)
     # every command respects the buffers
     for c in prog.commands:
         h = c.header
