@@ -347,6 +347,16 @@ def _cmd_estimate(args) -> int:
     return 0
 
 
+def _cmd_show(args) -> int:
+    from .show import draw
+    from .spec import load_spec
+    spec = load_spec(args.spec)
+    out = args.output or f"{spec.name}.png"
+    path = draw(spec, out)
+    print(f"accelgen show: {spec.name} -> {path}")
+    return 0
+
+
 def _cmd_layers(args) -> int:
     from .layer import workload_layers
     for name, layer in workload_layers().items():
@@ -458,6 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
                                  "dilation,groups,repeat,layer]")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_cmd_estimate)
+
+    sh = sub.add_parser("show", help="draw the PE array and its interconnect (PNG or SVG)")
+    sh.add_argument("spec", help="spec TOML file")
+    sh.add_argument("-o", "--output", help="picture file, .png or .svg (default NAME.png)")
+    sh.set_defaults(func=_cmd_show)
 
     ls = sub.add_parser("layers", help="list the shipped workload layers")
     ls.set_defaults(func=_cmd_layers)

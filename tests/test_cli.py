@@ -200,3 +200,12 @@ def test_simulate_requant_cli(tmp_path, capsys):
 def test_requant_needs_the_unit(spec_file, capsys):
     rc = main(["simulate", str(spec_file), "--layer", "C=3,H=5,W=5,K=4", "--relu"])
     assert rc == 2 and "set [postproc] enabled = true in the spec" in _err_line(capsys)
+
+
+def test_show(spec_file, tmp_path, capsys):
+    for name in ("a.png", "a.svg"):
+        assert main(["show", str(spec_file), "-o", str(tmp_path / name)]) == 0
+    assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+    assert b"<svg" in (tmp_path / "a.svg").read_bytes()[:500]
+    assert main(["show", str(spec_file), "-o", str(tmp_path / "a.jpg")]) == 2
+    assert "show writes .png or .svg, not '.jpg'" in _err_line(capsys)
