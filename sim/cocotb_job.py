@@ -5,26 +5,18 @@ expect; the results go to ``out.bin`` and ``result.json``. It is generic: all la
 the tiler and the frames encoder.
 """
 
-import json
-import os
-from pathlib import Path
 
 import cocotb
 from cocotb.triggers import with_timeout
 from cocotb.utils import get_sim_time
 
 from sim.driver import AcceleratorTB
+from sim.job import load_job, save_result
 
 
 @cocotb.test()
 async def run_job(dut):
-    job_dir = Path(os.environ["ACCELGEN_JOB"])
-    job = json.loads((job_dir / "job.json").read_text())
-    blob = (job_dir / "frames.bin").read_bytes()
-    frames, pos = [], 0
-    for n in job["frame_bytes"]:
-        frames.append(blob[pos:pos + n])
-        pos += n
+    job_dir, job, frames = load_job()
 
     tb = AcceleratorTB(dut, clock_ns=10)
     tb.set_backpressure(job["in_pause"], job["out_pause"], job["seed"])
@@ -34,6 +26,4 @@ async def run_job(dut):
     outs, counters = await with_timeout(tb.run(frames, job["n_out"]),
                                         job["timeout_cycles"] * 10, "ns")
     counters["sim_cycles"] = int((get_sim_time("ns") - start) // 10)
-    (job_dir / "out.bin").write_bytes(b"".join(outs))
-    (job_dir / "result.json").write_text(json.dumps({
-        "out_frame_bytes": [len(o) for o in outs], "counters": counters}))
+    save_result(job_dir, outs, counters)

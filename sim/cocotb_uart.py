@@ -3,10 +3,7 @@
 The host side is gen/hostlink.py, the same generator the pyserial board driver runs.
 """
 
-import json
 import logging
-import os
-from pathlib import Path
 
 import cocotb
 from cocotb.clock import Clock
@@ -15,17 +12,12 @@ from cocotb.utils import get_sim_time
 from cocotbext.uart import UartSink, UartSource
 
 from gen.hostlink import link_steps
+from sim.job import load_job, save_result
 
 
 @cocotb.test()
 async def run_uart_job(dut):
-    job_dir = Path(os.environ["ACCELGEN_JOB"])
-    job = json.loads((job_dir / "job.json").read_text())
-    blob = (job_dir / "frames.bin").read_bytes()
-    frames, pos = [], 0
-    for n in job["frame_bytes"]:
-        frames.append(blob[pos:pos + n])
-        pos += n
+    job_dir, job, frames = load_job()
 
     dut.rx.value = 1
     dut.rst.value = 0
@@ -58,6 +50,4 @@ async def run_uart_job(dut):
     start = get_sim_time("ns")
     outs, counters = await with_timeout(drive(), job["timeout_cycles"] * 10, "ns")
     counters["sim_cycles"] = int((get_sim_time("ns") - start) // 10)
-    (job_dir / "out.bin").write_bytes(b"".join(outs))
-    (job_dir / "result.json").write_text(json.dumps({
-        "out_frame_bytes": [len(o) for o in outs], "counters": counters}))
+    save_result(job_dir, outs, counters)

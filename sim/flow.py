@@ -6,7 +6,6 @@ One function, :func:`simulate_layer`, shared by the CLI, the tests and the bench
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from gen.spec import Spec
 from gen.tiler import plan
 
 from . import golden
+from .job import load_result, write_job
 from .runner import build, cache_dir, locked, run_job
 
 __all__ = ["SimResult", "simulate_layer", "random_tensors", "first_mismatch"]
@@ -142,10 +142,6 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
     if work_dir is None:
         work_dir = Path(tempfile.mkdtemp(prefix="accelgen-sim-"))
     job_dir = Path(work_dir)
-    job_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("out.bin", "result.json"):
-        (job_dir / stale).unlink(missing_ok=True)
-    (job_dir / "frames.bin").write_bytes(b"".join(frames))
     total_beats = sum(len(f) for f in frames) // (spec.in_stream_bits // 8)
     stores = program.count(Op.STORE)
     out_beats = sum(c.count for c in program.commands if c.op == Op.STORE)
@@ -157,25 +153,20 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
     if via_uart:  # ten bit times per byte each way, plus CSR polls
         total_bytes = sum(len(f) for f in frames) + out_beats * spec.out_stream_bits // 8
         budget += 30 * uart_divisor * (total_bytes + 64 * len(frames)) + 50 * budget
-    (job_dir / "job.json").write_text(json.dumps({
-        "frame_bytes": [len(f) for f in frames], "n_out": stores, "in_pause": in_pause,
-        "out_pause": out_pause, "seed": seed, "timeout_cycles": budget,
-        "identity": identity(spec), "divisor": uart_divisor,
+    write_job(job_dir, frames, {
+        "n_out": stores, "in_pause": in_pause, "out_pause": out_pause, "seed": seed,
+        "timeout_cycles": budget, "identity": identity(spec), "divisor": uart_divisor,
         "ops": [int(c.op) for c in program.commands],
         "store_counts": [c.count for c in program.commands if c.op == Op.STORE],
         "out_beat_bytes": spec.out_stream_bits // 8,
-    }))
-    result = run_job(bdir, top, sim, job_dir, waves=waves,
-                     module="sim.cocotb_uart" if via_uart else "sim.cocotb_job")
-    blob = (job_dir / "out.bin").read_bytes()
-    outs, pos = [], 0
-    for n in result["out_frame_bytes"]:
-        outs.append(blob[pos:pos + n])
-        pos += n
+    })
+    run_job(bdir, top, sim, job_dir, waves=waves,
+            module="sim.cocotb_uart" if via_uart else "sim.cocotb_job")
+    outs, counters = load_result(job_dir)
     y = framing.decode(program, outs)
-    if result["counters"].get("error"):
+    if counters.get("error"):
         raise AccelgenError(f"the hardware flagged a command error (status.error); see "
                             f"{job_dir / 'sim.log'}")
     return SimResult(spec=spec, layer=layer, sim=sim, output=y, expected=expected,
-                     counters=result["counters"], verilog=vpath, job_dir=job_dir,
+                     counters=counters, verilog=vpath, job_dir=job_dir,
                      program_summary=program.summary(), wall_seconds=time.monotonic() - t0)

@@ -12,7 +12,6 @@ import contextlib
 import fcntl
 import hashlib
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -143,8 +142,8 @@ def _build(verilog: Path, top: str, sim: str, bdir: Path, sha: str, waves: bool)
 
 
 def run_job(build_dir: Path, top: str, sim: str, job_dir: Path, *, waves: bool = False,
-            module: str = "sim.cocotb_job") -> dict:
-    """Run the cocotb job in ``job_dir`` on a build; return ``result.json`` as a dict."""
+            module: str = "sim.cocotb_job") -> None:
+    """Run the cocotb job in ``job_dir`` on a build (results land in the job directory)."""
     from cocotb_tools.runner import get_results
 
     prepare_simulator(sim)
@@ -168,4 +167,3 @@ def run_job(build_dir: Path, top: str, sim: str, job_dir: Path, *, waves: bool =
             os.environ["PYTEST_CURRENT_TEST"] = saved
     if nfail or not (job_dir / "result.json").exists():
         raise AccelgenError(f"the {sim} simulation failed; see {log}")
-    return json.loads((job_dir / "result.json").read_text())
