@@ -57,8 +57,8 @@ def table(data: list[dict]) -> str:
             return format(v, spec) if v is not None else "-"
         params = ",".join(f"{k.split('.')[-1]}={v}" for k, v in json.loads(r["params"]).items())
         lines.append(
-            f"{r['spec_name']:<22} {params[:34]:<34} {r['target']:<10} {f(r['luts'], ',>7')} "
-            f"{f(r['ffs'], ',>7')} {f(r['dsps'], '>4')} {f(r['brams'], '>4')} "
+            f"{r['spec_name']:<22} {params[:34]:<34} {r['target']:<10} {f(r['luts'], '>7,')} "
+            f"{f(r['ffs'], '>7,')} {f(r['dsps'], '>4')} {f(r['brams'], '>4')} "
             f"{f(r['fmax_mhz'], '>6.1f')} {f(r['peak_gmacs'], '>7.2f')} "
             f"{f(r['utilisation'] and 100 * r['utilisation'], '>4.0f')}% "
             f"{f(r['effective_gmacs'], '>6.2f')}  {r['status']} ({r['ok']}/{r['seeds']} seeds)"
