@@ -97,12 +97,11 @@ def _tool(name: str) -> str:
         return str(exe)
     found = shutil.which(name)
     if not found:
-        pkg = name.replace("yowasp-nextpnr-", "yowasp-nextpnr-") if "nextpnr" in name else name
-        raise AccelgenError(f"{name} is not installed; install it with 'pip install {pkg}'")
+        raise AccelgenError(f"{name} is not installed; install it with 'pip install {name}'")
     return found
 
 
-def wrapped_verilog(spec: Spec, target: Target | None = None) -> str:
+def wrapped_verilog(spec: Spec) -> str:
     """Verilog of ``SynthWrapper(Accelerator(spec))``, module ``top``."""
     from amaranth.back import verilog
 
@@ -137,7 +136,7 @@ def synthesize(spec: Spec, target: str = "ecp5-85k", *, freq: float = 100.0, see
     res = SynthResult(spec.name, spec.digest(), target, freq, seed, "error", work_dir=str(wd))
 
     t0 = time.monotonic()
-    (wd / "top.v").write_text(wrapped_verilog(spec, tgt))
+    (wd / "top.v").write_text(wrapped_verilog(spec))
     res.seconds["elaborate"] = round(time.monotonic() - t0, 2)
 
     dsp = " -dsp" if tgt.family == "ice40" else ""  # synth_ice40 leaves SB_MAC16s unused otherwise
