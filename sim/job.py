@@ -26,12 +26,7 @@ def load_job(job_dir: str | Path | None = None) -> tuple[Path, dict, list[bytes]
     """(job directory, job.json, input frames); the directory defaults to $ACCELGEN_JOB."""
     job_dir = Path(job_dir or os.environ["ACCELGEN_JOB"])
     job = json.loads((job_dir / "job.json").read_text())
-    blob = (job_dir / "frames.bin").read_bytes()
-    frames, pos = [], 0
-    for n in job["frame_bytes"]:
-        frames.append(blob[pos:pos + n])
-        pos += n
-    return job_dir, job, frames
+    return job_dir, job, _split((job_dir / "frames.bin").read_bytes(), job["frame_bytes"])
 
 
 def save_result(job_dir: Path, outs: list[bytes], counters: dict) -> None:
@@ -43,9 +38,14 @@ def save_result(job_dir: Path, outs: list[bytes], counters: dict) -> None:
 def load_result(job_dir: Path) -> tuple[list[bytes], dict]:
     """(output frames, counters) written by :func:`save_result`."""
     result = json.loads((job_dir / "result.json").read_text())
-    blob = (job_dir / "out.bin").read_bytes()
-    outs, pos = [], 0
-    for n in result["out_frame_bytes"]:
-        outs.append(blob[pos:pos + n])
+    return _split((job_dir / "out.bin").read_bytes(), result["out_frame_bytes"]), \
+        result["counters"]
+
+
+def _split(blob: bytes, sizes: list[int]) -> list[bytes]:
+    """Cut a concatenation of frames back into frames of the given sizes."""
+    out, pos = [], 0
+    for n in sizes:
+        out.append(blob[pos:pos + n])
         pos += n
-    return outs, result["counters"]
+    return out
