@@ -114,3 +114,11 @@ def test_shipped_specs_real_layers(spec_file, layer, tmp_path):
     res = simulate_layer(spec, L, x, w, b, sim="icarus", work_dir=tmp_path, in_pause=0.1,
                          out_pause=0.1)
     assert res.match
+
+
+@pytest.mark.slow
+def test_icarus_32x32(tmp_path):
+    """The largest array the issue asks for, with C and K ragged over it (about 70 s)."""
+    _run(dict(name="ws_32x32", rows=32, cols=32, input_depth=1024, weight_depth=1024,
+              output_depth=512), ConvLayer(C=40, H=6, W=6, K=36, R=3, S=3, pad=1), "icarus",
+         tmp_path, bias=True)
