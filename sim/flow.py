@@ -125,9 +125,7 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
     if quant is not None:
         quant = framing.check_quant(spec, layer, *quant)
     frames = framing.encode(program, x, w, bias, quant)
-    expected = golden.postprocess(
-        golden.conv2d(x, w, bias, stride=layer.stride, pad=layer.pad, dilation=layer.dilation,
-                      groups=layer.groups, acc_bits=spec.acc_bits), spec, quant, relu)
+    expected = golden.layer_output(spec, layer, x, w, bias, quant, relu)
 
     gen_dir = cache_dir() / "generated" / f"{spec.name}-{spec.digest()}"
     top = f"{spec.name}_uart" if via_uart else spec.name

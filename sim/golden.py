@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["conv2d", "wrap", "requantize", "postprocess"]
+__all__ = ["conv2d", "wrap", "requantize", "postprocess", "layer_output"]
 
 
 def wrap(y: np.ndarray, bits: int) -> np.ndarray:
@@ -84,3 +84,11 @@ def postprocess(y, spec, quant=None, relu: bool = False) -> np.ndarray:
     if quant is not None:
         return requantize(y, *quant, out_bits=spec.out_bits, rounding=spec.rounding, relu=relu)
     return np.maximum(y, 0) if relu else np.asarray(y, dtype=np.int64)
+
+
+def layer_output(spec, layer, x, w, bias=None, quant=None, relu: bool = False) -> np.ndarray:
+    """What the hardware built from ``spec`` must return for ``layer``: the convolution with the
+    spec's accumulator, then the STORE path's post-processing."""
+    y = conv2d(x, w, bias, stride=layer.stride, pad=layer.pad, dilation=layer.dilation,
+               groups=layer.groups, acc_bits=spec.acc_bits)
+    return postprocess(y, spec, quant, relu)

@@ -11,7 +11,6 @@ fpga/host.py.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -78,13 +77,13 @@ class BoardTop(Elaboratable):
         return m
 
 
-def _tool_env() -> dict[str, str]:
-    env = {}
-    bindir = Path(sys.executable).parent
-    for var, tool in _TOOLS.items():
-        exe = bindir / tool
-        env[var] = str(exe) if exe.exists() else tool
-    return env
+def _tool_env(board: str) -> dict[str, str]:
+    """The variables Amaranth reads to find each tool, for the tools this board's build runs."""
+    from fpga.synth import find_tool
+    family = "ecp5" if board == "ulx3s" else "ice40"
+    needed = ("YOSYS", "NEXTPNR_ECP5", "ECPPACK") if family == "ecp5" else \
+        ("YOSYS", "NEXTPNR_ICE40", "ICEPACK")
+    return {var: find_tool(_TOOLS[var]) for var in needed}
 
 
 def build_board(spec: Spec, board: str, *, out_dir: str | Path | None = None,
@@ -95,7 +94,7 @@ def build_board(spec: Spec, board: str, *, out_dir: str | Path | None = None,
     out_dir = Path(out_dir or Path("build") / "fpga" / f"{spec.name}-{board}")
     t0 = time.monotonic()
     saved = {k: os.environ.get(k) for k in _TOOLS}
-    os.environ.update(_tool_env())
+    os.environ.update(_tool_env(board) if do_build else {})
     try:
         if not do_build:
             plan = platform.build(BoardTop(spec, baud=baud), name="top", build_dir=str(out_dir),
