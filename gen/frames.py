@@ -14,7 +14,7 @@ from .errors import AccelgenError
 from .isa import HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Op, encode_header
 from .layer import ConvLayer
 from .spec import Spec
-from .tiler import Program
+from .tiler import Program, engine_facts
 
 __all__ = ["pack_lanes", "unpack_lanes", "encode", "decode", "check_tensors", "check_quant"]
 
@@ -135,6 +135,7 @@ def encode(program: Program, x, w, bias=None, quant=None) -> list[bytes]:
     pad = layer.pad
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     Cg, Kg = layer.Cg, layer.Kg
+    kt_size = engine_facts(spec, layer).k_tile
     frames = []
     for cmd in program.commands:
         payload = b""
@@ -146,22 +147,29 @@ def encode(program: Program, x, w, bias=None, quant=None) -> list[bytes]:
             region[:src.shape[0]] = src
             payload = pack_lanes(region.transpose(1, 2, 0).reshape(-1, rows), spec.act_bits, beat)
         elif cmd.op == Op.LOAD_WEIGHT:
-            ks = slice(cmd.g * Kg + cmd.k0, cmd.g * Kg + min(cmd.k0 + cols, Kg))
+            ks = slice(cmd.g * Kg + cmd.k0, cmd.g * Kg + min(cmd.k0 + kt_size, Kg))
             cs = slice(cmd.c0, min(cmd.c0 + rows, Cg))
-            blk = np.zeros((layer.R, layer.S, rows, cols), dtype=np.int64)
             src = w[ks, cs].transpose(2, 3, 1, 0)  # R, S, c, k
-            blk[:, :, :src.shape[2], :src.shape[3]] = src
-            payload = pack_lanes(blk.reshape(-1, cols), spec.weight_bits, beat)
-        elif cmd.op == Op.LOAD_QUANT:
-            lanes = np.zeros((cols, 1), dtype=np.int64)
-            ks = slice(cmd.g * Kg + cmd.k0, cmd.g * Kg + min(cmd.k0 + cols, Kg))
-            lanes[:ks.stop - ks.start, 0] = mult[ks] | shift[ks] << QUANT_SHIFT_OFFSET
-            payload = pack_lanes(lanes, 32, beat)
-        elif cmd.op == Op.LOAD_BIAS:
-            lanes = np.zeros((cols, 1), dtype=np.int64)
-            src = bias[cmd.g * Kg + cmd.k0: cmd.g * Kg + min(cmd.k0 + cols, Kg)]
-            lanes[:src.size, 0] = src
-            payload = pack_lanes(lanes, spec.acc_bits, beat)
+            if spec.engine == "is":   # word (r, s, k): lane c
+                kn = ks.stop - ks.start
+                blk = np.zeros((layer.R, layer.S, kn, rows), dtype=np.int64)
+                blk[:, :, :, :src.shape[2]] = src.transpose(0, 1, 3, 2)
+                lanes = rows
+            else:                     # ws/os: word (r, s, c), lane k; nlr: word (r, s), lane c*cols+k
+                blk = np.zeros((layer.R, layer.S, rows, cols), dtype=np.int64)
+                blk[:, :, :src.shape[2], :src.shape[3]] = src
+                lanes = rows * cols if spec.engine == "nlr" else cols
+            payload = pack_lanes(blk.reshape(-1, lanes), spec.weight_bits, beat)
+        elif cmd.op in (Op.LOAD_QUANT, Op.LOAD_BIAS):
+            # one beat per output channel: per lane (lane 0 first), or per word (input-stationary)
+            lanes = np.zeros((cmd.count, 1), dtype=np.int64)
+            ks = slice(cmd.g * Kg + cmd.k0, cmd.g * Kg + min(cmd.k0 + cmd.count, Kg))
+            if cmd.op == Op.LOAD_QUANT:
+                lanes[:ks.stop - ks.start, 0] = mult[ks] | shift[ks] << QUANT_SHIFT_OFFSET
+                payload = pack_lanes(lanes, 32, beat)
+            else:
+                lanes[:ks.stop - ks.start, 0] = bias[ks]
+                payload = pack_lanes(lanes, spec.acc_bits, beat)
         frames.append(_header_bytes(spec, cmd) + payload)
     return frames
 
@@ -183,8 +191,13 @@ def decode(program: Program, out_frames: list[bytes]) -> np.ndarray:
                 f"an output frame has {len(data)} bytes, expected {cmd.count * beat}")
         lane_bits = spec.out_bits if cmd.header.get("requant") else spec.acc_bits
         vals = unpack_lanes(data, lane_bits, spec.cols, beat, signed=True)
-        kn = min(spec.cols, Kg - cmd.k0)
-        tile = vals[:, :kn].reshape(cmd.hn, cmd.wn, kn).transpose(2, 0, 1)
+        if spec.per_word_channels:  # word = channel; lane j = pixel npix-1-j of the block
+            npix = cmd.hn * cmd.wn
+            kn = cmd.count
+            tile = vals[:, npix - 1::-1][:, :npix].reshape(kn, cmd.hn, cmd.wn)
+        else:                       # word = pixel; lane = channel
+            kn = min(spec.cols, Kg - cmd.k0)
+            tile = vals[:, :kn].reshape(cmd.hn, cmd.wn, kn).transpose(2, 0, 1)
         k = cmd.g * Kg + cmd.k0
         y[cmd.n, k:k + kn, cmd.h0:cmd.h0 + cmd.hn, cmd.w0:cmd.w0 + cmd.wn] = tile
     return y

@@ -11,16 +11,20 @@ beats on the AXI4-Stream output, ``tlast`` on the last one.
                   wide, lane 0 in the low bits) holds input channel ``c0 + i`` of one pixel.
 ``LOAD_WEIGHT``   ``count`` words into the weight buffer from ``waddr``. Lane ``j`` holds the weight
                   for output channel ``k0 + j``; word ``(r*S + s)*rows + i`` is input channel ``c0 + i``.
-``LOAD_BIAS``     ``cols`` beats, each an ``acc_bits`` bias in its low bits, lane 0 first, into the bias
-                  register used by a COMPUTE with ``bias`` set.
+``LOAD_BIAS``     ``count`` beats, each an ``acc_bits`` bias in its low bits: ``cols`` lanes (lane 0
+                  first) into the bias register, or, for is, one per output word from ``addr``.
 ``LOAD_QUANT``    ``cols`` beats, lane 0 first, each a requantisation multiplier (unsigned, bits 0..23)
                   and right shift (bits 24..29), into the post-processing unit's lane registers.
-``COMPUTE``       A convolution tile, weight-stationary: for each (r, s) preload the ``rows``×``cols``
-                  weight block, then for every output pixel (p, q) of the ``p``×``q`` tile stream the
-                  input word at ``addr + p*row_step + r*dil_step + q*stride + s*dilation`` through
-                  the array and add the column sums into output word ``oaddr + p*q_count + q``. The first
-                  (r, s) pass starts from zero (or the bias register when ``bias`` is set) unless
-                  ``accumulate`` is set.
+``COMPUTE``       A convolution tile. Output pixel (p, q) of the ``p``×``q`` tile at filter tap (r, s)
+                  reads input word ``addr + p*row_step + r*dil_step + q*stride + s*dilation``. The
+                  first (r, s) pass starts from zero (or the bias when ``bias`` is set) unless
+                  ``accumulate`` is set; later passes add. Per engine (``dataflow`` CSR):
+                  ws/nlr/os: output word ``oaddr + p*q_count + q`` gets the ``cols`` channel sums
+                  of that pixel with the weight words of the tap (ws/os: ``waddr + tap*rows + c``,
+                  lane k; nlr: ``waddr + tap``, lane ``c*cols + k``); os also takes ``count`` =
+                  p*q. is: ``count`` output channels stream past the tile's pixels (at most
+                  ``cols``); output word ``oaddr + k`` holds channel k, lane j pixel
+                  ``p*q - 1 - j``, with weight word ``waddr + tap*count + k``, lane c.
 ``STORE``         Stream ``count`` output words from ``oaddr``. With ``requant`` each lane is multiplied
                   by its multiplier, shifted right with the spec's rounding, saturated to ``out_bits``
                   and packed ``out_bits`` wide; with ``relu`` negative results become zero.
@@ -101,9 +105,10 @@ CSRS: list[tuple[str, int, str, str]] = [
     ("in_stall_hi",   0x3C, "ro", ""),
     ("out_stall_lo",  0x40, "ro", "cycles a STORE waited for the output stream's ready"),
     ("out_stall_hi",  0x44, "ro", ""),
+    ("dataflow",      0x48, "ro", "engine: 0 ws, 1 is, 2 os, 3 nlr (gen/mapping.py ENGINES order)"),
 ]
 
-ISA_VERSION = 3
+ISA_VERSION = 4
 
 
 def identity(spec) -> dict[str, int]:
@@ -119,7 +124,12 @@ def identity(spec) -> dict[str, int]:
         "input_depth": spec.input_depth,
         "weight_depth": spec.weight_depth,
         "output_depth": spec.output_depth,
+        "dataflow": ENGINE_CODES[spec.engine],
     }
+
+
+#: engine -> the dataflow CSR's value
+ENGINE_CODES = {"ws": 0, "is": 1, "os": 2, "nlr": 3}
 
 
 def csr_offset(name: str) -> int:

@@ -9,7 +9,11 @@ Per command (``L`` = array latency, ``RL`` = buffer read latency, both from the 
 
     header                 HEADER_WORDS cycles (one beat each)
     LOAD_*                 count cycles
-    COMPUTE                per filter tap: rows (weight preload) + p*q (stream) + L + RL + 3 (drain)
+    COMPUTE  ws            per filter tap: rows (weight preload) + p*q (stream) + L + RL + 3 (drain)
+             nlr           per filter tap: p*q (stream) + L + RL + 3 (drain)
+             is            per filter tap: p*q (pixel preload) + count (channel stream) + L + RL + 3
+             os            per filter tap: p*q (transposer fill) + rows (stream); then
+                           L (wait) + rows (drain) + RL + 2
     STORE                  count + RL + PP + 3 cycles (reads, read latency, post-processing
                            pipeline PP, output FIFO)
 """
@@ -53,8 +57,19 @@ def estimate(program: Program) -> Estimate:
         elif cmd.op == Op.COMPUTE:
             taps = h["r"] * h["s"]
             pixels = h["p"] * h["q"]
-            cycles += taps * (spec.rows + pixels + L + RL + 3)
-            busy += taps * pixels
+            eng = spec.engine
+            if eng == "ws":
+                cycles += taps * (spec.rows + pixels + L + RL + 3)
+                busy += taps * pixels
+            elif eng == "nlr":
+                cycles += taps * (pixels + L + RL + 3)
+                busy += taps * pixels
+            elif eng == "is":
+                cycles += taps * (pixels + h["count"] + L + RL + 3)
+                busy += taps * h["count"]
+            else:
+                cycles += taps * (pixels + spec.rows) + L + spec.rows + RL + 2
+                busy += taps * spec.rows
         elif cmd.op == Op.STORE:
             cycles += h["count"] + RL + spec.postproc_latency + 3
     return Estimate(cycles=cycles, array_busy=busy, commands=len(program.commands),

@@ -46,11 +46,12 @@ import tomllib
 from pathlib import Path
 
 from .errors import AccelgenError
+from .mapping import PRESETS, Mapping, mapping_from_dict, validate
 
 __all__ = ["Spec", "load_spec", "spec_from_dict", "DATAFLOWS"]
 
-#: Dataflows the generator can build. More arrive as presets of one mapping description.
-DATAFLOWS = ("ws",)
+#: Dataflow names a spec may give: a preset of gen/mapping.py, or "custom" with a [mapping] table.
+DATAFLOWS = (*PRESETS, "custom")
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # Verilog-2005 keywords a module name must not collide with (those that are plain identifiers in Python).
@@ -91,12 +92,18 @@ class Spec:
     out_bits: int = 8
     mult_bits: int = 16
     rounding: str = "half_up"
+    mapping: Mapping | None = None  # None: the preset named by ``dataflow``
+
+    def __post_init__(self):
+        if self.mapping is None:
+            object.__setattr__(self, "mapping", PRESETS[self.dataflow])
+        object.__setattr__(self, "engine", validate(self.mapping, self.name))
 
     # -- derived facts, one place for each -------------------------------------------------------
     @property
     def in_stream_bits(self) -> int:
         """Width of the AXI4-Stream input: one buffer word, a 32-bit command word or a bias lane."""
-        need = max(32, self.acc_bits, self.rows * self.act_bits, self.cols * self.weight_bits)
+        need = max(32, self.acc_bits, self.input_word_bits, self.weight_word_bits)
         return -(-need // 8) * 8
 
     @property
@@ -111,8 +118,27 @@ class Spec:
 
     @property
     def array_latency(self) -> int:
-        """Cycles from an input vector entering the array to its column sums leaving it."""
+        """Cycles from a vector entering the array to its column sums leaving it (systolic and
+        adder-tree engines), or to its last product being accumulated (output-stationary)."""
+        if self.engine == "nlr":
+            return 1 + self.mult_stages + self.tree_levels
         return self.rows + self.cols - 1 + self.mult_stages
+
+    @property
+    def per_word_channels(self) -> bool:
+        """Output words hold one output channel each (input-stationary: the lanes are pixels), so
+        bias and requantisation parameters are per word, held in small channel memories."""
+        return self.engine == "is"
+
+    @property
+    def chan_depth(self) -> int:
+        """Entries of the per-word channel memories (output channels per input-stationary pass)."""
+        return 256 if self.per_word_channels else 0
+
+    @property
+    def tree_levels(self) -> int:
+        """Registered levels of the no-local-reuse adder tree (a register after every level)."""
+        return max(1, (self.rows - 1).bit_length())
 
     @property
     def postproc_latency(self) -> int:
@@ -129,7 +155,11 @@ class Spec:
 
     @property
     def weight_word_bits(self) -> int:
-        return self.cols * self.weight_bits
+        """A weight-buffer word: ``cols`` weights (one per output channel) for the engines that
+        send weights down the columns, ``rows`` (one per input channel) for input-stationary,
+        and the whole ``rows``×``cols`` block for no-local-reuse, which reads it every cycle."""
+        lanes = {"is": self.rows, "nlr": self.rows * self.cols}.get(self.engine, self.cols)
+        return lanes * self.weight_bits
 
     @property
     def output_word_bits(self) -> int:
@@ -153,6 +183,7 @@ class Spec:
         return {
             "name": self.name,
             "dataflow": self.dataflow,
+            **({"mapping": self.mapping.to_dict()} if self.dataflow == "custom" else {}),
             "array": {"rows": self.rows, "cols": self.cols},
             "precision": {
                 "act_bits": self.act_bits, "act_signed": self.act_signed,
@@ -209,7 +240,7 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
     """Validate a spec given as nested dicts (the TOML structure) and return a :class:`Spec`."""
     if not isinstance(data, dict):
         raise AccelgenError(f"{source}: must be a table of fields, not {type(data).__name__}")
-    known_top = {k for s, k, *_ in _FIELDS if s == ""} | _SECTIONS
+    known_top = {k for s, k, *_ in _FIELDS if s == ""} | _SECTIONS | {"mapping"}
     for key in data:
         if key not in known_top:
             raise AccelgenError(
@@ -256,6 +287,16 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
                     f"{source}: {path} must be one of {', '.join(DATAFLOWS)}, not {value!r}")
         values["postproc" if (section, key) == ("postproc", "enabled") else key] = value
 
+    if values["dataflow"] == "custom":
+        if "mapping" not in data:
+            raise AccelgenError(f"{source}: dataflow = \"custom\" needs a [mapping] table (see "
+                                f"gen/mapping.py), or name a preset: {', '.join(PRESETS)}")
+        values["mapping"] = mapping_from_dict(data["mapping"], source)
+    elif "mapping" in data:
+        raise AccelgenError(f"{source}: a [mapping] table describes a custom dataflow; set "
+                            f"dataflow = \"custom\" (dataflow = {values['dataflow']!r} is a "
+                            f"preset with its own mapping)")
+    validate(values.get("mapping") or PRESETS[values["dataflow"]], source)
     if values["postproc"] and values["acc_bits"] + values["mult_bits"] > 63:
         raise AccelgenError(
             f"{source}: precision.acc_bits + postproc.mult_bits must be at most 63 for the "

@@ -17,6 +17,18 @@ to inner::
 
 The input tile is loaded once per (C tile, K group) and reused by every K tile of the group; outputs
 stay in the output buffer until all C tiles have been accumulated, so partial sums never leave the chip.
+
+The other engines (gen/mapping.py) share this loop nest and differ in a few facts, gathered in
+:func:`engine_facts`:
+
+* ``os`` (output-stationary) and ``is`` (input-stationary) unroll output pixels on the array, so an
+  output tile is one *block* of at most ``rows`` (os) or ``cols`` (is) pixels, shaped by the
+  mapping's pixel dims (``["Q"]``: a run along a row, ``["P"]``: a run down a column, both: any
+  rectangle);
+* ``is`` streams output channels through the array: a K tile is up to 256 channels (its weights
+  are one word of ``rows`` input channels per channel and tap) and each output word holds one
+  channel for the ``cols`` pixels of the block;
+* ``nlr`` reads a whole ``rows``×``cols`` weight block per word: one word per tap.
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ from .isa import Op, field_max
 from .layer import ConvLayer
 from .spec import Spec
 
-__all__ = ["Command", "Program", "plan"]
+__all__ = ["Command", "Program", "plan", "engine_facts", "EngineFacts"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +98,29 @@ class Program:
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class EngineFacts:
+    block: int | None       # most output pixels per output tile (None: only the buffers limit)
+    block_dims: tuple       # the mapping's pixel dims ("P", "Q") that shape a block
+    k_tile: int             # output channels per K tile
+    weight_words_per_tap: int
+    per_word: bool          # output words hold one channel (lanes = pixels)
+
+
+def engine_facts(spec: Spec, layer: ConvLayer) -> EngineFacts:
+    """What the tiler needs to know of ``spec``'s engine for ``layer``."""
+    eng = spec.engine
+    if eng == "is":
+        kt = max(1, min(layer.Kg, spec.chan_depth, spec.output_depth,
+                        spec.weight_depth // (layer.R * layer.S) or 1))
+        return EngineFacts(spec.cols, tuple(spec.mapping.cols), kt, kt, True)
+    if eng == "os":
+        return EngineFacts(spec.rows, tuple(spec.mapping.rows), spec.cols, spec.rows, False)
+    if eng == "nlr":
+        return EngineFacts(None, (), spec.cols, 1, False)
+    return EngineFacts(None, (), spec.cols, spec.rows, False)
+
+
 def _check_limits(spec: Spec, layer: ConvLayer) -> None:
     for name, value, field, knob in (
         ("R", layer.R, "r", "filter height"), ("S", layer.S, "s", "filter width"),
@@ -96,17 +131,20 @@ def _check_limits(spec: Spec, layer: ConvLayer) -> None:
             raise AccelgenError(
                 f"layer {name}={value} exceeds the hardware's {knob} limit of {field_max(field)}; "
                 f"use a layer with {name} <= {field_max(field)}")
-    need = layer.R * layer.S * spec.rows
+    facts = engine_facts(spec, layer)
+    need = layer.R * layer.S * facts.weight_words_per_tap
     if need > spec.weight_depth:
         raise AccelgenError(
-            f"layer {layer.R}x{layer.S} filter needs R*S*rows = {need} weight-buffer words but "
-            f"buffers.weight_depth is {spec.weight_depth}; raise buffers.weight_depth to at least "
-            f"{need}")
+            f"layer {layer.R}x{layer.S} filter needs {need} weight-buffer words per tile on "
+            f"{spec.engine.upper()} but buffers.weight_depth is {spec.weight_depth}; raise "
+            f"buffers.weight_depth to at least {need}")
 
 
-def _spatial_tile(spec: Spec, layer: ConvLayer) -> tuple[int, int]:
-    """Choose the output tile (pt, qt): fewest tiles, then largest, within the buffers."""
+def _spatial_tile(spec: Spec, layer: ConvLayer, facts: EngineFacts) -> tuple[int, int]:
+    """Choose the output tile (pt, qt): fewest tiles, then largest, within the buffers (and within
+    one block of the array for the engines that unroll pixels)."""
     U, D = layer.stride, layer.dilation
+    blk = facts.block
     P, Q = layer.P, layer.Q
     best = None
     last_qt = None
@@ -115,12 +153,17 @@ def _spatial_tile(spec: Spec, layer: ConvLayer) -> tuple[int, int]:
         if qt == last_qt:
             continue
         last_qt = qt
+        if blk is not None and (qt > blk or ("Q" not in facts.block_dims and qt != 1)):
+            continue
         wt = (qt - 1) * U + (layer.S - 1) * D + 1
         ht_max = spec.input_depth // wt
         need_h = (layer.R - 1) * D + 1
         if ht_max < need_h:
             continue
-        pt = min(P, spec.output_depth // qt, (ht_max - need_h) // U + 1, field_max("p"))
+        out_limit = spec.output_depth // qt if blk is None else blk // qt
+        if blk is not None and "P" not in facts.block_dims:
+            out_limit = 1
+        pt = min(P, out_limit, (ht_max - need_h) // U + 1, field_max("p"))
         if pt < 1 or qt > field_max("q"):
             continue
         np_ = -(-P // pt)
@@ -154,13 +197,17 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
         raise AccelgenError(f"requantisation and ReLU need the post-processing unit, which "
                             f"{spec.name} does not have; set [postproc] enabled = true in the spec")
     _check_limits(spec, layer)
-    rows, cols = spec.rows, spec.cols
+    rows = spec.rows
+    facts = engine_facts(spec, layer)
+    kt_size = facts.k_tile
     U, D, pad = layer.stride, layer.dilation, layer.pad
     R, S = layer.R, layer.S
-    pt, qt = _spatial_tile(spec, layer)
+    pt, qt = _spatial_tile(spec, layer, facts)
     n_ct = -(-layer.Cg // rows)
-    n_kt = -(-layer.Kg // cols)
-    kb = max(1, min(n_kt, spec.output_depth // (pt * qt)))
+    n_kt = -(-layer.Kg // kt_size)
+    words_per_tile = kt_size if facts.per_word else pt * qt  # output words of one K tile
+    kb = max(1, min(n_kt, spec.output_depth // words_per_tile))
+    chan_beats = kt_size if facts.per_word else spec.cols    # LOAD_BIAS / LOAD_QUANT beats
 
     cmds: list[Command] = []
     for n in range(layer.N):
@@ -179,26 +226,34 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
                                 Op.LOAD_INPUT, {"addr": 0, "count": ht * wt},
                                 n=n, g=g, c0=c0, h0=p0 * U - pad, w0=q0 * U - pad, hn=ht, wn=wt))
                             for j, kt in enumerate(kts):
-                                k0 = kt * cols
+                                k0 = kt * kt_size
+                                kn = min(kt_size, layer.Kg - k0)
                                 cmds.append(Command(
-                                    Op.LOAD_WEIGHT, {"waddr": 0, "count": R * S * rows},
+                                    Op.LOAD_WEIGHT, {"waddr": 0, "count": R * S * (
+                                        kn if facts.per_word else facts.weight_words_per_tap)},
                                     g=g, c0=c0, k0=k0))
                                 with_bias = bias and ct == 0
                                 if with_bias:
-                                    cmds.append(Command(Op.LOAD_BIAS, {"count": cols}, g=g, k0=k0))
+                                    cmds.append(Command(Op.LOAD_BIAS, {
+                                        "count": kn if facts.per_word else chan_beats},
+                                        g=g, k0=k0))
+                                count = {"is": kn, "os": pn * qn}.get(spec.engine, 0)
                                 cmds.append(Command(Op.COMPUTE, {
-                                    "addr": 0, "waddr": 0, "oaddr": j * pn * qn,
+                                    "addr": 0, "waddr": 0, "oaddr": j * words_per_tile,
                                     "p": pn, "q": qn, "r": R, "s": S, "stride": U, "dilation": D,
                                     "row_step": _step(U * wt, pn), "dil_step": _step(D * wt, R),
-                                    "accumulate": int(ct > 0),
+                                    "accumulate": int(ct > 0), "count": count,
                                     "bias": int(with_bias)}, g=g, c0=c0, k0=k0))
                         for j, kt in enumerate(kts):
+                            k0 = kt * kt_size
+                            kn = min(kt_size, layer.Kg - k0)
                             if requant:
-                                cmds.append(Command(Op.LOAD_QUANT, {"count": cols}, g=g,
-                                                    k0=kt * cols))
+                                cmds.append(Command(Op.LOAD_QUANT, {
+                                    "count": kn if facts.per_word else chan_beats}, g=g, k0=k0))
                             cmds.append(Command(
-                                Op.STORE, {"oaddr": j * pn * qn, "count": pn * qn,
+                                Op.STORE, {"oaddr": j * words_per_tile,
+                                           "count": kn if facts.per_word else pn * qn,
                                            "requant": int(requant), "relu": int(relu)},
-                                n=n, g=g, k0=kt * cols, h0=p0, w0=q0, hn=pn, wn=qn))
+                                n=n, g=g, k0=k0, h0=p0, w0=q0, hn=pn, wn=qn))
     return Program(spec=spec, layer=layer, commands=tuple(cmds), tile_p=pt, tile_q=qt,
                    k_group=kb, has_bias=bias, requant=requant, relu=relu)

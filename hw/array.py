@@ -1,4 +1,6 @@
-"""The weight-stationary systolic PE array (TPU-style).
+"""The PE arrays, one per engine of gen/mapping.py.
+
+:class:`SystolicArray` (engines ``ws`` and ``is``): a stationary-operand systolic array (TPU-style).
 
 ``rows`` × ``cols`` :class:`~hw.pe.MacPE`\\ s. Array row ``i`` holds input channel ``i`` of the tile,
 column ``j`` output channel ``j``. Weights enter at the top of each column and shift down one PE per
@@ -12,15 +14,21 @@ pipeline stages).
 
 Weights are held for as long as ``w_shift`` is low: the controller must not shift while a vector it
 cares about is still inside the array (``latency`` cycles).
+
+With ``preload="right"`` (input-stationary) the roles swap: the stationary operand enters at the left
+of each row (``w`` has ``rows`` lanes) and shifts right, so after ``n`` shifts the word pushed first
+sits in column ``n - 1``; the streamed operand (``a``) is then the weights.
+
+:class:`OutputStationaryArray` (``os``) and :class:`AdderTreeArray` (``nlr``) follow.
 """
 
 from amaranth.hdl import Module, Shape, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .pe import MacPE
+from .pe import MacPE, OsPE
 
-__all__ = ["SystolicArray"]
+__all__ = ["SystolicArray", "OutputStationaryArray", "AdderTreeArray", "array_for"]
 
 
 def _delay(m, value, n, name):
@@ -34,7 +42,10 @@ def _delay(m, value, n, name):
 
 class SystolicArray(wiring.Component):
     def __init__(self, *, rows: int, cols: int, act_shape, weight_shape, acc_bits: int,
-                 stages: int = 0):
+                 stages: int = 0, preload: str = "down"):
+        if preload not in ("down", "right"):
+            raise ValueError(f"preload must be 'down' or 'right', not {preload!r}")
+        self.preload = preload
         for name, v in (("rows", rows), ("cols", cols)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
@@ -45,7 +56,7 @@ class SystolicArray(wiring.Component):
         self.latency = self.latency_of(rows, cols, stages)
         super().__init__({
             "a": In(data.ArrayLayout(self.act_shape, rows)),
-            "w": In(data.ArrayLayout(self.weight_shape, cols)),
+            "w": In(data.ArrayLayout(self.weight_shape, cols if preload == "down" else rows)),
             "w_shift": In(1),
             "y": Out(data.ArrayLayout(signed(acc_bits), cols)),
         })
@@ -67,9 +78,125 @@ class SystolicArray(wiring.Component):
                 m.d.comb += pe.w_shift.eq(self.w_shift)
                 m.d.comb += pe.a_in.eq(_delay(m, self.a[i], i, f"skew{i}") if j == 0
                                        else pes[i][j - 1].a_out)
-                m.d.comb += pe.w_in.eq(self.w[j] if i == 0 else pes[i - 1][j].w_out)
+                if self.preload == "down":
+                    m.d.comb += pe.w_in.eq(self.w[j] if i == 0 else pes[i - 1][j].w_out)
+                else:
+                    m.d.comb += pe.w_in.eq(self.w[i] if j == 0 else pes[i][j - 1].w_out)
                 m.d.comb += pe.psum_in.eq(0 if i == 0 else pes[i - 1][j].psum_out)
         for j in range(self.cols):
             bottom = pes[self.rows - 1][j].psum_out
             m.d.comb += self.y[j].eq(_delay(m, bottom, self.cols - 1 - j, f"deskew{j}"))
         return m
+
+
+class OutputStationaryArray(wiring.Component):
+    """Output-stationary systolic array. Row ``i`` owns output pixel ``i`` of the block, column
+    ``j`` output channel ``j``; PE (i, j) accumulates ``a[i] * b[j]`` in place over time. ``a``
+    enters at the left (row ``i`` skewed by ``i`` cycles) and moves right, ``b`` enters at the top
+    (column ``j`` skewed by ``j``) and moves down, so PE (i, j) sees the pair presented together at
+    cycle ``t`` at ``t + i + j``; its accumulator includes it from ``t + latency`` on (``latency =
+    rows + cols - 1 + stages``), for every PE.
+
+    ``drain``: each accumulator takes the one above it (row 0 takes zero), so ``y`` (the bottom
+    row) presents pixel ``rows - 1``, then ``rows - 2``, ... and after ``rows`` drain cycles every
+    accumulator is zero again. The inputs must be zero while draining and while idle."""
+
+    def __init__(self, *, rows: int, cols: int, act_shape, weight_shape, acc_bits: int,
+                 stages: int = 0):
+        self.rows, self.cols = rows, cols
+        self.act_shape, self.weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
+        self.acc_bits, self.stages = acc_bits, stages
+        self.latency = SystolicArray.latency_of(rows, cols, stages)
+        super().__init__({
+            "a": In(data.ArrayLayout(self.act_shape, rows)),
+            "b": In(data.ArrayLayout(self.weight_shape, cols)),
+            "drain": In(1),
+            "y": Out(data.ArrayLayout(signed(acc_bits), cols)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        pes = [[OsPE(act_shape=self.act_shape, weight_shape=self.weight_shape,
+                     acc_bits=self.acc_bits, stages=self.stages)
+                for _ in range(self.cols)] for _ in range(self.rows)]
+        for i in range(self.rows):
+            for j in range(self.cols):
+                pe = pes[i][j]
+                m.submodules[f"pe_{i}_{j}"] = pe
+                m.d.comb += [
+                    pe.drain.eq(self.drain),
+                    pe.a_in.eq(_delay(m, self.a[i], i, f"skew{i}") if j == 0
+                               else pes[i][j - 1].a_out),
+                    pe.b_in.eq(_delay(m, self.b[j], j, f"bskew{j}") if i == 0
+                               else pes[i - 1][j].b_out),
+                    pe.acc_in.eq(0 if i == 0 else pes[i - 1][j].acc),
+                ]
+        for j in range(self.cols):
+            m.d.comb += self.y[j].eq(pes[self.rows - 1][j].acc)
+        return m
+
+
+class AdderTreeArray(wiring.Component):
+    """No-local-reuse array: every cycle PE (i, j) multiplies ``a[i]`` (multicast along row ``i``)
+    by its own weight ``w[i*cols + j]`` (unicast from the buffer; nothing is held between
+    cycles), and an adder tree per column reduces the ``rows`` products. ``y`` presents the column
+    sums of the operands given at cycle ``t`` at ``t + latency``: an input register, ``stages``
+    multiplier registers and a register after each of the tree's ``levels``."""
+
+    def __init__(self, *, rows: int, cols: int, act_shape, weight_shape, acc_bits: int,
+                 stages: int = 0):
+        self.rows, self.cols = rows, cols
+        self.act_shape, self.weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
+        self.acc_bits, self.stages = acc_bits, stages
+        self.levels = max(1, (rows - 1).bit_length())
+        self.latency = 1 + stages + self.levels
+        super().__init__({
+            "a": In(data.ArrayLayout(self.act_shape, rows)),
+            "w": In(data.ArrayLayout(self.weight_shape, rows * cols)),
+            "y": Out(data.ArrayLayout(signed(acc_bits), cols)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        acc = signed(self.acc_bits)
+        a = Signal.like(self.a)
+        w = Signal.like(self.w)
+        m.d.sync += [a.eq(self.a), w.eq(self.w)]
+        for j in range(self.cols):
+            terms = []
+            for i in range(self.rows):
+                x, k = a[i], w[i * self.cols + j]
+                if self.stages == 2:
+                    x = _delay(m, x, 1, f"x{i}_{j}")
+                    k = _delay(m, k, 1, f"k{i}_{j}")
+                p = Signal(acc, name=f"p{i}_{j}")
+                m.d.comb += p.eq(x * k)
+                terms.append(_delay(m, p, 1, f"p{i}_{j}") if self.stages >= 1 else p)
+            for lv in range(self.levels):
+                nxt = []
+                for t in range(0, len(terms), 2):
+                    s = Signal(acc, name=f"t{lv}_{t // 2}_{j}")
+                    m.d.sync += s.eq(terms[t] + terms[t + 1] if t + 1 < len(terms)
+                                     else terms[t])
+                    nxt.append(s)
+                terms = nxt
+            assert len(terms) == 1
+            m.d.comb += self.y[j].eq(terms[0])
+        return m
+
+
+def array_for(spec):
+    """The PE array of ``spec``'s engine (its ``latency`` equals ``spec.array_latency``)."""
+    act = signed(spec.act_bits) if spec.act_signed else Shape(spec.act_bits)
+    wgt = signed(spec.weight_bits) if spec.weight_signed else Shape(spec.weight_bits)
+    kw = dict(rows=spec.rows, cols=spec.cols, acc_bits=spec.acc_bits, stages=spec.mult_stages)
+    if spec.engine == "ws":
+        arr = SystolicArray(act_shape=act, weight_shape=wgt, preload="down", **kw)
+    elif spec.engine == "is":  # weights stream through, input pixels stay
+        arr = SystolicArray(act_shape=wgt, weight_shape=act, preload="right", **kw)
+    elif spec.engine == "os":
+        arr = OutputStationaryArray(act_shape=act, weight_shape=wgt, **kw)
+    else:
+        arr = AdderTreeArray(act_shape=act, weight_shape=wgt, **kw)
+    assert arr.latency == spec.array_latency, (arr.latency, spec.array_latency)
+    return arr

@@ -1,10 +1,25 @@
 """The controller: executes the tile commands of gen/isa.py.
 
 It parses command headers from the input stream, writes LOAD payloads into the buffers, runs COMPUTE
-tiles on the weight-stationary array and streams STORE results out. Layer shapes are runtime values
-from the command headers; nothing of a layer is baked into the hardware.
+tiles on the spec's PE array and streams STORE results out. Layer shapes are runtime values from the
+command headers; nothing of a layer is baked into the hardware. Header parsing, loads, stores, the
+output write-back and the counters are shared by every engine; COMPUTE is sequenced per engine from
+two address walkers: the *pixel walker* (input-buffer addresses of the output pixels of a tile at
+one filter tap) and a *linear* counter over weight words.
 
-COMPUTE, per filter tap (r, s):
+COMPUTE per engine, for each filter tap (r, s):
+
+* ``ws``: ``WLOAD`` shifts the tap's ``rows`` weight words into the array, ``STREAM`` walks the
+  pixels (one input vector per cycle), ``DRAIN`` waits for the last sums.
+* ``is``: ``PRELOAD`` walks the pixels of the block (at most ``cols``) into the rows' shift chains,
+  ``KSTREAM`` streams ``count`` weight words (one per output channel), ``DRAIN``.
+* ``nlr``: ``STREAM`` walks the pixels, reading the tap's ``rows``×``cols`` weight word with every
+  input vector (nothing is held), ``DRAIN``.
+* ``os``: ``FILL`` reads the block's pixel words (at most ``rows``) into the transposer, ``OSTREAM``
+  presents lane ``c`` of every pixel beside weight word ``c`` for ``c`` in 0..rows-1 while the PEs
+  accumulate; after the last tap ``OWAIT``, ``ODRAIN`` shifts the ``rows`` results out, ``OTAIL``.
+
+Weight-stationary in detail:
 
 * ``WLOAD``: read the tap's ``rows`` weight words (bottom row first) and shift them into the array.
 * ``STREAM``: one input word per cycle, addresses from incremental pointers (no multiplier anywhere
@@ -16,13 +31,13 @@ COMPUTE, per filter tap (r, s):
 * ``DRAIN``: wait until the last vector has left the array and its sums are written before the next
   tap's weights shift in.
 
-Every latency derives from the spec: ``RL`` = buffer read latency (1, or 2 with output registers),
+Every latency derives from the spec: ``RL`` = buffer read latency (1, or 3 with registered buffers),
 ``L`` = array latency. STORE issues output-buffer reads into a small FIFO with credits, so ``m_axis``
 runs at one beat per cycle and honours backpressure whatever ``RL`` is.
 """
 
-from amaranth.hdl import Cat, Module, Signal, signed, unsigned
-from amaranth.lib import data, fifo, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from gen.isa import HEADER_FIELDS, HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Op
@@ -44,11 +59,12 @@ _PTR = 24  # pointer register width: above every 16-bit address plus one increme
 class Controller(wiring.Component):
     def __init__(self, spec: Spec):
         self.spec = spec
+        eng = spec.engine
         act = signed(spec.act_bits) if spec.act_signed else unsigned(spec.act_bits)
         wgt = signed(spec.weight_bits) if spec.weight_signed else unsigned(spec.weight_bits)
         ia, wa, oa = (addr_bits(d) for d in (spec.input_depth, spec.weight_depth,
                                              spec.output_depth))
-        super().__init__({
+        ports = {
             "s_axis": In(AxiStreamSignature(spec.in_stream_bits)),
             "m_axis": Out(AxiStreamSignature(spec.out_stream_bits)),
             "ibuf_wr": Out(WriteSignature(ia, spec.input_word_bits)),
@@ -57,10 +73,22 @@ class Controller(wiring.Component):
             "wbuf_rd": Out(ReadSignature(wa, spec.weight_word_bits)),
             "obuf_wr": Out(WriteSignature(oa, spec.output_word_bits)),
             "obuf_rd": Out(ReadSignature(oa, spec.output_word_bits)),
-            "a": Out(data.ArrayLayout(act, spec.rows)),
-            "w": Out(data.ArrayLayout(wgt, spec.cols)),
-            "w_shift": Out(1),
             "y": In(data.ArrayLayout(signed(spec.acc_bits), spec.cols)),
+        }
+        # the array's operand ports (see hw/array.py: array_for)
+        if eng == "ws":
+            ports |= {"a": Out(data.ArrayLayout(act, spec.rows)),
+                      "w": Out(data.ArrayLayout(wgt, spec.cols)), "w_shift": Out(1)}
+        elif eng == "is":
+            ports |= {"a": Out(data.ArrayLayout(wgt, spec.rows)),
+                      "w": Out(data.ArrayLayout(act, spec.rows)), "w_shift": Out(1)}
+        elif eng == "os":
+            ports |= {"a": Out(data.ArrayLayout(act, spec.rows)),
+                      "b": Out(data.ArrayLayout(wgt, spec.cols)), "drain": Out(1)}
+        else:
+            ports |= {"a": Out(data.ArrayLayout(act, spec.rows)),
+                      "w": Out(data.ArrayLayout(wgt, spec.rows * spec.cols))}
+        ports |= {
             "clear_counters": In(1),
             "clear_error": In(1),
             "busy": Out(1),
@@ -70,15 +98,22 @@ class Controller(wiring.Component):
             "array_busy": Out(64),
             "in_stall": Out(64),
             "out_stall": Out(64),
-        })
+        }
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
         spec = self.spec
+        eng = spec.engine
         rows, cols, acc_bits = spec.rows, spec.cols, spec.acc_bits
         s_axis, m_axis = self.s_axis, self.m_axis
         L, RL = spec.array_latency, spec.buffer_latency
         PP = spec.postproc_latency
+        # tokens enter with the vector that produces the sums (systolic/tree engines: the sums
+        # leave the array L cycles after the vector enters); output-stationary issues them when it
+        # drains, so they need no array delay
+        LT = 0 if eng == "os" else L
+        per_word = spec.per_word_channels  # input-stationary: one output channel per word
 
         # -- header collection ------------------------------------------------------------------
         hdr = Signal(32 * (HEADER_WORDS - 1))
@@ -90,55 +125,134 @@ class Controller(wiring.Component):
         # -- registers of the running command ---------------------------------------------------
         cnt = Signal(17)                  # LOAD/STORE beats left
         ptr = Signal(_PTR)                # LOAD/STORE buffer address
-        pi, qi = Signal(16), Signal(16)   # output pixel within the tile
+        pi, qi = Signal(16), Signal(16)   # pixel walker: output pixel within the tile
         ri, si = Signal(9), Signal(8)     # filter tap
         r_base = Signal(_PTR)             # input address of (p, q) = (0, 0) at tap (r, 0)
         tap_base = Signal(_PTR)           # ... at tap (r, s)
         row_ptr = Signal(_PTR)            # ... of (p, 0) at tap (r, s)
         pix = Signal(_PTR)                # ... of (p, q) at tap (r, s)
-        opix = Signal(_PTR)               # output address of (p, q)
+        opix = Signal(_PTR)               # output address of the next streamed vector
         wtap = Signal(_PTR)               # weight address of tap (r, s)
-        wk = Signal(range(rows))          # weight row being read (rows-1 down to 0)
+        lin = Signal(17)                  # linear counter: weight word within the tap
+        wstep = Signal(17)                # weight words per tap
         # loop bounds minus one, latched at dispatch: every loop test is a plain equality
-        p_last, q_last, s_last = Signal(16), Signal(16), Signal(8)
-        first_pass = Signal()
-        drain = Signal(range(L + RL + 3))
+        p_last, q_last, s_last, r_last = Signal(16), Signal(16), Signal(8), Signal(8)
+        lin_last = Signal(17)
+        drain = Signal(range(max(L, rows) + RL + 3))
         bias_reg = Signal(data.ArrayLayout(signed(acc_bits), cols))
+        first_pass = Signal()
+        m.d.comb += first_pass.eq((ri == 0) & (si == 0) & ~cmd.accumulate)
+        pix_last = Signal()
+        tap_last = Signal()
+        m.d.comb += [pix_last.eq((qi == q_last) & (pi == p_last)),
+                     tap_last.eq((ri == r_last) & (si == s_last))]
 
-        # -- outputs defaults -------------------------------------------------------------------
-        issue = Signal()                  # an input vector is read this cycle (enters the array next)
-        w_issue = Signal()
-        w_shift = w_issue
-        for k in range(RL):               # the weight read's data arrives RL cycles later
-            w_shift_d = Signal(name=f"w_shift_d{k}")
-            m.d.sync += w_shift_d.eq(w_shift)
-            w_shift = w_shift_d
+        def walk_pixel():
+            """Advance the pixel walker to the next output pixel of the tile (same tap)."""
+            with m.If(qi == q_last):
+                m.d.sync += [qi.eq(0), pi.eq(pi + 1), row_ptr.eq(row_ptr + cmd.row_step),
+                             pix.eq(row_ptr + cmd.row_step)]
+            with m.Else():
+                m.d.sync += [qi.eq(qi + 1), pix.eq(pix + cmd.stride)]
+
+        def next_tap():
+            """Advance to the next filter tap and rewind the pixel walker onto it."""
+            nb = Signal(_PTR)
+            m.d.comb += nb.eq(Mux(si == s_last, r_base + cmd.dil_step, tap_base + cmd.dilation))
+            with m.If(si == s_last):
+                m.d.sync += [si.eq(0), ri.eq(ri + 1), r_base.eq(nb)]
+            with m.Else():
+                m.d.sync += si.eq(si + 1)
+            m.d.sync += [tap_base.eq(nb), row_ptr.eq(nb), pix.eq(nb), pi.eq(0), qi.eq(0),
+                         wtap.eq(wtap + wstep)]
+
+        # -- strobes ------------------------------------------------------------------------------
+        issue = Signal()     # a vector is read this cycle and enters the array RL cycles later
+        x_issue = Signal()   # a stationary-operand word is read (ws/is preload, os fill)
+        tok_valid = Signal()  # a token for an output word starts down the delay line
+        tok_step = Signal()   # (os) a drain step starts down the delay line
+        tok_addr = Signal(16)
+        tok_chan = Signal(16)
+
+        def delayed(sig, n, name):
+            for k in range(n):
+                d = Signal.like(sig, name=f"{name}_d{k}")
+                m.d.sync += d.eq(sig)
+                sig = d
+            return sig
+
         m.d.comb += [
-            self.w_shift.eq(w_shift),
-            self.w.as_value().eq(self.wbuf_rd.data),
-            self.a.as_value().eq(self.ibuf_rd.data),
             self.ibuf_wr.addr.eq(ptr), self.ibuf_wr.data.eq(s_axis.tdata),
             self.wbuf_wr.addr.eq(ptr), self.wbuf_wr.data.eq(s_axis.tdata),
+            self.ibuf_rd.addr.eq(pix), self.wbuf_rd.addr.eq(wtap + lin),
         ]
+        if eng == "ws":
+            m.d.comb += [self.ibuf_rd.en.eq(issue), self.wbuf_rd.en.eq(x_issue),
+                         self.a.as_value().eq(self.ibuf_rd.data),
+                         self.w.as_value().eq(self.wbuf_rd.data),
+                         self.w_shift.eq(delayed(x_issue, RL, "x_issue"))]
+        elif eng == "is":
+            m.d.comb += [self.ibuf_rd.en.eq(x_issue), self.wbuf_rd.en.eq(issue),
+                         self.a.as_value().eq(self.wbuf_rd.data),
+                         self.w.as_value().eq(self.ibuf_rd.data),
+                         self.w_shift.eq(delayed(x_issue, RL, "x_issue"))]
+        elif eng == "nlr":
+            m.d.comb += [self.ibuf_rd.en.eq(issue), self.wbuf_rd.en.eq(issue),
+                         self.a.as_value().eq(self.ibuf_rd.data),
+                         self.w.as_value().eq(self.wbuf_rd.data)]
+        else:
+            # the transposer: the block's pixel words (lanes = input channels) are written into
+            # its rows as they arrive; each stream cycle every row hands its lowest lane to the
+            # array and shifts down one lane
+            ab = spec.act_bits
+            tp = [Signal(rows * ab, name=f"tp{i}") for i in range(rows)]
+            fidx = Signal(range(rows + 1))
+            fill_first = Signal()
+            fill = delayed(Cat(x_issue, fill_first), RL, "fill")
+            a_valid = delayed(issue, RL, "a_valid")
+            with m.If(fill[0]):
+                for i in range(rows):
+                    with m.If(Mux(fill[1], 0, fidx) == i):
+                        m.d.sync += tp[i].eq(self.ibuf_rd.data)
+                m.d.sync += fidx.eq(Mux(fill[1], 1, fidx + 1))
+            with m.If(a_valid):
+                for i in range(rows):
+                    m.d.sync += tp[i].eq(tp[i] >> ab)
+                    m.d.comb += self.a[i].eq(tp[i][:ab])
+                m.d.comb += self.b.as_value().eq(self.wbuf_rd.data)
+            m.d.comb += [self.ibuf_rd.en.eq(x_issue), self.wbuf_rd.en.eq(issue)]
 
-        # -- token delay line: (valid, output address, first pass, bias) beside each vector -------
-        # input read at t -> array at t+RL -> sums at t+RL+L; the output word is read at t+L so it
-        # arrives with them, and written at t+RL+L
-        tok_layout = data.StructLayout({"valid": 1, "addr": 16, "first": 1, "bias": 1})
-        toks = [Signal(tok_layout, name=f"tok{k}") for k in range(L + RL + 1)]
-        m.d.comb += [toks[0].valid.eq(issue), toks[0].addr.eq(opix), toks[0].first.eq(first_pass),
-                     toks[0].bias.eq(cmd.bias)]
-        for k in range(1, L + RL + 1):
+        # -- token delay line: (valid, output address, first pass, bias, channel, step) -----------
+        # a vector read at t reaches the array at t+RL and its sums leave it at t+RL+LT; the output
+        # word is read at t+LT so that it arrives with them, and written at t+RL+LT
+        tok_layout = data.StructLayout({"valid": 1, "addr": 16, "first": 1, "bias": 1,
+                                        "chan": 16, "step": 1})
+        toks = [Signal(tok_layout, name=f"tok{k}") for k in range(LT + RL + 1)]
+        m.d.comb += [toks[0].valid.eq(tok_valid), toks[0].addr.eq(tok_addr),
+                     toks[0].first.eq(first_pass if eng != "os" else ~cmd.accumulate),
+                     toks[0].bias.eq(cmd.bias), toks[0].chan.eq(tok_chan),
+                     toks[0].step.eq(tok_step)]
+        for k in range(1, LT + RL + 1):
             m.d.sync += toks[k].eq(toks[k - 1])
-        rd_tok, wr_tok = toks[L], toks[L + RL]
+        rd_tok, wr_tok = toks[LT], toks[LT + RL]
+        if eng == "os":
+            m.d.comb += self.drain.eq(wr_tok.step)
         old = data.View(data.ArrayLayout(signed(acc_bits), cols), self.obuf_rd.data)
         sums = Signal(data.ArrayLayout(signed(acc_bits), cols))
+        if per_word:
+            # per-output-channel values indexed by the word's channel, not by the lane
+            m.submodules.bias_mem = bias_mem = memory.Memory(
+                shape=signed(acc_bits), depth=spec.chan_depth, init=[])
+            bias_wr = bias_mem.write_port()
+            bias_rd = bias_mem.read_port()
+            m.d.comb += [bias_wr.addr.eq(ptr), bias_wr.data.eq(s_axis.tdata[:acc_bits]),
+                         bias_rd.addr.eq(toks[LT + RL - 1].chan), bias_rd.en.eq(1)]
         for j in range(cols):
             base = Signal(signed(acc_bits), name=f"base{j}")
             with m.If(~wr_tok.first):
                 m.d.comb += base.eq(old[j])
             with m.Elif(wr_tok.bias):
-                m.d.comb += base.eq(bias_reg[j])
+                m.d.comb += base.eq(bias_rd.data if per_word else bias_reg[j])
             m.d.comb += sums[j].eq(self.y[j] + base)
         m.d.comb += [
             self.obuf_wr.addr.eq(wr_tok.addr), self.obuf_wr.en.eq(wr_tok.valid),
@@ -152,6 +266,7 @@ class Controller(wiring.Component):
         m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=obits + 1, depth=SL + 3)
         inflight = Signal(range(SL + 2))
         store_en = Signal()
+        sidx = Signal(17)                 # STORE: word index within the command
         st = [Signal(2, name=f"st{k}") for k in range(SL + 1)]  # (valid, last) beside each read
         m.d.comb += st[0].eq(Cat(store_en, cnt == 1))
         for k in range(1, SL + 1):
@@ -159,10 +274,24 @@ class Controller(wiring.Component):
         out_word = self.obuf_rd.data
         if spec.postproc:
             m.submodules.requant = rq = Requantizer(spec)
-            q_mult = Signal(data.ArrayLayout(unsigned(spec.mult_bits), cols))
-            q_shift = Signal(data.ArrayLayout(unsigned(QUANT_SHIFT_BITS), cols))
-            m.d.comb += [rq.i.as_value().eq(self.obuf_rd.data), rq.mult.eq(q_mult),
-                         rq.shift.eq(q_shift), rq.requant.eq(cmd.requant), rq.relu.eq(cmd.relu)]
+            mb = spec.mult_bits
+            m.d.comb += [rq.i.as_value().eq(self.obuf_rd.data), rq.requant.eq(cmd.requant),
+                         rq.relu.eq(cmd.relu)]
+            if per_word:
+                m.submodules.quant_mem = quant_mem = memory.Memory(
+                    shape=unsigned(32), depth=spec.chan_depth, init=[])
+                quant_wr = quant_mem.write_port()
+                quant_rd = quant_mem.read_port()
+                m.d.comb += [quant_wr.addr.eq(ptr), quant_wr.data.eq(s_axis.tdata[:32]),
+                             quant_rd.addr.eq(sidx), quant_rd.en.eq(store_en)]
+                q_word = delayed(quant_rd.data, RL - 1, "q_word")
+                for j in range(cols):
+                    m.d.comb += [rq.mult[j].eq(q_word[:mb]),
+                                 rq.shift[j].eq(q_word[QUANT_SHIFT_OFFSET:][:QUANT_SHIFT_BITS])]
+            else:
+                q_mult = Signal(data.ArrayLayout(unsigned(mb), cols))
+                q_shift = Signal(data.ArrayLayout(unsigned(QUANT_SHIFT_BITS), cols))
+                m.d.comb += [rq.mult.eq(q_mult), rq.shift.eq(q_shift)]
             out_word = rq.o
         m.d.comb += [ofifo.w_en.eq(st[SL][0]), ofifo.w_data.eq(Cat(out_word, st[SL][1]))]
         m.d.sync += inflight.eq(inflight + store_en - st[SL][0])
@@ -194,6 +323,7 @@ class Controller(wiring.Component):
             m.d.sync += self.error.eq(0)
         m.d.comb += self.busy.eq(~idle)
 
+        first_state = {"ws": "WLOAD", "is": "PRELOAD", "nlr": "STREAM", "os": "FILL"}[eng]
         with m.FSM(name="ctrl"):
             with m.State("HDR"):
                 m.d.comb += [s_axis.tready.eq(1), idle.eq(hidx == 0), waiting_input.eq(hidx != 0)]
@@ -216,16 +346,29 @@ class Controller(wiring.Component):
                                     m.next = "LOAD"
                             with m.Case(Op.COMPUTE):
                                 m.d.sync += [
-                                    ri.eq(0), si.eq(0), r_base.eq(new.addr), tap_base.eq(new.addr),
-                                    wtap.eq(new.waddr), wk.eq(rows - 1),
+                                    ri.eq(0), si.eq(0), r_base.eq(new.addr),
+                                    tap_base.eq(new.addr), row_ptr.eq(new.addr),
+                                    pix.eq(new.addr), pi.eq(0), qi.eq(0),
+                                    wtap.eq(new.waddr), opix.eq(new.oaddr),
                                     p_last.eq(new.p - 1), q_last.eq(new.q - 1),
-                                    s_last.eq(new.s - 1),
+                                    s_last.eq(new.s - 1), r_last.eq(new.r - 1),
                                 ]
-                                with m.If((new.p != 0) & (new.q != 0) & (new.r != 0) &
-                                          (new.s != 0)):
-                                    m.next = "WLOAD"
+                                if eng == "ws":
+                                    m.d.sync += [lin.eq(rows - 1), wstep.eq(rows)]
+                                elif eng == "is":
+                                    m.d.sync += [lin.eq(0), wstep.eq(new.count),
+                                                 lin_last.eq(new.count - 1)]
+                                elif eng == "os":
+                                    m.d.sync += [lin.eq(0), wstep.eq(rows)]
+                                else:
+                                    m.d.sync += [lin.eq(0), wstep.eq(1)]
+                                ok = (new.p != 0) & (new.q != 0) & (new.r != 0) & (new.s != 0)
+                                if eng == "is":
+                                    ok &= new.count != 0
+                                with m.If(ok):
+                                    m.next = first_state
                             with m.Case(Op.STORE):
-                                m.d.sync += [cnt.eq(new.count), ptr.eq(new.oaddr)]
+                                m.d.sync += [cnt.eq(new.count), ptr.eq(new.oaddr), sidx.eq(0)]
                                 with m.If(new.count != 0):
                                     m.next = "STORE"
                             with m.Case(Op.NOP):
@@ -238,65 +381,113 @@ class Controller(wiring.Component):
                 with m.If(s_axis.tvalid):
                     m.d.comb += [self.ibuf_wr.en.eq(cmd.op == Op.LOAD_INPUT),
                                  self.wbuf_wr.en.eq(cmd.op == Op.LOAD_WEIGHT)]
-                    with m.If(cmd.op == Op.LOAD_BIAS):
-                        m.d.sync += bias_reg.eq(Cat(bias_reg.as_value()[acc_bits:],
-                                                    s_axis.tdata[:acc_bits]))
-                    if spec.postproc:  # lane registers shift like the bias register
-                        mb = spec.mult_bits
-                        with m.If(cmd.op == Op.LOAD_QUANT):
-                            m.d.sync += [
-                                q_mult.eq(Cat(q_mult.as_value()[mb:], s_axis.tdata[:mb])),
-                                q_shift.eq(Cat(q_shift.as_value()[QUANT_SHIFT_BITS:],
-                                               s_axis.tdata[QUANT_SHIFT_OFFSET:][
-                                                   :QUANT_SHIFT_BITS])),
-                            ]
+                    if per_word:
+                        m.d.comb += bias_wr.en.eq(cmd.op == Op.LOAD_BIAS)
+                        if spec.postproc:
+                            m.d.comb += quant_wr.en.eq(cmd.op == Op.LOAD_QUANT)
+                    else:
+                        with m.If(cmd.op == Op.LOAD_BIAS):
+                            m.d.sync += bias_reg.eq(Cat(bias_reg.as_value()[acc_bits:],
+                                                        s_axis.tdata[:acc_bits]))
+                        if spec.postproc:  # lane registers shift like the bias register
+                            with m.If(cmd.op == Op.LOAD_QUANT):
+                                m.d.sync += [
+                                    q_mult.eq(Cat(q_mult.as_value()[mb:], s_axis.tdata[:mb])),
+                                    q_shift.eq(Cat(q_shift.as_value()[QUANT_SHIFT_BITS:],
+                                                   s_axis.tdata[QUANT_SHIFT_OFFSET:][
+                                                       :QUANT_SHIFT_BITS])),
+                                ]
                     m.d.sync += [ptr.eq(ptr + 1), cnt.eq(cnt - 1)]
                     with m.If(cnt == 1):
                         m.next = "HDR"
 
-            with m.State("WLOAD"):
-                m.d.comb += [self.wbuf_rd.addr.eq(wtap + wk), self.wbuf_rd.en.eq(1),
-                             w_issue.eq(1)]
-                m.d.sync += wk.eq(wk - 1)
-                with m.If(wk == 0):
-                    m.d.sync += [
-                        pi.eq(0), qi.eq(0), row_ptr.eq(tap_base), pix.eq(tap_base),
-                        opix.eq(cmd.oaddr),
-                        first_pass.eq((ri == 0) & (si == 0) & ~cmd.accumulate),
-                    ]
-                    m.next = "STREAM"
-
-            with m.State("STREAM"):
-                m.d.comb += [self.ibuf_rd.addr.eq(pix), self.ibuf_rd.en.eq(1), issue.eq(1)]
+            def stream_pixels(then):
+                """One input vector per output pixel of the tile; its sums go to ``opix``."""
+                m.d.comb += [issue.eq(1), tok_valid.eq(1), tok_addr.eq(opix)]
                 m.d.sync += opix.eq(opix + 1)
-                with m.If(qi == q_last):
-                    m.d.sync += [qi.eq(0), pi.eq(pi + 1), row_ptr.eq(row_ptr + cmd.row_step),
-                                 pix.eq(row_ptr + cmd.row_step)]
-                    with m.If(pi == p_last):
-                        m.d.sync += [drain.eq(L + RL + 2), wtap.eq(wtap + rows), wk.eq(rows - 1)]
-                        with m.If(si == s_last):
-                            m.d.sync += [si.eq(0), ri.eq(ri + 1),
-                                         r_base.eq(r_base + cmd.dil_step),
-                                         tap_base.eq(r_base + cmd.dil_step)]
-                        with m.Else():
-                            m.d.sync += [si.eq(si + 1), tap_base.eq(tap_base + cmd.dilation)]
-                        m.next = "DRAIN"
-                with m.Else():
-                    m.d.sync += [qi.eq(qi + 1), pix.eq(pix + cmd.stride)]
+                walk_pixel()
+                with m.If(pix_last):
+                    m.d.sync += [drain.eq(L + RL + 2), opix.eq(cmd.oaddr)]
+                    next_tap()
+                    m.next = then
 
-            with m.State("DRAIN"):
-                m.d.sync += drain.eq(drain - 1)
-                with m.If(drain == 0):
-                    with m.If(ri == cmd.r):
+            if eng == "ws":
+                with m.State("WLOAD"):
+                    m.d.comb += x_issue.eq(1)
+                    m.d.sync += lin.eq(lin - 1)
+                    with m.If(lin == 0):
+                        m.d.sync += lin.eq(rows - 1)
+                        m.next = "STREAM"
+                with m.State("STREAM"):
+                    stream_pixels("DRAIN")
+
+            if eng == "nlr":
+                with m.State("STREAM"):
+                    stream_pixels("DRAIN")
+
+            if eng == "is":
+                with m.State("PRELOAD"):
+                    m.d.comb += x_issue.eq(1)
+                    walk_pixel()
+                    with m.If(pix_last):
+                        m.next = "KSTREAM"
+                with m.State("KSTREAM"):
+                    m.d.comb += [issue.eq(1), tok_valid.eq(1), tok_addr.eq(opix),
+                                 tok_chan.eq(lin)]
+                    m.d.sync += [opix.eq(opix + 1), lin.eq(lin + 1)]
+                    with m.If(lin == lin_last):
+                        m.d.sync += [lin.eq(0), opix.eq(cmd.oaddr), drain.eq(L + RL + 2)]
+                        next_tap()
+                        m.next = "DRAIN"
+
+            if eng in ("ws", "is", "nlr"):
+                with m.State("DRAIN"):
+                    m.d.sync += drain.eq(drain - 1)
+                    with m.If(drain == 0):
+                        with m.If(ri == cmd.r):
+                            m.next = "HDR"
+                        with m.Else():
+                            m.next = first_state
+
+            if eng == "os":
+                with m.State("FILL"):
+                    m.d.comb += [x_issue.eq(1), fill_first.eq((pi == 0) & (qi == 0))]
+                    walk_pixel()
+                    with m.If(pix_last):
+                        m.next = "OSTREAM"
+                with m.State("OSTREAM"):
+                    m.d.comb += issue.eq(1)
+                    m.d.sync += lin.eq(lin + 1)
+                    with m.If(lin == rows - 1):
+                        m.d.sync += lin.eq(0)
+                        with m.If(tap_last):
+                            m.d.sync += drain.eq(L - 1)
+                            m.next = "OWAIT"
+                        with m.Else():
+                            next_tap()
+                            m.next = "FILL"
+                with m.State("OWAIT"):     # until every PE holds its final sum
+                    m.d.sync += drain.eq(drain - 1)
+                    with m.If(drain == 0):
+                        m.d.sync += lin.eq(rows - 1)
+                        m.next = "ODRAIN"
+                with m.State("ODRAIN"):    # bottom row first: pixel rows-1 down to pixel 0
+                    m.d.comb += [tok_step.eq(1), tok_valid.eq(lin < cmd.count),
+                                 tok_addr.eq(cmd.oaddr + lin)]
+                    m.d.sync += lin.eq(lin - 1)
+                    with m.If(lin == 0):
+                        m.d.sync += drain.eq(RL + 1)
+                        m.next = "OTAIL"
+                with m.State("OTAIL"):     # the last results are written
+                    m.d.sync += drain.eq(drain - 1)
+                    with m.If(drain == 0):
                         m.next = "HDR"
-                    with m.Else():
-                        m.next = "WLOAD"
 
             with m.State("STORE"):
                 m.d.comb += [in_store.eq(1),
                              store_en.eq((cnt != 0) & (ofifo.level + inflight < ofifo.depth))]
                 with m.If(store_en):
-                    m.d.sync += [ptr.eq(ptr + 1), cnt.eq(cnt - 1)]
+                    m.d.sync += [ptr.eq(ptr + 1), cnt.eq(cnt - 1), sidx.eq(sidx + 1)]
                 with m.If((cnt == 0) & (inflight == 0) & (ofifo.level == 0)):
                     m.next = "HDR"
         return m

@@ -17,7 +17,7 @@ from amaranth.hdl import Module, Shape, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["MacPE"]
+__all__ = ["MacPE", "OsPE"]
 
 
 class MacPE(wiring.Component):
@@ -57,4 +57,42 @@ class MacPE(wiring.Component):
             m.d.sync += x_p.eq(product)
             product = x_p
         m.d.sync += self.psum_out.eq(self.psum_in + product)
+        return m
+
+
+class OsPE(wiring.Component):
+    """An output-stationary PE: ``a`` passes right and ``b`` down one cycle later, and the
+    accumulator adds ``a * b`` (after ``stages`` multiplier registers, as in :class:`MacPE`).
+    While ``drain`` is high it takes ``acc_in`` (the accumulator above) instead, so a column shifts
+    its results out downwards; wrapping at ``acc_bits`` like the golden model."""
+
+    def __init__(self, *, act_shape, weight_shape, acc_bits: int, stages: int = 0):
+        act_shape, weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
+        if stages not in (0, 1, 2):
+            raise ValueError(f"stages must be 0, 1 or 2, not {stages!r}")
+        self.act_shape, self.weight_shape, self.acc_bits = act_shape, weight_shape, acc_bits
+        self.stages = stages
+        super().__init__({
+            "a_in": In(act_shape), "a_out": Out(act_shape),
+            "b_in": In(weight_shape), "b_out": Out(weight_shape),
+            "drain": In(1), "acc_in": In(signed(acc_bits)), "acc": Out(signed(acc_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += [self.a_out.eq(self.a_in), self.b_out.eq(self.b_in)]
+        a, b = self.a_in, self.b_in
+        if self.stages == 2:
+            x_a, x_b = Signal(self.act_shape), Signal(self.weight_shape)
+            m.d.sync += [x_a.eq(a), x_b.eq(b)]
+            a, b = x_a, x_b
+        product = a * b
+        if self.stages >= 1:
+            x_p = Signal(product.shape())
+            m.d.sync += x_p.eq(product)
+            product = x_p
+        with m.If(self.drain):
+            m.d.sync += self.acc.eq(self.acc_in)
+        with m.Else():
+            m.d.sync += self.acc.eq(self.acc + product)
         return m

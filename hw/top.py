@@ -7,14 +7,14 @@
                     └───────────────────────────────────────────────── m_axis <──┘
 """
 
-from amaranth.hdl import Module, signed, unsigned
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from gen.isa import CSR_ADDR_BITS, CSRS, identity
 from gen.spec import Spec
 
-from .array import SystolicArray
+from .array import array_for
 from .buffer import Scratchpad
 from .controller import Controller
 from .host import AxiLiteSignature, AxiStreamSignature, CsrBank
@@ -36,12 +36,7 @@ class Accelerator(wiring.Component):
     def elaborate(self, platform):
         spec = self.spec
         m = Module()
-        act = signed(spec.act_bits) if spec.act_signed else unsigned(spec.act_bits)
-        wgt = signed(spec.weight_bits) if spec.weight_signed else unsigned(spec.weight_bits)
-        m.submodules.array = array = SystolicArray(
-            rows=spec.rows, cols=spec.cols, act_shape=act, weight_shape=wgt,
-            acc_bits=spec.acc_bits, stages=spec.mult_stages)
-        assert array.latency == spec.array_latency
+        m.submodules.array = array = array_for(spec)
         m.submodules.ctrl = ctrl = Controller(spec)
         reg = spec.buffer_reg
         m.submodules.ibuf = ibuf = Scratchpad(depth=spec.input_depth, width=spec.input_word_bits,
@@ -61,10 +56,11 @@ class Accelerator(wiring.Component):
         connect(m, ctrl.wbuf_rd, wbuf.rd)
         connect(m, ctrl.obuf_wr, obuf.wr)
         connect(m, ctrl.obuf_rd, obuf.rd)
-        m.d.comb += [
-            array.a.eq(ctrl.a), array.w.eq(ctrl.w), array.w_shift.eq(ctrl.w_shift),
-            ctrl.y.eq(array.y),
-        ]
+        for name in array.signature.members:   # the engine's operand ports, by name
+            if name == "y":
+                m.d.comb += ctrl.y.eq(array.y)
+            else:
+                m.d.comb += getattr(array, name).eq(getattr(ctrl, name))
 
         for name, value in identity(spec).items():
             m.d.comb += getattr(csr, name).eq(value)

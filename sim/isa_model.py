@@ -24,8 +24,12 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
     stream = b"".join(frames)
     beats = len(stream) // beat
     words = unpack_lanes(stream, 32, 1, beat, signed=False)[:, 0]  # low 32 bits of every beat
+    eng = spec.engine
+    wlanes = {"is": spec.rows, "nlr": spec.rows * spec.cols}.get(eng, spec.cols)
     ibuf = np.zeros((spec.input_depth, spec.rows), dtype=np.int64)
-    wbuf = np.zeros((spec.weight_depth, spec.cols), dtype=np.int64)
+    wbuf = np.zeros((spec.weight_depth, wlanes), dtype=np.int64)
+    chan_bias = np.zeros(max(1, spec.chan_depth), dtype=np.int64)    # per-word (is)
+    chan_quant = np.zeros(max(1, spec.chan_depth), dtype=np.int64)
     obuf = np.zeros((spec.output_depth, spec.cols), dtype=np.int64)
     bias_reg = np.zeros(spec.cols, dtype=np.int64)
     q_mult = np.zeros(spec.cols, dtype=np.int64)
@@ -43,16 +47,20 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
             ibuf[h["addr"]:h["addr"] + count] = vals
             i += count
         elif op == Op.LOAD_WEIGHT:
-            vals = unpack_lanes(payload, spec.weight_bits, spec.cols, beat, spec.weight_signed)
+            vals = unpack_lanes(payload, spec.weight_bits, wlanes, beat, spec.weight_signed)
             wbuf[h["waddr"]:h["waddr"] + count] = vals
             i += count
         elif op == Op.LOAD_BIAS:
             # a shift register: each beat enters at lane cols-1 and moves the others down one lane
             vals = unpack_lanes(payload, spec.acc_bits, 1, beat, True)[:, 0]
+            if spec.per_word_channels:
+                chan_bias[h["addr"]:h["addr"] + count] = vals
             bias_reg = np.concatenate([bias_reg, vals])[-spec.cols:]
             i += count
         elif op == Op.LOAD_QUANT:
             vals = unpack_lanes(payload, 32, 1, beat, False)[:, 0]
+            if spec.per_word_channels:
+                chan_quant[h["addr"]:h["addr"] + count] = vals
             q_mult = np.concatenate([q_mult, vals & ((1 << spec.mult_bits) - 1)])[-spec.cols:]
             q_shift = np.concatenate([q_shift, (vals >> QUANT_SHIFT_OFFSET)
                                       & ((1 << QUANT_SHIFT_BITS) - 1)])[-spec.cols:]
@@ -60,21 +68,41 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
         elif op == Op.COMPUTE:
             P, Q = h["p"], h["q"]
             pp, qq = np.meshgrid(np.arange(P), np.arange(Q), indexing="ij")
+            rows, cols = spec.rows, spec.cols
             for r in range(h["r"]):
                 for s in range(h["s"]):
-                    blk = wbuf[h["waddr"] + (r * h["s"] + s) * spec.rows:][:spec.rows]
+                    tap = r * h["s"] + s
                     addr = (h["addr"] + pp * h["row_step"] + r * h["dil_step"]
                             + qq * h["stride"] + s * h["dilation"]).reshape(-1)
-                    y = ibuf[addr] @ blk
-                    dst = slice(h["oaddr"], h["oaddr"] + P * Q)
-                    if r == 0 and s == 0 and not h["accumulate"]:
+                    if eng == "is":
+                        # lane j holds pixel npix-1-j; word k is output channel k of the block
+                        kn = h["count"]
+                        wk = wbuf[h["waddr"] + tap * kn:][:kn]          # (k, c)
+                        y = np.zeros((kn, cols), dtype=np.int64)
+                        y[:, :P * Q] = (ibuf[addr] @ wk.T).T[:, ::-1]
+                        dst = slice(h["oaddr"], h["oaddr"] + kn)
+                        base = chan_bias[:kn, None] if h["bias"] else 0
+                    else:
+                        if eng == "nlr":
+                            blk = wbuf[h["waddr"] + tap].reshape(rows, cols)
+                        else:
+                            blk = wbuf[h["waddr"] + tap * rows:][:rows]
+                        y = ibuf[addr] @ blk
+                        dst = slice(h["oaddr"], h["oaddr"] + P * Q)
                         base = bias_reg if h["bias"] else 0
+                    if r == 0 and s == 0 and not h["accumulate"]:
                         obuf[dst] = wrap(y + base, spec.acc_bits)
                     else:
                         obuf[dst] = wrap(obuf[dst] + y, spec.acc_bits)
         elif op == Op.STORE:
             acc = obuf[h["oaddr"]:h["oaddr"] + count]
-            if h["requant"]:
+            if h["requant"] and spec.per_word_channels:
+                qm = chan_quant[:count] & ((1 << spec.mult_bits) - 1)
+                qs = (chan_quant[:count] >> QUANT_SHIFT_OFFSET) & ((1 << QUANT_SHIFT_BITS) - 1)
+                y = requantize(acc[None, :, :, None], qm, qs, out_bits=spec.out_bits,
+                               rounding=spec.rounding, relu=bool(h["relu"]))
+                out.append(pack_lanes(y[0, :, :, 0], spec.out_bits, obeat))
+            elif h["requant"]:
                 y = requantize(acc.T[None, :, :, None], q_mult, q_shift, out_bits=spec.out_bits,
                                rounding=spec.rounding, relu=bool(h["relu"]))
                 out.append(pack_lanes(y[0, :, :, 0].T, spec.out_bits, obeat))

@@ -16,7 +16,7 @@ def _cache(tmp_path_factory):
     yield
 
 
-def make_spec(name="t", rows=3, cols=5, **kw):
+def make_spec(name="t", rows=3, cols=5, dataflow="ws", mapping=None, **kw):
     prec = {k: kw.pop(k) for k in list(kw) if k in ("act_bits", "act_signed", "weight_bits",
                                                      "weight_signed", "acc_bits")}
     bufs = {k: kw.pop(k) for k in list(kw) if k in ("input_depth", "weight_depth",
@@ -26,6 +26,8 @@ def make_spec(name="t", rows=3, cols=5, **kw):
     if "postproc" in kw:
         post["enabled"] = kw.pop("postproc")
     assert not kw, kw
-    return spec_from_dict({"name": name, "array": {"rows": rows, "cols": cols},
+    extra = {"mapping": mapping} if mapping is not None else {}
+    return spec_from_dict({"name": name, "dataflow": dataflow, **extra,
+                           "array": {"rows": rows, "cols": cols},
                            "precision": prec, "buffers": bufs, "pipeline": pipe,
                            "postproc": post})

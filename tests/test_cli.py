@@ -78,7 +78,7 @@ def test_simulate_random_layer_text(spec_file, capsys):
     (["simulate", "{spec}", "--layer", "C=3,H=5,W=5,K=2", "--backpressure", "1.5"],
      "--backpressure must be a probability in [0, 1), not 1.5"),
     (["simulate", "{spec}", "--layer", "C=3,H=40,W=40,K=2,R=9,S=9"],
-     "layer 9x9 filter needs R*S*rows = 243 weight-buffer words but buffers.weight_depth is 128; "
+     "layer 9x9 filter needs 243 weight-buffer words per tile on WS but buffers.weight_depth is 128; "
      "raise buffers.weight_depth to at least 243"),
     (["simulate", "{spec}", "--input", "{tmp}/nope.npy", "--weights", "{tmp}/nope.npy"],
      "input file {tmp}/nope.npy not found"),

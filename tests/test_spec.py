@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from gen.errors import AccelgenError
+from gen.mapping import PRESETS
 from gen.spec import load_spec, spec_from_dict
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -44,7 +45,7 @@ def test_defaults_and_derived():
     ("precision.act_signed", 1, "t: precision.act_signed must be true or false, not 1"),
     ("buffers.input_depth", 70000, "t: buffers.input_depth must be an integer from 1 to 65536, "
                                    "not 70000"),
-    ("dataflow", "xs", "t: dataflow must be one of ws, not 'xs'"),
+    ("dataflow", "xs", "t: dataflow must be one of ws, is, os, nlr, custom, not 'xs'"),
     ("pipeline.mult_stages", 3, "t: pipeline.mult_stages must be an integer from 0 to 2, not 3"),
     ("precision.acc_bits", 12, "t: precision.acc_bits must be at least act_bits + weight_bits (16) "
                                "to hold one product, not 12"),
@@ -77,3 +78,64 @@ def test_load_errors(tmp_path):
     bad.write_text("name = \n")
     with pytest.raises(AccelgenError, match=r"bad\.toml: not valid TOML"):
         load_spec(bad)
+
+
+def _mapping(**kw):
+    m = {"rows": ["C"], "cols": ["K"], "stationary": "weight", "input": "forward",
+         "weight": "stationary", "psum": "forward"}
+    m.update(kw)
+    return m
+
+
+@pytest.mark.parametrize("preset,engine", [("ws", "ws"), ("is", "is"), ("os", "os"),
+                                           ("nlr", "nlr")])
+def test_presets_pick_their_engine(preset, engine):
+    s = spec_from_dict({**_spec(), "dataflow": preset}, source="t")
+    assert s.engine == engine and s.mapping == PRESETS[preset]
+
+
+@pytest.mark.parametrize("mapping,engine", [
+    (_mapping(), "ws"),
+    (_mapping(rows=["P"], stationary="output", input="forward", weight="forward",
+              psum="in_place"), "os"),
+    (_mapping(rows=["Q"], stationary="output", input="forward", weight="forward",
+              psum="in_place"), "os"),
+    (_mapping(cols=["Q"], stationary="input", input="stationary", weight="forward"), "is"),
+    (_mapping(cols=["P"], stationary="input", input="stationary", weight="forward"), "is"),
+])
+def test_custom_mappings_build(mapping, engine):
+    s = spec_from_dict({**_spec(), "dataflow": "custom", "mapping": mapping}, source="t")
+    assert s.engine == engine
+    assert spec_from_dict(s.to_dict(), source="t") == s  # round-trips with its mapping
+
+
+@pytest.mark.parametrize("mapping,message", [
+    (_mapping(rows=["K"], cols=["C"]), "psum reduction over C mapped to columns needs a "
+                                       "forwarding path along the rows"),
+    (_mapping(rows=["C"], cols=["C"]), "C is split across rows and cols"),
+    (_mapping(rows=["C", "P"], stationary="output", input="forward", weight="forward",
+              psum="in_place"), "output-stationary PEs each own one output and accumulate it "
+                                "in place, so the reduction dim C cannot be unrolled on rows"),
+    (_mapping(stationary="output", weight="forward"), "output-stationary PEs each own one "
+                                                      "output"),
+    (_mapping(rows=["P"], cols=["K"], stationary="output", input="forward", weight="forward",
+              psum="forward"), "reduces partial sums in place"),
+    (_mapping(input="unicast"), "gives every PE its own input, but inputs do not depend on K"),
+    (_mapping(weight="forward"), "contradicts stationary"),
+    (_mapping(rows=["R"]), "needs per-PE row buffers"),
+    (_mapping(rows=["C"], cols=["N"], stationary="input", input="stationary",
+              weight="forward"), "batch N on the array is not supported"),
+    (_mapping(rows=["X"]), "unknown loop dim 'X'"),
+    (_mapping(psum="sideways"), "mapping.psum must be one of forward, tree, in_place"),
+    (_mapping(input="multicast"), "is a legal mapping but no engine here builds it"),
+])
+def test_bad_mappings_say_why(mapping, message):
+    with pytest.raises(AccelgenError, match=re.escape(message)):
+        spec_from_dict({**_spec(), "dataflow": "custom", "mapping": mapping}, source="t")
+
+
+def test_mapping_table_needs_custom():
+    with pytest.raises(AccelgenError, match="set dataflow = \"custom\""):
+        spec_from_dict({**_spec(), "mapping": _mapping()}, source="t")
+    with pytest.raises(AccelgenError, match=r"needs a \[mapping\] table"):
+        spec_from_dict({**_spec(), "dataflow": "custom"}, source="t")

@@ -97,7 +97,7 @@ def test_input_reuse_across_k_tiles():
 
 @pytest.mark.parametrize("layer,spec_kw,message", [
     (ConvLayer(C=4, H=8, W=8, K=4, R=5, S=5), dict(weight_depth=64),
-     r"^layer 5x5 filter needs R\*S\*rows = 75 weight-buffer words but buffers.weight_depth is "
+     r"^layer 5x5 filter needs 75 weight-buffer words per tile on WS but buffers.weight_depth is "
      r"64; raise buffers.weight_depth to at least 75$"),
     (ConvLayer(C=4, H=8, W=8, K=4, R=3, S=3, dilation=2), dict(input_depth=20),
      r"^the input buffer cannot hold one output pixel's 3x3 receptive field \(25 words with "
