@@ -1,0 +1,135 @@
+"""Every engine of the mapping description on the RTL (Icarus; a Verilator sample), against the
+golden model: a table of layer shapes per engine, and hypothesis drawing random mappings × layer
+shapes × data. The model's cycles must equal the RTL's whenever nothing stalls.
+
+The default run draws a handful of random cases; the campaign (``pytest -m slow -k campaign``)
+draws many more. Either prints nothing unless a case fails, when hypothesis shrinks it and shows
+the smallest failing layer.
+"""
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import make_spec
+from gen.layer import ConvLayer
+from gen.model import estimate
+from gen.tiler import plan
+from sim.flow import random_tensors, simulate_layer
+
+_OS_P = {"rows": ["P"], "cols": ["K"], "stationary": "output", "input": "forward",
+         "weight": "forward", "psum": "in_place"}
+_IS_Q = {"rows": ["C"], "cols": ["Q"], "stationary": "input", "input": "stationary",
+         "weight": "forward", "psum": "forward"}
+_BUF = dict(input_depth=160, weight_depth=400, output_depth=48, postproc=True)
+
+#: small non-square arrays with small buffers, so layers tile in every dim
+SPECS = {
+    "is": dict(name="is_3x5", rows=3, cols=5, dataflow="is", **_BUF),
+    "os": dict(name="os_3x5", rows=3, cols=5, dataflow="os", **_BUF),
+    "nlr": dict(name="nlr_3x5", rows=3, cols=5, dataflow="nlr", **_BUF),
+    "ws": dict(name="ws_3x5p", rows=3, cols=5, dataflow="ws", **_BUF),
+    "os_p": dict(name="os_p_4x2", rows=4, cols=2, dataflow="custom", mapping=_OS_P,
+                 mult_stages=0, **_BUF),
+    "is_q": dict(name="is_q_2x4", rows=2, cols=4, dataflow="custom", mapping=_IS_Q,
+                 buffer_reg=False, rounding="half_even", **_BUF),
+}
+
+LAYERS = {
+    "3x3_pad1": (ConvLayer(C=7, H=7, W=6, K=11, R=3, S=3, pad=1), {"bias": True}),
+    "1x1": (ConvLayer(C=5, H=5, W=4, K=6, R=1, S=1), {}),
+    "fc": (ConvLayer(C=13, H=1, W=1, K=9, R=1, S=1), {"bias": True}),
+    "7x7_s2_p3": (ConvLayer(C=3, H=10, W=9, K=4, R=7, S=7, stride=2, pad=3), {}),
+    "1x3_3x1": (ConvLayer(C=4, H=6, W=7, K=5, R=1, S=3, pad=1), {}),
+    "3x1_s4_d2": (ConvLayer(C=4, H=13, W=9, K=3, R=3, S=1, stride=4, pad=2, dilation=2), {}),
+    "batch2_groups2": (ConvLayer(C=6, H=5, W=5, K=4, R=3, S=3, pad=1, N=2, groups=2), {}),
+    "depthwise": (ConvLayer(C=5, H=6, W=6, K=5, R=3, S=3, pad=1, groups=5), {"bias": True}),
+    "tiny": (ConvLayer(C=1, H=2, W=2, K=1, R=2, S=2), {}),
+    "requant_relu": (ConvLayer(C=4, H=5, W=5, K=7, R=3, S=3, pad=1),
+                     {"bias": True, "quant": True, "relu": True}),
+    "backpressure": (ConvLayer(C=4, H=5, W=4, K=6, R=3, S=3, pad=1),
+                     {"bias": True, "pause": 0.4}),
+}
+
+
+def run(spec_kw, layer, tmp_path, *, sim="icarus", bias=False, quant=False, relu=False,
+        pause=0.0, seed=0):
+    spec = make_spec(**spec_kw)
+    x, w, b = random_tensors(spec, layer, seed, bias=bias)
+    q = None
+    if quant:
+        rng = np.random.default_rng(seed)
+        q = (rng.integers(1, 1 << 16, layer.K), rng.integers(10, 20, layer.K))
+    res = simulate_layer(spec, layer, x, w, b, sim=sim, work_dir=tmp_path, in_pause=pause,
+                         out_pause=pause, seed=seed, quant=q, relu=relu)
+    assert res.match, (spec.engine, layer.describe(), res.summary()["first_mismatch"])
+    assert res.counters["error"] == 0
+    if not pause:
+        est = estimate(plan(spec, layer, bias=bias, requant=quant, relu=relu))
+        assert (res.counters["cycles"], res.counters["array_busy"]) == \
+            (est.cycles, est.array_busy)
+    return res
+
+
+@pytest.mark.parametrize("layer_name", list(LAYERS))
+@pytest.mark.parametrize("engine", ["is", "os", "nlr"])
+def test_engine_layers(engine, layer_name, tmp_path):
+    layer, opts = LAYERS[layer_name]
+    run(SPECS[engine], layer, tmp_path, **opts)
+
+
+@pytest.mark.parametrize("custom", ["os_p", "is_q"])
+@pytest.mark.parametrize("layer_name", ["3x3_pad1", "7x7_s2_p3", "requant_relu"])
+def test_custom_mappings(custom, layer_name, tmp_path):
+    layer, opts = LAYERS[layer_name]
+    run(SPECS[custom], layer, tmp_path, **opts)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("engine", ["is", "os", "nlr"])
+def test_engine_verilator(engine, tmp_path):
+    layer, opts = LAYERS["backpressure"]
+    assert run(SPECS[engine], layer, tmp_path, sim="verilator", **opts).sim == "verilator"
+
+
+@st.composite
+def layers(draw):
+    R, S = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    D = draw(st.integers(1, 2))
+    pad = draw(st.integers(0, 3))
+    U = draw(st.integers(1, 4))
+    H = draw(st.integers(max(1, (R - 1) * D + 1 - 2 * pad), 9))
+    W = draw(st.integers(max(1, (S - 1) * D + 1 - 2 * pad), 9))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    C = groups * draw(st.integers(1, 5))
+    K = groups * draw(st.integers(1, 4))
+    return ConvLayer(N=draw(st.integers(1, 2)), C=C, H=H, W=W, K=K, R=R, S=S, stride=U,
+                     pad=pad, dilation=D, groups=groups)
+
+
+def _random_case(data, tmp_path):
+    spec_kw = SPECS[data.draw(st.sampled_from(sorted(SPECS)), label="spec")]
+    layer = data.draw(layers(), label="layer")
+    bias = data.draw(st.booleans(), label="bias")
+    quant = data.draw(st.booleans(), label="requant")
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    run(spec_kw, layer, tmp_path / f"s{seed}", bias=bias, quant=quant, relu=quant, seed=seed)
+
+
+_HS = dict(deadline=None, derandomize=False, suppress_health_check=list(HealthCheck))
+
+
+@settings(max_examples=int(os.environ.get("ACCELGEN_RANDOM_CASES", "10")), **_HS)
+@given(data=st.data())
+def test_random_mappings_layers_data(data, tmp_path_factory):
+    _random_case(data, tmp_path_factory.mktemp("rand"))
+
+
+@pytest.mark.slow
+@settings(max_examples=int(os.environ.get("ACCELGEN_CAMPAIGN_CASES", "150")), **_HS)
+@given(data=st.data())
+def test_random_campaign(data, tmp_path_factory):
+    _random_case(data, tmp_path_factory.mktemp("camp"))
