@@ -1,8 +1,8 @@
 """``accelgen show``: draw the PE array and its interconnect for a spec's dataflow (PNG or SVG).
 
-The picture is drawn from a small description of the dataflow: which operand stays in the PEs and
-how each other operand moves (direction and kind). Weight-stationary today; other dataflows add
-their own descriptions, not drawing code.
+The picture is drawn from a small description per engine (:data:`PICTURES`): which operand stays in
+the PEs, which move right or down from PE to PE, which are multicast or unicast, and what enters at
+each edge; the title gives the spec's mapping (its row and column dims).
 """
 
 from __future__ import annotations
@@ -12,17 +12,44 @@ from pathlib import Path
 from .errors import AccelgenError
 from .spec import Spec
 
-__all__ = ["DATAFLOW_PICTURES", "draw"]
+__all__ = ["PICTURES", "draw"]
 
-#: dataflow -> (stationary operand, [(operand, direction, kind, source, sink)])
-DATAFLOW_PICTURES = {
-    "ws": ("weight", [
-        ("weights", "down", "preload: shifted down each column, then held", "weight buffer", None),
-        ("activations", "right", "systolic: one PE per cycle, skewed by row", "input buffer",
-         None),
-        ("partial sums", "down", "systolic: reduced down each column", None,
-         "deskew + output buffer (accumulate)"),
-    ]),
+#: engine -> what the picture shows: the PE's resident operand, the operands passed PE to PE to
+#: the right and down (``bus`` = multicast along the row), what enters at each edge, and a legend
+PICTURES = {
+    "ws": dict(pe="W", right=["activations"], down=["partial sums", "weights"],
+               left=("activations", "input buffer\n(rows = input\nchannels)", "skew"),
+               top=("weights", "weight buffer (cols = output channels)"),
+               bottom="deskew  →  output buffer (accumulate over taps and C tiles)",
+               legend=[("weights", "preload: shifted down each column, then held"),
+                       ("activations", "systolic: one PE per cycle, skewed by row"),
+                       ("partial sums", "systolic: reduced down each column")]),
+    "is": dict(pe="I", right=["weights", "activations"], down=["partial sums"],
+               left=("weights", "weight buffer (stream)\n+ input buffer (preload)\n(rows = "
+                                "input channels)", "skew"),
+               top=None,
+               bottom="deskew  →  output buffer (one output channel per word, lanes = pixels)",
+               legend=[("activations", "preload: a pixel per column, shifted along the rows, "
+                                       "then held"),
+                       ("weights", "systolic: one output channel per cycle, skewed by row"),
+                       ("partial sums", "systolic: reduced down each column")]),
+    "os": dict(pe="O", right=["activations"], down=["weights", "partial sums"],
+               left=("activations", "input buffer\n→ transposer\n(rows = output\npixels)",
+                     "skew"),
+               top=("weights", "weight buffer (cols = output channels), skewed"),
+               bottom="drain (shift down)  →  output buffer (accumulate over C tiles)",
+               legend=[("partial sums", "in place: each PE accumulates its output, then the "
+                                        "column drains"),
+                       ("activations", "systolic: channel c of each row's pixel, skewed"),
+                       ("weights", "systolic: channel c of each column's filter, skewed")]),
+    "nlr": dict(pe="×", right=["activations:bus"], down=["partial sums"],
+                left=("activations", "input buffer\n(rows = input\nchannels)", "multicast"),
+                top=("weights", "weight buffer: rows×cols weights every cycle (unicast)"),
+                bottom="adder tree per column  →  output buffer (accumulate)",
+                unicast="weights",
+                legend=[("weights", "unicast: a fresh weight from the buffer for every MAC"),
+                        ("activations", "multicast: one value to the whole row, same cycle"),
+                        ("partial sums", "adder tree down each column")]),
 }
 
 _COLOURS = {"weights": "#c0392b", "activations": "#2471a3", "partial sums": "#1e8449"}
@@ -39,7 +66,7 @@ def draw(spec: Spec, path: str | Path, *, max_pes: int = 12) -> Path:
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
         raise AccelgenError(f"show writes .png or .svg, not {path.suffix or 'no extension'!r}")
-    stationary, flows = DATAFLOW_PICTURES[spec.dataflow]
+    pic = PICTURES[spec.engine]
 
     def shown(n):
         if n <= max_pes:
@@ -66,40 +93,54 @@ def draw(spec: Spec, path: str | Path, *, max_pes: int = 12) -> Path:
             x, y = j, -i
             ax.add_patch(Rectangle((x - 0.32, y - 0.32), 0.64, 0.64, facecolor="#fdf2e9",
                                    edgecolor="#7f8c8d"))
-            ax.text(x, y + 0.08, "W" if stationary == "weight" else stationary[0].upper(),
-                    ha="center", va="center", fontsize=7, color=_COLOURS["weights"],
-                    fontweight="bold")
+            ax.text(x, y + 0.08, pic["pe"], ha="center", va="center", fontsize=7,
+                    color=_COLOURS[pic["legend"][0][0]], fontweight="bold")
             ax.text(x, y - 0.17, f"{r},{c}", ha="center", va="center", fontsize=5, color="#555")
-            if j + 1 < nc:
-                arrow(x + 0.33, y, x + 0.67, y, _COLOURS["activations"])
+            for k, op in enumerate(pic["right"]):
+                name, _, bus = op.partition(":")
+                dy = 0.1 * k
+                if bus:  # a multicast line across the row, tapped by every PE
+                    ax.plot([x - 0.5, x + 0.5], [y + 0.42, y + 0.42], color=_COLOURS[name],
+                            lw=1.0)
+                    arrow(x, y + 0.42, x, y + 0.33, _COLOURS[name], lw=0.7)
+                elif j + 1 < nc:
+                    arrow(x + 0.33, y - dy, x + 0.67, y - dy, _COLOURS[name],
+                          lw=1.2 if k == 0 else 0.7)
+            if pic.get("unicast"):
+                arrow(x - 0.45, y + 0.45, x - 0.3, y + 0.3, _COLOURS[pic["unicast"]], lw=0.7)
             if i + 1 < nr:
-                arrow(x + 0.12, y - 0.33, x + 0.12, y - 0.67, _COLOURS["partial sums"])
-                arrow(x - 0.12, y - 0.33, x - 0.12, y - 0.67, _COLOURS["weights"], lw=0.7)
+                for k, name in enumerate(pic["down"]):
+                    dx = 0.12 - 0.24 * k
+                    arrow(x + dx, y - 0.33, x + dx, y - 0.67, _COLOURS[name],
+                          lw=1.2 if k == 0 else 0.7)
     if col_gap is not None:
         ax.text(col_gap - 0.5, 0.9, "…", ha="center", fontsize=14)
     if row_gap is not None:
         ax.text(-1.1, -row_gap + 0.5, "⋮", ha="center", fontsize=14)
-    # edges: inputs skewed in from the left, weights from the top, sums out at the bottom
+    left_op, left_text, left_tag = pic["left"]
     for i in range(nr):
-        arrow(-1.0, -i, -0.35, -i, _COLOURS["activations"])
-        ax.text(-1.05, -i, f"skew {rows[i]}", ha="right", va="center", fontsize=5,
-                color=_COLOURS["activations"])
+        arrow(-1.0, -i, -0.35, -i, _COLOURS[left_op])
+        ax.text(-1.05, -i, f"{left_tag} {rows[i]}" if left_tag == "skew" else left_tag,
+                ha="right", va="center", fontsize=5, color=_COLOURS[left_op])
+    ax.text(-1.9, -(nr - 1) / 2, left_text, ha="center", va="center", fontsize=7, rotation=90,
+            color=_COLOURS[left_op])
+    if pic["top"]:
+        top_op, top_text = pic["top"]
+        for j in range(nc):
+            arrow(j - 0.12, 1.0, j - 0.12, 0.35, _COLOURS[top_op], lw=0.7)
+        ax.text((nc - 1) / 2, 1.25, top_text, ha="center", fontsize=7, color=_COLOURS[top_op])
     for j in range(nc):
-        arrow(j - 0.12, 1.0, j - 0.12, 0.35, _COLOURS["weights"], lw=0.7)
         arrow(j + 0.12, -nr + 0.65, j + 0.12, -nr + 0.1, _COLOURS["partial sums"])
-    ax.text(-1.9, -(nr - 1) / 2, "input buffer\n(rows = input\nchannels)", ha="center",
-            va="center", fontsize=7, rotation=90, color=_COLOURS["activations"])
-    ax.text((nc - 1) / 2, 1.25, "weight buffer (cols = output channels)", ha="center",
-            fontsize=7, color=_COLOURS["weights"])
-    ax.text((nc - 1) / 2, -nr - 0.15, "deskew  →  output buffer (accumulate over taps and "
-            "C tiles)", ha="center", fontsize=7, color=_COLOURS["partial sums"])
-    legend = [f"{name}: {kind}" for name, _, kind, _, _ in flows]
-    for k, line in enumerate(legend):
-        ax.text(-2.1, -nr - 0.75 - 0.35 * k, "■ " + line, fontsize=6.5,
-                color=_COLOURS[flows[k][0]])
-    ax.set_title(f"{spec.name}: {spec.rows}×{spec.cols} {spec.dataflow.upper()} "
+    ax.text((nc - 1) / 2, -nr - 0.15, pic["bottom"], ha="center", fontsize=7,
+            color=_COLOURS["partial sums"])
+    for k, (name, kind) in enumerate(pic["legend"]):
+        ax.text(-2.1, -nr - 0.75 - 0.35 * k, f"■ {name}: {kind}", fontsize=6.5,
+                color=_COLOURS[name])
+    stationary = spec.mapping.stationary
+    ax.set_title(f"{spec.name}: {spec.rows}×{spec.cols} {spec.engine.upper()} "
                  f"({stationary} stationary), int{spec.act_bits}×int{spec.weight_bits}"
-                 f"→int{spec.acc_bits}", fontsize=9)
+                 f"→int{spec.acc_bits}\nrows = {'×'.join(spec.mapping.rows)}, "
+                 f"cols = {'×'.join(spec.mapping.cols)}", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
