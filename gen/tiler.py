@@ -141,10 +141,8 @@ def _check_limits(spec: Spec, layer: ConvLayer) -> None:
 
 
 def _spatial_tile(spec: Spec, layer: ConvLayer, facts: EngineFacts) -> tuple[int, int]:
-    """Choose the output tile (pt, qt): fewest tiles, then largest, within the buffers (and within
-    one block of the array for the engines that unroll pixels)."""
+    """Choose the output tile (pt, qt): fewest tiles, then largest, within the buffers."""
     U, D = layer.stride, layer.dilation
-    blk = facts.block
     P, Q = layer.P, layer.Q
     best = None
     last_qt = None
@@ -153,17 +151,12 @@ def _spatial_tile(spec: Spec, layer: ConvLayer, facts: EngineFacts) -> tuple[int
         if qt == last_qt:
             continue
         last_qt = qt
-        if blk is not None and (qt > blk or ("Q" not in facts.block_dims and qt != 1)):
-            continue
         wt = (qt - 1) * U + (layer.S - 1) * D + 1
         ht_max = spec.input_depth // wt
         need_h = (layer.R - 1) * D + 1
         if ht_max < need_h:
             continue
-        out_limit = spec.output_depth // qt if blk is None else blk // qt
-        if blk is not None and "P" not in facts.block_dims:
-            out_limit = 1
-        pt = min(P, out_limit, (ht_max - need_h) // U + 1, field_max("p"))
+        pt = min(P, spec.output_depth // qt, (ht_max - need_h) // U + 1, field_max("p"))
         if pt < 1 or qt > field_max("q"):
             continue
         np_ = -(-P // pt)
@@ -188,11 +181,59 @@ def _step(step: int, uses: int) -> int:
     return step
 
 
+def _block_shape(layer: ConvLayer, facts: EngineFacts) -> tuple[int, int]:
+    """The (rows, cols) of output pixels one block of the array holds: fewest blocks over the
+    layer's output map, then the fullest, within the mapping's pixel dims."""
+    P, Q, blk = layer.P, layer.Q, facts.block
+    if facts.block_dims == ("Q",):
+        return 1, min(Q, blk)
+    if facts.block_dims == ("P",):
+        return min(P, blk), 1
+    best = None
+    for qb in range(1, min(Q, blk) + 1):
+        pb = min(P, blk // qb)
+        key = (-(-P // pb) * -(-Q // qb), -(pb * qb))
+        if best is None or key < best[0]:
+            best = (key, pb, qb)
+    return best[1], best[2]
+
+
+def _block_tile(spec: Spec, layer: ConvLayer, facts: EngineFacts, pb: int, qb: int,
+                block_words: int) -> tuple[int, int]:
+    """Output tile (pt, qt) for the block engines: a grid of whole blocks (ragged only at the map's
+    edge) whose receptive field fits the input buffer and whose outputs fit the output buffer."""
+    U, D = layer.stride, layer.dilation
+    P, Q = layer.P, layer.Q
+    need_h = (layer.R - 1) * D + 1
+    best = None
+    for mq in range(1, -(-Q // qb) + 1):
+        qt = min(Q, mq * qb)
+        wt = (qt - 1) * U + (layer.S - 1) * D + 1
+        ht_max = spec.input_depth // wt
+        if ht_max < need_h or qt > field_max("q"):
+            break
+        pt_in = min(P, (ht_max - need_h) // U + 1)
+        per_row = -(-qt // qb) * block_words
+        mp = min(pt_in // pb if pt_in < P else -(-P // pb), spec.output_depth // per_row)
+        if mp < 1:
+            continue
+        pt = min(P, mp * pb)
+        key = (-(-P // pt) * -(-Q // qt), -(pt * qt))
+        if best is None or key < best[0]:
+            best = (key, pt, qt)
+    if best is None:
+        rf = (((pb - 1) * U + need_h) * ((qb - 1) * U + (layer.S - 1) * D + 1))
+        raise AccelgenError(
+            f"the input buffer cannot hold one {pb}x{qb} block's receptive field ({rf} words) "
+            f"with its outputs; raise buffers.input_depth to at least {rf}")
+    return best[1], best[2]
+
+
 def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = False,
          relu: bool = False) -> Program:
     """Tile ``layer`` for the hardware described by ``spec``. ``requant`` and ``relu`` run the
     outputs through the post-processing unit (per-channel multipliers and shifts are loaded with
-    LOAD_QUANT before each STORE)."""
+    LOAD_QUANT before the STOREs of each K tile)."""
     if (requant or relu) and not spec.postproc:
         raise AccelgenError(f"requantisation and ReLU need the post-processing unit, which "
                             f"{spec.name} does not have; set [postproc] enabled = true in the spec")
@@ -202,12 +243,26 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
     kt_size = facts.k_tile
     U, D, pad = layer.stride, layer.dilation, layer.pad
     R, S = layer.R, layer.S
-    pt, qt = _spatial_tile(spec, layer, facts)
+    if facts.block is None:           # the whole tile streams through the array at once
+        pt, qt = _spatial_tile(spec, layer, facts)
+        pb, qb = pt, qt
+    else:                             # the tile is a grid of blocks, computed one by one
+        pb, qb = _block_shape(layer, facts)
+        pt, qt = _block_tile(spec, layer, facts, pb, qb,
+                             kt_size if facts.per_word else pb * qb)
+    block_words = kt_size if facts.per_word else pb * qb    # output words of one block
+    tile_words = -(-pt // pb) * -(-qt // qb) * block_words   # ... of one K tile
     n_ct = -(-layer.Cg // rows)
     n_kt = -(-layer.Kg // kt_size)
-    words_per_tile = kt_size if facts.per_word else pt * qt  # output words of one K tile
-    kb = max(1, min(n_kt, spec.output_depth // words_per_tile))
+    kb = max(1, min(n_kt, spec.output_depth // tile_words))
     chan_beats = kt_size if facts.per_word else spec.cols    # LOAD_BIAS / LOAD_QUANT beats
+
+    def blocks(pn, qn):
+        b = 0
+        for pb0 in range(0, pn, pb):
+            for qb0 in range(0, qn, qb):
+                yield b, pb0, qb0, min(pb, pn - pb0), min(qb, qn - qb0)
+                b += 1
 
     cmds: list[Command] = []
     for n in range(layer.N):
@@ -237,23 +292,27 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
                                     cmds.append(Command(Op.LOAD_BIAS, {
                                         "count": kn if facts.per_word else chan_beats},
                                         g=g, k0=k0))
-                                count = {"is": kn, "os": pn * qn}.get(spec.engine, 0)
-                                cmds.append(Command(Op.COMPUTE, {
-                                    "addr": 0, "waddr": 0, "oaddr": j * words_per_tile,
-                                    "p": pn, "q": qn, "r": R, "s": S, "stride": U, "dilation": D,
-                                    "row_step": _step(U * wt, pn), "dil_step": _step(D * wt, R),
-                                    "accumulate": int(ct > 0), "count": count,
-                                    "bias": int(with_bias)}, g=g, c0=c0, k0=k0))
+                                for b, pb0, qb0, pbn, qbn in blocks(pn, qn):
+                                    count = {"is": kn, "os": pbn * qbn}.get(spec.engine, 0)
+                                    cmds.append(Command(Op.COMPUTE, {
+                                        "addr": pb0 * U * wt + qb0 * U, "waddr": 0,
+                                        "oaddr": j * tile_words + b * block_words,
+                                        "p": pbn, "q": qbn, "r": R, "s": S, "stride": U,
+                                        "dilation": D, "row_step": _step(U * wt, pbn),
+                                        "dil_step": _step(D * wt, R), "accumulate": int(ct > 0),
+                                        "count": count, "bias": int(with_bias)},
+                                        g=g, c0=c0, k0=k0))
                         for j, kt in enumerate(kts):
                             k0 = kt * kt_size
                             kn = min(kt_size, layer.Kg - k0)
                             if requant:
                                 cmds.append(Command(Op.LOAD_QUANT, {
                                     "count": kn if facts.per_word else chan_beats}, g=g, k0=k0))
-                            cmds.append(Command(
-                                Op.STORE, {"oaddr": j * words_per_tile,
-                                           "count": kn if facts.per_word else pn * qn,
-                                           "requant": int(requant), "relu": int(relu)},
-                                n=n, g=g, k0=k0, h0=p0, w0=q0, hn=pn, wn=qn))
+                            for b, pb0, qb0, pbn, qbn in blocks(pn, qn):
+                                cmds.append(Command(
+                                    Op.STORE, {"oaddr": j * tile_words + b * block_words,
+                                               "count": kn if facts.per_word else pbn * qbn,
+                                               "requant": int(requant), "relu": int(relu)},
+                                    n=n, g=g, k0=k0, h0=p0 + pb0, w0=q0 + qb0, hn=pbn, wn=qbn))
     return Program(spec=spec, layer=layer, commands=tuple(cmds), tile_p=pt, tile_q=qt,
                    k_group=kb, has_bias=bias, requant=requant, relu=relu)
