@@ -44,7 +44,7 @@ def _cmd_generate(args) -> int:
                           "verilog_bytes": vpath.stat().st_size, "seconds": round(dt, 3),
                           "sha256": man["verilog_sha256"]}))
     else:
-        print(f"accelgen: generated {spec.name} ({spec.rows}x{spec.cols} {spec.dataflow.upper()}, "
+        print(f"accelgen: generated {spec.name} ({spec.label}, "
               f"int{spec.act_bits} x int{spec.weight_bits} -> int{spec.acc_bits}) in {dt:.1f} s")
         print(f"  verilog   {vpath} ({vpath.stat().st_size:,} bytes)")
         print(f"  manifest  {mpath}")
@@ -139,7 +139,7 @@ def _cmd_simulate(args) -> int:
         print(json.dumps(s, indent=2))
     else:
         c = res.counters
-        print(f"accelgen simulate: {spec.name} ({spec.rows}x{spec.cols} {spec.dataflow.upper()}) "
+        print(f"accelgen simulate: {spec.name} ({spec.label}) "
               f"on {args.sim}")
         print(f"  layer        {layer.describe()}")
         print(f"  program      {s['program']['commands']} commands, output tiles "
@@ -181,7 +181,7 @@ def _cmd_synth(args) -> int:
     else:
         pes = spec.rows * spec.cols
         t = res.seconds
-        print(f"accelgen synth: {spec.name} ({spec.rows}x{spec.cols} {spec.dataflow.upper()}) on "
+        print(f"accelgen synth: {spec.name} ({spec.label}) on "
               f"{args.target}, seed {args.seed}")
         print(f"  LUTs         {res.luts:,} ({res.luts / pes:.1f}/PE, incl. the IO wrapper)")
         print(f"  FFs          {res.ffs:,} ({res.ffs / pes:.1f}/PE)")
@@ -333,7 +333,7 @@ def _cmd_estimate(args) -> int:
     if args.json:
         print(json.dumps({"spec": spec.name, "layers": rows, "total": total}, indent=2))
         return 0
-    print(f"accelgen estimate: {spec.name} ({spec.rows}x{spec.cols} {spec.dataflow.upper()}), "
+    print(f"accelgen estimate: {spec.name} ({spec.label}), "
           f"analytic model of the RTL's timing")
     print(f"{'layer':<24} {'x':>2} {'MACs':>14} {'cycles':>12} {'ideal':>12} {'util':>6} "
           f"{'in words':>10} {'wt words':>10}")
@@ -488,6 +488,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("accelgen: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

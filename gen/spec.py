@@ -125,6 +125,15 @@ class Spec:
         return self.rows + self.cols - 1 + self.mult_stages
 
     @property
+    def label(self) -> str:
+        """``8x8 WS``, or ``8x8 OS (custom: rows=P cols=K)`` for a custom mapping."""
+        text = f"{self.rows}x{self.cols} {self.engine.upper()}"
+        if self.dataflow == "custom":
+            text += (f" (custom: rows={'x'.join(self.mapping.rows)} "
+                     f"cols={'x'.join(self.mapping.cols)})")
+        return text
+
+    @property
     def per_word_channels(self) -> bool:
         """Output words hold one output channel each (input-stationary: the lanes are pixels), so
         bias and requantisation parameters are per word, held in small channel memories."""

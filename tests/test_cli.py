@@ -209,3 +209,17 @@ def test_show(spec_file, tmp_path, capsys):
     assert b"<svg" in (tmp_path / "a.svg").read_bytes()[:500]
     assert main(["show", str(spec_file), "-o", str(tmp_path / "a.jpg")]) == 2
     assert "show writes .png or .svg, not '.jpg'" in _err_line(capsys)
+
+
+@pytest.mark.parametrize("name", ["is_8x8", "os_8x8", "nlr_8x8", "os_kp_8x8"])
+def test_shipped_dataflow_specs(name, tmp_path, capsys):
+    """Each shipped dataflow spec draws, estimates and runs a small layer bit-exactly."""
+    spec = Path(__file__).resolve().parent.parent / "specs" / f"{name}.toml"
+    assert main(["show", str(spec), "-o", str(tmp_path / "a.svg")]) == 0
+    capsys.readouterr()
+    assert main(["estimate", str(spec), "--layer", "resnet18:conv3_x", "--json"]) == 0
+    est = json.loads(capsys.readouterr().out)
+    assert est["layers"][0]["cycles"] > 0
+    assert main(["simulate", str(spec), "--layer", "C=9,H=6,W=5,K=10,R=3,S=3,pad=1",
+                 "--random-bias", "--work-dir", str(tmp_path / "w")]) == 0
+    assert "PASS" in capsys.readouterr().out
