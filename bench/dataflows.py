@@ -52,7 +52,7 @@ def main(argv=None):
     print(head)
     for spec in specs(args.size):
         cells = []
-        for name, layer in zip(args.layers, layers, strict=True):
+        for layer in layers:
             est = estimate(plan(spec, layer))
             cell = f"{est.utilisation:6.1%} {est.cycles:>12,}"
             if args.rtl:
