@@ -6,10 +6,11 @@ from sim.lint import WAIVERS, lint
 import pytest
 
 
-@pytest.mark.parametrize("postproc", [False, True])
-def test_generated_verilog_is_lint_clean(tmp_path, postproc):
+@pytest.mark.parametrize("dataflow,postproc", [("ws", False), ("ws", True), ("is", True),
+                                               ("os", True), ("nlr", True)])
+def test_generated_verilog_is_lint_clean(tmp_path, dataflow, postproc):
     """verilator --lint-only -Wall reports nothing beyond the documented waivers."""
-    spec = make_spec(name="lint_top", rows=3, cols=4, postproc=postproc)
+    spec = make_spec(name="lint_top", rows=3, cols=4, dataflow=dataflow, postproc=postproc)
     vpath, _, _ = generate(spec, tmp_path)
     assert lint(vpath, spec.name) == []
 
