@@ -140,3 +140,14 @@ def generate(spec: Spec, out_dir: str | Path) -> tuple[Path, Path, dict]:
         raise AccelgenError(f"cannot write to {out_dir}: {e.strerror}; choose another -o DIR") \
             from None
     return vpath, mpath, man
+
+
+def hardware_fingerprint() -> str:
+    """A hash of the sources that decide the generated Verilog (hardware modules, ISA, spec,
+    mapping, emission), so caches of an older generator's output are never reused."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for p in sorted([*(root / "hw").glob("*.py"), *(root / "gen" / n for n in (
+            "spec.py", "isa.py", "mapping.py", "emit.py"))]):
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:16]

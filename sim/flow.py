@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gen import frames as framing
-from gen.emit import generate
+from gen.emit import generate, hardware_fingerprint
 from gen.errors import AccelgenError
 from gen.isa import Op, identity
 from gen.layer import ConvLayer
@@ -127,7 +127,8 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
     frames = framing.encode(program, x, w, bias, quant)
     expected = golden.layer_output(spec, layer, x, w, bias, quant, relu)
 
-    gen_dir = cache_dir() / "generated" / f"{spec.name}-{spec.digest()}"
+    # keyed by the spec and the generator's sources: a changed generator never reuses old RTL
+    gen_dir = cache_dir() / "generated" / f"{spec.name}-{spec.digest()}-{hardware_fingerprint()}"
     top = f"{spec.name}_uart" if via_uart else spec.name
     vpath = gen_dir / (f"{top}-div{uart_divisor}.v" if via_uart else f"{top}.v")
     with locked(gen_dir.parent / f"{gen_dir.name}.lock"):
