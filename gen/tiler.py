@@ -140,7 +140,7 @@ def _check_limits(spec: Spec, layer: ConvLayer) -> None:
             f"buffers.weight_depth to at least {need}")
 
 
-def _spatial_tile(spec: Spec, layer: ConvLayer, facts: EngineFacts) -> tuple[int, int]:
+def _spatial_tile(spec: Spec, layer: ConvLayer) -> tuple[int, int]:
     """Choose the output tile (pt, qt): fewest tiles, then largest, within the buffers."""
     U, D = layer.stride, layer.dilation
     P, Q = layer.P, layer.Q
@@ -198,7 +198,7 @@ def _block_shape(layer: ConvLayer, facts: EngineFacts) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def _block_tile(spec: Spec, layer: ConvLayer, facts: EngineFacts, pb: int, qb: int,
+def _block_tile(spec: Spec, layer: ConvLayer, pb: int, qb: int,
                 block_words: int) -> tuple[int, int]:
     """Output tile (pt, qt) for the block engines: a grid of whole blocks (ragged only at the map's
     edge) whose receptive field fits the input buffer and whose outputs fit the output buffer."""
@@ -243,19 +243,19 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
     kt_size = facts.k_tile
     U, D, pad = layer.stride, layer.dilation, layer.pad
     R, S = layer.R, layer.S
+    # block_words: output words of one block
     if facts.block is None:           # the whole tile streams through the array at once
-        pt, qt = _spatial_tile(spec, layer, facts)
+        pt, qt = _spatial_tile(spec, layer)
         pb, qb = pt, qt
+        block_words = pt * qt
     else:                             # the tile is a grid of blocks, computed one by one
         pb, qb = _block_shape(layer, facts)
-        pt, qt = _block_tile(spec, layer, facts, pb, qb,
-                             kt_size if facts.per_word else pb * qb)
-    block_words = kt_size if facts.per_word else pb * qb    # output words of one block
+        block_words = kt_size if facts.per_word else pb * qb
+        pt, qt = _block_tile(spec, layer, pb, qb, block_words)
     tile_words = -(-pt // pb) * -(-qt // qb) * block_words   # ... of one K tile
     n_ct = -(-layer.Cg // rows)
     n_kt = -(-layer.Kg // kt_size)
     kb = max(1, min(n_kt, spec.output_depth // tile_words))
-    chan_beats = kt_size if facts.per_word else spec.cols    # LOAD_BIAS / LOAD_QUANT beats
 
     def blocks(pn, qn):
         b = 0
@@ -290,7 +290,7 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
                                 with_bias = bias and ct == 0
                                 if with_bias:
                                     cmds.append(Command(Op.LOAD_BIAS, {
-                                        "count": kn if facts.per_word else chan_beats},
+                                        "count": kn if facts.per_word else spec.cols},
                                         g=g, k0=k0))
                                 for b, pb0, qb0, pbn, qbn in blocks(pn, qn):
                                     count = {"is": kn, "os": pbn * qbn}.get(spec.engine, 0)
@@ -307,7 +307,7 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
                             kn = min(kt_size, layer.Kg - k0)
                             if requant:
                                 cmds.append(Command(Op.LOAD_QUANT, {
-                                    "count": kn if facts.per_word else chan_beats}, g=g, k0=k0))
+                                    "count": kn if facts.per_word else spec.cols}, g=g, k0=k0))
                             for b, pb0, qb0, pbn, qbn in blocks(pn, qn):
                                 cmds.append(Command(
                                     Op.STORE, {"oaddr": j * tile_words + b * block_words,

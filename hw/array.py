@@ -27,17 +27,18 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .pe import MacPE, OsPE
+from .regs import delay, pipelined_product
 
 __all__ = ["SystolicArray", "OutputStationaryArray", "AdderTreeArray", "array_for"]
 
 
-def _delay(m, value, n, name):
-    """``value`` delayed by ``n`` registers (n may be 0)."""
-    for k in range(n):
-        reg = Signal.like(value, name=f"{name}_d{k}")
-        m.d.sync += reg.eq(value)
-        value = reg
-    return value
+def _pe_grid(m, make, rows, cols):
+    """``rows`` × ``cols`` PEs from ``make()``, added to ``m`` as ``pe_i_j``."""
+    pes = [[make() for _ in range(cols)] for _ in range(rows)]
+    for i in range(rows):
+        for j in range(cols):
+            m.submodules[f"pe_{i}_{j}"] = pes[i][j]
+    return pes
 
 
 class SystolicArray(wiring.Component):
@@ -68,15 +69,14 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pes = [[MacPE(act_shape=self.act_shape, weight_shape=self.weight_shape,
-                      acc_bits=self.acc_bits, stages=self.stages)
-                for _ in range(self.cols)] for _ in range(self.rows)]
+        pes = _pe_grid(m, lambda: MacPE(act_shape=self.act_shape, weight_shape=self.weight_shape,
+                                        acc_bits=self.acc_bits, stages=self.stages),
+                       self.rows, self.cols)
         for i in range(self.rows):
             for j in range(self.cols):
                 pe = pes[i][j]
-                m.submodules[f"pe_{i}_{j}"] = pe
                 m.d.comb += pe.w_shift.eq(self.w_shift)
-                m.d.comb += pe.a_in.eq(_delay(m, self.a[i], i, f"skew{i}") if j == 0
+                m.d.comb += pe.a_in.eq(delay(m, self.a[i], i, f"skew{i}") if j == 0
                                        else pes[i][j - 1].a_out)
                 if self.preload == "down":
                     m.d.comb += pe.w_in.eq(self.w[j] if i == 0 else pes[i - 1][j].w_out)
@@ -85,7 +85,7 @@ class SystolicArray(wiring.Component):
                 m.d.comb += pe.psum_in.eq(0 if i == 0 else pes[i - 1][j].psum_out)
         for j in range(self.cols):
             bottom = pes[self.rows - 1][j].psum_out
-            m.d.comb += self.y[j].eq(_delay(m, bottom, self.cols - 1 - j, f"deskew{j}"))
+            m.d.comb += self.y[j].eq(delay(m, bottom, self.cols - 1 - j, f"deskew{j}"))
         return m
 
 
@@ -116,18 +116,17 @@ class OutputStationaryArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pes = [[OsPE(act_shape=self.act_shape, weight_shape=self.weight_shape,
-                     acc_bits=self.acc_bits, stages=self.stages)
-                for _ in range(self.cols)] for _ in range(self.rows)]
+        pes = _pe_grid(m, lambda: OsPE(act_shape=self.act_shape, weight_shape=self.weight_shape,
+                                       acc_bits=self.acc_bits, stages=self.stages),
+                       self.rows, self.cols)
         for i in range(self.rows):
             for j in range(self.cols):
                 pe = pes[i][j]
-                m.submodules[f"pe_{i}_{j}"] = pe
                 m.d.comb += [
                     pe.drain.eq(self.drain),
-                    pe.a_in.eq(_delay(m, self.a[i], i, f"skew{i}") if j == 0
+                    pe.a_in.eq(delay(m, self.a[i], i, f"skew{i}") if j == 0
                                else pes[i][j - 1].a_out),
-                    pe.b_in.eq(_delay(m, self.b[j], j, f"bskew{j}") if i == 0
+                    pe.b_in.eq(delay(m, self.b[j], j, f"bskew{j}") if i == 0
                                else pes[i - 1][j].b_out),
                     pe.acc_in.eq(0 if i == 0 else pes[i - 1][j].acc),
                 ]
@@ -165,13 +164,8 @@ class AdderTreeArray(wiring.Component):
         for j in range(self.cols):
             terms = []
             for i in range(self.rows):
-                x, k = a[i], w[i * self.cols + j]
-                if self.stages == 2:
-                    x = _delay(m, x, 1, f"x{i}_{j}")
-                    k = _delay(m, k, 1, f"k{i}_{j}")
-                p = Signal(acc, name=f"p{i}_{j}")
-                m.d.comb += p.eq(x * k)
-                terms.append(_delay(m, p, 1, f"p{i}_{j}") if self.stages >= 1 else p)
+                terms.append(pipelined_product(m, a[i], w[i * self.cols + j], self.stages,
+                                               f"x{i}_{j}"))
             for lv in range(self.levels):
                 nxt = []
                 for t in range(0, len(terms), 2):

@@ -46,6 +46,7 @@ from gen.spec import Spec
 from .buffer import ReadSignature, WriteSignature, addr_bits
 from .host import AxiStreamSignature
 from .postproc import Requantizer
+from .regs import delay
 
 __all__ = ["Controller", "HeaderLayout"]
 
@@ -174,13 +175,6 @@ class Controller(wiring.Component):
         tok_addr = Signal(16)
         tok_chan = Signal(16)
 
-        def delayed(sig, n, name):
-            for k in range(n):
-                d = Signal.like(sig, name=f"{name}_d{k}")
-                m.d.sync += d.eq(sig)
-                sig = d
-            return sig
-
         m.d.comb += [
             self.ibuf_wr.addr.eq(ptr), self.ibuf_wr.data.eq(s_axis.tdata),
             self.wbuf_wr.addr.eq(ptr), self.wbuf_wr.data.eq(s_axis.tdata),
@@ -190,12 +184,12 @@ class Controller(wiring.Component):
             m.d.comb += [self.ibuf_rd.en.eq(issue), self.wbuf_rd.en.eq(x_issue),
                          self.a.as_value().eq(self.ibuf_rd.data),
                          self.w.as_value().eq(self.wbuf_rd.data),
-                         self.w_shift.eq(delayed(x_issue, RL, "x_issue"))]
+                         self.w_shift.eq(delay(m, x_issue, RL, "x_issue"))]
         elif eng == "is":
             m.d.comb += [self.ibuf_rd.en.eq(x_issue), self.wbuf_rd.en.eq(issue),
                          self.a.as_value().eq(self.wbuf_rd.data),
                          self.w.as_value().eq(self.ibuf_rd.data),
-                         self.w_shift.eq(delayed(x_issue, RL, "x_issue"))]
+                         self.w_shift.eq(delay(m, x_issue, RL, "x_issue"))]
         elif eng == "nlr":
             m.d.comb += [self.ibuf_rd.en.eq(issue), self.wbuf_rd.en.eq(issue),
                          self.a.as_value().eq(self.ibuf_rd.data),
@@ -208,8 +202,8 @@ class Controller(wiring.Component):
             tp = [Signal(rows * ab, name=f"tp{i}") for i in range(rows)]
             fidx = Signal(range(rows + 1))
             fill_first = Signal()
-            fill = delayed(Cat(x_issue, fill_first), RL, "fill")
-            a_valid = delayed(issue, RL, "a_valid")
+            fill = delay(m, Cat(x_issue, fill_first), RL, "fill")
+            a_valid = delay(m, issue, RL, "a_valid")
             with m.If(fill[0]):
                 for i in range(rows):
                     with m.If(Mux(fill[1], 0, fidx) == i):
@@ -284,7 +278,7 @@ class Controller(wiring.Component):
                 quant_rd = quant_mem.read_port()
                 m.d.comb += [quant_wr.addr.eq(ptr), quant_wr.data.eq(s_axis.tdata[:32]),
                              quant_rd.addr.eq(sidx), quant_rd.en.eq(store_en)]
-                q_word = delayed(quant_rd.data, RL - 1, "q_word")
+                q_word = delay(m, quant_rd.data, RL - 1, "q_word")
                 for j in range(cols):
                     m.d.comb += [rq.mult[j].eq(q_word[:mb]),
                                  rq.shift[j].eq(q_word[QUANT_SHIFT_OFFSET:][:QUANT_SHIFT_BITS])]
@@ -401,16 +395,6 @@ class Controller(wiring.Component):
                     with m.If(cnt == 1):
                         m.next = "HDR"
 
-            def stream_pixels(then):
-                """One input vector per output pixel of the tile; its sums go to ``opix``."""
-                m.d.comb += [issue.eq(1), tok_valid.eq(1), tok_addr.eq(opix)]
-                m.d.sync += opix.eq(opix + 1)
-                walk_pixel()
-                with m.If(pix_last):
-                    m.d.sync += [drain.eq(L + RL + 2), opix.eq(cmd.oaddr)]
-                    next_tap()
-                    m.next = then
-
             if eng == "ws":
                 with m.State("WLOAD"):
                     m.d.comb += x_issue.eq(1)
@@ -418,12 +402,16 @@ class Controller(wiring.Component):
                     with m.If(lin == 0):
                         m.d.sync += lin.eq(rows - 1)
                         m.next = "STREAM"
-                with m.State("STREAM"):
-                    stream_pixels("DRAIN")
 
-            if eng == "nlr":
-                with m.State("STREAM"):
-                    stream_pixels("DRAIN")
+            if eng in ("ws", "nlr"):
+                with m.State("STREAM"):   # one input vector per output pixel; sums go to opix
+                    m.d.comb += [issue.eq(1), tok_valid.eq(1), tok_addr.eq(opix)]
+                    m.d.sync += opix.eq(opix + 1)
+                    walk_pixel()
+                    with m.If(pix_last):
+                        m.d.sync += [drain.eq(L + RL + 2), opix.eq(cmd.oaddr)]
+                        next_tap()
+                        m.next = "DRAIN"
 
             if eng == "is":
                 with m.State("PRELOAD"):

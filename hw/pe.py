@@ -17,6 +17,8 @@ from amaranth.hdl import Module, Shape, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .regs import check_stages, pipelined_product
+
 __all__ = ["MacPE", "OsPE"]
 
 
@@ -29,8 +31,7 @@ class MacPE(wiring.Component):
         if not isinstance(acc_bits, int) or acc_bits < act_shape.width + weight_shape.width:
             raise ValueError(f"acc_bits must be an integer of at least "
                              f"{act_shape.width + weight_shape.width}, not {acc_bits!r}")
-        if stages not in (0, 1, 2):
-            raise ValueError(f"stages must be 0, 1 or 2, not {stages!r}")
+        check_stages(stages)
         self.act_shape, self.weight_shape, self.acc_bits = act_shape, weight_shape, acc_bits
         self.stages = stages
         super().__init__({
@@ -46,16 +47,7 @@ class MacPE(wiring.Component):
             m.d.sync += w.eq(self.w_in)
         m.d.comb += self.w_out.eq(w)
         m.d.sync += self.a_out.eq(self.a_in)
-        a = self.a_in
-        if self.stages == 2:
-            x_a = Signal(self.act_shape)
-            m.d.sync += x_a.eq(a)
-            a = x_a
-        product = a * w
-        if self.stages >= 1:
-            x_p = Signal(product.shape())
-            m.d.sync += x_p.eq(product)
-            product = x_p
+        product = pipelined_product(m, self.a_in, w, self.stages, "x")
         m.d.sync += self.psum_out.eq(self.psum_in + product)
         return m
 
@@ -68,8 +60,7 @@ class OsPE(wiring.Component):
 
     def __init__(self, *, act_shape, weight_shape, acc_bits: int, stages: int = 0):
         act_shape, weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
-        if stages not in (0, 1, 2):
-            raise ValueError(f"stages must be 0, 1 or 2, not {stages!r}")
+        check_stages(stages)
         self.act_shape, self.weight_shape, self.acc_bits = act_shape, weight_shape, acc_bits
         self.stages = stages
         super().__init__({
@@ -81,16 +72,7 @@ class OsPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.d.sync += [self.a_out.eq(self.a_in), self.b_out.eq(self.b_in)]
-        a, b = self.a_in, self.b_in
-        if self.stages == 2:
-            x_a, x_b = Signal(self.act_shape), Signal(self.weight_shape)
-            m.d.sync += [x_a.eq(a), x_b.eq(b)]
-            a, b = x_a, x_b
-        product = a * b
-        if self.stages >= 1:
-            x_p = Signal(product.shape())
-            m.d.sync += x_p.eq(product)
-            product = x_p
+        product = pipelined_product(m, self.a_in, self.b_in, self.stages, "x")
         with m.If(self.drain):
             m.d.sync += self.acc.eq(self.acc_in)
         with m.Else():

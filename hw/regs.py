@@ -1,0 +1,27 @@
+"""Register helpers shared by the PEs, the arrays and the controller."""
+
+from amaranth.hdl import Signal
+
+__all__ = ["delay", "pipelined_product", "check_stages"]
+
+
+def delay(m, value, n, name):
+    """``value`` delayed by ``n`` registers in ``m``'s sync domain (``n`` may be 0)."""
+    for k in range(n):
+        reg = Signal.like(value, name=f"{name}_d{k}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+def check_stages(stages):
+    if stages not in (0, 1, 2):
+        raise ValueError(f"stages must be 0, 1 or 2, not {stages!r}")
+
+
+def pipelined_product(m, a, b, stages, name):
+    """``a * b`` with ``stages`` multiplier registers (the shape of a DSP block): 1 registers the
+    product, 2 also registers both operands. The product arrives ``stages`` cycles later."""
+    if stages == 2:
+        a, b = delay(m, a, 1, f"{name}_a"), delay(m, b, 1, f"{name}_b")
+    return delay(m, a * b, 1 if stages >= 1 else 0, f"{name}_p")
