@@ -165,7 +165,10 @@ def synthesize(spec: Spec, target: str = "ecp5-85k", *, freq: float = 100.0, see
             text = (wd / f"{step}.log").read_text(errors="replace")
             errors = [ln.strip() for ln in text.splitlines() if "ERROR" in ln] or \
                      text.strip().splitlines()[-1:]
-            msg = errors[0] if errors else f"{step} exited {proc.returncode}"
+            msg = errors[0] if errors else (
+                f"{step} exited {proc.returncode} without a message (a crash of the YoWASP tool, "
+                f"e.g. out of memory in ABC); rerun the command in {wd} without -q to see the "
+                f"last pass")
             res.status = "no-fit" if re.search(r"too many|not enough|Unable to place|exceeds",
                                                text, re.I) else "error"
             res.message = msg[:300]
