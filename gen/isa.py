@@ -25,6 +25,14 @@ beats on the AXI4-Stream output, ``tlast`` on the last one.
                   p*q. is: ``count`` output channels stream past the tile's pixels (at most
                   ``cols``); output word ``oaddr + k`` holds channel k, lane j pixel
                   ``p*q - 1 - j``, with weight word ``waddr + tap*count + k``, lane c.
+                  rs: one pass over the whole filter window (no per-tap passes). PE row i
+                  convolves filter row ``i % r`` of input lane ``lane + i // r``; column j is
+                  output row j (``p`` columns). Its ifmap spad is filled with input row
+                  ``j*stride + (i % r)*dilation`` of the ``fill_h`` × ``fill_w`` region at
+                  ``addr`` (pitch ``row_step``), its filter spad with weight words ``waddr +
+                  k*s + s'`` (lane i). Output word ``oaddr + q*count + k`` (``count`` filters
+                  interleaved, at most the psum spad) holds channel k, lane j output row j.
+                  With ``keep`` the filter spads are reused from the previous COMPUTE.
 ``STORE``         Stream ``count`` output words from ``oaddr``. With ``requant`` each lane is multiplied
                   by its multiplier, shifted right with the spec's rounding, saturated to ``out_bits``
                   and packed ``out_bits`` wide; with ``relu`` negative results become zero.
@@ -73,7 +81,16 @@ HEADER_FIELDS: dict[str, tuple[int, int]] = {
     "dil_step":   (112, 16),  # dilation * input row pitch, in words (COMPUTE)
     "oaddr":      (128, 16),  # output buffer base (COMPUTE, STORE)
     "count":      (160, 17),  # payload / result beats (LOAD_*, STORE)
+    "lane":       (177, 7),   # rs COMPUTE: input lane of PE row 0's channel
+    "fill_w":     (184, 8),   # rs COMPUTE: ifmap spad fill width (pixels per row)
 }
+#: rs COMPUTE: the ifmap fill walks ``fill_h`` input rows; it shares dil_step's bits, which rs
+#: does not use (its PEs walk the filter rows through their tags)
+HEADER_FIELDS["fill_h"] = HEADER_FIELDS["dil_step"]
+#: rs COMPUTE: the filter spads already hold this command's filters (the previous COMPUTE had the
+#: same weights, lane and filter window), so the filter fill is skipped: the row-stationary reuse
+#: of filter rows across ifmap blocks. Shares requant's bit, which only STORE uses
+HEADER_FIELDS["keep"] = HEADER_FIELDS["requant"]
 
 ACCEL_ID = 0x41434731  # "ACG1"
 
@@ -105,10 +122,11 @@ CSRS: list[tuple[str, int, str, str]] = [
     ("in_stall_hi",   0x3C, "ro", ""),
     ("out_stall_lo",  0x40, "ro", "cycles a STORE waited for the output stream's ready"),
     ("out_stall_hi",  0x44, "ro", ""),
-    ("dataflow",      0x48, "ro", "engine: 0 ws, 1 is, 2 os, 3 nlr (gen/mapping.py ENGINES order)"),
+    ("dataflow",      0x48, "ro", "engine: 0 ws, 1 is, 2 os, 3 nlr, 4 rs (gen/mapping.py ENGINES "
+                                  "order)"),
 ]
 
-ISA_VERSION = 4
+ISA_VERSION = 5
 
 
 def identity(spec) -> dict[str, int]:
@@ -129,7 +147,7 @@ def identity(spec) -> dict[str, int]:
 
 
 #: engine -> the dataflow CSR's value
-ENGINE_CODES = {"ws": 0, "is": 1, "os": 2, "nlr": 3}
+ENGINE_CODES = {"ws": 0, "is": 1, "os": 2, "nlr": 3, "rs": 4}
 
 
 def csr_offset(name: str) -> int:

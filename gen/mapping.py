@@ -6,7 +6,8 @@ dims, ``N K C P Q R S``; ``C R S`` are *reduction* dims. A :class:`Mapping` says
 * which dims are unrolled along the array's **rows** and which along its **columns** (the rest run
   in time, in the order the tiler chooses);
 * which operand is **stationary**, held in the PEs while the others move (``weight``, ``input``,
-  ``output``, or ``none``);
+  ``output``, ``row``: Eyeriss' row-stationary, where each PE holds a filter row, an ifmap row and a
+  psum row in its scratchpads, or ``none``);
 * how each operand moves: ``stationary`` (preloaded into the PE and held), ``forward`` (systolic:
   passed PE to PE, one hop per cycle), ``multicast`` (one value broadcast to a whole row/column in
   the same cycle), ``unicast`` (every PE gets its own value from the buffer each cycle);
@@ -41,7 +42,7 @@ INDEXED = {
 OPERANDS = ("input", "weight", "output")
 MOVES = ("stationary", "forward", "multicast", "unicast")
 PSUMS = ("forward", "tree", "in_place")
-STATIONARY = ("weight", "input", "output", "none")
+STATIONARY = ("weight", "input", "output", "row", "none")
 
 #: engine -> one-line description (what hw/ builds for it)
 ENGINES = {
@@ -53,6 +54,9 @@ ENGINES = {
           "each PE accumulating its own output in place, drained down the columns",
     "nlr": "no local reuse: every PE takes a fresh weight from the buffer each cycle, inputs "
            "multicast along the rows, an adder tree reduces each column",
+    "rs": "row-stationary (Eyeriss): every PE runs 1-D row convolutions from its filter, ifmap and "
+          "psum scratchpads; filter rows multicast along the rows, ifmap rows multicast "
+          "diagonally, psum rows summed down the columns",
 }
 
 
@@ -99,6 +103,11 @@ PRESETS: dict[str, Mapping] = {
                   weight="forward", psum="in_place"),
     "nlr": Mapping(rows=("C",), cols=("K",), stationary="none", input="multicast",
                    weight="unicast", psum="tree"),
+    # array row i: filter row r of channel c (R × P logical PE sets replicated down the rows over
+    # C); column j: output row p. Inputs are indexed by P and R (row p*U + r*D), so an ifmap row
+    # is shared along a diagonal of the array: "multicast" here is the tag-matched diagonal bus
+    "rs": Mapping(rows=("C", "R"), cols=("P",), stationary="row", input="multicast",
+                  weight="multicast", psum="forward"),
 }
 
 
@@ -183,6 +192,18 @@ def validate(m: Mapping, source: str = "spec") -> str:
             f"{where}: with {m.stationary} stationary the partial sums are reduced down the "
             f"columns, so rows must unroll a reduction dim (C, R or S); rows has "
             f"{', '.join(m.rows)}")
+    if "S" in m.rows:
+        raise AccelgenError(
+            f"{where}: unrolling the filter width S on rows is not built; each row-stationary "
+            f"PE walks S in time over its ifmap row, so map R (and C) to rows")
+    if "R" in m.rows and m.stationary != "row":
+        raise AccelgenError(
+            f"{where}: unrolling the filter dim R on rows needs per-PE row buffers: set "
+            f"stationary = \"row\" (the row-stationary engine), or map C to rows")
+    if m.stationary == "row" and "R" not in m.rows:
+        raise AccelgenError(
+            f"{where}: row-stationary PEs each hold one filter row, so rows must unroll R "
+            f"(optionally after C: [\"C\", \"R\"])")
     for op in ("input", "weight"):
         mv = m.move(op)
         if (m.stationary == op) != (mv == "stationary"):
@@ -198,7 +219,9 @@ def validate(m: Mapping, source: str = "spec") -> str:
                 f"{where}: {op} = \"unicast\" gives every PE its own {op}, but {op}s do not "
                 f"depend on {unused[0]}, so PEs along that axis would fetch the same value; use "
                 f"forward or multicast")
-        if mv in ("forward", "multicast") and m.axis_of(op) is None:
+        diagonal = (m.stationary == "row" and op == "input" and mv == "multicast"
+                    and "R" in m.rows and "P" in m.cols)
+        if mv in ("forward", "multicast") and m.axis_of(op) is None and not diagonal:
             raise AccelgenError(
                 f"{where}: {op} = \"{mv}\" shares each {op} along one axis, but the {op} tensor "
                 f"depends on the dims of both axes ({', '.join(m.rows + m.cols)}); it can only "
@@ -206,11 +229,6 @@ def validate(m: Mapping, source: str = "spec") -> str:
     if "N" in m.rows + m.cols:
         raise AccelgenError(f"{where}: batch N on the array is not supported (images run one "
                             f"after another); unroll K, C, P or Q instead")
-    for d in ("R", "S"):
-        if d in m.rows:
-            raise AccelgenError(
-                f"{where}: unrolling the filter dim {d} on rows needs per-PE row buffers (the "
-                f"row-stationary engine), which this generator does not build yet; map C to rows")
     # -- engines ---------------------------------------------------------------------------
     pix = set("PQ")
     if m.stationary == "weight":
@@ -223,6 +241,12 @@ def validate(m: Mapping, source: str = "spec") -> str:
             return "is"
         hint = ("rows = [\"C\"], cols from [\"P\", \"Q\"], weight = \"forward\", "
                 "psum = \"forward\"")
+    elif m.stationary == "row":
+        if (m.rows in (("C", "R"), ("R",)) and m.cols == ("P",) and m.input == "multicast"
+                and m.weight == "multicast" and m.psum == "forward"):
+            return "rs"
+        hint = ("rows = [\"C\", \"R\"] or [\"R\"], cols = [\"P\"], input and weight "
+                "\"multicast\", psum = \"forward\"")
     elif m.stationary == "output":
         if (set(m.rows) <= pix and m.cols == ("K",) and m.input == "forward"
                 and m.weight == "forward"):

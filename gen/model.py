@@ -14,6 +14,8 @@ Per command (``L`` = array latency, ``RL`` = buffer read latency, both from the 
              is            per filter tap: p*q (pixel preload) + count (channel stream) + L + RL + 3
              os            per filter tap: p*q (transposer fill) + rows (stream); then
                            L (wait) + rows (drain) + RL + 2
+             rs            once per COMPUTE: max(count*s, rs_setup_cycles) (filter fill; 0 with
+                           keep) + fill_h*fill_w (ifmap fill) + q*s*count (compute) + L + RL + 3
     STORE                  count + RL + PP + 3 cycles (reads, read latency, post-processing
                            pipeline PP, output FIFO)
 """
@@ -64,6 +66,11 @@ def estimate(program: Program) -> Estimate:
             elif eng == "nlr":
                 cycles += taps * (pixels + L + RL + 3)
                 busy += taps * pixels
+            elif eng == "rs":
+                steps = h["q"] * h["s"] * h["count"]
+                ffill = 0 if h["keep"] else max(h["count"] * h["s"], spec.rs_setup_cycles)
+                cycles += ffill + h["fill_h"] * h["fill_w"] + steps + L + RL + 3
+                busy += steps
             elif eng == "is":
                 cycles += taps * (pixels + h["count"] + L + RL + 3)
                 busy += taps * h["count"]

@@ -50,6 +50,20 @@ PICTURES = {
                 legend=[("weights", "unicast: a fresh weight from the buffer for every MAC"),
                         ("activations", "multicast: one value to the whole row, same cycle"),
                         ("partial sums", "adder tree down each column")]),
+    "rs": dict(pe="1-D", right=["weights:bus"], down=["partial sums"],
+               left=("weights", "weight buffer\n→ filter spads\n(row i: filter row\ni % R, "
+                                "channel i / R)", "multicast"),
+               top=("activations", "input buffer → ifmap spads: row y to every PE with "
+                                   "y = j·U + r·D (a diagonal)"),
+               diagonal="activations",
+               bottom="psum rows summed down each column  →  output buffer (a word per filter, "
+                      "lanes = output rows)",
+               legend=[("weights", "filter rows: multicast along each row into the filter "
+                                   "spads, reused across the ifmap sweep"),
+                       ("activations", "ifmap rows: multicast along the diagonals (tag match) "
+                                       "into the ifmap spads"),
+                       ("partial sums", "psum spad per PE (a sum per filter); psum rows summed "
+                                        "down the columns")]),
 }
 
 _COLOURS = {"weights": "#c0392b", "activations": "#2471a3", "partial sums": "#1e8449"}
@@ -106,6 +120,9 @@ def draw(spec: Spec, path: str | Path, *, max_pes: int = 12) -> Path:
                 elif j + 1 < nc:
                     arrow(x + 0.33, y - dy, x + 0.67, y - dy, _COLOURS[name],
                           lw=1.2 if k == 0 else 0.7)
+            if pic.get("diagonal") and j > 0 and i + 1 < nr:   # PEs sharing an ifmap row
+                ax.plot([x - 0.3, x - 0.7], [y - 0.3, y - 0.7], ls=":", lw=0.9,
+                        color=_COLOURS[pic["diagonal"]])
             if pic.get("unicast"):
                 arrow(x - 0.45, y + 0.45, x - 0.3, y + 0.3, _COLOURS[pic["unicast"]], lw=0.7)
             if i + 1 < nr:

@@ -28,6 +28,11 @@ Example (``specs/ws_8x8.toml``)::
     mult_stages = 2      # 0..2: registers around each PE's multiplier (DSP input/output registers)
     buffer_reg = true    # register every path into and out of the buffers (block RAM timing)
 
+    [spads]            # row-stationary only: per-PE scratchpad entries (Eyeriss v1's sizes)
+    filter = 224         # filter spad: weights of S taps x the filters a PE interleaves
+    ifmap = 12           # ifmap spad: the ifmap row segment a PE convolves (pixels)
+    psum = 24            # psum spad: one partial sum per interleaved filter
+
     [postproc]         # optional requantisation unit on the output path (chosen per run)
     enabled = false
     out_bits = 8         # saturate requantised outputs to signed out_bits
@@ -92,6 +97,9 @@ class Spec:
     out_bits: int = 8
     mult_bits: int = 16
     rounding: str = "half_up"
+    filter_spad: int = 224  # row-stationary scratchpads, entries per PE (Eyeriss v1)
+    ifmap_spad: int = 12
+    psum_spad: int = 24
     mapping: Mapping | None = None  # None: the preset named by ``dataflow``
 
     def __post_init__(self):
@@ -122,6 +130,8 @@ class Spec:
         adder-tree engines), or to its last product being accumulated (output-stationary)."""
         if self.engine == "nlr":
             return 1 + self.mult_stages + self.tree_levels
+        if self.engine == "rs":   # a product register, then one psum register per row
+            return self.rows + 1 + self.mult_stages
         return self.rows + self.cols - 1 + self.mult_stages
 
     @property
@@ -135,14 +145,23 @@ class Spec:
 
     @property
     def per_word_channels(self) -> bool:
-        """Output words hold one output channel each (input-stationary: the lanes are pixels), so
-        bias and requantisation parameters are per word, held in small channel memories."""
-        return self.engine == "is"
+        """Output words hold one output channel each (input- and row-stationary: the lanes are
+        pixels), so bias and requantisation parameters are per word, held in small channel
+        memories."""
+        return self.engine in ("is", "rs")
 
     @property
     def chan_depth(self) -> int:
-        """Entries of the per-word channel memories (output channels per input-stationary pass)."""
-        return 256 if self.per_word_channels else 0
+        """Entries of the per-word channel memories (output channels per pass: up to 256 on
+        input-stationary, one per psum-spad entry on row-stationary)."""
+        return {"is": 256, "rs": self.psum_spad}.get(self.engine, 0)
+
+    @property
+    def rs_setup_cycles(self) -> int:
+        """Row-stationary: cycles the PEs' tag registers take to settle after a COMPUTE starts
+        (a register chain down the rows and across the columns); the filter fill lasts at
+        least this long."""
+        return max(self.rows, self.cols) + 1
 
     @property
     def tree_levels(self) -> int:
@@ -166,8 +185,10 @@ class Spec:
     def weight_word_bits(self) -> int:
         """A weight-buffer word: ``cols`` weights (one per output channel) for the engines that
         send weights down the columns, ``rows`` (one per input channel) for input-stationary,
-        and the whole ``rows``×``cols`` block for no-local-reuse, which reads it every cycle."""
-        lanes = {"is": self.rows, "nlr": self.rows * self.cols}.get(self.engine, self.cols)
+        and the whole ``rows``×``cols`` block for no-local-reuse, which reads it every cycle;
+        row-stationary: one weight per PE row (its filter row's tap)."""
+        lanes = {"is": self.rows, "rs": self.rows,
+                 "nlr": self.rows * self.cols}.get(self.engine, self.cols)
         return lanes * self.weight_bits
 
     @property
@@ -204,6 +225,8 @@ class Spec:
                 "output_depth": self.output_depth,
             },
             "pipeline": {"mult_stages": self.mult_stages, "buffer_reg": self.buffer_reg},
+            **({"spads": {"filter": self.filter_spad, "ifmap": self.ifmap_spad,
+                          "psum": self.psum_spad}} if self.engine == "rs" else {}),
             "postproc": {"enabled": self.postproc, "out_bits": self.out_bits,
                          "mult_bits": self.mult_bits, "rounding": self.rounding},
         }
@@ -236,12 +259,18 @@ _FIELDS = [
     ("buffers", "output_depth", int, 1024, 1, MAX_DEPTH),
     ("pipeline", "mult_stages", int, 2, 0, 2),
     ("pipeline", "buffer_reg", bool, True, None, None),
+    ("spads", "filter", int, 224, 1, 4096),
+    ("spads", "ifmap", int, 12, 1, 255),
+    ("spads", "psum", int, 24, 1, 256),
     ("postproc", "enabled", bool, False, None, None),
     ("postproc", "out_bits", int, 8, 2, 16),
     ("postproc", "mult_bits", int, 16, 2, 24),
     ("postproc", "rounding", "rounding", "half_up", None, None),
 ]
-_SECTIONS = {"array", "precision", "buffers", "pipeline", "postproc"}
+_SECTIONS = {"array", "precision", "buffers", "pipeline", "spads", "postproc"}
+#: (section, key) -> Spec field, where they differ
+_RENAME = {("postproc", "enabled"): "postproc", ("spads", "filter"): "filter_spad",
+           ("spads", "ifmap"): "ifmap_spad", ("spads", "psum"): "psum_spad"}
 ROUNDING = ("half_up", "half_even")
 
 
@@ -270,7 +299,7 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
         if key not in table:
             if default is None:
                 raise AccelgenError(f"{source}: missing required field {path}")
-            values["postproc" if (section, key) == ("postproc", "enabled") else key] = default
+            values[_RENAME.get((section, key), key)] = default
             continue
         value = table[key]
         if kind is int:
@@ -294,7 +323,7 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
             if value not in DATAFLOWS:
                 raise AccelgenError(
                     f"{source}: {path} must be one of {', '.join(DATAFLOWS)}, not {value!r}")
-        values["postproc" if (section, key) == ("postproc", "enabled") else key] = value
+        values[_RENAME.get((section, key), key)] = value
 
     if values["dataflow"] == "custom":
         if "mapping" not in data:
@@ -305,7 +334,13 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
         raise AccelgenError(f"{source}: a [mapping] table describes a custom dataflow; set "
                             f"dataflow = \"custom\" (dataflow = {values['dataflow']!r} is a "
                             f"preset with its own mapping)")
-    validate(values.get("mapping") or PRESETS[values["dataflow"]], source)
+    engine = validate(values.get("mapping") or PRESETS[values["dataflow"]], source)
+    if "spads" in data and engine != "rs":
+        raise AccelgenError(f"{source}: [spads] sizes the per-PE scratchpads of the "
+                            f"row-stationary engine; remove it, or set dataflow = \"rs\"")
+    if engine == "rs" and values["rows"] > 128:
+        raise AccelgenError(f"{source}: array.rows must be at most 128 on the row-stationary "
+                            f"engine (the COMPUTE lane field), not {values['rows']}")
     if values["postproc"] and values["acc_bits"] + values["mult_bits"] > 63:
         raise AccelgenError(
             f"{source}: precision.acc_bits + postproc.mult_bits must be at most 63 for the "

@@ -29,6 +29,13 @@ The other engines (gen/mapping.py) share this loop nest and differ in a few fact
   are one word of ``rows`` input channels per channel and tap) and each output word holds one
   channel for the ``cols`` pixels of the block;
 * ``nlr`` reads a whole ``rows``×``cols`` weight block per word: one word per tap.
+* ``rs`` (row-stationary, Eyeriss) unrolls filter rows down the array and output rows across it:
+  a block is a run of at most ``cols`` output rows at one output column, and one COMPUTE covers
+  the whole filter window for ``q_block`` columns (as many as the ifmap spad holds) and a K tile
+  of filters interleaved in the psum spad. :func:`rs_geometry` decides the *replication* (channels
+  stacked down the rows when ``R`` is small) and the *folding* (filter rows split over passes
+  when ``R > rows``, filter columns when ``S`` exceeds a spad); every pass accumulates into the
+  output buffer.
 """
 
 from __future__ import annotations
@@ -41,7 +48,8 @@ from .isa import Op, field_max
 from .layer import ConvLayer
 from .spec import Spec
 
-__all__ = ["Command", "Program", "plan", "engine_facts", "EngineFacts"]
+__all__ = ["Command", "Program", "plan", "engine_facts", "EngineFacts", "RsGeometry",
+           "rs_geometry", "rs_passes"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,9 +115,56 @@ class EngineFacts:
     per_word: bool          # output words hold one channel (lanes = pixels)
 
 
+@dataclasses.dataclass(frozen=True)
+class RsGeometry:
+    """How a layer lies on the row-stationary array."""
+
+    c_rep: int                      # channels stacked down the rows per pass (replication)
+    r_parts: tuple                  # (r0, rn): filter rows per pass (folding R over the rows)
+    s_parts: tuple                  # (s0, sn): filter columns per pass (folding S over the spads)
+    q_block: int                    # output columns per COMPUTE (the ifmap spad's row segment)
+    k_tile: int                     # filters interleaved per PE (psum and filter spads)
+    words_per_k: int                # weight words per filter and C tile: c groups × R × S
+
+
+def _parts(n: int, most: int) -> tuple:
+    """``range(n)`` split into the fewest balanced (start, length) parts of at most ``most``."""
+    k = -(-n // most)
+    size = -(-n // k)
+    return tuple((a, min(size, n - a)) for a in range(0, n, size))
+
+
+def rs_geometry(spec: Spec, layer: ConvLayer) -> RsGeometry:
+    rows, D, U = spec.rows, layer.dilation, layer.stride
+    r_parts = _parts(layer.R, rows)
+    rn = max(n for _, n in r_parts)
+    c_rep = rows // rn if "C" in spec.mapping.rows else 1
+    s_parts = _parts(layer.S, min(spec.filter_spad, (spec.ifmap_spad - 1) // D + 1))
+    sn = max(n for _, n in s_parts)
+    q_block = max(1, min(layer.Q, (spec.ifmap_spad - (sn - 1) * D - 1) // U + 1))
+    groups = -(-min(rows, layer.Cg) // c_rep)
+    words_per_k = groups * len(r_parts) * layer.S
+    kt = max(1, min(layer.Kg, spec.psum_spad, spec.filter_spad // sn,
+                    spec.weight_depth // words_per_k))
+    return RsGeometry(c_rep, r_parts, s_parts, q_block, kt, words_per_k)
+
+
+def rs_passes(geom: RsGeometry, channels: int):
+    """The passes of one C tile of ``channels`` channels, in weight-buffer order: (lane of the
+    first channel, r0, rn, s0, sn); each pass's weight words are (filter k, column s) with lane i
+    = PE row i's weight (channel ``lane + i // rn``, filter row ``r0 + i % rn``)."""
+    for lane in range(0, channels, geom.c_rep):
+        for r0, rn in geom.r_parts:
+            for s0, sn in geom.s_parts:
+                yield lane, r0, rn, s0, sn
+
+
 def engine_facts(spec: Spec, layer: ConvLayer) -> EngineFacts:
     """What the tiler needs to know of ``spec``'s engine for ``layer``."""
     eng = spec.engine
+    if eng == "rs":
+        g = rs_geometry(spec, layer)
+        return EngineFacts(spec.cols, ("P",), g.k_tile, g.words_per_k, True)
     if eng == "is":
         kt = max(1, min(layer.Kg, spec.chan_depth, spec.output_depth,
                         spec.weight_depth // (layer.R * layer.S) or 1))
@@ -133,6 +188,8 @@ def _check_limits(spec: Spec, layer: ConvLayer) -> None:
                 f"use a layer with {name} <= {field_max(field)}")
     facts = engine_facts(spec, layer)
     need = layer.R * layer.S * facts.weight_words_per_tap
+    if spec.engine == "rs":
+        need = facts.weight_words_per_tap   # per filter; the K tile shrinks to fit
     if need > spec.weight_depth:
         raise AccelgenError(
             f"layer {layer.R}x{layer.S} filter needs {need} weight-buffer words per tile on "
@@ -229,6 +286,33 @@ def _block_tile(spec: Spec, layer: ConvLayer, pb: int, qb: int,
     return best[1], best[2]
 
 
+def _rs_computes(geom, layer, cn, ct, kn, wt, pn, qn, pb, obase, with_bias, g, c0, k0):
+    """The row-stationary COMPUTEs of one (C tile, K tile): every pass of :func:`rs_passes`
+    over every block row (``pb`` output rows) and run of ``q_block`` output columns. Output
+    column q of block row b sits at ``obase + (b*qn + q)*kn``, one word per filter."""
+    U, D = layer.stride, layer.dilation
+    out, woff = [], 0
+    for lane, r0, rn, s0, sn in rs_passes(geom, cn):
+        first = ct == 0 and lane == 0 and r0 == 0 and s0 == 0
+        keep = 0       # the first COMPUTE of a pass fills the filter spads; the rest reuse them
+        for pb0 in range(0, pn, pb):
+            pbn = min(pb, pn - pb0)
+            fill_h = (pbn - 1) * U + (rn - 1) * D + 1
+            for qb0 in range(0, qn, geom.q_block):
+                qbn = min(geom.q_block, qn - qb0)
+                out.append(Command(Op.COMPUTE, {
+                    "addr": (pb0 * U + r0 * D) * wt + qb0 * U + s0 * D, "waddr": woff,
+                    "oaddr": obase + ((pb0 // pb) * qn + qb0) * kn,
+                    "p": pbn, "q": qbn, "r": rn, "s": sn, "stride": U, "dilation": D,
+                    "row_step": _step(wt, fill_h), "fill_h": fill_h,
+                    "fill_w": (qbn - 1) * U + (sn - 1) * D + 1, "lane": lane, "count": kn,
+                    "accumulate": int(not first), "bias": int(with_bias and first),
+                    "keep": keep}, g=g, c0=c0, k0=k0))
+                keep = 1
+        woff += kn * sn
+    return out
+
+
 def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = False,
          relu: bool = False) -> Program:
     """Tile ``layer`` for the hardware described by ``spec``. ``requant`` and ``relu`` run the
@@ -257,6 +341,10 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
     n_kt = -(-layer.Kg // kt_size)
     kb = max(1, min(n_kt, spec.output_depth // tile_words))
 
+    rs = spec.engine == "rs"
+    if rs:
+        geom = rs_geometry(spec, layer)
+
     def blocks(pn, qn):
         b = 0
         for pb0 in range(0, pn, pb):
@@ -280,18 +368,28 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
                             cmds.append(Command(
                                 Op.LOAD_INPUT, {"addr": 0, "count": ht * wt},
                                 n=n, g=g, c0=c0, h0=p0 * U - pad, w0=q0 * U - pad, hn=ht, wn=wt))
+                            cn = min(rows, layer.Cg - c0)
                             for j, kt in enumerate(kts):
                                 k0 = kt * kt_size
                                 kn = min(kt_size, layer.Kg - k0)
+                                if rs:
+                                    wcount = sum(kn * sn for *_, sn in rs_passes(geom, cn))
+                                elif facts.per_word:
+                                    wcount = R * S * kn
+                                else:
+                                    wcount = R * S * facts.weight_words_per_tap
                                 cmds.append(Command(
-                                    Op.LOAD_WEIGHT, {"waddr": 0, "count": R * S * (
-                                        kn if facts.per_word else facts.weight_words_per_tap)},
+                                    Op.LOAD_WEIGHT, {"waddr": 0, "count": wcount},
                                     g=g, c0=c0, k0=k0))
                                 with_bias = bias and ct == 0
                                 if with_bias:
                                     cmds.append(Command(Op.LOAD_BIAS, {
                                         "count": kn if facts.per_word else spec.cols},
                                         g=g, k0=k0))
+                                if rs:
+                                    cmds += _rs_computes(geom, layer, cn, ct, kn, wt, pn, qn, pb,
+                                                         j * tile_words, with_bias, g, c0, k0)
+                                    continue
                                 for b, pb0, qb0, pbn, qbn in blocks(pn, qn):
                                     count = {"is": kn, "os": pbn * qbn}.get(spec.engine, 0)
                                     cmds.append(Command(Op.COMPUTE, {
@@ -310,7 +408,8 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
                                     "count": kn if facts.per_word else spec.cols}, g=g, k0=k0))
                             for b, pb0, qb0, pbn, qbn in blocks(pn, qn):
                                 cmds.append(Command(
-                                    Op.STORE, {"oaddr": j * tile_words + b * block_words,
+                                    Op.STORE, {"oaddr": j * tile_words + b * (
+                                        kn if rs else block_words),
                                                "count": kn if facts.per_word else pbn * qbn,
                                                "requant": int(requant), "relu": int(relu)},
                                     n=n, g=g, k0=k0, h0=p0 + pb0, w0=q0 + qb0, hn=pbn, wn=qbn))

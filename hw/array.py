@@ -19,17 +19,19 @@ With ``preload="right"`` (input-stationary) the roles swap: the stationary opera
 of each row (``w`` has ``rows`` lanes) and shifts right, so after ``n`` shifts the word pushed first
 sits in column ``n - 1``; the streamed operand (``a``) is then the weights.
 
-:class:`OutputStationaryArray` (``os``) and :class:`AdderTreeArray` (``nlr``) follow.
+:class:`OutputStationaryArray` (``os``), :class:`AdderTreeArray` (``nlr``) and
+:class:`RowStationaryArray` (``rs``) follow.
 """
 
-from amaranth.hdl import Module, Shape, Signal, signed
+from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .pe import MacPE, OsPE
+from .pe import MacPE, OsPE, RsPE, rs_control_layout
 from .regs import delay, pipelined_product
 
-__all__ = ["SystolicArray", "OutputStationaryArray", "AdderTreeArray", "array_for"]
+__all__ = ["SystolicArray", "OutputStationaryArray", "AdderTreeArray", "RowStationaryArray",
+           "array_for"]
 
 
 def _pe_grid(m, make, rows, cols):
@@ -179,6 +181,95 @@ class AdderTreeArray(wiring.Component):
         return m
 
 
+class RowStationaryArray(wiring.Component):
+    """Row-stationary array (Eyeriss v1): ``rows`` × ``cols`` :class:`~hw.pe.RsPE`\\ s.
+
+    Run-time configuration (``cfg_*``, from the COMPUTE command, held while it runs): with ``R =
+    cfg_r`` filter rows, PE row ``i`` handles filter row ``r_i = i % R`` of input lane ``c_i =
+    cfg_lane + i // R`` (logical R × P PE sets replicated down the rows over channels); column
+    ``j`` handles output row ``j`` (``cfg_p`` columns are active). These per-row and per-column
+    *tags* are register chains down the rows and across the columns, valid
+    ``max(rows, cols) + 1`` cycles after the configuration changes (the ID registers Eyeriss
+    loads by scan chain).
+
+    * Filter fill: ``fw_data`` lane ``i`` is multicast to every PE of row ``i`` (filter-row
+      reuse along the row).
+    * Ifmap fill: the bus carries one input word (lanes = channels) of input row ``iw_y``; PE
+      (i, j) takes lane ``c_i`` when ``iw_y == j*cfg_u + r_i*cfg_d``, its ifmap row: one row
+      reaches every PE on a diagonal (ifmap-row reuse along the diagonals), as Eyeriss' GIN
+      matches a row/column ID against the bus tag.
+    * Compute: ``ctl`` enters row 0 and moves down one row per cycle, every PE of a row taking the
+      same step. Psum rows are summed down the columns: ``y[j]`` presents output row ``j``'s
+      sum over all rows ``latency = rows + 1 + stages`` cycles after a ``last`` step entered."""
+
+    def __init__(self, *, rows: int, cols: int, act_shape, weight_shape, acc_bits: int,
+                 stages: int, filter_spad: int, ifmap_spad: int, psum_spad: int):
+        self.rows, self.cols = rows, cols
+        self.act_shape, self.weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
+        self.acc_bits, self.stages = acc_bits, stages
+        self.depths = (filter_spad, ifmap_spad, psum_spad)
+        self.latency = rows + 1 + stages
+        super().__init__({
+            "cfg_r": In(8), "cfg_d": In(4), "cfg_u": In(4), "cfg_lane": In(7), "cfg_p": In(16),
+            "fw_en": In(1), "fw_addr": In(range(filter_spad)),
+            "fw_data": In(data.ArrayLayout(self.weight_shape, rows)),
+            "iw_en": In(1), "iw_addr": In(range(ifmap_spad)), "iw_y": In(16),
+            "iw_data": In(data.ArrayLayout(self.act_shape, rows)),
+            "ctl": In(rs_control_layout(filter_spad, ifmap_spad, psum_spad)),
+            "y": Out(data.ArrayLayout(signed(acc_bits), cols)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols = self.rows, self.cols
+        fdepth, idepth, pdepth = self.depths
+        pes = _pe_grid(m, lambda: RsPE(act_shape=self.act_shape, weight_shape=self.weight_shape,
+                                       acc_bits=self.acc_bits, stages=self.stages,
+                                       filter_spad=fdepth, ifmap_spad=idepth,
+                                       psum_spad=pdepth), rows, cols)
+        # tags: per row (filter row, lane, row offset r*D), per column (output row offset j*U)
+        r_tag = [Signal(8, name=f"r_tag{i}") for i in range(rows)]
+        c_tag = [Signal(8, name=f"c_tag{i}") for i in range(rows)]
+        y_tag = [Signal(16, name=f"y_tag{i}") for i in range(rows)]
+        j_tag = [Signal(16, name=f"j_tag{j}") for j in range(cols)]
+        m.d.sync += [r_tag[0].eq(0), c_tag[0].eq(self.cfg_lane), y_tag[0].eq(0), j_tag[0].eq(0)]
+        for i in range(1, rows):
+            wrap = r_tag[i - 1] + 1 == self.cfg_r
+            m.d.sync += [r_tag[i].eq(Mux(wrap, 0, r_tag[i - 1] + 1)),
+                         c_tag[i].eq(c_tag[i - 1] + wrap),
+                         y_tag[i].eq(Mux(wrap, 0, y_tag[i - 1] + self.cfg_d))]
+        for j in range(1, cols):
+            m.d.sync += j_tag[j].eq(j_tag[j - 1] + self.cfg_u)
+        ctl = self.ctl
+        for i in range(rows):
+            lane = Signal(self.act_shape, name=f"lane{i}")     # this row's channel of the bus
+            with m.Switch(c_tag[i]):
+                for c in range(rows):
+                    with m.Case(c):
+                        m.d.comb += lane.eq(self.iw_data[c])
+                with m.Default():
+                    m.d.comb += lane.eq(0)
+            dy = Signal(unsigned(16), name=f"dy{i}")             # iw_y - r_i*D: the column offset
+            m.d.comb += dy.eq(self.iw_y - y_tag[i])
+            for j in range(cols):
+                pe = pes[i][j]
+                m.d.comb += [
+                    pe.fw_en.eq(self.fw_en), pe.fw_addr.eq(self.fw_addr),
+                    pe.fw_data.eq(self.fw_data[i]),
+                    pe.iw_en.eq(self.iw_en & (dy == j_tag[j])), pe.iw_addr.eq(self.iw_addr),
+                    pe.iw_data.eq(lane),
+                    pe.ctl.eq(ctl), pe.active.eq(j < self.cfg_p),
+                    pe.down_in.eq(0 if i == 0 else pes[i - 1][j].down_out),
+                ]
+            if i + 1 < rows:       # the row below takes this step a cycle later
+                nxt = Signal.like(ctl, name=f"ctl{i + 1}")
+                m.d.sync += nxt.eq(ctl)
+                ctl = nxt
+        for j in range(cols):
+            m.d.comb += self.y[j].eq(pes[rows - 1][j].down_out)
+        return m
+
+
 def array_for(spec):
     """The PE array of ``spec``'s engine (its ``latency`` equals ``spec.array_latency``)."""
     act = signed(spec.act_bits) if spec.act_signed else Shape(spec.act_bits)
@@ -190,6 +281,9 @@ def array_for(spec):
         arr = SystolicArray(act_shape=wgt, weight_shape=act, preload="right", **kw)
     elif spec.engine == "os":
         arr = OutputStationaryArray(act_shape=act, weight_shape=wgt, **kw)
+    elif spec.engine == "rs":
+        arr = RowStationaryArray(act_shape=act, weight_shape=wgt, filter_spad=spec.filter_spad,
+                                 ifmap_spad=spec.ifmap_spad, psum_spad=spec.psum_spad, **kw)
     else:
         arr = AdderTreeArray(act_shape=act, weight_shape=wgt, **kw)
     assert arr.latency == spec.array_latency, (arr.latency, spec.array_latency)

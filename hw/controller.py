@@ -18,6 +18,11 @@ COMPUTE per engine, for each filter tap (r, s):
 * ``os``: ``FILL`` reads the block's pixel words (at most ``rows``) into the transposer, ``OSTREAM``
   presents lane ``c`` of every pixel beside weight word ``c`` for ``c`` in 0..rows-1 while the PEs
   accumulate; after the last tap ``OWAIT``, ``ODRAIN`` shifts the ``rows`` results out, ``OTAIL``.
+* ``rs`` (one pass for the whole filter window): ``FFILL`` multicasts the ``count``×``s`` weight
+  words into the rows' filter spads (lasting at least ``rs_setup_cycles`` while the PEs' tags
+  settle), ``IFILL`` walks the ``fill_h``×``fill_w`` input region onto the diagonal ifmap bus,
+  ``RCOMP`` steps every PE through ``for q, for s, for k`` (filter ``k`` of the psum spad), an
+  output word leaving the array for every (q, k) at the last ``s``; ``DRAIN``.
 
 Weight-stationary in detail:
 
@@ -86,6 +91,18 @@ class Controller(wiring.Component):
         elif eng == "os":
             ports |= {"a": Out(data.ArrayLayout(act, spec.rows)),
                       "b": Out(data.ArrayLayout(wgt, spec.cols)), "drain": Out(1)}
+        elif eng == "rs":
+            from .pe import rs_control_layout
+            fd, idp, pd = spec.filter_spad, spec.ifmap_spad, spec.psum_spad
+            ports |= {
+                "cfg_r": Out(8), "cfg_d": Out(4), "cfg_u": Out(4), "cfg_lane": Out(7),
+                "cfg_p": Out(16),
+                "fw_en": Out(1), "fw_addr": Out(range(fd)),
+                "fw_data": Out(data.ArrayLayout(wgt, spec.rows)),
+                "iw_en": Out(1), "iw_addr": Out(range(idp)), "iw_y": Out(16),
+                "iw_data": Out(data.ArrayLayout(act, spec.rows)),
+                "ctl": Out(rs_control_layout(fd, idp, pd)),
+            }
         else:
             ports |= {"a": Out(data.ArrayLayout(act, spec.rows)),
                       "w": Out(data.ArrayLayout(wgt, spec.rows * spec.cols))}
@@ -114,6 +131,7 @@ class Controller(wiring.Component):
         # leave the array L cycles after the vector enters); output-stationary issues them when it
         # drains, so they need no array delay
         LT = 0 if eng == "os" else L
+        whole = eng in ("os", "rs")   # one token per output word of the whole window
         per_word = spec.per_word_channels  # input-stationary: one output channel per word
 
         # -- header collection ------------------------------------------------------------------
@@ -140,6 +158,11 @@ class Controller(wiring.Component):
         p_last, q_last, s_last, r_last = Signal(16), Signal(16), Signal(8), Signal(8)
         lin_last = Signal(17)
         drain = Signal(range(max(L, rows) + RL + 3))
+        if eng == "rs":   # fill walkers and the compute step's spad pointers
+            fdone, tcnt = Signal(), Signal(range(spec.rs_setup_cycles + 1))
+            fy_last, fx_last = Signal(16), Signal(8)
+            iidx, ibase = Signal(16), Signal(16)
+            fidx = Signal(range(spec.filter_spad + 256))
         bias_reg = Signal(data.ArrayLayout(signed(acc_bits), cols))
         first_pass = Signal()
         m.d.comb += first_pass.eq((ri == 0) & (si == 0) & ~cmd.accumulate)
@@ -194,6 +217,27 @@ class Controller(wiring.Component):
             m.d.comb += [self.ibuf_rd.en.eq(issue), self.wbuf_rd.en.eq(issue),
                          self.a.as_value().eq(self.ibuf_rd.data),
                          self.w.as_value().eq(self.wbuf_rd.data)]
+        elif eng == "rs":
+            # fills: buffer reads land RL cycles later on the multicast buses, with their spad
+            # addresses; compute steps reach the array RL cycles after issue, like a buffer read,
+            # so the token line is the same as the other engines'
+            f_issue, fy, fx = Signal(), Signal(16), Signal(8)
+            rs_ctl = Signal.like(self.ctl)
+            fcnt = Signal(range(spec.filter_spad + 1))
+            m.d.comb += [
+                self.cfg_r.eq(cmd.r), self.cfg_d.eq(cmd.dilation), self.cfg_u.eq(cmd.stride),
+                self.cfg_lane.eq(cmd.lane), self.cfg_p.eq(cmd.p),
+                self.ibuf_rd.en.eq(x_issue), self.wbuf_rd.en.eq(f_issue),
+                self.wbuf_rd.addr.eq(cmd.waddr + fcnt),
+                self.fw_en.eq(delay(m, f_issue, RL, "fw_en")),
+                self.fw_addr.eq(delay(m, fcnt, RL, "fw_addr")),
+                self.fw_data.as_value().eq(self.wbuf_rd.data),
+                self.iw_en.eq(delay(m, x_issue, RL, "iw_en")),
+                self.iw_addr.eq(delay(m, fx, RL, "iw_addr")),
+                self.iw_y.eq(delay(m, fy, RL, "iw_y")),
+                self.iw_data.as_value().eq(self.ibuf_rd.data),
+                self.ctl.eq(delay(m, rs_ctl, RL, "rs_ctl")),
+            ]
         else:
             # the transposer: the block's pixel words (lanes = input channels) are written into
             # its rows as they arrive; each stream cycle every row hands its lowest lane to the
@@ -223,7 +267,7 @@ class Controller(wiring.Component):
                                         "chan": 16, "step": 1})
         toks = [Signal(tok_layout, name=f"tok{k}") for k in range(LT + RL + 1)]
         m.d.comb += [toks[0].valid.eq(tok_valid), toks[0].addr.eq(tok_addr),
-                     toks[0].first.eq(first_pass if eng != "os" else ~cmd.accumulate),
+                     toks[0].first.eq(~cmd.accumulate if whole else first_pass),
                      toks[0].bias.eq(cmd.bias), toks[0].chan.eq(tok_chan),
                      toks[0].step.eq(tok_step)]
         for k in range(1, LT + RL + 1):
@@ -317,7 +361,8 @@ class Controller(wiring.Component):
             m.d.sync += self.error.eq(0)
         m.d.comb += self.busy.eq(~idle)
 
-        first_state = {"ws": "WLOAD", "is": "PRELOAD", "nlr": "STREAM", "os": "FILL"}[eng]
+        first_state = {"ws": "WLOAD", "is": "PRELOAD", "nlr": "STREAM", "os": "FILL",
+                       "rs": "FFILL"}[eng]
         with m.FSM(name="ctrl"):
             with m.State("HDR"):
                 m.d.comb += [s_axis.tready.eq(1), idle.eq(hidx == 0), waiting_input.eq(hidx != 0)]
@@ -354,13 +399,26 @@ class Controller(wiring.Component):
                                                  lin_last.eq(new.count - 1)]
                                 elif eng == "os":
                                     m.d.sync += [lin.eq(0), wstep.eq(rows)]
+                                elif eng == "rs":
+                                    m.d.sync += [lin.eq(0), lin_last.eq(new.count - 1),
+                                                 fcnt.eq(0), fdone.eq(0), tcnt.eq(0),
+                                                 fy.eq(0), fx.eq(0), pix.eq(new.addr),
+                                                 row_ptr.eq(new.addr),
+                                                 fy_last.eq(new.fill_h - 1),
+                                                 fx_last.eq(new.fill_w - 1),
+                                                 iidx.eq(0), ibase.eq(0), fidx.eq(0)]
                                 else:
                                     m.d.sync += [lin.eq(0), wstep.eq(1)]
                                 ok = (new.p != 0) & (new.q != 0) & (new.r != 0) & (new.s != 0)
-                                if eng == "is":
+                                if eng in ("is", "rs"):
                                     ok &= new.count != 0
+                                if eng == "rs":
+                                    ok &= (new.fill_h != 0) & (new.fill_w != 0)
                                 with m.If(ok):
                                     m.next = first_state
+                                    if eng == "rs":
+                                        with m.If(new.keep):
+                                            m.next = "IFILL"
                             with m.Case(Op.STORE):
                                 m.d.sync += [cnt.eq(new.count), ptr.eq(new.oaddr), sidx.eq(0)]
                                 with m.If(new.count != 0):
@@ -428,14 +486,63 @@ class Controller(wiring.Component):
                         next_tap()
                         m.next = "DRAIN"
 
-            if eng in ("ws", "is", "nlr"):
+            if eng == "rs":
+                with m.State("FFILL"):     # filter words multicast to the rows' filter spads
+                    m.d.comb += f_issue.eq(~fdone)
+                    with m.If(tcnt != spec.rs_setup_cycles - 1):
+                        m.d.sync += tcnt.eq(tcnt + 1)
+                    f_end = Signal()
+                    m.d.comb += f_end.eq(fdone | ((lin == lin_last) & (si == s_last)))
+                    with m.If(~fdone):
+                        m.d.sync += fcnt.eq(fcnt + 1)
+                        with m.If(si == s_last):
+                            m.d.sync += [si.eq(0), lin.eq(lin + 1)]
+                        with m.Else():
+                            m.d.sync += si.eq(si + 1)
+                        with m.If(f_end):
+                            m.d.sync += [fdone.eq(1), si.eq(0), lin.eq(0)]
+                    with m.If(f_end & (tcnt >= spec.rs_setup_cycles - 1)):
+                        m.next = "IFILL"
+                with m.State("IFILL"):     # the input region onto the diagonal ifmap bus
+                    m.d.comb += x_issue.eq(1)
+                    with m.If(fx == fx_last):
+                        m.d.sync += [fx.eq(0), fy.eq(fy + 1), row_ptr.eq(row_ptr + cmd.row_step),
+                                     pix.eq(row_ptr + cmd.row_step)]
+                        with m.If(fy == fy_last):
+                            m.next = "RCOMP"
+                    with m.Else():
+                        m.d.sync += [fx.eq(fx + 1), pix.eq(pix + 1)]
+                with m.State("RCOMP"):     # for q, for s, for k: one MAC step of every PE
+                    k_last, s_end = lin == lin_last, si == s_last
+                    m.d.comb += [issue.eq(1), rs_ctl.valid.eq(1), rs_ctl.first.eq(si == 0),
+                                 rs_ctl.last.eq(s_end), rs_ctl.fidx.eq(fidx),
+                                 rs_ctl.iidx.eq(iidx), rs_ctl.k.eq(lin),
+                                 tok_valid.eq(s_end), tok_addr.eq(opix), tok_chan.eq(lin)]
+                    with m.If(s_end):
+                        m.d.sync += opix.eq(opix + 1)
+                    m.d.sync += [lin.eq(lin + 1), fidx.eq(fidx + cmd.s)]
+                    with m.If(k_last):
+                        m.d.sync += [lin.eq(0), si.eq(si + 1), fidx.eq(si + 1),
+                                     iidx.eq(iidx + cmd.dilation)]
+                        with m.If(s_end):
+                            m.d.sync += [si.eq(0), fidx.eq(0), qi.eq(qi + 1),
+                                         ibase.eq(ibase + cmd.stride),
+                                         iidx.eq(ibase + cmd.stride)]
+                            with m.If(qi == q_last):
+                                m.d.sync += [drain.eq(L + RL + 2), opix.eq(cmd.oaddr)]
+                                m.next = "DRAIN"
+
+            if eng in ("ws", "is", "nlr", "rs"):
                 with m.State("DRAIN"):
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):
-                        with m.If(ri == cmd.r):
+                        if eng == "rs":
                             m.next = "HDR"
-                        with m.Else():
-                            m.next = first_state
+                        else:
+                            with m.If(ri == cmd.r):
+                                m.next = "HDR"
+                            with m.Else():
+                                m.next = first_state
 
             if eng == "os":
                 with m.State("FILL"):

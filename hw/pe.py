@@ -13,13 +13,13 @@ cycle; since every PE of a column is delayed alike, partial sums still meet thei
 array's latency grows by ``stages`` without costing throughput.
 """
 
-from amaranth.hdl import Module, Shape, Signal, signed
-from amaranth.lib import wiring
+from amaranth.hdl import Module, Mux, Shape, Signal, signed
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .regs import check_stages, pipelined_product
+from .regs import check_stages, delay, pipelined_product
 
-__all__ = ["MacPE", "OsPE"]
+__all__ = ["MacPE", "OsPE", "RsPE", "rs_control_layout"]
 
 
 class MacPE(wiring.Component):
@@ -77,4 +77,68 @@ class OsPE(wiring.Component):
             m.d.sync += self.acc.eq(self.acc_in)
         with m.Else():
             m.d.sync += self.acc.eq(self.acc + product)
+        return m
+
+
+def rs_control_layout(filter_spad: int, ifmap_spad: int, psum_spad: int):
+    """The compute control a row-stationary PE row receives (one step of its 1-D convolution):
+    which filter-spad and ifmap-spad entries to multiply, which psum-spad entry (filter) takes the
+    product, and whether this is the row's first (``first``: start from zero) or last
+    (``last``: the psum row is complete and leaves down the column) filter tap."""
+    return data.StructLayout({
+        "valid": 1, "first": 1, "last": 1,
+        "fidx": range(filter_spad), "iidx": range(ifmap_spad), "k": range(psum_spad),
+    })
+
+
+class RsPE(wiring.Component):
+    """A row-stationary PE (Eyeriss v1): three scratchpads and a MAC.
+
+    * filter spad (``filter_spad`` weights), written through ``fw_*`` (multicast to the row);
+    * ifmap spad (``ifmap_spad`` pixels, one ifmap row segment), written through ``iw_*`` when the
+      array's tag match selects this PE;
+    * psum spad (``psum_spad`` partial sums, one per filter the PE interleaves).
+
+    Each valid ``ctl`` step multiplies ``filter[fidx] * ifmap[iidx]`` (``stages`` multiplier
+    registers) into ``psum[k]``: from zero on the ``first`` tap; on the ``last`` tap the completed
+    sum goes to ``fin`` instead, and ``down_out <= down_in + fin`` adds it to the psum row coming
+    down the column. ``active`` low (a column beyond the tile) contributes zero."""
+
+    def __init__(self, *, act_shape, weight_shape, acc_bits: int, stages: int,
+                 filter_spad: int, ifmap_spad: int, psum_spad: int):
+        act_shape, weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
+        check_stages(stages)
+        self.act_shape, self.weight_shape, self.acc_bits = act_shape, weight_shape, acc_bits
+        self.stages = stages
+        self.depths = (filter_spad, ifmap_spad, psum_spad)
+        super().__init__({
+            "fw_en": In(1), "fw_addr": In(range(filter_spad)), "fw_data": In(weight_shape),
+            "iw_en": In(1), "iw_addr": In(range(ifmap_spad)), "iw_data": In(act_shape),
+            "ctl": In(rs_control_layout(filter_spad, ifmap_spad, psum_spad)),
+            "active": In(1),
+            "down_in": In(signed(acc_bits)), "down_out": Out(signed(acc_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        fdepth, idepth, pdepth = self.depths
+        acc = signed(self.acc_bits)
+        m.submodules.fspad = fspad = memory.Memory(shape=self.weight_shape, depth=fdepth, init=[])
+        m.submodules.ispad = ispad = memory.Memory(shape=self.act_shape, depth=idepth, init=[])
+        m.submodules.pspad = pspad = memory.Memory(shape=acc, depth=pdepth, init=[])
+        fw, fr = fspad.write_port(), fspad.read_port(domain="comb")
+        iw, ir = ispad.write_port(), ispad.read_port(domain="comb")
+        pw, pr = pspad.write_port(), pspad.read_port(domain="comb")
+        m.d.comb += [fw.en.eq(self.fw_en), fw.addr.eq(self.fw_addr), fw.data.eq(self.fw_data),
+                     iw.en.eq(self.iw_en), iw.addr.eq(self.iw_addr), iw.data.eq(self.iw_data),
+                     fr.addr.eq(self.ctl.fidx), ir.addr.eq(self.ctl.iidx)]
+        product = pipelined_product(m, fr.data, ir.data, self.stages, "x")
+        ctl = delay(m, self.ctl, self.stages, "ctl")   # beside the product
+        total = Signal(acc)
+        m.d.comb += [pr.addr.eq(ctl.k), total.eq(Mux(ctl.first, 0, pr.data) + product),
+                     pw.addr.eq(ctl.k), pw.data.eq(total),
+                     pw.en.eq(ctl.valid & ~ctl.last)]
+        fin = Signal(acc)
+        m.d.sync += [fin.eq(Mux(ctl.valid & ctl.last & self.active, total, 0)),
+                     self.down_out.eq(self.down_in + fin)]
         return m

@@ -17,6 +17,35 @@ from sim.golden import requantize, wrap
 __all__ = ["run"]
 
 
+def _rs_compute(spec, h, ibuf, wbuf, obuf, chan_bias, spads):
+    """Row-stationary COMPUTE (gen/isa.py): PE row i convolves filter row i % r of input lane
+    lane + i // r; column j < p is output row j; output word (q, k) at oaddr + q*count + k.
+    ``spads["filter"]`` holds the filter spads' words, refilled unless ``keep``."""
+    R, S, U, D = h["r"], h["s"], h["stride"], h["dilation"]
+    P, Q, kn = h["p"], h["q"], h["count"]
+    if not h["keep"]:
+        spads["filter"] = wbuf[h["waddr"]:h["waddr"] + kn * S].copy()
+    filters = spads["filter"]
+    y = np.zeros((Q, kn, spec.cols), dtype=np.int64)
+    for i in range(spec.rows):
+        r, c = i % R, h["lane"] + i // R
+        if c >= spec.rows:              # a lane the input word does not have: zero
+            continue
+        for s in range(S):
+            wv = filters[np.arange(kn) * S + s, i]                             # (k,)
+            for j in range(P):
+                addr = (h["addr"] + (j * U + r * D) * h["row_step"] + np.arange(Q) * U
+                        + s * D)
+                y[:, :, j] += np.outer(ibuf[addr, c], wv)
+    dst = slice(h["oaddr"], h["oaddr"] + Q * kn)
+    y = y.reshape(Q * kn, spec.cols)
+    if h["accumulate"]:
+        obuf[dst] = wrap(obuf[dst] + y, spec.acc_bits)
+    else:
+        base = np.tile(chan_bias[:kn], Q)[:, None] if h["bias"] else 0
+        obuf[dst] = wrap(y + base, spec.acc_bits)
+
+
 def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
     """Execute ``frames`` (the input stream) and return the output stream's frames."""
     beat = spec.in_stream_bits // 8
@@ -25,7 +54,7 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
     beats = len(stream) // beat
     words = unpack_lanes(stream, 32, 1, beat, signed=False)[:, 0]  # low 32 bits of every beat
     eng = spec.engine
-    wlanes = {"is": spec.rows, "nlr": spec.rows * spec.cols}.get(eng, spec.cols)
+    wlanes = {"is": spec.rows, "rs": spec.rows, "nlr": spec.rows * spec.cols}.get(eng, spec.cols)
     ibuf = np.zeros((spec.input_depth, spec.rows), dtype=np.int64)
     wbuf = np.zeros((spec.weight_depth, wlanes), dtype=np.int64)
     chan_bias = np.zeros(max(1, spec.chan_depth), dtype=np.int64)    # per-word (is)
@@ -34,6 +63,7 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
     bias_reg = np.zeros(spec.cols, dtype=np.int64)
     q_mult = np.zeros(spec.cols, dtype=np.int64)
     q_shift = np.zeros(spec.cols, dtype=np.int64)
+    spads = {"filter": np.zeros((0, spec.rows), dtype=np.int64)}   # row-stationary
     out = []
     i = 0
     while i < beats:
@@ -65,6 +95,8 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
             q_shift = np.concatenate([q_shift, (vals >> QUANT_SHIFT_OFFSET)
                                       & ((1 << QUANT_SHIFT_BITS) - 1)])[-spec.cols:]
             i += count
+        elif op == Op.COMPUTE and eng == "rs":
+            _rs_compute(spec, h, ibuf, wbuf, obuf, chan_bias, spads)
         elif op == Op.COMPUTE:
             P, Q = h["p"], h["q"]
             pp, qq = np.meshgrid(np.arange(P), np.arange(Q), indexing="ij")

@@ -25,8 +25,10 @@ def make_spec(name="t", rows=3, cols=5, dataflow="ws", mapping=None, **kw):
     post = {k: kw.pop(k) for k in list(kw) if k in ("out_bits", "mult_bits", "rounding")}
     if "postproc" in kw:
         post["enabled"] = kw.pop("postproc")
-    assert not kw, kw
     extra = {"mapping": mapping} if mapping is not None else {}
+    if "spads" in kw:
+        extra["spads"] = kw.pop("spads")
+    assert not kw, kw
     return spec_from_dict({"name": name, "dataflow": dataflow, **extra,
                            "array": {"rows": rows, "cols": cols},
                            "precision": prec, "buffers": bufs, "pipeline": pipe,

@@ -211,7 +211,7 @@ def test_show(spec_file, tmp_path, capsys):
     assert "show writes .png or .svg, not '.jpg'" in _err_line(capsys)
 
 
-@pytest.mark.parametrize("name", ["is_8x8", "os_8x8", "nlr_8x8", "os_kp_8x8"])
+@pytest.mark.parametrize("name", ["is_8x8", "os_8x8", "nlr_8x8", "os_kp_8x8", "rs_12x14"])
 def test_shipped_dataflow_specs(name, tmp_path, capsys):
     """Each shipped dataflow spec draws, estimates and runs a small layer bit-exactly."""
     spec = Path(__file__).resolve().parent.parent / "specs" / f"{name}.toml"

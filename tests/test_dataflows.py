@@ -24,6 +24,8 @@ _OS_P = {"rows": ["P"], "cols": ["K"], "stationary": "output", "input": "forward
          "weight": "forward", "psum": "in_place"}
 _IS_Q = {"rows": ["C"], "cols": ["Q"], "stationary": "input", "input": "stationary",
          "weight": "forward", "psum": "forward"}
+_RS_R = {"rows": ["R"], "cols": ["P"], "stationary": "row", "input": "multicast",
+         "weight": "multicast", "psum": "forward"}
 _BUF = dict(input_depth=160, weight_depth=400, output_depth=48, postproc=True)
 
 #: small non-square arrays with small buffers, so layers tile in every dim
@@ -36,6 +38,12 @@ SPECS = {
                  mult_stages=0, **_BUF),
     "is_q": dict(name="is_q_2x4", rows=2, cols=4, dataflow="custom", mapping=_IS_Q,
                  buffer_reg=False, rounding="half_even", **_BUF),
+    # small spads so layers fold R (7 > 3 rows) and S (ifmap spad of 8), and K (4 filters)
+    "rs": dict(name="rs_3x4", rows=3, cols=4, dataflow="rs",
+               spads={"filter": 16, "ifmap": 8, "psum": 4}, **_BUF),
+    "rs_r": dict(name="rs_r_4x2", rows=4, cols=2, dataflow="custom", mapping=_RS_R,
+                 mult_stages=1, buffer_reg=False, rounding="half_even",
+                 spads={"filter": 9, "ifmap": 5, "psum": 3}, **_BUF),
 }
 
 LAYERS = {
@@ -75,13 +83,13 @@ def run(spec_kw, layer, tmp_path, *, sim="icarus", bias=False, quant=False, relu
 
 
 @pytest.mark.parametrize("layer_name", list(LAYERS))
-@pytest.mark.parametrize("engine", ["is", "os", "nlr"])
+@pytest.mark.parametrize("engine", ["is", "os", "nlr", "rs"])
 def test_engine_layers(engine, layer_name, tmp_path):
     layer, opts = LAYERS[layer_name]
     run(SPECS[engine], layer, tmp_path, **opts)
 
 
-@pytest.mark.parametrize("custom", ["os_p", "is_q"])
+@pytest.mark.parametrize("custom", ["os_p", "is_q", "rs_r"])
 @pytest.mark.parametrize("layer_name", ["3x3_pad1", "7x7_s2_p3", "requant_relu"])
 def test_custom_mappings(custom, layer_name, tmp_path):
     layer, opts = LAYERS[layer_name]
@@ -89,7 +97,7 @@ def test_custom_mappings(custom, layer_name, tmp_path):
 
 
 @pytest.mark.verilator
-@pytest.mark.parametrize("engine", ["is", "os", "nlr"])
+@pytest.mark.parametrize("engine", ["is", "os", "nlr", "rs"])
 def test_engine_verilator(engine, tmp_path):
     layer, opts = LAYERS["backpressure"]
     assert run(SPECS[engine], layer, tmp_path, sim="verilator", **opts).sim == "verilator"

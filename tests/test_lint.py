@@ -7,7 +7,8 @@ import pytest
 
 
 @pytest.mark.parametrize("dataflow,postproc", [("ws", False), ("ws", True), ("is", True),
-                                               ("os", True), ("nlr", True)])
+                                               ("os", True), ("nlr", True),
+                                               ("rs", True)])
 def test_generated_verilog_is_lint_clean(tmp_path, dataflow, postproc):
     """verilator --lint-only -Wall reports nothing beyond the documented waivers."""
     spec = make_spec(name="lint_top", rows=3, cols=4, dataflow=dataflow, postproc=postproc)

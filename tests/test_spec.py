@@ -45,7 +45,7 @@ def test_defaults_and_derived():
     ("precision.act_signed", 1, "t: precision.act_signed must be true or false, not 1"),
     ("buffers.input_depth", 70000, "t: buffers.input_depth must be an integer from 1 to 65536, "
                                    "not 70000"),
-    ("dataflow", "xs", "t: dataflow must be one of ws, is, os, nlr, custom, not 'xs'"),
+    ("dataflow", "xs", "t: dataflow must be one of ws, is, os, nlr, rs, custom, not 'xs'"),
     ("pipeline.mult_stages", 3, "t: pipeline.mult_stages must be an integer from 0 to 2, not 3"),
     ("precision.acc_bits", 12, "t: precision.acc_bits must be at least act_bits + weight_bits (16) "
                                "to hold one product, not 12"),
@@ -88,7 +88,7 @@ def _mapping(**kw):
 
 
 @pytest.mark.parametrize("preset,engine", [("ws", "ws"), ("is", "is"), ("os", "os"),
-                                           ("nlr", "nlr")])
+                                           ("nlr", "nlr"), ("rs", "rs")])
 def test_presets_pick_their_engine(preset, engine):
     s = spec_from_dict({**_spec(), "dataflow": preset}, source="t")
     assert s.engine == engine and s.mapping == PRESETS[preset]
@@ -102,6 +102,8 @@ def test_presets_pick_their_engine(preset, engine):
               psum="in_place"), "os"),
     (_mapping(cols=["Q"], stationary="input", input="stationary", weight="forward"), "is"),
     (_mapping(cols=["P"], stationary="input", input="stationary", weight="forward"), "is"),
+    (_mapping(rows=["R"], cols=["P"], stationary="row", input="multicast", weight="multicast"),
+     "rs"),
 ])
 def test_custom_mappings_build(mapping, engine):
     s = spec_from_dict({**_spec(), "dataflow": "custom", "mapping": mapping}, source="t")
@@ -122,7 +124,15 @@ def test_custom_mappings_build(mapping, engine):
               psum="forward"), "reduces partial sums in place"),
     (_mapping(input="unicast"), "gives every PE its own input, but inputs do not depend on K"),
     (_mapping(weight="forward"), "contradicts stationary"),
-    (_mapping(rows=["R"]), "needs per-PE row buffers"),
+    (_mapping(rows=["R"]), "needs per-PE row buffers: set stationary = \"row\""),
+    (_mapping(rows=["C"], cols=["P"], stationary="row", input="multicast", weight="multicast"),
+     "row-stationary PEs each hold one filter row, so rows must unroll R"),
+    (_mapping(rows=["R", "S"], cols=["P"], stationary="row", input="multicast",
+              weight="multicast"), "unrolling the filter width S on rows is not built"),
+    (_mapping(rows=["C", "R"], cols=["Q"], stationary="row", input="multicast",
+              weight="multicast"), "depends on the dims of both axes"),
+    (_mapping(rows=["C", "R"], cols=["P"], stationary="row", input="multicast",
+              weight="multicast", psum="tree"), "with stationary = \"row\" this generator builds"),
     (_mapping(rows=["C"], cols=["N"], stationary="input", input="stationary",
               weight="forward"), "batch N on the array is not supported"),
     (_mapping(rows=["X"]), "unknown loop dim 'X'"),
@@ -132,6 +142,19 @@ def test_custom_mappings_build(mapping, engine):
 def test_bad_mappings_say_why(mapping, message):
     with pytest.raises(AccelgenError, match=re.escape(message)):
         spec_from_dict({**_spec(), "dataflow": "custom", "mapping": mapping}, source="t")
+
+
+def test_spads_belong_to_row_stationary():
+    s = spec_from_dict({**_spec(), "dataflow": "rs", "spads": {"filter": 9, "ifmap": 5}},
+                       source="t")
+    assert (s.filter_spad, s.ifmap_spad, s.psum_spad) == (9, 5, 24)
+    assert spec_from_dict(s.to_dict(), source="t") == s
+    assert "spads" not in spec_from_dict(_spec(), source="t").to_dict()
+    with pytest.raises(AccelgenError, match=r"\[spads\] sizes the per-PE scratchpads of the "
+                                            r"row-stationary engine"):
+        spec_from_dict({**_spec(), "spads": {"filter": 9}}, source="t")
+    with pytest.raises(AccelgenError, match=r"t: spads.ifmap must be an integer from 1 to 255"):
+        spec_from_dict({**_spec(), "dataflow": "rs", "spads": {"ifmap": 0}}, source="t")
 
 
 def test_mapping_table_needs_custom():

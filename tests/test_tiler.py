@@ -36,7 +36,13 @@ def _check(spec, layer, seed=0, bias=False, requant=False, relu=False):
 
 @st.composite
 def cases(draw):
-    spec = make_spec(rows=draw(st.integers(1, 6)), cols=draw(st.integers(1, 6)),
+    dataflow = draw(st.sampled_from(["ws", "is", "os", "nlr", "rs"]))
+    extra = {}
+    if dataflow == "rs":
+        extra["spads"] = {"filter": draw(st.integers(1, 40)), "ifmap": draw(st.integers(1, 12)),
+                          "psum": draw(st.integers(1, 8))}
+    spec = make_spec(dataflow=dataflow, **extra,
+                     rows=draw(st.integers(1, 6)), cols=draw(st.integers(1, 6)),
                      input_depth=draw(st.integers(16, 200)),
                      weight_depth=draw(st.integers(16, 200)),
                      output_depth=draw(st.integers(1, 60)),
@@ -79,7 +85,9 @@ def test_random_layers_bit_exact(case):
         if c.op in (Op.STORE,):
             assert h["oaddr"] + h["count"] <= spec.output_depth
         if c.op == Op.COMPUTE:
-            assert h["oaddr"] + h["p"] * h["q"] <= spec.output_depth
+            words = {"is": h["count"], "rs": h["q"] * h["count"]}.get(spec.engine,
+                                                                      h["p"] * h["q"])
+            assert h["oaddr"] + words <= spec.output_depth
 
 
 def test_real_layers_on_16x16():
