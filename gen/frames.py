@@ -135,12 +135,13 @@ def encode(program: Program, x, w, bias=None, quant=None) -> list[bytes]:
     pad = layer.pad
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     Cg, Kg = layer.Cg, layer.Kg
-    kt_size = engine_facts(spec, layer).k_tile
+    facts = engine_facts(spec, layer)
+    kt_size, c_tile = facts.k_tile, facts.c_tile
     frames = []
     for cmd in program.commands:
         payload = b""
         if cmd.op == Op.LOAD_INPUT:
-            ch = slice(cmd.g * Cg + cmd.c0, cmd.g * Cg + min(cmd.c0 + rows, Cg))
+            ch = slice(cmd.g * Cg + cmd.c0, cmd.g * Cg + min(cmd.c0 + c_tile, Cg))
             h, v = cmd.h0 + pad, cmd.w0 + pad
             region = np.zeros((rows, cmd.hn, cmd.wn), dtype=np.int64)
             src = xp[cmd.n, ch, h:h + cmd.hn, v:v + cmd.wn]
@@ -148,7 +149,7 @@ def encode(program: Program, x, w, bias=None, quant=None) -> list[bytes]:
             payload = pack_lanes(region.transpose(1, 2, 0).reshape(-1, rows), spec.act_bits, beat)
         elif cmd.op == Op.LOAD_WEIGHT:
             ks = slice(cmd.g * Kg + cmd.k0, cmd.g * Kg + min(cmd.k0 + kt_size, Kg))
-            cs = slice(cmd.c0, min(cmd.c0 + rows, Cg))
+            cs = slice(cmd.c0, min(cmd.c0 + c_tile, Cg))
             src = w[ks, cs].transpose(2, 3, 1, 0)  # R, S, c, k
             if spec.engine == "rs":   # per pass: word (k, s), lane i = PE row i's filter row
                 geom = rs_geometry(spec, layer)

@@ -113,6 +113,7 @@ class EngineFacts:
     k_tile: int             # output channels per K tile
     weight_words_per_tap: int
     per_word: bool          # output words hold one channel (lanes = pixels)
+    c_tile: int = 0         # input channels per C tile (an input word's lanes it uses)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +126,7 @@ class RsGeometry:
     q_block: int                    # output columns per COMPUTE (the ifmap spad's row segment)
     k_tile: int                     # filters interleaved per PE (psum and filter spads)
     words_per_k: int                # weight words per filter and C tile: c groups × R × S
+    c_tile: int                     # channels per C tile: a whole number of c_rep groups
 
 
 def _parts(n: int, most: int) -> tuple:
@@ -142,11 +144,12 @@ def rs_geometry(spec: Spec, layer: ConvLayer) -> RsGeometry:
     s_parts = _parts(layer.S, min(spec.filter_spad, (spec.ifmap_spad - 1) // D + 1))
     sn = max(n for _, n in s_parts)
     q_block = max(1, min(layer.Q, (spec.ifmap_spad - (sn - 1) * D - 1) // U + 1))
-    groups = -(-min(rows, layer.Cg) // c_rep)
+    c_tile = c_rep * (rows // c_rep)      # 16 rows, R = 3: 15 channels, never a 1-channel pass
+    groups = -(-min(c_tile, layer.Cg) // c_rep)
     words_per_k = groups * len(r_parts) * layer.S
     kt = max(1, min(layer.Kg, spec.psum_spad, spec.filter_spad // sn,
                     spec.weight_depth // words_per_k))
-    return RsGeometry(c_rep, r_parts, s_parts, q_block, kt, words_per_k)
+    return RsGeometry(c_rep, r_parts, s_parts, q_block, kt, words_per_k, c_tile)
 
 
 def rs_passes(geom: RsGeometry, channels: int):
@@ -164,16 +167,17 @@ def engine_facts(spec: Spec, layer: ConvLayer) -> EngineFacts:
     eng = spec.engine
     if eng == "rs":
         g = rs_geometry(spec, layer)
-        return EngineFacts(spec.cols, ("P",), g.k_tile, g.words_per_k, True)
+        return EngineFacts(spec.cols, ("P",), g.k_tile, g.words_per_k, True, g.c_tile)
     if eng == "is":
         kt = max(1, min(layer.Kg, spec.chan_depth, spec.output_depth,
                         spec.weight_depth // (layer.R * layer.S) or 1))
-        return EngineFacts(spec.cols, tuple(spec.mapping.cols), kt, kt, True)
+        return EngineFacts(spec.cols, tuple(spec.mapping.cols), kt, kt, True, spec.rows)
     if eng == "os":
-        return EngineFacts(spec.rows, tuple(spec.mapping.rows), spec.cols, spec.rows, False)
+        return EngineFacts(spec.rows, tuple(spec.mapping.rows), spec.cols, spec.rows, False,
+                           spec.rows)
     if eng == "nlr":
-        return EngineFacts(None, (), spec.cols, 1, False)
-    return EngineFacts(None, (), spec.cols, spec.rows, False)
+        return EngineFacts(None, (), spec.cols, 1, False, spec.rows)
+    return EngineFacts(None, (), spec.cols, spec.rows, False, spec.rows)
 
 
 def _check_limits(spec: Spec, layer: ConvLayer) -> None:
@@ -322,7 +326,6 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
         raise AccelgenError(f"requantisation and ReLU need the post-processing unit, which "
                             f"{spec.name} does not have; set [postproc] enabled = true in the spec")
     _check_limits(spec, layer)
-    rows = spec.rows
     facts = engine_facts(spec, layer)
     kt_size = facts.k_tile
     U, D, pad = layer.stride, layer.dilation, layer.pad
@@ -337,7 +340,8 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
         block_words = kt_size if facts.per_word else pb * qb
         pt, qt = _block_tile(spec, layer, pb, qb, block_words)
     tile_words = -(-pt // pb) * -(-qt // qb) * block_words   # ... of one K tile
-    n_ct = -(-layer.Cg // rows)
+    c_tile = facts.c_tile
+    n_ct = -(-layer.Cg // c_tile)
     n_kt = -(-layer.Kg // kt_size)
     kb = max(1, min(n_kt, spec.output_depth // tile_words))
 
@@ -364,11 +368,11 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
                     for kg0 in range(0, n_kt, kb):
                         kts = range(kg0, min(kg0 + kb, n_kt))
                         for ct in range(n_ct):
-                            c0 = ct * rows
+                            c0 = ct * c_tile
                             cmds.append(Command(
                                 Op.LOAD_INPUT, {"addr": 0, "count": ht * wt},
                                 n=n, g=g, c0=c0, h0=p0 * U - pad, w0=q0 * U - pad, hn=ht, wn=wt))
-                            cn = min(rows, layer.Cg - c0)
+                            cn = min(c_tile, layer.Cg - c0)
                             for j, kt in enumerate(kts):
                                 k0 = kt * kt_size
                                 kn = min(kt_size, layer.Kg - k0)

@@ -103,6 +103,15 @@ def test_engine_verilator(engine, tmp_path):
     assert run(SPECS[engine], layer, tmp_path, sim="verilator", **opts).sim == "verilator"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["ws", "is", "os", "nlr", "rs"])
+def test_layer_far_larger_than_array_and_buffers(engine, tmp_path):
+    """A layer with 7x the array's rows in channels, 5x its columns in filters and an input map
+    of 2,890 words against a 160-word input buffer: hundreds of tiles."""
+    layer = ConvLayer(C=19, H=17, W=17, K=21, R=3, S=3, pad=1, N=1)
+    run(SPECS[engine], layer, tmp_path, bias=True, quant=True, relu=True)
+
+
 @st.composite
 def layers(draw):
     R, S = draw(st.integers(1, 4)), draw(st.integers(1, 4))
