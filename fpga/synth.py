@@ -156,13 +156,21 @@ def synthesize(spec: Spec, target: str = "ecp5-85k", *, freq: float = 100.0, see
         t0 = time.monotonic()
         try:
             proc = _run(cmd, wd, wd / f"{step}.log", timeout)
+            text = (wd / f"{step}.log").read_text(errors="replace")
+            if (step == "yosys" and proc.returncode != 0 and "ERROR" not in text
+                    and tgt.family == "ecp5"):
+                # YoWASP's ABC9 dies silently on some wide adder trees (the NLR array): the
+                # classic ABC flow maps the same netlist; say so in the result
+                cmd = [*cmd[:-1], script.replace(tgt.synth_cmd, f"{tgt.synth_cmd} -noabc9")]
+                proc = _run(cmd, wd, wd / f"{step}.log", timeout)
+                text = (wd / f"{step}.log").read_text(errors="replace")
+                res.message = "yosys ABC9 crashed without a message; synthesised with -noabc9"
         except subprocess.TimeoutExpired:
             res.seconds[step] = round(time.monotonic() - t0, 2)
             res.status, res.message = "timeout", f"{step} exceeded {timeout:.0f} s"
             return res
         res.seconds[step] = round(time.monotonic() - t0, 2)
         if proc.returncode != 0:
-            text = (wd / f"{step}.log").read_text(errors="replace")
             errors = [ln.strip() for ln in text.splitlines() if "ERROR" in ln] or \
                      text.strip().splitlines()[-1:]
             msg = errors[0] if errors else (

@@ -150,6 +150,16 @@ def _cmd_simulate(args) -> int:
         print(f"  utilisation  {100 * res.utilisation:.1f}% of {pes} PEs")
         print(f"  counters     array busy {c['array_busy']:,}, input stalls {c['in_stall']:,}, "
               f"output stalls {c['out_stall']:,}")
+        print(f"  buffers      words read/written: input {c['ibuf_reads']:,}/{c['ibuf_writes']:,}"
+              f", weight {c['wbuf_reads']:,}/{c['wbuf_writes']:,}, output "
+              f"{c['obuf_reads']:,}/{c['obuf_writes']:,}")
+        mv = s["model"]
+        differ = [k for k, v in mv.items() if not v["equal"]]
+        print(f"  model        cycles {mv['cycles']['model']:,}; "
+              + ("every counter equals the RTL's" if not differ else
+                 f"differs from the RTL in {', '.join(differ)}"
+                 + (" (stalls: the model assumes none)" if c["in_stall"] or c["out_stall"]
+                    else "")))
         if res.match:
             print(f"  result       PASS: {res.output.size:,} outputs match the golden model "
                   f"bit-exactly")
@@ -281,7 +291,7 @@ def _cmd_estimate(args) -> int:
     import csv as csvmod
 
     from .layer import ConvLayer, parse_layer, workload_table
-    from .model import estimate
+    from .model import ENERGY_LEVELS, energy, estimate
     from .spec import load_spec
     from .tiler import plan
 
@@ -325,25 +335,81 @@ def _cmd_estimate(args) -> int:
         rows.append({"layer": name, "repeat": repeat, "macs": est.macs, "cycles": est.cycles,
                      "ideal_cycles": prog.ideal_cycles, "utilisation": est.utilisation,
                      "input_words": summ["input_words"], "weight_words": summ["weight_words"],
-                     "output_words": summ["output_words"], "commands": summ["commands"]})
+                     "output_words": summ["output_words"], "commands": summ["commands"],
+                     "buffers": est.buffers, "accesses": est.accesses,
+                     "energy": energy(spec, est)})
     macs = sum(r["macs"] * r["repeat"] for r in rows)
     cycles = sum(r["cycles"] * r["repeat"] for r in rows)
+    total_energy = sum(r["energy"]["total"] * r["repeat"] for r in rows)
     total = {"macs": macs, "cycles": cycles,
-             "utilisation": macs / (cycles * spec.rows * spec.cols) if cycles else 0.0}
+             "utilisation": macs / (cycles * spec.rows * spec.cols) if cycles else 0.0,
+             "energy": total_energy, "energy_per_mac": total_energy / macs if macs else 0.0}
+    costs = {lv: getattr(spec, f"energy_{lv}") for lv in ENERGY_LEVELS}
+    if args.plot:
+        path = plot_estimate(spec, rows, args.plot)
     if args.json:
-        print(json.dumps({"spec": spec.name, "layers": rows, "total": total}, indent=2))
+        print(json.dumps({"spec": spec.name, "energy_costs": costs, "layers": rows,
+                          "total": total}, indent=2))
         return 0
     print(f"accelgen estimate: {spec.name} ({spec.label}), "
           f"analytic model of the RTL's timing")
     print(f"{'layer':<24} {'x':>2} {'MACs':>14} {'cycles':>12} {'ideal':>12} {'util':>6} "
-          f"{'in words':>10} {'wt words':>10}")
+          f"{'GB words':>10} {'E/MAC':>6}  " + " ".join(f"{lv:>5}" for lv in ENERGY_LEVELS))
     for r in rows:
+        gb = sum(r["buffers"].values())
+        e = r["energy"]
         print(f"{r['layer']:<24} {r['repeat']:>2} {r['macs']:>14,} {r['cycles']:>12,} "
-              f"{r['ideal_cycles']:>12,} {100 * r['utilisation']:>5.1f}% {r['input_words']:>10,} "
-              f"{r['weight_words']:>10,}")
+              f"{r['ideal_cycles']:>12,} {100 * r['utilisation']:>5.1f}% {gb:>10,} "
+              f"{e['per_mac']:>6.2f}  "
+              + " ".join(f"{e[lv] / r['macs']:>5.2f}" for lv in ENERGY_LEVELS))
     print(f"{'total (with repeats)':<24} {'':>2} {macs:>14,} {cycles:>12,} {'':>12} "
-          f"{100 * total['utilisation']:>5.1f}%")
+          f"{100 * total['utilisation']:>5.1f}% {'':>10} {total['energy_per_mac']:>6.2f}")
+    print("energy in units of one MAC, per useful MAC, by level (costs: "
+          + ", ".join(f"{lv} {c:g}" for lv, c in costs.items()) + "; [energy] in the spec)")
+    if args.plot:
+        print(f"plot: {path}")
     return 0
+
+
+def plot_estimate(spec, rows, path):
+    """Per-layer bars: PE utilisation, and energy per MAC stacked by level (PNG or SVG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .model import ENERGY_LEVELS
+
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".svg"):
+        raise AccelgenError(f"--plot writes .png or .svg, not {path.suffix or 'no extension'!r}")
+    names = [r["layer"] for r in rows]
+    xs = range(len(rows))
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(6.0, 0.55 * len(rows) + 2), 6.5),
+                                   sharex=True)
+    ax1.bar(xs, [100 * r["utilisation"] for r in rows], color="#2471a3")
+    ax1.set_ylabel("PE utilisation (%)")
+    ax1.set_ylim(0, 100)
+    ax1.set_title(f"{spec.name} ({spec.label}): per-layer utilisation and energy (model = RTL "
+                  f"cycles)", fontsize=9)
+    bottom = [0.0] * len(rows)
+    colours = {"mac": "#7f8c8d", "rf": "#1e8449", "array": "#d4ac0d", "gb": "#2471a3",
+               "dram": "#c0392b"}
+    for lv in ENERGY_LEVELS:
+        vals = [r["energy"][lv] / r["macs"] for r in rows]
+        ax2.bar(xs, vals, bottom=bottom, label=lv, color=colours[lv])
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax2.set_ylabel("energy per MAC (× one MAC)")
+    ax2.legend(fontsize=7, ncols=len(ENERGY_LEVELS))
+    ax2.set_xticks(list(xs), names, rotation=60, ha="right", fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(path, dpi=150)
+    except OSError as e:
+        raise AccelgenError(f"cannot write {path}: {e.strerror}") from None
+    finally:
+        plt.close(fig)
+    return path
 
 
 def _cmd_show(args) -> int:
@@ -466,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--csv", help="a CSV of layers with columns C,H,W,K,R,S[,N,stride,pad,"
                                  "dilation,groups,repeat,layer]")
     e.add_argument("--json", action="store_true")
+    e.add_argument("--plot", help="per-layer utilisation and energy bars (.png or .svg)")
     e.set_defaults(func=_cmd_estimate)
 
     sh = sub.add_parser("show", help="draw the PE array and its interconnect (PNG or SVG)")

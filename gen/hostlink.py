@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Generator
 
-from .isa import Op, csr_offset
+from .isa import COUNTERS, Op, csr_offset
 
 __all__ = ["LinkError", "link_steps", "csr_write", "csr_read"]
 
@@ -68,7 +68,7 @@ def link_steps(frames: list[bytes], ops: list[int], store_counts: list[int], out
                 raise LinkError(f"expected {n * out_beat_bytes} output bytes, got {len(data)}")
             outs.append(data)
     counters = {"commands": (yield from csr_read("commands"))}
-    for name in ("cycles", "array_busy", "in_stall", "out_stall"):
+    for name in COUNTERS:
         lo = yield from csr_read(f"{name}_lo")
         hi = yield from csr_read(f"{name}_hi")
         counters[name] = lo | hi << 32

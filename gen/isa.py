@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Op", "HEADER_WORDS", "HEADER_FIELDS", "CSRS", "CSR_ADDR_BITS", "ACCEL_ID",
+__all__ = ["Op", "HEADER_WORDS", "HEADER_FIELDS", "CSRS", "COUNTERS", "CSR_ADDR_BITS", "ACCEL_ID",
            "encode_header", "decode_header", "field_max", "identity", "csr_offset"]
 
 
@@ -126,7 +126,21 @@ CSRS: list[tuple[str, int, str, str]] = [
                                   "order)"),
 ]
 
-ISA_VERSION = 5
+#: The 64-bit performance counters (``NAME_lo``/``NAME_hi`` CSRs), cleared together by control bit
+#: 0. The buffer counters count word accesses of the global buffers (one word feeds one array
+#: edge), per operand: what the model (gen/model.py) predicts and the energy estimate prices.
+COUNTERS = ("cycles", "array_busy", "in_stall", "out_stall", "ibuf_reads", "ibuf_writes",
+            "wbuf_reads", "wbuf_writes", "obuf_reads", "obuf_writes")
+_BUFFER_COUNTERS = {
+    "ibuf_reads": "input-buffer word reads", "ibuf_writes": "input-buffer word writes (LOAD)",
+    "wbuf_reads": "weight-buffer word reads", "wbuf_writes": "weight-buffer word writes (LOAD)",
+    "obuf_reads": "output-buffer word reads (accumulate and STORE)",
+    "obuf_writes": "output-buffer word writes (results)",
+}
+for _k, (_name, _text) in enumerate(_BUFFER_COUNTERS.items()):
+    CSRS += [(f"{_name}_lo", 0x4C + 8 * _k, "ro", _text), (f"{_name}_hi", 0x50 + 8 * _k, "ro", "")]
+
+ISA_VERSION = 6
 
 
 def identity(spec) -> dict[str, int]:

@@ -18,6 +18,22 @@ Per command (``L`` = array latency, ``RL`` = buffer read latency, both from the 
                            keep) + fill_h*fill_w (ifmap fill) + q*s*count (compute) + L + RL + 3
     STORE                  count + RL + PP + 3 cycles (reads, read latency, post-processing
                            pipeline PP, output FIFO)
+
+Buffer accesses (``buffers``) are the word counts the RTL's buffer counters report (gen/isa.py
+COUNTERS); they do not depend on stalls, so they equal the RTL's exactly even under backpressure.
+
+Energy (:func:`energy`) prices the accesses per storage level in units of one MAC, with the
+Eyeriss paper's normalised costs by default (register file 1, PE-to-PE 2, global buffer 6, DRAM
+200; the spec's ``[energy]`` table overrides them). Levels, counted per data element:
+
+* DRAM: every element crossing the host stream (LOAD payloads, STORE results);
+* global buffer: every buffer word access from the counters, times its lanes;
+* array (PE to PE, or bus to PE): the operands and partial sums each issued PE-cycle passes
+  between PEs (``_PER_PE_CYCLE``), plus preload/fill deliveries;
+* register file / scratchpad: the operand and partial-sum accesses inside each PE.
+
+Every PE of the array performs each issued cycle (lanes the tile leaves empty multiply zeros), so
+``pe_cycles = array_busy × PEs`` is what the MAC term prices; ``macs`` counts the layer's own.
 """
 
 from __future__ import annotations
@@ -27,7 +43,23 @@ import dataclasses
 from .isa import HEADER_WORDS, Op
 from .tiler import Program
 
-__all__ = ["Estimate", "estimate"]
+__all__ = ["Estimate", "estimate", "BUFFER_COUNTERS", "energy", "ENERGY_LEVELS"]
+
+#: energy levels, cheapest first (spec fields ``energy_<level>``)
+ENERGY_LEVELS = ("mac", "rf", "array", "gb", "dram")
+
+#: per issued PE-cycle: (register-file/spad accesses, PE-to-PE transfers), from the PEs' datapaths
+#: in hw/pe.py: ws/is read the held operand (1) and receive the moving operand and the partial sum
+#: from neighbours (2); os reads and writes its accumulator (2) and receives both operands (2);
+#: nlr holds nothing and passes each product into the adder tree (1); rs reads its filter and
+#: ifmap spads and reads and writes its psum spad (4), the psum row leaving once per filter row
+#: (counted per COMPUTE below)
+_PER_PE_CYCLE = {"ws": (1, 2), "is": (1, 2), "os": (2, 2), "nlr": (0, 1), "rs": (4, 0)}
+
+
+#: the buffer counters of gen/isa.py COUNTERS that the model predicts
+BUFFER_COUNTERS = ("ibuf_reads", "ibuf_writes", "wbuf_reads", "wbuf_writes", "obuf_reads",
+                   "obuf_writes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +69,8 @@ class Estimate:
     commands: int
     macs: int
     pes: int
+    buffers: dict = dataclasses.field(default_factory=dict)   # BUFFER_COUNTERS -> word accesses
+    accesses: dict = dataclasses.field(default_factory=dict)  # ENERGY_LEVELS -> element accesses
 
     @property
     def utilisation(self) -> float:
@@ -44,40 +78,91 @@ class Estimate:
 
     def as_dict(self) -> dict:
         return {"cycles": self.cycles, "array_busy": self.array_busy, "commands": self.commands,
-                "macs": self.macs, "utilisation": self.utilisation}
+                "macs": self.macs, "utilisation": self.utilisation, **self.buffers}
 
 
 def estimate(program: Program) -> Estimate:
     spec = program.spec
     L, RL = spec.array_latency, spec.buffer_latency
     cycles = busy = 0
+    acc = dict.fromkeys(BUFFER_COUNTERS, 0)
+    extra_rf = extra_array = 0     # fills and drains not proportional to issued cycles
+    eng = spec.engine
     for cmd in program.commands:
         h = cmd.header
         cycles += HEADER_WORDS
         if cmd.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT):
             cycles += h["count"]
+            if cmd.op == Op.LOAD_INPUT:
+                acc["ibuf_writes"] += h["count"]
+            elif cmd.op == Op.LOAD_WEIGHT:
+                acc["wbuf_writes"] += h["count"]
         elif cmd.op == Op.COMPUTE:
             taps = h["r"] * h["s"]
             pixels = h["p"] * h["q"]
-            eng = spec.engine
+            # (input words read, weight words read, output words accumulated: one read and one
+            # write each)
             if eng == "ws":
                 cycles += taps * (spec.rows + pixels + L + RL + 3)
                 busy += taps * pixels
+                words = (taps * pixels, taps * spec.rows, taps * pixels)
+                extra_array += taps * spec.rows * spec.rows * spec.cols   # weight preload shifts
             elif eng == "nlr":
                 cycles += taps * (pixels + L + RL + 3)
                 busy += taps * pixels
+                words = (taps * pixels, taps * pixels, taps * pixels)
             elif eng == "rs":
                 steps = h["q"] * h["s"] * h["count"]
-                ffill = 0 if h["keep"] else max(h["count"] * h["s"], spec.rs_setup_cycles)
+                fwords = 0 if h["keep"] else h["count"] * h["s"]
+                ffill = fwords and max(fwords, spec.rs_setup_cycles)
                 cycles += ffill + h["fill_h"] * h["fill_w"] + steps + L + RL + 3
                 busy += steps
+                words = (h["fill_h"] * h["fill_w"], fwords, h["q"] * h["count"])
+                pes = spec.rows * spec.cols     # fills write every PE's spads over the buses;
+                fills = pes * (fwords + h["fill_w"])   # psum rows move down once per output
+                extra_rf += fills
+                extra_array += fills + pes * h["q"] * h["count"]
             elif eng == "is":
                 cycles += taps * (pixels + h["count"] + L + RL + 3)
                 busy += taps * h["count"]
+                words = (taps * pixels, taps * h["count"], taps * h["count"])
+                extra_array += taps * pixels * spec.rows * spec.cols      # pixel preload shifts
             else:
                 cycles += taps * (pixels + spec.rows) + L + spec.rows + RL + 2
                 busy += taps * spec.rows
+                words = (taps * pixels, taps * spec.rows, h["count"])
+                extra_array += spec.rows * spec.rows * spec.cols              # drain shifts
+            acc["ibuf_reads"] += words[0]
+            acc["wbuf_reads"] += words[1]
+            acc["obuf_reads"] += words[2]
+            acc["obuf_writes"] += words[2]
         elif cmd.op == Op.STORE:
             cycles += h["count"] + RL + spec.postproc_latency + 3
+            acc["obuf_reads"] += h["count"]
+    rf, arr = _PER_PE_CYCLE[eng]
+    pe_cycles = busy * spec.rows * spec.cols
+    dram = sum(c.count * _lanes(spec, c.op) for c in program.commands
+               if c.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.STORE))
+    gb = ((acc["ibuf_reads"] + acc["ibuf_writes"]) * spec.rows
+           + (acc["wbuf_reads"] + acc["wbuf_writes"]) * spec.weight_word_bits // spec.weight_bits
+           + (acc["obuf_reads"] + acc["obuf_writes"]) * spec.cols)
+    levels = {"mac": pe_cycles, "rf": rf * pe_cycles + extra_rf,
+              "array": arr * pe_cycles + extra_array, "gb": gb, "dram": dram}
     return Estimate(cycles=cycles, array_busy=busy, commands=len(program.commands),
-                    macs=program.macs, pes=spec.rows * spec.cols)
+                    macs=program.macs, pes=spec.rows * spec.cols, buffers=acc, accesses=levels)
+
+
+def _lanes(spec, op) -> int:
+    if op == Op.LOAD_INPUT:
+        return spec.rows
+    if op == Op.LOAD_WEIGHT:
+        return spec.weight_word_bits // spec.weight_bits
+    return spec.cols
+
+
+def energy(spec, est: Estimate) -> dict:
+    """Energy per level in MAC units (``accesses × cost``), with the spec's costs, and the total
+    and total per useful MAC."""
+    out = {lv: est.accesses[lv] * getattr(spec, f"energy_{lv}") for lv in ENERGY_LEVELS}
+    total = sum(out.values())
+    return {**out, "total": total, "per_mac": total / est.macs if est.macs else 0.0}

@@ -33,6 +33,9 @@ Example (``specs/ws_8x8.toml``)::
     ifmap = 12           # ifmap spad: the ifmap row segment a PE convolves (pixels)
     psum = 24            # psum spad: one partial sum per interleaved filter
 
+    [energy]           # optional: energy per access in units of one MAC (accelgen estimate)
+    rf = 1.0             # register file / scratchpad; array = 2.0 (PE to PE); gb = 6.0; dram = 200
+
     [postproc]         # optional requantisation unit on the output path (chosen per run)
     enabled = false
     out_bits = 8         # saturate requantised outputs to signed out_bits
@@ -100,6 +103,11 @@ class Spec:
     filter_spad: int = 224  # row-stationary scratchpads, entries per PE (Eyeriss v1)
     ifmap_spad: int = 12
     psum_spad: int = 24
+    energy_mac: float = 1.0   # energy per access, normalised to a MAC (Eyeriss, ISCA 2016)
+    energy_rf: float = 1.0
+    energy_array: float = 2.0
+    energy_gb: float = 6.0
+    energy_dram: float = 200.0
     mapping: Mapping | None = None  # None: the preset named by ``dataflow``
 
     def __post_init__(self):
@@ -229,11 +237,20 @@ class Spec:
                           "psum": self.psum_spad}} if self.engine == "rs" else {}),
             "postproc": {"enabled": self.postproc, "out_bits": self.out_bits,
                          "mult_bits": self.mult_bits, "rounding": self.rounding},
+            # costs, not hardware: written only where they differ from the defaults, and left
+            # out of the digest (every cache of generated hardware is keyed by it)
+            **({"energy": costs} if (costs := self._energy_overrides()) else {}),
         }
 
+    def _energy_overrides(self) -> dict:
+        return {f.name[7:]: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name.startswith("energy_") and getattr(self, f.name) != f.default}
+
     def digest(self) -> str:
-        """A content hash of the spec (hex, 16 digits)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        """A content hash of the hardware the spec describes (hex, 16 digits; energy costs are
+        not hardware)."""
+        hw = {k: v for k, v in self.to_dict().items() if k != "energy"}
+        blob = json.dumps(hw, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -262,15 +279,21 @@ _FIELDS = [
     ("spads", "filter", int, 224, 1, 4096),
     ("spads", "ifmap", int, 12, 1, 255),
     ("spads", "psum", int, 24, 1, 256),
+    ("energy", "mac", float, 1.0, 0.0, 1e6),
+    ("energy", "rf", float, 1.0, 0.0, 1e6),
+    ("energy", "array", float, 2.0, 0.0, 1e6),
+    ("energy", "gb", float, 6.0, 0.0, 1e6),
+    ("energy", "dram", float, 200.0, 0.0, 1e6),
     ("postproc", "enabled", bool, False, None, None),
     ("postproc", "out_bits", int, 8, 2, 16),
     ("postproc", "mult_bits", int, 16, 2, 24),
     ("postproc", "rounding", "rounding", "half_up", None, None),
 ]
-_SECTIONS = {"array", "precision", "buffers", "pipeline", "spads", "postproc"}
+_SECTIONS = {"array", "precision", "buffers", "pipeline", "spads", "energy", "postproc"}
 #: (section, key) -> Spec field, where they differ
 _RENAME = {("postproc", "enabled"): "postproc", ("spads", "filter"): "filter_spad",
-           ("spads", "ifmap"): "ifmap_spad", ("spads", "psum"): "psum_spad"}
+           ("spads", "ifmap"): "ifmap_spad", ("spads", "psum"): "psum_spad",
+           **{("energy", k): f"energy_{k}" for k in ("mac", "rf", "array", "gb", "dram")}}
 ROUNDING = ("half_up", "half_even")
 
 
@@ -306,6 +329,13 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise AccelgenError(
                     f"{source}: {path} must be an integer from {low} to {high}, not {value!r}")
+        elif kind is float:
+            if (isinstance(value, bool) or not isinstance(value, int | float)
+                    or not low <= value <= high):
+                raise AccelgenError(
+                    f"{source}: {path} must be a number from {low:g} to {high:g} (energy per "
+                    f"access in units of one MAC), not {value!r}")
+            value = float(value)
         elif kind is bool:
             if not isinstance(value, bool):
                 raise AccelgenError(f"{source}: {path} must be true or false, not {value!r}")

@@ -45,7 +45,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.isa import HEADER_FIELDS, HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Op
+from gen.isa import (COUNTERS, HEADER_FIELDS, HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET,
+                     Op)
 from gen.spec import Spec
 
 from .buffer import ReadSignature, WriteSignature, addr_bits
@@ -112,11 +113,8 @@ class Controller(wiring.Component):
             "busy": Out(1),
             "error": Out(1),
             "commands": Out(32),
-            "cycles": Out(64),
-            "array_busy": Out(64),
-            "in_stall": Out(64),
-            "out_stall": Out(64),
         }
+        ports |= {name: Out(64) for name in COUNTERS}
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -278,19 +276,22 @@ class Controller(wiring.Component):
         old = data.View(data.ArrayLayout(signed(acc_bits), cols), self.obuf_rd.data)
         sums = Signal(data.ArrayLayout(signed(acc_bits), cols))
         if per_word:
-            # per-output-channel values indexed by the word's channel, not by the lane
+            # per-output-channel values indexed by the word's channel, not by the lane; read a
+            # cycle early and registered, so the memory's output does not feed the adder directly
             m.submodules.bias_mem = bias_mem = memory.Memory(
                 shape=signed(acc_bits), depth=spec.chan_depth, init=[])
             bias_wr = bias_mem.write_port()
             bias_rd = bias_mem.read_port()
+            assert LT + RL >= 2
             m.d.comb += [bias_wr.addr.eq(ptr), bias_wr.data.eq(s_axis.tdata[:acc_bits]),
-                         bias_rd.addr.eq(toks[LT + RL - 1].chan), bias_rd.en.eq(1)]
+                         bias_rd.addr.eq(toks[LT + RL - 2].chan), bias_rd.en.eq(1)]
+            chan_bias = delay(m, bias_rd.data, 1, "chan_bias")
         for j in range(cols):
             base = Signal(signed(acc_bits), name=f"base{j}")
             with m.If(~wr_tok.first):
                 m.d.comb += base.eq(old[j])
             with m.Elif(wr_tok.bias):
-                m.d.comb += base.eq(bias_rd.data if per_word else bias_reg[j])
+                m.d.comb += base.eq(chan_bias if per_word else bias_reg[j])
             m.d.comb += sums[j].eq(self.y[j] + base)
         m.d.comb += [
             self.obuf_wr.addr.eq(wr_tok.addr), self.obuf_wr.en.eq(wr_tok.valid),
@@ -345,10 +346,15 @@ class Controller(wiring.Component):
         # -- counters -------------------------------------------------------------------------
         waiting_input = Signal()
         idle = Signal()
+        events = {"ibuf_reads": self.ibuf_rd.en, "ibuf_writes": self.ibuf_wr.en,
+                  "wbuf_reads": self.wbuf_rd.en, "wbuf_writes": self.wbuf_wr.en,
+                  "obuf_reads": self.obuf_rd.en, "obuf_writes": self.obuf_wr.en}
         with m.If(self.clear_counters):
-            m.d.sync += [self.commands.eq(0), self.cycles.eq(0), self.array_busy.eq(0),
-                         self.in_stall.eq(0), self.out_stall.eq(0)]
+            m.d.sync += [self.commands.eq(0)] + [getattr(self, n).eq(0) for n in COUNTERS]
         with m.Else():
+            for name, strobe in events.items():
+                with m.If(strobe):
+                    m.d.sync += getattr(self, name).eq(getattr(self, name) + 1)
             with m.If(~idle | s_axis.tvalid):
                 m.d.sync += self.cycles.eq(self.cycles + 1)
             with m.If(issue):

@@ -11,7 +11,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from gen.isa import CSR_ADDR_BITS, CSRS, identity
+from gen.isa import COUNTERS, CSR_ADDR_BITS, CSRS, identity
 from gen.spec import Spec
 
 from .array import array_for
@@ -70,7 +70,7 @@ class Accelerator(wiring.Component):
             ctrl.clear_error.eq(csr.control_stb & csr.control[1]),
             csr.commands.eq(ctrl.commands),
         ]
-        for name in ("cycles", "array_busy", "in_stall", "out_stall"):
+        for name in COUNTERS:
             value = getattr(ctrl, name)
             m.d.comb += [getattr(csr, f"{name}_lo").eq(value[:32]),
                          getattr(csr, f"{name}_hi").eq(value[32:])]

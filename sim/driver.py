@@ -15,11 +15,9 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame,
                            AxiStreamSink, AxiStreamSource)
 
-from gen.isa import csr_offset
+from gen.isa import COUNTERS, csr_offset
 
 __all__ = ["AcceleratorTB", "COUNTERS"]
-
-COUNTERS = ("cycles", "array_busy", "in_stall", "out_stall")
 
 
 def _pauses(probability: float, seed: int):

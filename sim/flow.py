@@ -17,6 +17,7 @@ from gen.emit import generate, hardware_fingerprint
 from gen.errors import AccelgenError
 from gen.isa import Op, identity
 from gen.layer import ConvLayer
+from gen.model import Estimate, estimate
 from gen.spec import Spec
 from gen.tiler import plan
 
@@ -39,6 +40,7 @@ class SimResult:
     job_dir: Path
     program_summary: dict
     wall_seconds: float
+    model: Estimate | None = None   # the analytic model's prediction for the same Program
 
     @property
     def match(self) -> bool:
@@ -56,6 +58,15 @@ class SimResult:
     def utilisation(self) -> float:
         return self.macs / (self.cycles * self.spec.rows * self.spec.cols) if self.cycles else 0.0
 
+    def model_vs_rtl(self) -> dict:
+        """The model's prediction beside the RTL counters: ``{counter: {"model", "rtl",
+        "equal"}}``. Buffer counts are always equal; cycles only without stalls."""
+        out = {}
+        for name, value in _model_rows(self.model).items():
+            rtl = int(self.counters[name])
+            out[name] = {"model": value, "rtl": rtl, "equal": value == rtl}
+        return out
+
     def summary(self) -> dict:
         mm = first_mismatch(self.output, self.expected)
         return {
@@ -65,8 +76,13 @@ class SimResult:
             "ideal_cycles": -(-self.macs // (self.spec.rows * self.spec.cols)),
             "utilisation": round(self.utilisation, 4),
             "counters": self.counters, "program": self.program_summary,
+            **({"model": self.model_vs_rtl()} if self.model else {}),
             "verilog": str(self.verilog), "wall_seconds": round(self.wall_seconds, 2),
         }
+
+
+def _model_rows(est: Estimate) -> dict:
+    return {"cycles": est.cycles, "array_busy": est.array_busy, **est.buffers}
 
 
 def first_mismatch(y: np.ndarray, g: np.ndarray):
@@ -144,11 +160,10 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
     total_beats = sum(len(f) for f in frames) // (spec.in_stream_bits // 8)
     stores = program.count(Op.STORE)
     out_beats = sum(c.count for c in program.commands if c.op == Op.STORE)
-    # generous watchdog: every beat, every MAC cycle and every pass overhead, tripled, plus pauses
-    passes = sum(c.header["r"] * c.header["s"] for c in program.commands if c.op == Op.COMPUTE)
-    budget = (total_beats + out_beats + program.ideal_cycles * 2
-              + passes * (2 * spec.rows + spec.cols + 8))
-    budget = int(budget * 3 / max(0.05, (1 - max(in_pause, out_pause)))) + 10_000
+    # generous watchdog: the model's exact cycles (which assume no stalls), tripled, plus pauses
+    model = estimate(program)
+    budget = int((model.cycles + total_beats + out_beats) * 3
+                 / max(0.05, (1 - max(in_pause, out_pause)))) + 10_000
     if via_uart:  # ten bit times per byte each way, plus CSR polls
         total_bytes = sum(len(f) for f in frames) + out_beats * spec.out_stream_bits // 8
         budget += 30 * uart_divisor * (total_bytes + 64 * len(frames)) + 50 * budget
@@ -168,4 +183,5 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
                             f"{job_dir / 'sim.log'}")
     return SimResult(spec=spec, layer=layer, sim=sim, output=y, expected=expected,
                      counters=counters, verilog=vpath, job_dir=job_dir,
-                     program_summary=program.summary(), wall_seconds=time.monotonic() - t0)
+                     program_summary=program.summary(), wall_seconds=time.monotonic() - t0,
+                     model=model)

@@ -61,6 +61,12 @@ def test_simulate_npy_roundtrip(spec_file, tmp_path, capsys):
     assert np.array_equal(np.load(y), conv2d(x, w, b, stride=2, pad=1))
     assert summary["cycles"] == summary["counters"]["cycles"] > summary["ideal_cycles"]
     assert 0 < summary["utilisation"] <= 1
+    # the model's prediction beside every RTL counter it predicts, all equal without stalls
+    model = summary["model"]
+    assert set(model) == {"cycles", "array_busy", "ibuf_reads", "ibuf_writes", "wbuf_reads",
+                          "wbuf_writes", "obuf_reads", "obuf_writes"}
+    assert all(v["equal"] and v["rtl"] == summary["counters"][k] for k, v in model.items())
+    assert model["ibuf_writes"]["rtl"] > 0 and model["obuf_reads"]["rtl"] > 0
 
 
 def test_simulate_random_layer_text(spec_file, capsys):
@@ -178,6 +184,27 @@ def test_estimate(spec_file, tmp_path, capsys):
     assert "row 1: needs integer columns C, H, W, K, R, S" in _err_line(capsys)
     assert main(["estimate", str(spec_file), "--network", "vgg99"]) == 2
     assert "unknown network 'vgg99'" in _err_line(capsys)
+
+
+def test_estimate_energy_and_plot(spec_file, tmp_path, capsys):
+    assert main(["estimate", str(spec_file), "--network", "lenet5", "--json",
+                 "--plot", str(tmp_path / "e.png")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
+    assert out["energy_costs"] == {"mac": 1.0, "rf": 1.0, "array": 2.0, "gb": 6.0, "dram": 200.0}
+    for r in out["layers"]:
+        e, a = r["energy"], r["accesses"]
+        assert e["dram"] == 200 * a["dram"] and e["gb"] == 6 * a["gb"] and a["dram"] > 0
+        assert e["total"] == sum(e[k] for k in out["energy_costs"])
+        assert e["per_mac"] == e["total"] / r["macs"]
+    # costs from the spec's [energy] table
+    spec = tmp_path / "e.toml"
+    spec.write_text(spec_file.read_text() + "\n[energy]\ndram = 100\n")
+    assert main(["estimate", str(spec), "--network", "lenet5", "--json"]) == 0
+    half = json.loads(capsys.readouterr().out)
+    assert half["layers"][0]["energy"]["dram"] == out["layers"][0]["energy"]["dram"] / 2
+    assert main(["estimate", str(spec_file), "--network", "lenet5", "--plot", "x.jpg"]) == 2
+    assert "--plot writes .png or .svg" in _err_line(capsys)
 
 
 def test_simulate_requant_cli(tmp_path, capsys):

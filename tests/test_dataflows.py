@@ -1,6 +1,7 @@
 """Every engine of the mapping description on the RTL (Icarus; a Verilator sample), against the
 golden model: a table of layer shapes per engine, and hypothesis drawing random mappings × layer
-shapes × data. The model's cycles must equal the RTL's whenever nothing stalls.
+shapes × data. The model's cycles must equal the RTL's whenever nothing stalls, and its buffer
+access counts always.
 
 The default run draws a handful of random cases; the campaign (``pytest -m slow -k campaign``)
 draws many more. Either prints nothing unless a case fails, when hypothesis shrinks it and shows
@@ -75,8 +76,9 @@ def run(spec_kw, layer, tmp_path, *, sim="icarus", bias=False, quant=False, relu
                          out_pause=pause, seed=seed, quant=q, relu=relu)
     assert res.match, (spec.engine, layer.describe(), res.summary()["first_mismatch"])
     assert res.counters["error"] == 0
+    est = estimate(plan(spec, layer, bias=bias, requant=quant, relu=relu))
+    assert {k: res.counters[k] for k in est.buffers} == est.buffers   # stalls or not
     if not pause:
-        est = estimate(plan(spec, layer, bias=bias, requant=quant, relu=relu))
         assert (res.counters["cycles"], res.counters["array_busy"]) == \
             (est.cycles, est.array_busy)
     return res
