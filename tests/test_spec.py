@@ -47,6 +47,10 @@ def test_defaults_and_derived():
                                    "not 70000"),
     ("dataflow", "xs", "t: dataflow must be one of ws, is, os, nlr, rs, custom, not 'xs'"),
     ("pipeline.mult_stages", 3, "t: pipeline.mult_stages must be an integer from 0 to 2, not 3"),
+    ("energy.dram", -1, "t: energy.dram must be a number from 0 to 1e+06 (energy per access in "
+                        "units of one MAC), not -1"),
+    ("energy.gb", "6", "t: energy.gb must be a number from 0 to 1e+06 (energy per access in "
+                       "units of one MAC), not '6'"),
     ("precision.acc_bits", 12, "t: precision.acc_bits must be at least act_bits + weight_bits (16) "
                                "to hold one product, not 12"),
 ])
