@@ -13,7 +13,10 @@ PE per cycle; partial sums start at zero in the top row and move down one PE per
 pipeline stages).
 
 Weights are held for as long as ``w_shift`` is low: the controller must not shift while a vector it
-cares about is still inside the array (``latency`` cycles).
+cares about is still inside the array (``latency`` cycles). With ``banks=2`` (weight-stationary)
+each PE holds two weights: the shift loads bank ``w_bank`` while every activation carries a
+``sel`` bit choosing the bank it multiplies with, so the next tap's weights load behind the
+current tap's stream and taps follow each other without draining the array.
 
 With ``preload="right"`` (input-stationary) the roles swap: the stationary operand enters at the left
 of each row (``w`` has ``rows`` lanes) and shifts right, so after ``n`` shifts the word pushed first
@@ -45,7 +48,7 @@ def _pe_grid(m, make, rows, cols):
 
 class SystolicArray(wiring.Component):
     def __init__(self, *, rows: int, cols: int, act_shape, weight_shape, acc_bits: int,
-                 stages: int = 0, preload: str = "down"):
+                 stages: int = 0, preload: str = "down", banks: int = 1):
         if preload not in ("down", "right"):
             raise ValueError(f"preload must be 'down' or 'right', not {preload!r}")
         self.preload = preload
@@ -55,14 +58,17 @@ class SystolicArray(wiring.Component):
         self.rows, self.cols = rows, cols
         self.act_shape, self.weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
         self.acc_bits = acc_bits
-        self.stages = stages
+        self.stages, self.banks = stages, banks
         self.latency = self.latency_of(rows, cols, stages)
-        super().__init__({
+        ports = {
             "a": In(data.ArrayLayout(self.act_shape, rows)),
             "w": In(data.ArrayLayout(self.weight_shape, cols if preload == "down" else rows)),
             "w_shift": In(1),
             "y": Out(data.ArrayLayout(signed(acc_bits), cols)),
-        })
+        }
+        if banks == 2:   # double-buffered weights: see MacPE; sel travels with the activations
+            ports |= {"w_bank": In(1), "sel": In(1)}
+        super().__init__(ports)
 
     @staticmethod
     def latency_of(rows: int, cols: int, stages: int = 0) -> int:
@@ -72,7 +78,8 @@ class SystolicArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pes = _pe_grid(m, lambda: MacPE(act_shape=self.act_shape, weight_shape=self.weight_shape,
-                                        acc_bits=self.acc_bits, stages=self.stages),
+                                        acc_bits=self.acc_bits, stages=self.stages,
+                                        banks=self.banks),
                        self.rows, self.cols)
         for i in range(self.rows):
             for j in range(self.cols):
@@ -80,6 +87,10 @@ class SystolicArray(wiring.Component):
                 m.d.comb += pe.w_shift.eq(self.w_shift)
                 m.d.comb += pe.a_in.eq(delay(m, self.a[i], i, f"skew{i}") if j == 0
                                        else pes[i][j - 1].a_out)
+                if self.banks == 2:
+                    m.d.comb += [pe.w_bank.eq(self.w_bank),
+                                 pe.sel_in.eq(delay(m, self.sel, i, f"sel_skew{i}") if j == 0
+                                              else pes[i][j - 1].sel_out)]
                 if self.preload == "down":
                     m.d.comb += pe.w_in.eq(self.w[j] if i == 0 else pes[i - 1][j].w_out)
                 else:
@@ -276,7 +287,7 @@ def array_for(spec):
     wgt = signed(spec.weight_bits) if spec.weight_signed else Shape(spec.weight_bits)
     kw = dict(rows=spec.rows, cols=spec.cols, acc_bits=spec.acc_bits, stages=spec.mult_stages)
     if spec.engine == "ws":
-        arr = SystolicArray(act_shape=act, weight_shape=wgt, preload="down", **kw)
+        arr = SystolicArray(act_shape=act, weight_shape=wgt, preload="down", banks=2, **kw)
     elif spec.engine == "is":  # weights stream through, input pixels stay
         arr = SystolicArray(act_shape=wgt, weight_shape=act, preload="right", **kw)
     elif spec.engine == "os":

@@ -85,7 +85,8 @@ class Controller(wiring.Component):
         # the array's operand ports (see hw/array.py: array_for)
         if eng == "ws":
             ports |= {"a": Out(data.ArrayLayout(act, spec.rows)),
-                      "w": Out(data.ArrayLayout(wgt, spec.cols)), "w_shift": Out(1)}
+                      "w": Out(data.ArrayLayout(wgt, spec.cols)), "w_shift": Out(1),
+                      "w_bank": Out(1), "sel": Out(1)}
         elif eng == "is":
             ports |= {"a": Out(data.ArrayLayout(wgt, spec.rows)),
                       "w": Out(data.ArrayLayout(act, spec.rows)), "w_shift": Out(1)}
@@ -191,6 +192,7 @@ class Controller(wiring.Component):
         # -- strobes ------------------------------------------------------------------------------
         issue = Signal()     # a vector is read this cycle and enters the array RL cycles later
         x_issue = Signal()   # a stationary-operand word is read (ws/is preload, os fill)
+        loading = Signal()   # (ws) a state in which the next tap's weights may load
         tok_valid = Signal()  # a token for an output word starts down the delay line
         tok_step = Signal()   # (os) a drain step starts down the delay line
         tok_addr = Signal(16)
@@ -202,10 +204,28 @@ class Controller(wiring.Component):
             self.ibuf_rd.addr.eq(pix), self.wbuf_rd.addr.eq(wtap + lin),
         ]
         if eng == "ws":
-            m.d.comb += [self.ibuf_rd.en.eq(issue), self.wbuf_rd.en.eq(x_issue),
+            # double-buffered weights (hw/pe.py MacPE banks=2): the first tap of a COMPUTE loads
+            # bank `bank` (WLOAD); while a tap streams against `bank`, the loader shifts the next
+            # tap's words into the other bank, starting WB cycles into the stream (when the
+            # previous tap's last vector has left the array) and taking `rows` cycles. The next
+            # tap streams as soon as both its pixels' predecessor and its weights are done: a tap
+            # lasts max(pixels, WB + rows) cycles, and the array drains once per COMPUTE
+            WB = rows + cols + RL
+            bank, more = Signal(), Signal()
+            since = Signal(range(WB + rows + 1))    # cycles since the current tap began
+            wnext = Signal(_PTR)                    # weight words of the next tap
+            more_now = Signal()                     # a tap follows the current one
+            l_issue = Signal()
+            m.d.comb += [more_now.eq(Mux(since == 0, ~tap_last, more)),
+                         l_issue.eq(loading & more_now & (since >= WB) & (since < WB + rows))]
+            with m.If(l_issue):
+                m.d.comb += self.wbuf_rd.addr.eq(wnext + (WB + rows - 1 - since))
+            m.d.comb += [self.ibuf_rd.en.eq(issue), self.wbuf_rd.en.eq(x_issue | l_issue),
                          self.a.as_value().eq(self.ibuf_rd.data),
                          self.w.as_value().eq(self.wbuf_rd.data),
-                         self.w_shift.eq(delay(m, x_issue, RL, "x_issue"))]
+                         self.w_shift.eq(delay(m, x_issue | l_issue, RL, "x_issue")),
+                         self.w_bank.eq(delay(m, bank ^ l_issue, RL, "w_bank")),
+                         self.sel.eq(delay(m, bank, RL, "sel"))]
         elif eng == "is":
             m.d.comb += [self.ibuf_rd.en.eq(x_issue), self.wbuf_rd.en.eq(issue),
                          self.a.as_value().eq(self.wbuf_rd.data),
@@ -464,7 +484,13 @@ class Controller(wiring.Component):
                     m.d.comb += x_issue.eq(1)
                     m.d.sync += lin.eq(lin - 1)
                     with m.If(lin == 0):
-                        m.d.sync += lin.eq(rows - 1)
+                        m.d.sync += [lin.eq(rows - 1), since.eq(0)]
+                        m.next = "STREAM"
+                with m.State("WGAP"):     # the next tap's weights are still loading
+                    m.d.comb += loading.eq(1)
+                    m.d.sync += since.eq(since + 1)
+                    with m.If(since >= WB + rows - 1):
+                        m.d.sync += [bank.eq(~bank), since.eq(0)]
                         m.next = "STREAM"
 
             if eng in ("ws", "nlr"):
@@ -472,10 +498,26 @@ class Controller(wiring.Component):
                     m.d.comb += [issue.eq(1), tok_valid.eq(1), tok_addr.eq(opix)]
                     m.d.sync += opix.eq(opix + 1)
                     walk_pixel()
+                    if eng == "ws":
+                        m.d.comb += loading.eq(1)
+                        with m.If(since != WB + rows):
+                            m.d.sync += since.eq(since + 1)
+                        with m.If(since == 0):    # the walker points at this tap
+                            m.d.sync += [more.eq(~tap_last), wnext.eq(wtap + wstep)]
                     with m.If(pix_last):
-                        m.d.sync += [drain.eq(L + RL + 2), opix.eq(cmd.oaddr)]
+                        m.d.sync += opix.eq(cmd.oaddr)
                         next_tap()
-                        m.next = "DRAIN"
+                        if eng == "ws":
+                            with m.If(~more_now):
+                                m.d.sync += drain.eq(L + RL + 2)
+                                m.next = "DRAIN"
+                            with m.Elif(since >= WB + rows - 1):   # weights ready: go on
+                                m.d.sync += [bank.eq(~bank), since.eq(0)]
+                            with m.Else():
+                                m.next = "WGAP"
+                        else:
+                            m.d.sync += drain.eq(L + RL + 2)
+                            m.next = "DRAIN"
 
             if eng == "is":
                 with m.State("PRELOAD"):

@@ -24,28 +24,53 @@ __all__ = ["MacPE", "OsPE", "RsPE", "rs_control_layout"]
 
 class MacPE(wiring.Component):
     """Parameters: ``act_shape``, ``weight_shape`` (Amaranth shapes, signed or unsigned) and
-    ``acc_bits`` (signed accumulator/partial-sum width)."""
+    ``acc_bits`` (signed accumulator/partial-sum width).
 
-    def __init__(self, *, act_shape, weight_shape, acc_bits: int, stages: int = 0):
+    With ``banks=2`` the PE holds two weights (double buffering): ``w_shift`` loads the bank named
+    by ``w_bank`` (and ``w_out`` passes that bank down the chain) while the products use the bank
+    named by ``sel_in``, a bit that travels with each activation (``sel_out``, one cycle later).
+    The next filter tap's weights shift into one bank while the current tap's activations stream
+    against the other, and each activation picks its own tap's weights, so taps follow each other
+    through the array back to back."""
+
+    def __init__(self, *, act_shape, weight_shape, acc_bits: int, stages: int = 0,
+                 banks: int = 1):
         act_shape, weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
         if not isinstance(acc_bits, int) or acc_bits < act_shape.width + weight_shape.width:
             raise ValueError(f"acc_bits must be an integer of at least "
                              f"{act_shape.width + weight_shape.width}, not {acc_bits!r}")
         check_stages(stages)
+        if banks not in (1, 2):
+            raise ValueError(f"banks must be 1 or 2, not {banks!r}")
         self.act_shape, self.weight_shape, self.acc_bits = act_shape, weight_shape, acc_bits
-        self.stages = stages
-        super().__init__({
+        self.stages, self.banks = stages, banks
+        ports = {
             "a_in": In(act_shape), "a_out": Out(act_shape),
             "w_in": In(weight_shape), "w_out": Out(weight_shape), "w_shift": In(1),
             "psum_in": In(signed(acc_bits)), "psum_out": Out(signed(acc_bits)),
-        })
+        }
+        if banks == 2:
+            ports |= {"w_bank": In(1), "sel_in": In(1), "sel_out": Out(1)}
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
-        w = Signal(self.weight_shape)
-        with m.If(self.w_shift):
-            m.d.sync += w.eq(self.w_in)
-        m.d.comb += self.w_out.eq(w)
+        if self.banks == 1:
+            w = Signal(self.weight_shape)
+            with m.If(self.w_shift):
+                m.d.sync += w.eq(self.w_in)
+            m.d.comb += self.w_out.eq(w)
+        else:
+            w0, w1 = Signal(self.weight_shape), Signal(self.weight_shape)
+            with m.If(self.w_shift):
+                with m.If(self.w_bank):
+                    m.d.sync += w1.eq(self.w_in)
+                with m.Else():
+                    m.d.sync += w0.eq(self.w_in)
+            w = Signal(self.weight_shape)
+            m.d.comb += [self.w_out.eq(Mux(self.w_bank, w1, w0)),
+                         w.eq(Mux(self.sel_in, w1, w0))]
+            m.d.sync += self.sel_out.eq(self.sel_in)
         m.d.sync += self.a_out.eq(self.a_in)
         product = pipelined_product(m, self.a_in, w, self.stages, "x")
         m.d.sync += self.psum_out.eq(self.psum_in + product)

@@ -48,7 +48,11 @@ def _run(spec_kw, layer, sim, tmp_path, *, bias=False, extreme=None, pause=0.0, 
     # buffer accesses do not depend on stalls: the model's counts are exact either way
     assert {k: c[k] for k in est.buffers} == est.buffers
     if pause:
-        assert c["in_stall"] > 0 and c["out_stall"] > 0
+        assert c["in_stall"] > 0
+        # whether a random sink pause meets a valid beat is chance: ask for output stalls only
+        # where missing every one is beyond it (64 beats at p = 0.2: 0.8**64 < 1e-6)
+        if res.program_summary["output_words"] >= 64:
+            assert c["out_stall"] > 0
     else:  # a full input stream and a ready output: the analytic model is exact
         assert (c["cycles"], c["array_busy"]) == (est.cycles, est.array_busy)
     return res
