@@ -159,12 +159,19 @@ def synthesize(spec: Spec, target: str = "ecp5-85k", *, freq: float = 100.0, see
             text = (wd / f"{step}.log").read_text(errors="replace")
             if (step == "yosys" and proc.returncode != 0 and "ERROR" not in text
                     and tgt.family == "ecp5"):
-                # YoWASP's ABC9 dies silently on some wide adder trees (the NLR array): the
-                # classic ABC flow maps the same netlist; say so in the result
-                cmd = [*cmd[:-1], script.replace(tgt.synth_cmd, f"{tgt.synth_cmd} -noabc9")]
+                # YoWASP's yosys-abc dies without a message inside ABC9 on some netlists (seen
+                # on the 8x8 WS array with double-buffered weights, and once on NLR); Yosys 0.70's
+                # synth_ecp5 has no -noabc9, so run its script with classic ABC LUT mapping in
+                # place of ABC9, and say so in the result
+                cmd = [*cmd[:-1], (
+                    f"read_verilog top.v; {tgt.synth_cmd} -top top -run :map_luts; "
+                    f"techmap -map +/lattice/latches_map.v; abc -lut 4; clean; "
+                    f"{tgt.synth_cmd} -top top -run map_cells:edif; write_json top.json; "
+                    f"tee -q -o stat.json stat -json")]
                 proc = _run(cmd, wd, wd / f"{step}.log", timeout)
                 text = (wd / f"{step}.log").read_text(errors="replace")
-                res.message = "yosys ABC9 crashed without a message; synthesised with -noabc9"
+                res.message = ("yosys ABC9 crashed without a message; LUTs mapped with classic "
+                               "ABC instead")
         except subprocess.TimeoutExpired:
             res.seconds[step] = round(time.monotonic() - t0, 2)
             res.status, res.message = "timeout", f"{step} exceeded {timeout:.0f} s"

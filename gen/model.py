@@ -9,8 +9,8 @@ Per command (``L`` = array latency, ``RL`` = buffer read latency, both from the 
 
     header                 HEADER_WORDS cycles (one beat each)
     LOAD_*                 count cycles
-    COMPUTE  ws            rows (first tap's weights) + per filter tap but the last
-                           max(p*q, 2*rows + cols + RL) (stream; the next tap's weights load
+    COMPUTE  ws            rows + 1 (first tap's weights) + per filter tap but the last
+                           max(p*q, 2*rows + cols + RL + 1) (stream; the next tap's weights load
                            into the other bank meanwhile) + p*q (last stream) + L + RL + 3
              nlr           per filter tap: p*q (stream) + L + RL + 3 (drain)
              is            per filter tap: p*q (pixel preload) + count (channel stream) + L + RL + 3
@@ -105,8 +105,8 @@ def estimate(program: Program) -> Estimate:
             # (input words read, weight words read, output words accumulated: one read and one
             # write each)
             if eng == "ws":   # double-buffered weights: taps back to back, one drain
-                gap = spec.rows + spec.cols + RL + spec.rows
-                cycles += spec.rows + (taps - 1) * max(pixels, gap) + pixels + L + RL + 3
+                gap = spec.rows + spec.cols + RL + spec.rows + 1
+                cycles += spec.rows + 1 + (taps - 1) * max(pixels, gap) + pixels + L + RL + 3
                 busy += taps * pixels
                 words = (taps * pixels, taps * spec.rows, taps * pixels)
                 extra_array += taps * spec.rows * spec.rows * spec.cols   # weight preload shifts

@@ -14,9 +14,9 @@ pipeline stages).
 
 Weights are held for as long as ``w_shift`` is low: the controller must not shift while a vector it
 cares about is still inside the array (``latency`` cycles). With ``banks=2`` (weight-stationary)
-each PE holds two weights: the shift loads bank ``w_bank`` while every activation carries a
-``sel`` bit choosing the bank it multiplies with, so the next tap's weights load behind the
-current tap's stream and taps follow each other without draining the array.
+the shift loads each PE's shadow weight while the active one is in use, and a bank bit travelling
+with the activations (``sel_next``, skewed like them) makes every PE take its shadow weight just
+before the first activation of the next tap: taps follow each other without draining the array.
 
 With ``preload="right"`` (input-stationary) the roles swap: the stationary operand enters at the left
 of each row (``w`` has ``rows`` lanes) and shifts right, so after ``n`` shifts the word pushed first
@@ -66,8 +66,8 @@ class SystolicArray(wiring.Component):
             "w_shift": In(1),
             "y": Out(data.ArrayLayout(signed(acc_bits), cols)),
         }
-        if banks == 2:   # double-buffered weights: see MacPE; sel travels with the activations
-            ports |= {"w_bank": In(1), "sel": In(1)}
+        if banks == 2:   # double-buffered weights (see MacPE): sel_next is the bank bit of the
+            ports |= {"sel_next": In(1)}   # vector presented at `a` in the next cycle
         super().__init__(ports)
 
     @staticmethod
@@ -88,9 +88,8 @@ class SystolicArray(wiring.Component):
                 m.d.comb += pe.a_in.eq(delay(m, self.a[i], i, f"skew{i}") if j == 0
                                        else pes[i][j - 1].a_out)
                 if self.banks == 2:
-                    m.d.comb += [pe.w_bank.eq(self.w_bank),
-                                 pe.sel_in.eq(delay(m, self.sel, i, f"sel_skew{i}") if j == 0
-                                              else pes[i][j - 1].sel_out)]
+                    m.d.comb += pe.sel_next.eq(delay(m, self.sel_next, i, f"sel_skew{i}")
+                                               if j == 0 else pes[i][j - 1].sel_out)
                 if self.preload == "down":
                     m.d.comb += pe.w_in.eq(self.w[j] if i == 0 else pes[i - 1][j].w_out)
                 else:

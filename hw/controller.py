@@ -86,7 +86,7 @@ class Controller(wiring.Component):
         if eng == "ws":
             ports |= {"a": Out(data.ArrayLayout(act, spec.rows)),
                       "w": Out(data.ArrayLayout(wgt, spec.cols)), "w_shift": Out(1),
-                      "w_bank": Out(1), "sel": Out(1)}
+                      "sel_next": Out(1)}
         elif eng == "is":
             ports |= {"a": Out(data.ArrayLayout(wgt, spec.rows)),
                       "w": Out(data.ArrayLayout(act, spec.rows)), "w_shift": Out(1)}
@@ -204,12 +204,15 @@ class Controller(wiring.Component):
             self.ibuf_rd.addr.eq(pix), self.wbuf_rd.addr.eq(wtap + lin),
         ]
         if eng == "ws":
-            # double-buffered weights (hw/pe.py MacPE banks=2): the first tap of a COMPUTE loads
-            # bank `bank` (WLOAD); while a tap streams against `bank`, the loader shifts the next
-            # tap's words into the other bank, starting WB cycles into the stream (when the
-            # previous tap's last vector has left the array) and taking `rows` cycles. The next
-            # tap streams as soon as both its pixels' predecessor and its weights are done: a tap
-            # lasts max(pixels, WB + rows) cycles, and the array drains once per COMPUTE
+            # double-buffered weights (hw/pe.py MacPE banks=2): WLOAD shifts the first tap of a
+            # COMPUTE into the PEs' shadow registers; while a tap streams, the loader shifts the
+            # next tap's words in behind it, starting WB cycles into the stream (when every PE
+            # has taken the current tap's weights from its shadow) and taking `rows` cycles. Each
+            # tap's vectors carry the flipped bank bit, which makes every PE take its shadow just
+            # before the first of them. The next tap streams as soon as its predecessor's pixels
+            # and its weights are done (a cycle after the last shift, as the PEs copy their
+            # shadows a cycle ahead of the vector): a tap lasts max(pixels, WB + rows + 1)
+            # cycles, and the array drains once per COMPUTE
             WB = rows + cols + RL
             bank, more = Signal(), Signal()
             since = Signal(range(WB + rows + 1))    # cycles since the current tap began
@@ -224,8 +227,8 @@ class Controller(wiring.Component):
                          self.a.as_value().eq(self.ibuf_rd.data),
                          self.w.as_value().eq(self.wbuf_rd.data),
                          self.w_shift.eq(delay(m, x_issue | l_issue, RL, "x_issue")),
-                         self.w_bank.eq(delay(m, bank ^ l_issue, RL, "w_bank")),
-                         self.sel.eq(delay(m, bank, RL, "sel"))]
+                         # the bank bit of the vector at the array's input next cycle
+                         self.sel_next.eq(delay(m, bank, RL - 1, "sel_next"))]
         elif eng == "is":
             m.d.comb += [self.ibuf_rd.en.eq(x_issue), self.wbuf_rd.en.eq(issue),
                          self.a.as_value().eq(self.wbuf_rd.data),
@@ -484,12 +487,15 @@ class Controller(wiring.Component):
                     m.d.comb += x_issue.eq(1)
                     m.d.sync += lin.eq(lin - 1)
                     with m.If(lin == 0):
-                        m.d.sync += [lin.eq(rows - 1), since.eq(0)]
-                        m.next = "STREAM"
+                        m.d.sync += lin.eq(rows - 1)
+                        m.next = "WSETTLE"
+                with m.State("WSETTLE"):  # the last word shifts in; PEs take it next cycle
+                    m.d.sync += [since.eq(0), bank.eq(~bank)]
+                    m.next = "STREAM"
                 with m.State("WGAP"):     # the next tap's weights are still loading
                     m.d.comb += loading.eq(1)
                     m.d.sync += since.eq(since + 1)
-                    with m.If(since >= WB + rows - 1):
+                    with m.If(since >= WB + rows):
                         m.d.sync += [bank.eq(~bank), since.eq(0)]
                         m.next = "STREAM"
 
@@ -511,7 +517,7 @@ class Controller(wiring.Component):
                             with m.If(~more_now):
                                 m.d.sync += drain.eq(L + RL + 2)
                                 m.next = "DRAIN"
-                            with m.Elif(since >= WB + rows - 1):   # weights ready: go on
+                            with m.Elif(since >= WB + rows):   # weights ready: go on
                                 m.d.sync += [bank.eq(~bank), since.eq(0)]
                             with m.Else():
                                 m.next = "WGAP"

@@ -26,12 +26,14 @@ class MacPE(wiring.Component):
     """Parameters: ``act_shape``, ``weight_shape`` (Amaranth shapes, signed or unsigned) and
     ``acc_bits`` (signed accumulator/partial-sum width).
 
-    With ``banks=2`` the PE holds two weights (double buffering): ``w_shift`` loads the bank named
-    by ``w_bank`` (and ``w_out`` passes that bank down the chain) while the products use the bank
-    named by ``sel_in``, a bit that travels with each activation (``sel_out``, one cycle later).
-    The next filter tap's weights shift into one bank while the current tap's activations stream
-    against the other, and each activation picks its own tap's weights, so taps follow each other
-    through the array back to back."""
+    With ``banks=2`` the PE double-buffers its weight: ``w_shift`` loads a *shadow* register (and
+    ``w_out`` passes the shadow down the chain) while the products use the *active* one. A bank bit
+    travels with the activations: ``sel_next`` is the bit of the activation arriving next cycle
+    (the left neighbour's ``sel_out``); when it differs from the bit of the current one, the shadow
+    is copied into the active register, just in time for that activation. So the next filter
+    tap's weights shift in behind the current tap's stream and each activation meets its own
+    tap's weights; the multiplier still reads a plain register (a DSP input), and the copy is a
+    clock enable."""
 
     def __init__(self, *, act_shape, weight_shape, acc_bits: int, stages: int = 0,
                  banks: int = 1):
@@ -50,7 +52,7 @@ class MacPE(wiring.Component):
             "psum_in": In(signed(acc_bits)), "psum_out": Out(signed(acc_bits)),
         }
         if banks == 2:
-            ports |= {"w_bank": In(1), "sel_in": In(1), "sel_out": Out(1)}
+            ports |= {"sel_next": In(1), "sel_out": Out(1)}
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -61,16 +63,13 @@ class MacPE(wiring.Component):
                 m.d.sync += w.eq(self.w_in)
             m.d.comb += self.w_out.eq(w)
         else:
-            w0, w1 = Signal(self.weight_shape), Signal(self.weight_shape)
+            shadow, w = Signal(self.weight_shape), Signal(self.weight_shape)
             with m.If(self.w_shift):
-                with m.If(self.w_bank):
-                    m.d.sync += w1.eq(self.w_in)
-                with m.Else():
-                    m.d.sync += w0.eq(self.w_in)
-            w = Signal(self.weight_shape)
-            m.d.comb += [self.w_out.eq(Mux(self.w_bank, w1, w0)),
-                         w.eq(Mux(self.sel_in, w1, w0))]
-            m.d.sync += self.sel_out.eq(self.sel_in)
+                m.d.sync += shadow.eq(self.w_in)
+            m.d.comb += self.w_out.eq(shadow)
+            with m.If(self.sel_next != self.sel_out):    # the next activation is a new tap's
+                m.d.sync += w.eq(shadow)
+            m.d.sync += self.sel_out.eq(self.sel_next)
         m.d.sync += self.a_out.eq(self.a_in)
         product = pipelined_product(m, self.a_in, w, self.stages, "x")
         m.d.sync += self.psum_out.eq(self.psum_in + product)
