@@ -9,8 +9,10 @@ one filter tap) and a *linear* counter over weight words.
 
 COMPUTE per engine, for each filter tap (r, s):
 
-* ``ws``: ``WLOAD`` shifts the tap's ``rows`` weight words into the array, ``STREAM`` walks the
-  pixels (one input vector per cycle), ``DRAIN`` waits for the last sums.
+* ``ws``: ``WLOAD`` shifts the first tap's ``rows`` weight words into the PEs' shadow registers,
+  ``STREAM`` walks the pixels (one input vector per cycle) while the next tap's words shift in
+  behind (double buffering; ``WGAP`` waits for them when a tap has few pixels), taps follow each
+  other without draining, and ``DRAIN`` waits for the last sums of the COMPUTE.
 * ``is``: ``PRELOAD`` walks the pixels of the block (at most ``cols``) into the rows' shift chains,
   ``KSTREAM`` streams ``count`` weight words (one per output channel), ``DRAIN``.
 * ``nlr``: ``STREAM`` walks the pixels, reading the tap's ``rows``×``cols`` weight word with every
@@ -26,15 +28,16 @@ COMPUTE per engine, for each filter tap (r, s):
 
 Weight-stationary in detail:
 
-* ``WLOAD``: read the tap's ``rows`` weight words (bottom row first) and shift them into the array.
+* ``WLOAD``: read the first tap's ``rows`` weight words (bottom row first) and shift them into the
+  array's shadow weights; later taps' words are read and shifted the same way during the stream.
 * ``STREAM``: one input word per cycle, addresses from incremental pointers (no multiplier anywhere
   in the controller: the tiler sends ``row_step = stride*pitch`` and ``dil_step = dilation*pitch``):
   ``pix = addr + p*row_step + r*dil_step + q*stride + s*dilation``. A token (output address,
   first-pass flag) travels beside each vector through a delay line matched to the buffer and array
   latencies; when the column sums appear, the output word has been read just in time and is written
   back with the sums added (or over it on the first pass, starting from zero or the bias register).
-* ``DRAIN``: wait until the last vector has left the array and its sums are written before the next
-  tap's weights shift in.
+* ``DRAIN``: after the last tap, wait until the last vector has left the array and its sums are
+  written.
 
 Every latency derives from the spec: ``RL`` = buffer read latency (1, or 3 with registered buffers),
 ``L`` = array latency. STORE issues output-buffer reads into a small FIFO with credits, so ``m_axis``
