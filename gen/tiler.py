@@ -317,22 +317,73 @@ def _rs_computes(geom, layer, cn, ct, kn, wt, pn, qn, pb, obase, with_bias, g, c
     return out
 
 
+def _tile_candidates(spec: Spec, layer: ConvLayer, first: tuple[int, int]):
+    """Output tiles worth timing besides ``first`` (the fewest, largest tiles). A smaller tile
+    lets one input tile serve a larger group of K tiles (the output buffer holds the group's
+    outputs), which can beat reloading the input for every group; so when ``first`` leaves K
+    tiles over, yield for a group of 2×, 4× and all the K tiles the fewest (then largest) tiles
+    of the map, cut into up to 8 row bands × 4 column bands, that the buffers hold."""
+    U, D = layer.stride, layer.dilation
+    n_kt = -(-layer.Kg // engine_facts(spec, layer).k_tile)
+    kb = max(1, min(n_kt, spec.output_depth // (first[0] * first[1])))
+    if kb >= n_kt:
+        return
+    for group in sorted({min(2 * kb, n_kt), min(4 * kb, n_kt), n_kt}):
+        best = None
+        for a in range(1, 9):
+            for b in range(1, 5):
+                pt, qt = -(-layer.P // a), -(-layer.Q // b)
+                ht = (pt - 1) * U + (layer.R - 1) * D + 1
+                wt = (qt - 1) * U + (layer.S - 1) * D + 1
+                if (ht * wt > spec.input_depth or pt * qt * group > spec.output_depth
+                        or pt > field_max("p") or qt > field_max("q")):
+                    continue
+                key = (-(-layer.P // pt) * -(-layer.Q // qt), -pt * qt)
+                if best is None or key < best[0]:
+                    best = (key, (pt, qt))
+        if best is not None and best[1] != first:
+            yield best[1]
+
+
 def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = False,
          relu: bool = False) -> Program:
     """Tile ``layer`` for the hardware described by ``spec``. ``requant`` and ``relu`` run the
     outputs through the post-processing unit (per-channel multipliers and shifts are loaded with
-    LOAD_QUANT before the STOREs of each K tile)."""
+    LOAD_QUANT before the STOREs of each K tile).
+
+    For the engines that stream a whole tile (ws, nlr) the output tile is chosen by the cycle
+    model (gen/model.py, equal to the RTL's counter): the fewest, largest tiles, or a smaller
+    tiling of the map (:func:`_tile_candidates`) when it costs fewer cycles (ResNet-18 conv2_x
+    on 16×16 WS: 28×28 tiles instead of the whole 56×56 map, 521,488 → 492,384 cycles)."""
     if (requant or relu) and not spec.postproc:
         raise AccelgenError(f"requantisation and ReLU need the post-processing unit, which "
                             f"{spec.name} does not have; set [postproc] enabled = true in the spec")
     _check_limits(spec, layer)
+    kw = dict(bias=bias, requant=requant, relu=relu)
+    if engine_facts(spec, layer).block is not None:
+        return _plan(spec, layer, None, **kw)
+    from .model import estimate   # the model evaluates Programs; it imports this module
+
+    first = _spatial_tile(spec, layer)
+    best = _plan(spec, layer, first, **kw)
+    best_cycles = estimate(best).cycles
+    for tile in _tile_candidates(spec, layer, first):
+        prog = _plan(spec, layer, tile, **kw)
+        cycles = estimate(prog).cycles
+        if cycles < best_cycles:
+            best, best_cycles = prog, cycles
+    return best
+
+
+def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool,
+          relu: bool) -> Program:
     facts = engine_facts(spec, layer)
     kt_size = facts.k_tile
     U, D, pad = layer.stride, layer.dilation, layer.pad
     R, S = layer.R, layer.S
     # block_words: output words of one block
     if facts.block is None:           # the whole tile streams through the array at once
-        pt, qt = _spatial_tile(spec, layer)
+        pt, qt = tile
         pb, qb = pt, qt
         block_words = pt * qt
     else:                             # the tile is a grid of blocks, computed one by one
