@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .isa import HEADER_WORDS, Op
+from .isa import COUNTERS, HEADER_WORDS, Op
 from .tiler import Program
 
 __all__ = ["Estimate", "estimate", "BUFFER_COUNTERS", "energy", "ENERGY_LEVELS"]
@@ -59,9 +59,8 @@ ENERGY_LEVELS = ("mac", "rf", "array", "gb", "dram")
 _PER_PE_CYCLE = {"ws": (1, 2), "is": (1, 2), "os": (2, 2), "nlr": (0, 1), "rs": (4, 0)}
 
 
-#: the buffer counters of gen/isa.py COUNTERS that the model predicts
-BUFFER_COUNTERS = ("ibuf_reads", "ibuf_writes", "wbuf_reads", "wbuf_writes", "obuf_reads",
-                   "obuf_writes")
+#: the buffer counters of gen/isa.py COUNTERS, which the model predicts
+BUFFER_COUNTERS = tuple(c for c in COUNTERS if c.split("_")[0] in ("ibuf", "wbuf", "obuf"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +146,7 @@ def estimate(program: Program) -> Estimate:
     dram = sum(c.count * _lanes(spec, c.op) for c in program.commands
                if c.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.STORE))
     gb = ((acc["ibuf_reads"] + acc["ibuf_writes"]) * spec.rows
-           + (acc["wbuf_reads"] + acc["wbuf_writes"]) * spec.weight_word_bits // spec.weight_bits
+           + (acc["wbuf_reads"] + acc["wbuf_writes"]) * spec.weight_lanes
            + (acc["obuf_reads"] + acc["obuf_writes"]) * spec.cols)
     levels = {"mac": pe_cycles, "rf": rf * pe_cycles + extra_rf,
               "array": arr * pe_cycles + extra_array, "gb": gb, "dram": dram}
@@ -159,7 +158,7 @@ def _lanes(spec, op) -> int:
     if op == Op.LOAD_INPUT:
         return spec.rows
     if op == Op.LOAD_WEIGHT:
-        return spec.weight_word_bits // spec.weight_bits
+        return spec.weight_lanes
     return spec.cols
 
 

@@ -190,14 +190,17 @@ class Spec:
         return self.rows * self.act_bits
 
     @property
-    def weight_word_bits(self) -> int:
-        """A weight-buffer word: ``cols`` weights (one per output channel) for the engines that
+    def weight_lanes(self) -> int:
+        """Weights in a weight-buffer word: ``cols`` (one per output channel) for the engines that
         send weights down the columns, ``rows`` (one per input channel) for input-stationary,
-        and the whole ``rows``×``cols`` block for no-local-reuse, which reads it every cycle;
-        row-stationary: one weight per PE row (its filter row's tap)."""
-        lanes = {"is": self.rows, "rs": self.rows,
-                 "nlr": self.rows * self.cols}.get(self.engine, self.cols)
-        return lanes * self.weight_bits
+        the whole ``rows``×``cols`` block for no-local-reuse, which reads it every cycle, and
+        one per PE row (its filter row's tap) for row-stationary."""
+        return {"is": self.rows, "rs": self.rows,
+                "nlr": self.rows * self.cols}.get(self.engine, self.cols)
+
+    @property
+    def weight_word_bits(self) -> int:
+        return self.weight_lanes * self.weight_bits
 
     @property
     def output_word_bits(self) -> int:

@@ -593,7 +593,7 @@ class Controller(wiring.Component):
                 with m.State("DRAIN"):
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):
-                        if eng == "rs":
+                        if eng in ("ws", "rs"):   # they drain once, after the whole window
                             m.next = "HDR"
                         else:
                             with m.If(ri == cmd.r):

@@ -54,7 +54,7 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
     beats = len(stream) // beat
     words = unpack_lanes(stream, 32, 1, beat, signed=False)[:, 0]  # low 32 bits of every beat
     eng = spec.engine
-    wlanes = {"is": spec.rows, "rs": spec.rows, "nlr": spec.rows * spec.cols}.get(eng, spec.cols)
+    wlanes = spec.weight_lanes
     ibuf = np.zeros((spec.input_depth, spec.rows), dtype=np.int64)
     wbuf = np.zeros((spec.weight_depth, wlanes), dtype=np.int64)
     chan_bias = np.zeros(max(1, spec.chan_depth), dtype=np.int64)    # per-word (is)
