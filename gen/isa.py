@@ -38,6 +38,16 @@ beats on the AXI4-Stream output, ``tlast`` on the last one.
                   and packed ``out_bits`` wide; with ``relu`` negative results become zero.
 ================  ==========================================================================
 
+**Concurrency.** A front end parses headers, runs LOADs and STOREs, and hands each COMPUTE to an
+executor that runs it while the front end goes on with the next commands: the next tile's loads and
+the previous tile's stores overlap the compute. A COMPUTE waits for the executor to be free, and so
+does a LOAD_BIAS (the bias register belongs to the running COMPUTE). Everything else is the
+program's business: a LOAD or STORE that touches buffer words the running COMPUTE (the last one
+issued) reads or writes must set ``sync``, which makes it wait until that COMPUTE has finished.
+The tiler sets it (gen/tiler.py :func:`~gen.tiler.footprint`); the ISA reference machine
+(sim/isa_model.py) checks every unsynchronised command against the addresses the running COMPUTE
+actually touched.
+
 The CSRs (AXI4-Lite, 32-bit) describe the hardware (so software can check it talks to the design it
 was compiled for), report status and performance counters, and clear them.
 """
@@ -80,6 +90,7 @@ HEADER_FIELDS: dict[str, tuple[int, int]] = {
     "row_step":   (96, 16),   # stride * input row pitch, in words (COMPUTE)
     "dil_step":   (112, 16),  # dilation * input row pitch, in words (COMPUTE)
     "oaddr":      (128, 16),  # output buffer base (COMPUTE, STORE)
+    "sync":       (144, 1),   # LOAD_*/STORE: wait until the running COMPUTE has finished
     "count":      (160, 17),  # payload / result beats (LOAD_*, STORE)
     "lane":       (177, 7),   # rs COMPUTE: input lane of PE row 0's channel
     "fill_w":     (184, 8),   # rs COMPUTE: ifmap spad fill width (pixels per row)
@@ -140,7 +151,7 @@ _BUFFER_COUNTERS = {
 for _k, (_name, _text) in enumerate(_BUFFER_COUNTERS.items()):
     CSRS += [(f"{_name}_lo", 0x4C + 8 * _k, "ro", _text), (f"{_name}_hi", 0x50 + 8 * _k, "ro", "")]
 
-ISA_VERSION = 6
+ISA_VERSION = 7
 
 
 def identity(spec) -> dict[str, int]:

@@ -59,6 +59,9 @@ ENERGY_LEVELS = ("mac", "rf", "array", "gb", "dram")
 _PER_PE_CYCLE = {"ws": (1, 2), "is": (1, 2), "os": (2, 2), "nlr": (0, 1), "rs": (4, 0)}
 
 
+#: commands that wait for the executor whatever their ``sync`` bit (hw/controller.py DISP)
+WAITS = (Op.COMPUTE, Op.LOAD_BIAS)
+
 #: the buffer counters of gen/isa.py COUNTERS, which the model predicts
 BUFFER_COUNTERS = tuple(c for c in COUNTERS if c.split("_")[0] in ("ibuf", "wbuf", "obuf"))
 
@@ -85,20 +88,25 @@ class Estimate:
 def estimate(program: Program) -> Estimate:
     spec = program.spec
     L, RL = spec.array_latency, spec.buffer_latency
-    cycles = busy = 0
+    busy = 0
+    fe = xf = 0   # the cycle the front end starts its next header; the executor is free from
     acc = dict.fromkeys(BUFFER_COUNTERS, 0)
     extra_rf = extra_array = 0     # fills and drains not proportional to issued cycles
     eng = spec.engine
     for cmd in program.commands:
         h = cmd.header
-        cycles += HEADER_WORDS
+        d = fe + HEADER_WORDS          # the dispatch cycle
+        if cmd.op in WAITS or h.get("sync"):
+            d = max(d, xf)
+        fe = d + 1
         if cmd.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT):
-            cycles += h["count"]
+            fe += h["count"]
             if cmd.op == Op.LOAD_INPUT:
                 acc["ibuf_writes"] += h["count"]
             elif cmd.op == Op.LOAD_WEIGHT:
                 acc["wbuf_writes"] += h["count"]
         elif cmd.op == Op.COMPUTE:
+            cycles = 0
             taps = h["r"] * h["s"]
             pixels = h["p"] * h["q"]
             # (input words read, weight words read, output words accumulated: one read and one
@@ -134,12 +142,15 @@ def estimate(program: Program) -> Estimate:
                 busy += taps * spec.rows
                 words = (taps * pixels, taps * spec.rows, h["count"])
                 extra_array += spec.rows * spec.rows * spec.cols              # drain shifts
+            if taps and pixels and (h["count"] or eng not in ("is", "rs")):
+                xf = d + 1 + cycles
             acc["ibuf_reads"] += words[0]
             acc["wbuf_reads"] += words[1]
             acc["obuf_reads"] += words[2]
             acc["obuf_writes"] += words[2]
         elif cmd.op == Op.STORE:
-            cycles += h["count"] + RL + spec.postproc_latency + 3
+            if h["count"]:
+                fe += h["count"] + RL + spec.postproc_latency + 3
             acc["obuf_reads"] += h["count"]
     rf, arr = _PER_PE_CYCLE[eng]
     pe_cycles = busy * spec.rows * spec.cols
@@ -150,7 +161,7 @@ def estimate(program: Program) -> Estimate:
            + (acc["obuf_reads"] + acc["obuf_writes"]) * spec.cols)
     levels = {"mac": pe_cycles, "rf": rf * pe_cycles + extra_rf,
               "array": arr * pe_cycles + extra_array, "gb": gb, "dram": dram}
-    return Estimate(cycles=cycles, array_busy=busy, commands=len(program.commands),
+    return Estimate(cycles=max(fe, xf), array_busy=busy, commands=len(program.commands),
                     macs=program.macs, pes=spec.rows * spec.cols, buffers=acc, accesses=levels)
 
 

@@ -49,7 +49,7 @@ from .layer import ConvLayer
 from .spec import Spec
 
 __all__ = ["Command", "Program", "plan", "engine_facts", "EngineFacts", "RsGeometry",
-           "rs_geometry", "rs_passes"]
+           "rs_geometry", "rs_passes", "footprint", "mark_sync"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -375,6 +375,48 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
     return best
 
 
+def footprint(spec: Spec, h: dict) -> dict[str, tuple[int, int]]:
+    """The buffer words a COMPUTE with header ``h`` may touch, as inclusive address ranges per
+    buffer: ``ibuf`` and ``wbuf`` read, ``obuf`` read and written (gen/isa.py COMPUTE)."""
+    eng = spec.engine
+    P, Q, R, S, U, D = h["p"], h["q"], h["r"], h["s"], h["stride"], h["dilation"]
+    if eng == "rs":
+        ihi = h["addr"] + (h["fill_h"] - 1) * h["row_step"] + h["fill_w"] - 1
+        wn, on = h["count"] * S, Q * h["count"]
+    else:
+        ihi = (h["addr"] + (P - 1) * h["row_step"] + (R - 1) * h["dil_step"] + (Q - 1) * U
+               + (S - 1) * D)
+        wn = R * S * {"nlr": 1, "is": h["count"]}.get(eng, spec.rows)
+        on = h["count"] if eng in ("is", "os") else P * Q
+    return {"ibuf": (h["addr"], ihi), "wbuf": (h["waddr"], h["waddr"] + wn - 1),
+            "obuf": (h["oaddr"], h["oaddr"] + on - 1)}
+
+
+#: the buffer each LOAD/STORE touches, and its base-address field
+_TOUCHES = {Op.LOAD_INPUT: ("ibuf", "addr"), Op.LOAD_WEIGHT: ("wbuf", "waddr"),
+            Op.STORE: ("obuf", "oaddr")}
+
+
+def mark_sync(spec: Spec, cmds: list[Command]) -> list[Command]:
+    """Set ``sync`` on every LOAD/STORE that touches buffer words the running COMPUTE (the last
+    one issued before it) may touch, so the hardware's front end waits for it (gen/isa.py)."""
+    out, running = [], None
+    for c in cmds:
+        if c.op == Op.COMPUTE:
+            running = footprint(spec, c.header)
+        elif c.op == Op.LOAD_BIAS:
+            running = None           # the hardware waits for the executor before every LOAD_BIAS
+        elif c.op in _TOUCHES and running is not None and c.count:
+            buf, field = _TOUCHES[c.op]
+            lo = c.header.get(field, 0)
+            rlo, rhi = running[buf]
+            if lo <= rhi and rlo <= lo + c.count - 1:
+                c = dataclasses.replace(c, header={**c.header, "sync": 1})
+                running = None       # the COMPUTE has finished once this command starts
+        out.append(c)
+    return out
+
+
 def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool,
           relu: bool) -> Program:
     facts = engine_facts(spec, layer)
@@ -468,5 +510,6 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool,
                                                "count": kn if facts.per_word else pbn * qbn,
                                                "requant": int(requant), "relu": int(relu)},
                                     n=n, g=g, k0=k0, h0=p0 + pb0, w0=q0 + qb0, hn=pbn, wn=qbn))
-    return Program(spec=spec, layer=layer, commands=tuple(cmds), tile_p=pt, tile_q=qt,
+    return Program(spec=spec, layer=layer, commands=tuple(mark_sync(spec, cmds)), tile_p=pt,
+                   tile_q=qt,
                    k_group=kb, has_bias=bias, requant=requant, relu=relu)

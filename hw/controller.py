@@ -83,6 +83,7 @@ class Controller(wiring.Component):
             "wbuf_rd": Out(ReadSignature(wa, spec.weight_word_bits)),
             "obuf_wr": Out(WriteSignature(oa, spec.output_word_bits)),
             "obuf_rd": Out(ReadSignature(oa, spec.output_word_bits)),
+            "obuf_rd2": Out(ReadSignature(oa, spec.output_word_bits)),
             "y": In(data.ArrayLayout(signed(spec.acc_bits), spec.cols)),
         }
         # the array's operand ports (see hw/array.py: array_for)
@@ -141,7 +142,8 @@ class Controller(wiring.Component):
         hidx = Signal(range(HEADER_WORDS))
         word = s_axis.tdata[:32]
         new = data.View(HeaderLayout, Cat(hdr, word))
-        cmd = Signal(HeaderLayout)
+        cmd = Signal(HeaderLayout)        # the front end's command
+        xcmd = Signal(HeaderLayout)       # the executor's COMPUTE
 
         # -- registers of the running command ---------------------------------------------------
         cnt = Signal(17)                  # LOAD/STORE beats left
@@ -167,7 +169,7 @@ class Controller(wiring.Component):
             fidx = Signal(range(spec.filter_spad + 256))
         bias_reg = Signal(data.ArrayLayout(signed(acc_bits), cols))
         first_pass = Signal()
-        m.d.comb += first_pass.eq((ri == 0) & (si == 0) & ~cmd.accumulate)
+        m.d.comb += first_pass.eq((ri == 0) & (si == 0) & ~xcmd.accumulate)
         pix_last = Signal()
         tap_last = Signal()
         m.d.comb += [pix_last.eq((qi == q_last) & (pi == p_last)),
@@ -176,15 +178,15 @@ class Controller(wiring.Component):
         def walk_pixel():
             """Advance the pixel walker to the next output pixel of the tile (same tap)."""
             with m.If(qi == q_last):
-                m.d.sync += [qi.eq(0), pi.eq(pi + 1), row_ptr.eq(row_ptr + cmd.row_step),
-                             pix.eq(row_ptr + cmd.row_step)]
+                m.d.sync += [qi.eq(0), pi.eq(pi + 1), row_ptr.eq(row_ptr + xcmd.row_step),
+                             pix.eq(row_ptr + xcmd.row_step)]
             with m.Else():
-                m.d.sync += [qi.eq(qi + 1), pix.eq(pix + cmd.stride)]
+                m.d.sync += [qi.eq(qi + 1), pix.eq(pix + xcmd.stride)]
 
         def next_tap():
             """Advance to the next filter tap and rewind the pixel walker onto it."""
             nb = Signal(_PTR)
-            m.d.comb += nb.eq(Mux(si == s_last, r_base + cmd.dil_step, tap_base + cmd.dilation))
+            m.d.comb += nb.eq(Mux(si == s_last, r_base + xcmd.dil_step, tap_base + xcmd.dilation))
             with m.If(si == s_last):
                 m.d.sync += [si.eq(0), ri.eq(ri + 1), r_base.eq(nb)]
             with m.Else():
@@ -249,10 +251,10 @@ class Controller(wiring.Component):
             rs_ctl = Signal.like(self.ctl)
             fcnt = Signal(range(spec.filter_spad + 1))
             m.d.comb += [
-                self.cfg_r.eq(cmd.r), self.cfg_d.eq(cmd.dilation), self.cfg_u.eq(cmd.stride),
-                self.cfg_lane.eq(cmd.lane), self.cfg_p.eq(cmd.p),
+                self.cfg_r.eq(xcmd.r), self.cfg_d.eq(xcmd.dilation), self.cfg_u.eq(xcmd.stride),
+                self.cfg_lane.eq(xcmd.lane), self.cfg_p.eq(xcmd.p),
                 self.ibuf_rd.en.eq(x_issue), self.wbuf_rd.en.eq(f_issue),
-                self.wbuf_rd.addr.eq(cmd.waddr + fcnt),
+                self.wbuf_rd.addr.eq(xcmd.waddr + fcnt),
                 self.fw_en.eq(delay(m, f_issue, RL, "fw_en")),
                 self.fw_addr.eq(delay(m, fcnt, RL, "fw_addr")),
                 self.fw_data.as_value().eq(self.wbuf_rd.data),
@@ -291,8 +293,8 @@ class Controller(wiring.Component):
                                         "chan": 16, "step": 1})
         toks = [Signal(tok_layout, name=f"tok{k}") for k in range(LT + RL + 1)]
         m.d.comb += [toks[0].valid.eq(tok_valid), toks[0].addr.eq(tok_addr),
-                     toks[0].first.eq(~cmd.accumulate if whole else first_pass),
-                     toks[0].bias.eq(cmd.bias), toks[0].chan.eq(tok_chan),
+                     toks[0].first.eq(~xcmd.accumulate if whole else first_pass),
+                     toks[0].bias.eq(xcmd.bias), toks[0].chan.eq(tok_chan),
                      toks[0].step.eq(tok_step)]
         for k in range(1, LT + RL + 1):
             m.d.sync += toks[k].eq(toks[k - 1])
@@ -336,11 +338,11 @@ class Controller(wiring.Component):
         m.d.comb += st[0].eq(Cat(store_en, cnt == 1))
         for k in range(1, SL + 1):
             m.d.sync += st[k].eq(st[k - 1])
-        out_word = self.obuf_rd.data
+        out_word = self.obuf_rd2.data
         if spec.postproc:
             m.submodules.requant = rq = Requantizer(spec)
             mb = spec.mult_bits
-            m.d.comb += [rq.i.as_value().eq(self.obuf_rd.data), rq.requant.eq(cmd.requant),
+            m.d.comb += [rq.i.as_value().eq(self.obuf_rd2.data), rq.requant.eq(cmd.requant),
                          rq.relu.eq(cmd.relu)]
             if per_word:
                 m.submodules.quant_mem = quant_mem = memory.Memory(
@@ -363,24 +365,22 @@ class Controller(wiring.Component):
         m.d.comb += [m_axis.tvalid.eq(ofifo.r_rdy), m_axis.tdata.eq(ofifo.r_data[:obits]),
                      m_axis.tlast.eq(ofifo.r_data[obits]), ofifo.r_en.eq(m_axis.tready)]
 
-        in_store = Signal()
-        with m.If(in_store):
-            m.d.comb += [self.obuf_rd.addr.eq(ptr), self.obuf_rd.en.eq(store_en)]
-        with m.Else():
-            m.d.comb += [self.obuf_rd.addr.eq(rd_tok.addr), self.obuf_rd.en.eq(rd_tok.valid)]
+        # STORE reads the output buffer's second port, so it streams while a COMPUTE accumulates
+        m.d.comb += [self.obuf_rd2.addr.eq(ptr), self.obuf_rd2.en.eq(store_en),
+                     self.obuf_rd.addr.eq(rd_tok.addr), self.obuf_rd.en.eq(rd_tok.valid)]
 
         # -- counters -------------------------------------------------------------------------
         waiting_input = Signal()
         idle = Signal()
         events = {"ibuf_reads": self.ibuf_rd.en, "ibuf_writes": self.ibuf_wr.en,
                   "wbuf_reads": self.wbuf_rd.en, "wbuf_writes": self.wbuf_wr.en,
-                  "obuf_reads": self.obuf_rd.en, "obuf_writes": self.obuf_wr.en}
+                  "obuf_reads": self.obuf_rd.en + self.obuf_rd2.en,
+                  "obuf_writes": self.obuf_wr.en}
         with m.If(self.clear_counters):
             m.d.sync += [self.commands.eq(0)] + [getattr(self, n).eq(0) for n in COUNTERS]
         with m.Else():
             for name, strobe in events.items():
-                with m.If(strobe):
-                    m.d.sync += getattr(self, name).eq(getattr(self, name) + 1)
+                m.d.sync += getattr(self, name).eq(getattr(self, name) + strobe)
             with m.If(~idle | s_axis.tvalid):
                 m.d.sync += self.cycles.eq(self.cycles + 1)
             with m.If(issue):
@@ -395,70 +395,85 @@ class Controller(wiring.Component):
 
         first_state = {"ws": "WLOAD", "is": "PRELOAD", "nlr": "STREAM", "os": "FILL",
                        "rs": "FFILL"}[eng]
+        # -- the front end: headers, loads and stores, running beside the executor ---------------
+        x_idle = Signal()      # the executor has no COMPUTE (and its last results are written)
+        x_start = Signal()     # the front end hands the executor a COMPUTE
+        x_skip_ffill = Signal()
+        fe_idle = Signal()
+        m.d.comb += idle.eq(fe_idle & x_idle)
         with m.FSM(name="ctrl"):
             with m.State("HDR"):
-                m.d.comb += [s_axis.tready.eq(1), idle.eq(hidx == 0), waiting_input.eq(hidx != 0)]
+                m.d.comb += [s_axis.tready.eq(1), fe_idle.eq(hidx == 0),
+                             waiting_input.eq(hidx != 0)]
                 with m.If(s_axis.tvalid):
                     with m.If(hidx != HEADER_WORDS - 1):
                         m.d.sync += [hdr.eq(Cat(hdr[32:], word)), hidx.eq(hidx + 1)]
                     with m.Else():
                         m.d.sync += [hidx.eq(0), cmd.eq(new), self.commands.eq(self.commands + 1)]
-                        loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]
-                        if spec.postproc:
-                            loads.append(Op.LOAD_QUANT)
-                        with m.Switch(new.op):
-                            with m.Case(*loads):
-                                m.d.sync += cnt.eq(new.count)
-                                with m.If(new.op == Op.LOAD_WEIGHT):
-                                    m.d.sync += ptr.eq(new.waddr)
-                                with m.Else():
-                                    m.d.sync += ptr.eq(new.addr)
-                                with m.If(new.count != 0):
-                                    m.next = "LOAD"
-                            with m.Case(Op.COMPUTE):
-                                m.d.sync += [
-                                    ri.eq(0), si.eq(0), r_base.eq(new.addr),
-                                    tap_base.eq(new.addr), row_ptr.eq(new.addr),
-                                    pix.eq(new.addr), pi.eq(0), qi.eq(0),
-                                    wtap.eq(new.waddr), opix.eq(new.oaddr),
-                                    p_last.eq(new.p - 1), q_last.eq(new.q - 1),
-                                    s_last.eq(new.s - 1), r_last.eq(new.r - 1),
-                                ]
-                                if eng == "ws":
-                                    m.d.sync += [lin.eq(rows - 1), wstep.eq(rows)]
-                                elif eng == "is":
-                                    m.d.sync += [lin.eq(0), wstep.eq(new.count),
-                                                 lin_last.eq(new.count - 1)]
-                                elif eng == "os":
-                                    m.d.sync += [lin.eq(0), wstep.eq(rows)]
-                                elif eng == "rs":
-                                    m.d.sync += [lin.eq(0), lin_last.eq(new.count - 1),
-                                                 fcnt.eq(0), fdone.eq(0), tcnt.eq(0),
-                                                 fy.eq(0), fx.eq(0), pix.eq(new.addr),
-                                                 row_ptr.eq(new.addr),
-                                                 fy_last.eq(new.fill_h - 1),
-                                                 fx_last.eq(new.fill_w - 1),
-                                                 iidx.eq(0), ibase.eq(0), fidx.eq(0)]
-                                else:
-                                    m.d.sync += [lin.eq(0), wstep.eq(1)]
-                                ok = (new.p != 0) & (new.q != 0) & (new.r != 0) & (new.s != 0)
-                                if eng in ("is", "rs"):
-                                    ok &= new.count != 0
-                                if eng == "rs":
-                                    ok &= (new.fill_h != 0) & (new.fill_w != 0)
-                                with m.If(ok):
-                                    m.next = first_state
-                                    if eng == "rs":
-                                        with m.If(new.keep):
-                                            m.next = "IFILL"
-                            with m.Case(Op.STORE):
-                                m.d.sync += [cnt.eq(new.count), ptr.eq(new.oaddr), sidx.eq(0)]
-                                with m.If(new.count != 0):
-                                    m.next = "STORE"
-                            with m.Case(Op.NOP):
-                                pass
-                            with m.Default():
-                                m.d.sync += self.error.eq(1)
+                        m.next = "DISP"
+
+            with m.State("DISP"):
+                # a COMPUTE waits for the executor, and so does a LOAD_BIAS (the bias register
+                # is the running COMPUTE's) and any command the tiler marked ``sync`` (it touches
+                # what the running COMPUTE reads or writes)
+                wait = ((cmd.sync | (cmd.op == Op.COMPUTE) | (cmd.op == Op.LOAD_BIAS))
+                        & ~x_idle)
+                with m.If(~wait):
+                    m.next = "HDR"
+                    loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]
+                    if spec.postproc:
+                        loads.append(Op.LOAD_QUANT)
+                    with m.Switch(cmd.op):
+                        with m.Case(*loads):
+                            m.d.sync += cnt.eq(cmd.count)
+                            with m.If(cmd.op == Op.LOAD_WEIGHT):
+                                m.d.sync += ptr.eq(cmd.waddr)
+                            with m.Else():
+                                m.d.sync += ptr.eq(cmd.addr)
+                            with m.If(cmd.count != 0):
+                                m.next = "LOAD"
+                        with m.Case(Op.COMPUTE):
+                            m.d.sync += [
+                                xcmd.eq(cmd),
+                                ri.eq(0), si.eq(0), r_base.eq(cmd.addr),
+                                tap_base.eq(cmd.addr), row_ptr.eq(cmd.addr),
+                                pix.eq(cmd.addr), pi.eq(0), qi.eq(0),
+                                wtap.eq(cmd.waddr), opix.eq(cmd.oaddr),
+                                p_last.eq(cmd.p - 1), q_last.eq(cmd.q - 1),
+                                s_last.eq(cmd.s - 1), r_last.eq(cmd.r - 1),
+                            ]
+                            if eng == "ws":
+                                m.d.sync += [lin.eq(rows - 1), wstep.eq(rows)]
+                            elif eng == "is":
+                                m.d.sync += [lin.eq(0), wstep.eq(cmd.count),
+                                             lin_last.eq(cmd.count - 1)]
+                            elif eng == "os":
+                                m.d.sync += [lin.eq(0), wstep.eq(rows)]
+                            elif eng == "rs":
+                                m.d.sync += [lin.eq(0), lin_last.eq(cmd.count - 1),
+                                             fcnt.eq(0), fdone.eq(0), tcnt.eq(0),
+                                             fy.eq(0), fx.eq(0), pix.eq(cmd.addr),
+                                             row_ptr.eq(cmd.addr),
+                                             fy_last.eq(cmd.fill_h - 1),
+                                             fx_last.eq(cmd.fill_w - 1),
+                                             iidx.eq(0), ibase.eq(0), fidx.eq(0)]
+                            else:
+                                m.d.sync += [lin.eq(0), wstep.eq(1)]
+                            ok = (cmd.p != 0) & (cmd.q != 0) & (cmd.r != 0) & (cmd.s != 0)
+                            if eng in ("is", "rs"):
+                                ok &= cmd.count != 0
+                            if eng == "rs":
+                                ok &= (cmd.fill_h != 0) & (cmd.fill_w != 0)
+                                m.d.comb += x_skip_ffill.eq(cmd.keep)
+                            m.d.comb += x_start.eq(ok)
+                        with m.Case(Op.STORE):
+                            m.d.sync += [cnt.eq(cmd.count), ptr.eq(cmd.oaddr), sidx.eq(0)]
+                            with m.If(cmd.count != 0):
+                                m.next = "STORE"
+                        with m.Case(Op.NOP):
+                            pass
+                        with m.Default():
+                            m.d.sync += self.error.eq(1)
 
             with m.State("LOAD"):
                 m.d.comb += [s_axis.tready.eq(1), waiting_input.eq(1)]
@@ -484,6 +499,22 @@ class Controller(wiring.Component):
                     m.d.sync += [ptr.eq(ptr + 1), cnt.eq(cnt - 1)]
                     with m.If(cnt == 1):
                         m.next = "HDR"
+
+            with m.State("STORE"):
+                m.d.comb += [store_en.eq((cnt != 0) & (ofifo.level + inflight < ofifo.depth))]
+                with m.If(store_en):
+                    m.d.sync += [ptr.eq(ptr + 1), cnt.eq(cnt - 1), sidx.eq(sidx + 1)]
+                with m.If((cnt == 0) & (inflight == 0) & (ofifo.level == 0)):
+                    m.next = "HDR"
+
+        # -- the executor: one COMPUTE at a time, beside the front end ---------------------------
+        with m.FSM(name="exec") as xfsm:
+            with m.State("XIDLE"):
+                with m.If(x_start):
+                    m.next = first_state
+                    if eng == "rs":
+                        with m.If(x_skip_ffill):
+                            m.next = "IFILL"
 
             if eng == "ws":
                 with m.State("WLOAD"):
@@ -514,7 +545,7 @@ class Controller(wiring.Component):
                         with m.If(since == 0):    # the walker points at this tap
                             m.d.sync += [more.eq(~tap_last), wnext.eq(wtap + wstep)]
                     with m.If(pix_last):
-                        m.d.sync += opix.eq(cmd.oaddr)
+                        m.d.sync += opix.eq(xcmd.oaddr)
                         next_tap()
                         if eng == "ws":
                             with m.If(~more_now):
@@ -539,7 +570,7 @@ class Controller(wiring.Component):
                                  tok_chan.eq(lin)]
                     m.d.sync += [opix.eq(opix + 1), lin.eq(lin + 1)]
                     with m.If(lin == lin_last):
-                        m.d.sync += [lin.eq(0), opix.eq(cmd.oaddr), drain.eq(L + RL + 2)]
+                        m.d.sync += [lin.eq(0), opix.eq(xcmd.oaddr), drain.eq(L + RL + 2)]
                         next_tap()
                         m.next = "DRAIN"
 
@@ -563,8 +594,8 @@ class Controller(wiring.Component):
                 with m.State("IFILL"):     # the input region onto the diagonal ifmap bus
                     m.d.comb += x_issue.eq(1)
                     with m.If(fx == fx_last):
-                        m.d.sync += [fx.eq(0), fy.eq(fy + 1), row_ptr.eq(row_ptr + cmd.row_step),
-                                     pix.eq(row_ptr + cmd.row_step)]
+                        m.d.sync += [fx.eq(0), fy.eq(fy + 1), row_ptr.eq(row_ptr + xcmd.row_step),
+                                     pix.eq(row_ptr + xcmd.row_step)]
                         with m.If(fy == fy_last):
                             m.next = "RCOMP"
                     with m.Else():
@@ -577,16 +608,16 @@ class Controller(wiring.Component):
                                  tok_valid.eq(s_end), tok_addr.eq(opix), tok_chan.eq(lin)]
                     with m.If(s_end):
                         m.d.sync += opix.eq(opix + 1)
-                    m.d.sync += [lin.eq(lin + 1), fidx.eq(fidx + cmd.s)]
+                    m.d.sync += [lin.eq(lin + 1), fidx.eq(fidx + xcmd.s)]
                     with m.If(k_last):
                         m.d.sync += [lin.eq(0), si.eq(si + 1), fidx.eq(si + 1),
-                                     iidx.eq(iidx + cmd.dilation)]
+                                     iidx.eq(iidx + xcmd.dilation)]
                         with m.If(s_end):
                             m.d.sync += [si.eq(0), fidx.eq(0), qi.eq(qi + 1),
-                                         ibase.eq(ibase + cmd.stride),
-                                         iidx.eq(ibase + cmd.stride)]
+                                         ibase.eq(ibase + xcmd.stride),
+                                         iidx.eq(ibase + xcmd.stride)]
                             with m.If(qi == q_last):
-                                m.d.sync += [drain.eq(L + RL + 2), opix.eq(cmd.oaddr)]
+                                m.d.sync += [drain.eq(L + RL + 2), opix.eq(xcmd.oaddr)]
                                 m.next = "DRAIN"
 
             if eng in ("ws", "is", "nlr", "rs"):
@@ -594,10 +625,10 @@ class Controller(wiring.Component):
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):
                         if eng in ("ws", "rs"):   # they drain once, after the whole window
-                            m.next = "HDR"
+                            m.next = "XIDLE"
                         else:
-                            with m.If(ri == cmd.r):
-                                m.next = "HDR"
+                            with m.If(ri == xcmd.r):
+                                m.next = "XIDLE"
                             with m.Else():
                                 m.next = first_state
 
@@ -624,8 +655,8 @@ class Controller(wiring.Component):
                         m.d.sync += lin.eq(rows - 1)
                         m.next = "ODRAIN"
                 with m.State("ODRAIN"):    # bottom row first: pixel rows-1 down to pixel 0
-                    m.d.comb += [tok_step.eq(1), tok_valid.eq(lin < cmd.count),
-                                 tok_addr.eq(cmd.oaddr + lin)]
+                    m.d.comb += [tok_step.eq(1), tok_valid.eq(lin < xcmd.count),
+                                 tok_addr.eq(xcmd.oaddr + lin)]
                     m.d.sync += lin.eq(lin - 1)
                     with m.If(lin == 0):
                         m.d.sync += drain.eq(RL + 1)
@@ -633,13 +664,7 @@ class Controller(wiring.Component):
                 with m.State("OTAIL"):     # the last results are written
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):
-                        m.next = "HDR"
+                        m.next = "XIDLE"
 
-            with m.State("STORE"):
-                m.d.comb += [in_store.eq(1),
-                             store_en.eq((cnt != 0) & (ofifo.level + inflight < ofifo.depth))]
-                with m.If(store_en):
-                    m.d.sync += [ptr.eq(ptr + 1), cnt.eq(cnt - 1), sidx.eq(sidx + 1)]
-                with m.If((cnt == 0) & (inflight == 0) & (ofifo.level == 0)):
-                    m.next = "HDR"
+        m.d.comb += x_idle.eq(xfsm.ongoing("XIDLE"))
         return m

@@ -44,7 +44,8 @@ class Accelerator(wiring.Component):
         m.submodules.wbuf = wbuf = Scratchpad(depth=spec.weight_depth,
                                               width=spec.weight_word_bits, registered=reg)
         m.submodules.obuf = obuf = Scratchpad(depth=spec.output_depth,
-                                              width=spec.output_word_bits, registered=reg)
+                                              width=spec.output_word_bits, registered=reg,
+                                              read_ports=2)
         m.submodules.csr = csr = CsrBank(CSRS, addr_bits=CSR_ADDR_BITS)
 
         connect(m, flipped(self.s_axis), ctrl.s_axis)
@@ -56,6 +57,7 @@ class Accelerator(wiring.Component):
         connect(m, ctrl.wbuf_rd, wbuf.rd)
         connect(m, ctrl.obuf_wr, obuf.wr)
         connect(m, ctrl.obuf_rd, obuf.rd)
+        connect(m, ctrl.obuf_rd2, obuf.rd2)
         for name in array.signature.members:   # the engine's operand ports, by name
             if name == "y":
                 m.d.comb += ctrl.y.eq(array.y)

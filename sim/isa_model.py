@@ -14,10 +14,14 @@ from gen.isa import HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Op, deco
 from gen.spec import Spec
 from sim.golden import requantize, wrap
 
-__all__ = ["run"]
+__all__ = ["run", "HazardError"]
 
 
-def _rs_compute(spec, h, ibuf, wbuf, obuf, chan_bias, spads):
+class HazardError(AssertionError):
+    """A LOAD or STORE without ``sync`` touched buffer words the running COMPUTE touches."""
+
+
+def _rs_compute(spec, h, ibuf, wbuf, obuf, chan_bias, spads, touched):
     """Row-stationary COMPUTE (gen/isa.py): PE row i convolves filter row i % r of input lane
     lane + i // r; column j < p is output row j; output word (q, k) at oaddr + q*count + k.
     ``spads["filter"]`` holds the filter spads' words, refilled unless ``keep``."""
@@ -25,6 +29,10 @@ def _rs_compute(spec, h, ibuf, wbuf, obuf, chan_bias, spads):
     P, Q, kn = h["p"], h["q"], h["count"]
     if not h["keep"]:
         spads["filter"] = wbuf[h["waddr"]:h["waddr"] + kn * S].copy()
+        touched["wbuf"][h["waddr"]:h["waddr"] + kn * S] = True
+    for fy in range(h["fill_h"]):
+        a0 = h["addr"] + fy * h["row_step"]
+        touched["ibuf"][a0:a0 + h["fill_w"]] = True
     filters = spads["filter"]
     y = np.zeros((Q, kn, spec.cols), dtype=np.int64)
     for i in range(spec.rows):
@@ -38,6 +46,7 @@ def _rs_compute(spec, h, ibuf, wbuf, obuf, chan_bias, spads):
                         + s * D)
                 y[:, :, j] += np.outer(ibuf[addr, c], wv)
     dst = slice(h["oaddr"], h["oaddr"] + Q * kn)
+    touched["obuf"][dst] = True
     y = y.reshape(Q * kn, spec.cols)
     if h["accumulate"]:
         obuf[dst] = wrap(obuf[dst] + y, spec.acc_bits)
@@ -64,6 +73,10 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
     q_mult = np.zeros(spec.cols, dtype=np.int64)
     q_shift = np.zeros(spec.cols, dtype=np.int64)
     spads = {"filter": np.zeros((0, spec.rows), dtype=np.int64)}   # row-stationary
+    depths = {"ibuf": spec.input_depth, "wbuf": spec.weight_depth, "obuf": spec.output_depth}
+    running = None   # buffer -> words the running COMPUTE touched (None: the executor is idle)
+    touches = {Op.LOAD_INPUT: ("ibuf", "addr"), Op.LOAD_WEIGHT: ("wbuf", "waddr"),
+               Op.STORE: ("obuf", "oaddr")}
     out = []
     i = 0
     while i < beats:
@@ -72,6 +85,18 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
         op, count = h["op"], h["count"]
         loads = (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT)
         payload = stream[i * beat:(i + count) * beat] if op in loads else b""
+        # the front end runs LOADs and STOREs beside the executor's COMPUTE (gen/isa.py):
+        # without sync they must not touch what that COMPUTE touches
+        if h["sync"] or op in (Op.LOAD_BIAS, Op.COMPUTE):
+            running = None
+        elif op in touches and running is not None and count:
+            buf, field = touches[op]
+            if running[buf][h[field]:h[field] + count].any():
+                raise HazardError(
+                    f"{op.name} of {count} words at {buf} {h[field]} without sync touches words "
+                    f"the running COMPUTE touches")
+        if op == Op.COMPUTE:
+            running = {b: np.zeros(d, dtype=bool) for b, d in depths.items()}
         if op == Op.LOAD_INPUT:
             vals = unpack_lanes(payload, spec.act_bits, spec.rows, beat, spec.act_signed)
             ibuf[h["addr"]:h["addr"] + count] = vals
@@ -96,7 +121,7 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
                                       & ((1 << QUANT_SHIFT_BITS) - 1)])[-spec.cols:]
             i += count
         elif op == Op.COMPUTE and eng == "rs":
-            _rs_compute(spec, h, ibuf, wbuf, obuf, chan_bias, spads)
+            _rs_compute(spec, h, ibuf, wbuf, obuf, chan_bias, spads, running)
         elif op == Op.COMPUTE:
             P, Q = h["p"], h["q"]
             pp, qq = np.meshgrid(np.arange(P), np.arange(Q), indexing="ij")
@@ -106,10 +131,12 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
                     tap = r * h["s"] + s
                     addr = (h["addr"] + pp * h["row_step"] + r * h["dil_step"]
                             + qq * h["stride"] + s * h["dilation"]).reshape(-1)
+                    running["ibuf"][addr] = True
                     if eng == "is":
                         # lane j holds pixel npix-1-j; word k is output channel k of the block
                         kn = h["count"]
                         wk = wbuf[h["waddr"] + tap * kn:][:kn]          # (k, c)
+                        running["wbuf"][h["waddr"] + tap * kn:][:kn] = True
                         y = np.zeros((kn, cols), dtype=np.int64)
                         y[:, :P * Q] = (ibuf[addr] @ wk.T).T[:, ::-1]
                         dst = slice(h["oaddr"], h["oaddr"] + kn)
@@ -117,11 +144,14 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
                     else:
                         if eng == "nlr":
                             blk = wbuf[h["waddr"] + tap].reshape(rows, cols)
+                            running["wbuf"][h["waddr"] + tap] = True
                         else:
                             blk = wbuf[h["waddr"] + tap * rows:][:rows]
+                            running["wbuf"][h["waddr"] + tap * rows:][:rows] = True
                         y = ibuf[addr] @ blk
                         dst = slice(h["oaddr"], h["oaddr"] + P * Q)
                         base = bias_reg if h["bias"] else 0
+                    running["obuf"][dst] = True
                     if r == 0 and s == 0 and not h["accumulate"]:
                         obuf[dst] = wrap(y + base, spec.acc_bits)
                     else:
