@@ -135,8 +135,7 @@ def encode(program: Program, x, w, bias=None, quant=None) -> list[bytes]:
     pad = layer.pad
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     Cg, Kg = layer.Cg, layer.Kg
-    facts = engine_facts(spec, layer)
-    kt_size, c_tile = facts.k_tile, facts.c_tile
+    kt_size, c_tile = program.k_tile, engine_facts(spec, layer).c_tile
     frames = []
     for cmd in program.commands:
         payload = b""
@@ -144,7 +143,8 @@ def encode(program: Program, x, w, bias=None, quant=None) -> list[bytes]:
             ch = slice(cmd.g * Cg + cmd.c0, cmd.g * Cg + min(cmd.c0 + c_tile, Cg))
             h, v = cmd.h0 + pad, cmd.w0 + pad
             region = np.zeros((rows, cmd.hn, cmd.wn), dtype=np.int64)
-            src = xp[cmd.n, ch, h:h + cmd.hn, v:v + cmd.wn]
+            st = cmd.step
+            src = xp[cmd.n, ch, h:h + (cmd.hn - 1) * st + 1:st, v:v + (cmd.wn - 1) * st + 1:st]
             region[:src.shape[0]] = src
             payload = pack_lanes(region.transpose(1, 2, 0).reshape(-1, rows), spec.act_bits, beat)
         elif cmd.op == Op.LOAD_WEIGHT:

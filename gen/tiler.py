@@ -41,6 +41,7 @@ The other engines (gen/mapping.py) share this loop nest and differ in a few fact
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 from .errors import AccelgenError
@@ -66,6 +67,7 @@ class Command:
     w0: int = 0
     hn: int = 0   # LOAD_INPUT: region rows, columns; STORE: output tile rows, columns
     wn: int = 0
+    step: int = 1  # LOAD_INPUT: the region samples every step-th row and column of the input
 
     @property
     def count(self) -> int:
@@ -81,6 +83,7 @@ class Program:
     tile_q: int
     k_group: int
     has_bias: bool
+    k_tile: int = 0        # output channels per K tile (LOAD_WEIGHT k0 .. k0 + k_tile)
     requant: bool = False
     relu: bool = False
 
@@ -360,19 +363,77 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
                             f"{spec.name} does not have; set [postproc] enabled = true in the spec")
     _check_limits(spec, layer)
     kw = dict(bias=bias, requant=requant, relu=relu)
-    if engine_facts(spec, layer).block is not None:
-        return _plan(spec, layer, None, **kw)
+    if layer.R == layer.S == 1 and layer.stride > 1:
+        # a strided 1x1 layer reads every stride-th pixel: plan it as a stride-1 layer over
+        # just those pixels, which the LOAD_INPUTs sample from the input (Command.step), so the
+        # buffers hold and the host sends only the pixels used (ResNet's downsampling 1x1s)
+        dense = dataclasses.replace(layer, H=layer.P, W=layer.Q, stride=1, pad=0)
+        prog = plan(spec, dense, **kw)
+        U, pad = layer.stride, layer.pad
+        cmds = tuple(dataclasses.replace(c, h0=c.h0 * U - pad, w0=c.w0 * U - pad, step=U)
+                     if c.op == Op.LOAD_INPUT else c for c in prog.commands)
+        return dataclasses.replace(prog, layer=layer, commands=cmds)
     from .model import estimate   # the model evaluates Programs; it imports this module
 
-    first = _spatial_tile(spec, layer)
-    best = _plan(spec, layer, first, **kw)
-    best_cycles = estimate(best).cycles
-    for tile in _tile_candidates(spec, layer, first):
-        prog = _plan(spec, layer, tile, **kw)
+    # tiles sized for the whole buffers, and for half of each so that two fit (double buffering)
+    half = dataclasses.replace(spec, input_depth=max(1, spec.input_depth // 2),
+                               weight_depth=max(1, spec.weight_depth // 2),
+                               output_depth=max(1, spec.output_depth // 2))
+    if engine_facts(spec, layer).block is not None:
+        options = [(None, spec), (None, half)]
+    else:
+        first = _spatial_tile(spec, layer)
+        tiles = [first, *_tile_candidates(spec, layer, first)]
+        try:
+            fh = _spatial_tile(half, layer)
+            tiles += [fh, *_tile_candidates(half, layer, fh)]
+        except AccelgenError:
+            pass
+        options = [(t, sizing) for t in dict.fromkeys(tiles) for sizing in (spec, half)]
+    best = best_cycles = None
+    for tile, sizing in options:
+        try:
+            prog = _plan(spec, layer, tile, sizing=sizing, **kw)
+        except AccelgenError:
+            if sizing is spec:
+                raise
+            continue            # the half-sized buffers cannot hold a tile
         cycles = estimate(prog).cycles
-        if cycles < best_cycles:
+        if best is None or cycles < best_cycles:
             best, best_cycles = prog, cycles
     return best
+
+
+def _prefetch(cmds: list[Command]) -> list[Command]:
+    """Spread each LOAD_INPUT that goes to the other half of the input buffer over the COMPUTEs
+    of the input tile before it, in row bands, one after each: the front end then loads the next
+    tile a piece at a time while the executor computes on this one, instead of holding up the
+    next COMPUTE for the whole load. (The COMPUTEs before it read the other half, and a band
+    issued after the first of them starts once every COMPUTE before that one has finished.)"""
+    loads = [i for i, c in enumerate(cmds) if c.op == Op.LOAD_INPUT]
+    moved: dict[int, list[Command]] = {}    # command index -> bands to issue after it
+    drop = set()
+    for prev, i in itertools.pairwise(loads):
+        load = cmds[i]
+        if load.header["addr"] == cmds[prev].header["addr"]:
+            continue                         # the same half: it must wait
+        computes = [j for j in range(prev + 1, i) if cmds[j].op == Op.COMPUTE]
+        if not computes:
+            continue
+        bands = min(len(computes), load.hn)
+        size = -(-load.hn // bands)
+        for b, a in enumerate(range(0, load.hn, size)):
+            hn = min(size, load.hn - a)
+            h = {**load.header, "addr": load.header["addr"] + a * load.wn, "count": hn * load.wn}
+            moved.setdefault(computes[b], []).append(
+                dataclasses.replace(load, header=h, h0=load.h0 + a * load.step, hn=hn))
+        drop.add(i)
+    out = []
+    for i, c in enumerate(cmds):
+        if i not in drop:
+            out.append(c)
+        out.extend(moved.get(i, ()))
+    return out
 
 
 def footprint(spec: Spec, h: dict) -> dict[str, tuple[int, int]]:
@@ -417,9 +478,13 @@ def mark_sync(spec: Spec, cmds: list[Command]) -> list[Command]:
     return out
 
 
-def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool,
-          relu: bool) -> Program:
-    facts = engine_facts(spec, layer)
+def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu: bool,
+          sizing: Spec | None = None) -> Program:
+    """One tiling of ``layer``: ``tile`` is the output tile of ws/nlr (the block engines size
+    theirs), ``sizing`` the buffer depths the tile and K group are sized for (``spec``'s, or
+    half of them so that loads and stores double-buffer)."""
+    sizing = sizing or spec
+    facts = engine_facts(spec if spec.engine == "rs" else sizing, layer)
     kt_size = facts.k_tile
     U, D, pad = layer.stride, layer.dilation, layer.pad
     R, S = layer.R, layer.S
@@ -431,12 +496,12 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool,
     else:                             # the tile is a grid of blocks, computed one by one
         pb, qb = _block_shape(layer, facts)
         block_words = kt_size if facts.per_word else pb * qb
-        pt, qt = _block_tile(spec, layer, pb, qb, block_words)
+        pt, qt = _block_tile(sizing, layer, pb, qb, block_words)
     tile_words = -(-pt // pb) * -(-qt // qb) * block_words   # ... of one K tile
     c_tile = facts.c_tile
     n_ct = -(-layer.Cg // c_tile)
     n_kt = -(-layer.Kg // kt_size)
-    kb = max(1, min(n_kt, spec.output_depth // tile_words))
+    kb = max(1, min(n_kt, sizing.output_depth // tile_words))
 
     rs = spec.engine == "rs"
     if rs:
@@ -449,7 +514,46 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool,
                 yield b, pb0, qb0, min(pb, pn - pb0), min(qb, qn - qb0)
                 b += 1
 
+    # double buffering: when two of a kind fit, loads alternate between the halves of a buffer
+    # and each (output tile, K group) its half of the output buffer, so the front end loads the
+    # next tile and stores the previous one while the executor computes (gen/isa.py)
+    in_words = ((min(pt, layer.P) - 1) * U + (R - 1) * D + 1) * ((min(qt, layer.Q) - 1) * U
+                                                                 + (S - 1) * D + 1)
+    if rs:
+        w_words = max(sum(kn * sn for *_, sn in rs_passes(geom, min(c_tile, layer.Cg)))
+                      for kn in (min(kt_size, layer.Kg),))
+    elif facts.per_word:
+        w_words = R * S * min(kt_size, layer.Kg)
+    else:
+        w_words = R * S * facts.weight_words_per_tap
+    halves = {"in": spec.input_depth // 2 if 2 * in_words <= spec.input_depth else 0,
+              "w": spec.weight_depth // 2 if 2 * w_words <= spec.weight_depth else 0,
+              "out": (spec.output_depth // 2
+                      if 2 * min(kb, n_kt) * tile_words <= spec.output_depth else 0)}
+    turn = dict.fromkeys(halves, 0)
+
+    def base(kind):
+        """The base address of the next load (or output tile) of ``kind``, alternating."""
+        b = turn[kind] * halves[kind]
+        turn[kind] ^= 1
+        return b
+
     cmds: list[Command] = []
+    # STOREs wait in groups (one per K tile, with its LOAD_QUANT) and go out one group after each
+    # COMPUTE: a K tile's group once the last C tile has moved on to the next K tile (so its
+    # COMPUTEs have finished), the last K tile's during the next output tile when the output
+    # buffer holds two (its half is not in use), else at once (waiting for its COMPUTE)
+    pending: list[tuple[int, list[Command]]] = []   # (output tile, group)
+    tile_no = 0
+
+    def computed():
+        if pending:
+            cmds.extend(pending.pop(0)[1])
+
+    def flush(older_than):
+        while pending and pending[0][0] < older_than:
+            cmds.extend(pending.pop(0)[1])
+
     for n in range(layer.N):
         for g in range(layer.groups):
             for p0 in range(0, layer.P, pt):
@@ -460,23 +564,44 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool,
                     wt = (qn - 1) * U + (S - 1) * D + 1
                     for kg0 in range(0, n_kt, kb):
                         kts = range(kg0, min(kg0 + kb, n_kt))
+                        obase = base("out")
+                        groups = []
+                        for j, kt in enumerate(kts):
+                            k0 = kt * kt_size
+                            kn = min(kt_size, layer.Kg - k0)
+                            group = []
+                            if requant:
+                                group.append(Command(Op.LOAD_QUANT, {
+                                    "count": kn if facts.per_word else spec.cols}, g=g, k0=k0))
+                            for b, pb0, qb0, pbn, qbn in blocks(pn, qn):
+                                group.append(Command(
+                                    Op.STORE, {"oaddr": obase + j * tile_words + b * (
+                                        kn if rs else block_words),
+                                               "count": kn if facts.per_word else pbn * qbn,
+                                               "requant": int(requant), "relu": int(relu)},
+                                    n=n, g=g, k0=k0, h0=p0 + pb0, w0=q0 + qb0, hn=pbn, wn=qbn))
+                            groups.append(group)
                         for ct in range(n_ct):
                             c0 = ct * c_tile
+                            ibase = base("in")
                             cmds.append(Command(
-                                Op.LOAD_INPUT, {"addr": 0, "count": ht * wt},
+                                Op.LOAD_INPUT, {"addr": ibase, "count": ht * wt},
                                 n=n, g=g, c0=c0, h0=p0 * U - pad, w0=q0 * U - pad, hn=ht, wn=wt))
                             cn = min(c_tile, layer.Cg - c0)
                             for j, kt in enumerate(kts):
                                 k0 = kt * kt_size
                                 kn = min(kt_size, layer.Kg - k0)
+                                if ct == n_ct - 1 and j:
+                                    pending.append((tile_no, groups[j - 1]))
                                 if rs:
                                     wcount = sum(kn * sn for *_, sn in rs_passes(geom, cn))
                                 elif facts.per_word:
                                     wcount = R * S * kn
                                 else:
                                     wcount = R * S * facts.weight_words_per_tap
+                                wbase = base("w")
                                 cmds.append(Command(
-                                    Op.LOAD_WEIGHT, {"waddr": 0, "count": wcount},
+                                    Op.LOAD_WEIGHT, {"waddr": wbase, "count": wcount},
                                     g=g, c0=c0, k0=k0))
                                 with_bias = bias and ct == 0
                                 if with_bias:
@@ -484,32 +609,32 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool,
                                         "count": kn if facts.per_word else spec.cols},
                                         g=g, k0=k0))
                                 if rs:
-                                    cmds += _rs_computes(geom, layer, cn, ct, kn, wt, pn, qn, pb,
-                                                         j * tile_words, with_bias, g, c0, k0)
+                                    for c in _rs_computes(geom, layer, cn, ct, kn, wt, pn, qn, pb,
+                                                          obase + j * tile_words, with_bias, g,
+                                                          c0, k0):
+                                        h = c.header
+                                        cmds.append(dataclasses.replace(c, header={
+                                            **h, "addr": h["addr"] + ibase,
+                                            "waddr": h["waddr"] + wbase}))
+                                        computed()
                                     continue
                                 for b, pb0, qb0, pbn, qbn in blocks(pn, qn):
                                     count = {"is": kn, "os": pbn * qbn}.get(spec.engine, 0)
                                     cmds.append(Command(Op.COMPUTE, {
-                                        "addr": pb0 * U * wt + qb0 * U, "waddr": 0,
-                                        "oaddr": j * tile_words + b * block_words,
+                                        "addr": ibase + pb0 * U * wt + qb0 * U, "waddr": wbase,
+                                        "oaddr": obase + j * tile_words + b * block_words,
                                         "p": pbn, "q": qbn, "r": R, "s": S, "stride": U,
                                         "dilation": D, "row_step": _step(U * wt, pbn),
                                         "dil_step": _step(D * wt, R), "accumulate": int(ct > 0),
                                         "count": count, "bias": int(with_bias)},
                                         g=g, c0=c0, k0=k0))
-                        for j, kt in enumerate(kts):
-                            k0 = kt * kt_size
-                            kn = min(kt_size, layer.Kg - k0)
-                            if requant:
-                                cmds.append(Command(Op.LOAD_QUANT, {
-                                    "count": kn if facts.per_word else spec.cols}, g=g, k0=k0))
-                            for b, pb0, qb0, pbn, qbn in blocks(pn, qn):
-                                cmds.append(Command(
-                                    Op.STORE, {"oaddr": j * tile_words + b * (
-                                        kn if rs else block_words),
-                                               "count": kn if facts.per_word else pbn * qbn,
-                                               "requant": int(requant), "relu": int(relu)},
-                                    n=n, g=g, k0=k0, h0=p0 + pb0, w0=q0 + qb0, hn=pbn, wn=qbn))
-    return Program(spec=spec, layer=layer, commands=tuple(mark_sync(spec, cmds)), tile_p=pt,
-                   tile_q=qt,
+                                    computed()
+                        flush(tile_no)          # the previous output tile's, all out
+                        pending.append((tile_no, groups[-1]))
+                        if not halves["out"]:    # one output tile at a time: store it now
+                            flush(tile_no + 1)
+                        tile_no += 1
+    flush(tile_no)
+    return Program(spec=spec, layer=layer, commands=tuple(mark_sync(spec, _prefetch(cmds))),
+                   tile_p=pt, tile_q=qt, k_tile=kt_size,
                    k_group=kb, has_bias=bias, requant=requant, relu=relu)

@@ -50,6 +50,7 @@ SPECS = {
 LAYERS = {
     "3x3_pad1": (ConvLayer(C=7, H=7, W=6, K=11, R=3, S=3, pad=1), {"bias": True}),
     "1x1": (ConvLayer(C=5, H=5, W=4, K=6, R=1, S=1), {}),
+    "1x1_s2_p1": (ConvLayer(C=6, H=9, W=7, K=5, R=1, S=1, stride=2, pad=1), {}),
     "fc": (ConvLayer(C=13, H=1, W=1, K=9, R=1, S=1), {"bias": True}),
     "7x7_s2_p3": (ConvLayer(C=3, H=10, W=9, K=4, R=7, S=7, stride=2, pad=3), {}),
     "1x3_3x1": (ConvLayer(C=4, H=6, W=7, K=5, R=1, S=3, pad=1), {}),
