@@ -59,9 +59,6 @@ ENERGY_LEVELS = ("mac", "rf", "array", "gb", "dram")
 _PER_PE_CYCLE = {"ws": (1, 2), "is": (1, 2), "os": (2, 2), "nlr": (0, 1), "rs": (4, 0)}
 
 
-#: commands that wait for the executor whatever their ``sync`` bit (hw/controller.py DISP)
-WAITS = (Op.COMPUTE, Op.LOAD_BIAS)
-
 #: the buffer counters of gen/isa.py COUNTERS, which the model predicts
 BUFFER_COUNTERS = tuple(c for c in COUNTERS if c.split("_")[0] in ("ibuf", "wbuf", "obuf"))
 
@@ -89,14 +86,20 @@ def estimate(program: Program) -> Estimate:
     spec = program.spec
     L, RL = spec.array_latency, spec.buffer_latency
     busy = 0
-    fe = xf = 0   # the cycle the front end starts its next header; the executor is free from
+    # the cycle the front end starts its next header; the executor takes the next COMPUTE from
+    # xr and has written its last results from xf (ws drains its sums while the next COMPUTE
+    # starts: hw/controller.py ``early``)
+    fe = xr = xf = 0
+    tail = L + RL + 3 if spec.engine == "ws" else 0
     acc = dict.fromkeys(BUFFER_COUNTERS, 0)
     extra_rf = extra_array = 0     # fills and drains not proportional to issued cycles
     eng = spec.engine
     for cmd in program.commands:
         h = cmd.header
         d = fe + HEADER_WORDS          # the dispatch cycle
-        if cmd.op in WAITS or h.get("sync"):
+        if cmd.op == Op.COMPUTE:
+            d = max(d, xr)
+        elif cmd.op == Op.LOAD_BIAS or h.get("sync"):
             d = max(d, xf)
         fe = d + 1
         if cmd.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT):
@@ -144,6 +147,7 @@ def estimate(program: Program) -> Estimate:
                 extra_array += spec.rows * spec.rows * spec.cols              # drain shifts
             if taps and pixels and (h["count"] or eng not in ("is", "rs")):
                 xf = d + 1 + cycles
+                xr = xf - tail
             acc["ibuf_reads"] += words[0]
             acc["wbuf_reads"] += words[1]
             acc["obuf_reads"] += words[2]

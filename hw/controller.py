@@ -397,6 +397,14 @@ class Controller(wiring.Component):
                        "rs": "FFILL"}[eng]
         # -- the front end: headers, loads and stores, running beside the executor ---------------
         x_idle = Signal()      # the executor has no COMPUTE (and its last results are written)
+        x_ready = Signal()     # the executor can take the next COMPUTE
+        # (ws) the executor takes the next COMPUTE while the last one's sums drain: its weights
+        # shift into the PEs' shadow registers behind the draining vectors, as from tap to tap.
+        # Its vectors enter at least rows + 2 cycles after the last one's last (dispatch,
+        # WLOAD, WSETTLE), in the same pixel order, so a COMPUTE accumulating onto the same
+        # outputs reads pixel i's word rows + pixels + 2 - RL >= 1 cycles after it was written
+        early = eng == "ws"
+        settle = Signal(range(L + RL + 4))   # cycles until the drained sums are written
         x_start = Signal()     # the front end hands the executor a COMPUTE
         x_skip_ffill = Signal()
         fe_idle = Signal()
@@ -416,8 +424,8 @@ class Controller(wiring.Component):
                 # a COMPUTE waits for the executor, and so does a LOAD_BIAS (the bias register
                 # is the running COMPUTE's) and any command the tiler marked ``sync`` (it touches
                 # what the running COMPUTE reads or writes)
-                wait = ((cmd.sync | (cmd.op == Op.COMPUTE) | (cmd.op == Op.LOAD_BIAS))
-                        & ~x_idle)
+                wait = Mux(cmd.op == Op.COMPUTE, ~x_ready,
+                           (cmd.sync | (cmd.op == Op.LOAD_BIAS)) & ~x_idle)
                 with m.If(~wait):
                     m.next = "HDR"
                     loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]
@@ -508,6 +516,8 @@ class Controller(wiring.Component):
                     m.next = "HDR"
 
         # -- the executor: one COMPUTE at a time, beside the front end ---------------------------
+        with m.If(settle != 0):
+            m.d.sync += settle.eq(settle - 1)
         with m.FSM(name="exec") as xfsm:
             with m.State("XIDLE"):
                 with m.If(x_start):
@@ -549,8 +559,12 @@ class Controller(wiring.Component):
                         next_tap()
                         if eng == "ws":
                             with m.If(~more_now):
-                                m.d.sync += drain.eq(L + RL + 2)
-                                m.next = "DRAIN"
+                                if early:
+                                    m.d.sync += settle.eq(L + RL + 3)
+                                    m.next = "XIDLE"
+                                else:
+                                    m.d.sync += drain.eq(L + RL + 2)
+                                    m.next = "DRAIN"
                             with m.Elif(since >= WB + rows):   # weights ready: go on
                                 m.d.sync += [bank.eq(~bank), since.eq(0)]
                             with m.Else():
@@ -666,5 +680,6 @@ class Controller(wiring.Component):
                     with m.If(drain == 0):
                         m.next = "XIDLE"
 
-        m.d.comb += x_idle.eq(xfsm.ongoing("XIDLE"))
+        m.d.comb += [x_ready.eq(xfsm.ongoing("XIDLE")),
+                     x_idle.eq(xfsm.ongoing("XIDLE") & (settle == 0))]
         return m

@@ -27,6 +27,12 @@ CASES = {
     "max_values": (SQUARE, ConvLayer(C=8, H=4, W=4, K=4, R=3, S=3, pad=1), {"extreme": "max"}),
     "backpressure": (RAGGED, ConvLayer(C=4, H=6, W=5, K=7, R=3, S=3, pad=1),
                      {"pause": 0.4, "bias": True}),
+    # one-pixel COMPUTEs accumulating over 4 C tiles back to back on a 1-row-deep array: each
+    # starts while the last one drains (hw/controller.py ``early``), the tightest read-after-
+    # write the accumulation can meet
+    "back_to_back_1px": (dict(name="ws_1x3", rows=1, cols=3, input_depth=8, weight_depth=8,
+                              output_depth=4), ConvLayer(C=4, H=1, W=1, K=5, R=1, S=1), {}),
+    "strided_1x1": (RAGGED, ConvLayer(C=4, H=9, W=8, K=6, R=1, S=1, stride=2, pad=1), {}),
 }
 
 
