@@ -119,11 +119,28 @@ def _header_bytes(spec: Spec, cmd) -> bytes:
                       spec.in_stream_bits // 8)
 
 
+def im2col(layer, x: np.ndarray) -> np.ndarray:
+    """``x`` (NCHW) laid out for :func:`gen.tiler.im2col_layer`: channel ``(c*R + r)*S + s`` at
+    output pixel (p, q) is input channel c at (p*stride + r*dilation, q*stride + s*dilation)
+    of the padded input."""
+    R, S, U, D, pad = layer.R, layer.S, layer.stride, layer.dilation, layer.pad
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    P, Q = layer.P, layer.Q
+    out = np.empty((x.shape[0], x.shape[1], R, S, P, Q), dtype=x.dtype)
+    for r in range(R):
+        for s in range(S):
+            out[:, :, r, s] = xp[:, :, r * D:r * D + (P - 1) * U + 1:U,
+                                 s * D:s * D + (Q - 1) * U + 1:U]
+    return out.reshape(x.shape[0], -1, P, Q)
+
+
 def encode(program: Program, x, w, bias=None, quant=None) -> list[bytes]:
     """The input stream for ``program``: one frame (bytes) per command. ``quant`` is
     ``(multiplier, shift)`` per output channel when the program requantises."""
     spec, layer = program.spec, program.layer
     x, w, bias = check_tensors(spec, layer, x, w, bias)
+    if program.lowered is not None:      # the commands address the im2col layer
+        x, w, layer = im2col(layer, x), w.reshape(w.shape[0], -1, 1, 1), program.lowered
     if program.has_bias and bias is None:
         raise AccelgenError("the program was planned with a bias but no bias tensor was given")
     if program.requant:

@@ -84,6 +84,9 @@ class Program:
     k_group: int
     has_bias: bool
     k_tile: int = 0        # output channels per K tile (LOAD_WEIGHT k0 .. k0 + k_tile)
+    #: the layer the commands address when it is not ``layer``: its im2col lowering (a 1x1
+    #: layer over every (c, r, s) of the receptive field; gen/frames.py lowers the tensors)
+    lowered: ConvLayer | None = None
     requant: bool = False
     relu: bool = False
 
@@ -375,6 +378,30 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
         return dataclasses.replace(prog, layer=layer, commands=cmds)
     from .model import estimate   # the model evaluates Programs; it imports this module
 
+    best = _plan_tiles(spec, layer, kw, estimate)
+    if spec.engine != "rs" and layer.R * layer.S > 1 and layer.Cg < spec.rows:
+        # few channels leave array lanes idle (ResNet's first layer: C = 3 on 16 rows): lay
+        # the receptive field out as channels (im2col) when that is faster
+        col = im2col_layer(layer)
+        try:
+            _check_limits(spec, col)
+            lowered = _plan_tiles(spec, col, kw, estimate)
+        except AccelgenError:
+            lowered = None
+        if lowered is not None and estimate(lowered).cycles < estimate(best).cycles:
+            best = dataclasses.replace(lowered, layer=layer, lowered=col)
+    return best
+
+
+def im2col_layer(layer: ConvLayer) -> ConvLayer:
+    """``layer`` as a 1x1 layer over its output map whose channels are the (c, r, s) of each
+    receptive field, c-major per group (gen/frames.py :func:`~gen.frames.im2col`)."""
+    return dataclasses.replace(layer, C=layer.C * layer.R * layer.S, H=layer.P, W=layer.Q,
+                               R=1, S=1, stride=1, pad=0, dilation=1)
+
+
+def _plan_tiles(spec: Spec, layer: ConvLayer, kw: dict, estimate) -> Program:
+    """The fastest of :func:`_plan`'s tilings by the cycle model."""
     # tiles sized for the whole buffers, and for half of each so that two fit (double buffering)
     half = dataclasses.replace(spec, input_depth=max(1, spec.input_depth // 2),
                                weight_depth=max(1, spec.weight_depth // 2),
@@ -539,20 +566,45 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
         return b
 
     cmds: list[Command] = []
-    # STOREs wait in groups (one per K tile, with its LOAD_QUANT) and go out one group after each
-    # COMPUTE: a K tile's group once the last C tile has moved on to the next K tile (so its
-    # COMPUTEs have finished), the last K tile's during the next output tile when the output
-    # buffer holds two (its half is not in use), else at once (waiting for its COMPUTE)
-    pending: list[tuple[int, list[Command]]] = []   # (output tile, group)
-    tile_no = 0
+    # STOREs wait in a queue of units (a K tile's LOAD_QUANT and STOREs, in row bands short
+    # enough to hide behind a COMPUTE) and go out one unit after each COMPUTE: a K tile's once the
+    # last C tile has moved on to the next K tile (so its COMPUTEs have finished), the last K
+    # tile's during the next output tile. A COMPUTE that writes what a waiting unit reads first
+    # takes the queue up to that unit (in order: a LOAD_QUANT's lanes serve the STOREs behind it)
+    pending: list[tuple[int, int, list[Command]]] = []   # (first, last output word, commands)
+    # ws/nlr: STORE rows per unit, half a COMPUTE's stream (a STORE of a whole tile could hold
+    # up several 1x1 COMPUTEs, each as long as it)
+    band = max(1, R * S * pt // 2) if facts.block is None else None
 
     def computed():
         if pending:
-            cmds.extend(pending.pop(0)[1])
+            cmds.extend(pending.pop(0)[2])
 
-    def flush(older_than):
-        while pending and pending[0][0] < older_than:
-            cmds.extend(pending.pop(0)[1])
+    def add_compute(c):
+        lo, hi = footprint(spec, c.header)["obuf"]
+        last = max((i for i, (a, b, _) in enumerate(pending) if a <= hi and lo <= b),
+                   default=-1)
+        for _, _, unit in pending[:last + 1]:
+            cmds.extend(unit)
+        del pending[:last + 1]
+        cmds.append(c)
+        computed()
+
+    def queue(group):
+        """A K tile's stores as units: ws/nlr STOREs cut into row bands of ``band`` rows."""
+        head = [c for c in group if c.op == Op.LOAD_QUANT]
+        for st in (c for c in group if c.op == Op.STORE):
+            step = band if band else st.hn
+            for a in range(0, st.hn, step):
+                hn = min(step, st.hn - a)
+                o = st.header["oaddr"] + a * st.wn
+                unit = head + [dataclasses.replace(
+                    st, header={**st.header, "oaddr": o, "count": hn * st.wn}, h0=st.h0 + a,
+                    hn=hn)] if band else head + [st]
+                pending.append((o if band else st.header["oaddr"],
+                                o + hn * st.wn - 1 if band else st.header["oaddr"] + st.count - 1,
+                                unit))
+                head = []
 
     for n in range(layer.N):
         for g in range(layer.groups):
@@ -592,7 +644,7 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
                                 k0 = kt * kt_size
                                 kn = min(kt_size, layer.Kg - k0)
                                 if ct == n_ct - 1 and j:
-                                    pending.append((tile_no, groups[j - 1]))
+                                    queue(groups[j - 1])
                                 if rs:
                                     wcount = sum(kn * sn for *_, sn in rs_passes(geom, cn))
                                 elif facts.per_word:
@@ -613,14 +665,13 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
                                                           obase + j * tile_words, with_bias, g,
                                                           c0, k0):
                                         h = c.header
-                                        cmds.append(dataclasses.replace(c, header={
+                                        add_compute(dataclasses.replace(c, header={
                                             **h, "addr": h["addr"] + ibase,
                                             "waddr": h["waddr"] + wbase}))
-                                        computed()
                                     continue
                                 for b, pb0, qb0, pbn, qbn in blocks(pn, qn):
                                     count = {"is": kn, "os": pbn * qbn}.get(spec.engine, 0)
-                                    cmds.append(Command(Op.COMPUTE, {
+                                    add_compute(Command(Op.COMPUTE, {
                                         "addr": ibase + pb0 * U * wt + qb0 * U, "waddr": wbase,
                                         "oaddr": obase + j * tile_words + b * block_words,
                                         "p": pbn, "q": qbn, "r": R, "s": S, "stride": U,
@@ -628,13 +679,9 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
                                         "dil_step": _step(D * wt, R), "accumulate": int(ct > 0),
                                         "count": count, "bias": int(with_bias)},
                                         g=g, c0=c0, k0=k0))
-                                    computed()
-                        flush(tile_no)          # the previous output tile's, all out
-                        pending.append((tile_no, groups[-1]))
-                        if not halves["out"]:    # one output tile at a time: store it now
-                            flush(tile_no + 1)
-                        tile_no += 1
-    flush(tile_no)
+                        queue(groups[-1])
+    for _, _, unit in pending:
+        cmds.extend(unit)
     return Program(spec=spec, layer=layer, commands=tuple(mark_sync(spec, _prefetch(cmds))),
                    tile_p=pt, tile_q=qt, k_tile=kt_size,
                    k_group=kb, has_bias=bias, requant=requant, relu=relu)
