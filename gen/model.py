@@ -86,11 +86,15 @@ def estimate(program: Program) -> Estimate:
     spec = program.spec
     L, RL = spec.array_latency, spec.buffer_latency
     busy = 0
-    # the cycle the front end starts its next header; the executor takes the next COMPUTE from
-    # xr and has written its last results from xf (ws drains its sums while the next COMPUTE
-    # starts: hw/controller.py ``early``)
-    fe = xr = xf = 0
-    tail = L + RL + 3 if spec.engine == "ws" else 0
+    # fe: the cycle the front end starts its next header; qfree: the executor's queue is empty
+    # from then; xr: the executor is back in XIDLE (ws: while its last sums drain) and xf:
+    # every result is written; tl: the cycle the last COMPUTE's last tap began (ws), pl: its
+    # pixels (hw/controller.py: the queue, ``early`` and the chaining of COMPUTEs)
+    fe = qfree = xr = xf = 0
+    tl = pl = -1
+    written = [0]      # per COMPUTE: the cycle its last output word's write is seen (n_out)
+    wlag = 2 if spec.engine == "os" else 3    # ... before xf: the drain's last cycles
+    gap = 2 * spec.rows + spec.cols + RL + 1     # ws: a tap lasts at least this (weights load)
     acc = dict.fromkeys(BUFFER_COUNTERS, 0)
     extra_rf = extra_array = 0     # fills and drains not proportional to issued cycles
     eng = spec.engine
@@ -98,9 +102,11 @@ def estimate(program: Program) -> Estimate:
         h = cmd.header
         d = fe + HEADER_WORDS          # the dispatch cycle
         if cmd.op == Op.COMPUTE:
-            d = max(d, xr)
+            d = max(d, qfree)
         elif cmd.op == Op.LOAD_BIAS or h.get("sync"):
-            d = max(d, xf)
+            d = max(d, written[-1])
+        elif cmd.op == Op.STORE and len(written) > 3:
+            d = max(d, written[-3])
         fe = d + 1
         if cmd.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT):
             fe += h["count"]
@@ -115,7 +121,6 @@ def estimate(program: Program) -> Estimate:
             # (input words read, weight words read, output words accumulated: one read and one
             # write each)
             if eng == "ws":   # double-buffered weights: taps back to back, one drain
-                gap = spec.rows + spec.cols + RL + spec.rows + 1
                 cycles += spec.rows + 1 + (taps - 1) * max(pixels, gap) + pixels + L + RL + 3
                 busy += taps * pixels
                 words = (taps * pixels, taps * spec.rows, taps * pixels)
@@ -146,8 +151,25 @@ def estimate(program: Program) -> Estimate:
                 words = (taps * pixels, taps * spec.rows, h["count"])
                 extra_array += spec.rows * spec.rows * spec.cols              # drain shifts
             if taps and pixels and (h["count"] or eng not in ("is", "rs")):
-                xf = d + 1 + cycles
-                xr = xf - tail
+                if eng == "ws" and d + 1 <= tl:
+                    # queued before the running COMPUTE's last tap began: its first tap follows
+                    # that tap as a tap follows a tap (its weights load behind it)
+                    qfree = tl + pl
+                    first = tl + max(pl, gap)
+                    tl = first + (taps - 1) * max(pixels, gap)
+                    xr = tl + pixels
+                    xf = xr + L + RL + 3
+                else:          # XIDLE takes it from the queue; the first state follows
+                    start = max(d + 1, xr) + 1
+                    qfree = start
+                    xf = start + cycles
+                    if eng == "ws":
+                        tl = start + spec.rows + 1 + (taps - 1) * max(pixels, gap)
+                        xr = tl + pixels
+                    else:
+                        xr = xf
+                pl = pixels
+                written.append(xf - wlag)
             acc["ibuf_reads"] += words[0]
             acc["wbuf_reads"] += words[1]
             acc["obuf_reads"] += words[2]

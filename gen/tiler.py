@@ -444,7 +444,8 @@ def _prefetch(cmds: list[Command]) -> list[Command]:
         load = cmds[i]
         if load.header["addr"] == cmds[prev].header["addr"]:
             continue                         # the same half: it must wait
-        computes = [j for j in range(prev + 1, i) if cmds[j].op == Op.COMPUTE]
+        # not after the first: the last COMPUTE of the tile before may still run then
+        computes = [j for j in range(prev + 1, i) if cmds[j].op == Op.COMPUTE][1:]
         if not computes:
             continue
         bands = min(len(computes), load.hn)
@@ -486,21 +487,21 @@ _TOUCHES = {Op.LOAD_INPUT: ("ibuf", "addr"), Op.LOAD_WEIGHT: ("wbuf", "waddr"),
 
 
 def mark_sync(spec: Spec, cmds: list[Command]) -> list[Command]:
-    """Set ``sync`` on every LOAD/STORE that touches buffer words the running COMPUTE (the last
-    one issued before it) may touch, so the hardware's front end waits for it (gen/isa.py)."""
-    out, running = [], None
+    """Set ``sync`` on every LOAD/STORE that touches buffer words a COMPUTE still in the
+    executor may touch: the last two issued before it (one running, one queued), so the
+    hardware's front end waits for them (gen/isa.py)."""
+    out, running = [], []
     for c in cmds:
         if c.op == Op.COMPUTE:
-            running = footprint(spec, c.header)
+            running = [*running[-1:], footprint(spec, c.header)]
         elif c.op == Op.LOAD_BIAS:
-            running = None           # the hardware waits for the executor before every LOAD_BIAS
-        elif c.op in _TOUCHES and running is not None and c.count:
+            running = []             # the hardware waits for the executor before every LOAD_BIAS
+        elif c.op in _TOUCHES and running and c.count:
             buf, field = _TOUCHES[c.op]
             lo = c.header.get(field, 0)
-            rlo, rhi = running[buf]
-            if lo <= rhi and rlo <= lo + c.count - 1:
+            if any(lo <= f[buf][1] and f[buf][0] <= lo + c.count - 1 for f in running):
                 c = dataclasses.replace(c, header={**c.header, "sync": 1})
-                running = None       # the COMPUTE has finished once this command starts
+                running = []         # every COMPUTE has finished once this command starts
         out.append(c)
     return out
 
@@ -553,16 +554,22 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
         w_words = R * S * min(kt_size, layer.Kg)
     else:
         w_words = R * S * facts.weight_words_per_tap
-    halves = {"in": spec.input_depth // 2 if 2 * in_words <= spec.input_depth else 0,
-              "w": spec.weight_depth // 2 if 2 * w_words <= spec.weight_depth else 0,
-              "out": (spec.output_depth // 2
-                      if 2 * min(kb, n_kt) * tile_words <= spec.output_depth else 0)}
-    turn = dict.fromkeys(halves, 0)
+    # (weights in thirds when three fit: the executor may hold two COMPUTEs, one running and
+    # one queued, while the front end loads the weights of a third)
+    def slots(depth, words, most):
+        n = max(1, min(most, depth // max(1, words)))
+        return n, depth // n
+
+    slot = {"in": slots(spec.input_depth, in_words, 2),
+            "w": slots(spec.weight_depth, w_words, 3),
+            "out": slots(spec.output_depth, min(kb, n_kt) * tile_words, 2)}
+    turn = dict.fromkeys(slot, 0)
 
     def base(kind):
-        """The base address of the next load (or output tile) of ``kind``, alternating."""
-        b = turn[kind] * halves[kind]
-        turn[kind] ^= 1
+        """The base address of the next load (or output tile) of ``kind``, in rotation."""
+        n, size = slot[kind]
+        b = turn[kind] * size
+        turn[kind] = (turn[kind] + 1) % n
         return b
 
     cmds: list[Command] = []
@@ -571,24 +578,25 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
     # last C tile has moved on to the next K tile (so its COMPUTEs have finished), the last K
     # tile's during the next output tile. A COMPUTE that writes what a waiting unit reads first
     # takes the queue up to that unit (in order: a LOAD_QUANT's lanes serve the STOREs behind it)
-    pending: list[tuple[int, int, list[Command]]] = []   # (first, last output word, commands)
+    # (first, last output word, commands, issued COMPUTEs before it may go: two after the
+    # last COMPUTE writing it, so that it is no longer in the executor)
+    pending: list[tuple[int, int, list[Command], int]] = []
+    issued = [0]
     # ws/nlr: STORE rows per unit, half a COMPUTE's stream (a STORE of a whole tile could hold
     # up several 1x1 COMPUTEs, each as long as it)
     band = max(1, R * S * pt // 2) if facts.block is None else None
 
-    def computed():
-        if pending:
-            cmds.extend(pending.pop(0)[2])
-
     def add_compute(c):
         lo, hi = footprint(spec, c.header)["obuf"]
-        last = max((i for i, (a, b, _) in enumerate(pending) if a <= hi and lo <= b),
+        last = max((i for i, (a, b, *_) in enumerate(pending) if a <= hi and lo <= b),
                    default=-1)
-        for _, _, unit in pending[:last + 1]:
+        for _, _, unit, _ in pending[:last + 1]:
             cmds.extend(unit)
         del pending[:last + 1]
         cmds.append(c)
-        computed()
+        issued[0] += 1
+        if pending and pending[0][3] <= issued[0]:
+            cmds.extend(pending.pop(0)[2])
 
     def queue(group):
         """A K tile's stores as units: ws/nlr STOREs cut into row bands of ``band`` rows."""
@@ -603,7 +611,7 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
                     hn=hn)] if band else head + [st]
                 pending.append((o if band else st.header["oaddr"],
                                 o + hn * st.wn - 1 if band else st.header["oaddr"] + st.count - 1,
-                                unit))
+                                unit, issued[0] + 2))
                 head = []
 
     for n in range(layer.N):
@@ -680,7 +688,7 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
                                         "count": count, "bias": int(with_bias)},
                                         g=g, c0=c0, k0=k0))
                         queue(groups[-1])
-    for _, _, unit in pending:
+    for _, _, unit, _ in pending:
         cmds.extend(unit)
     return Program(spec=spec, layer=layer, commands=tuple(mark_sync(spec, _prefetch(cmds))),
                    tile_p=pt, tile_q=qt, k_tile=kt_size,

@@ -144,6 +144,8 @@ class Controller(wiring.Component):
         new = data.View(HeaderLayout, Cat(hdr, word))
         cmd = Signal(HeaderLayout)        # the front end's command
         xcmd = Signal(HeaderLayout)       # the executor's COMPUTE
+        qcmd = Signal(HeaderLayout)       # the executor's queue: the next COMPUTE
+        q_valid = Signal()
 
         # -- registers of the running command ---------------------------------------------------
         cnt = Signal(17)                  # LOAD/STORE beats left
@@ -200,6 +202,7 @@ class Controller(wiring.Component):
         loading = Signal()   # (ws) a state in which the next tap's weights may load
         tok_valid = Signal()  # a token for an output word starts down the delay line
         tok_step = Signal()   # (os) a drain step starts down the delay line
+        tok_last = Signal()   # ... and it is the COMPUTE's last output word
         tok_addr = Signal(16)
         tok_chan = Signal(16)
 
@@ -224,7 +227,7 @@ class Controller(wiring.Component):
             wnext = Signal(_PTR)                    # weight words of the next tap
             more_now = Signal()                     # a tap follows the current one
             l_issue = Signal()
-            m.d.comb += [more_now.eq(Mux(since == 0, ~tap_last, more)),
+            m.d.comb += [more_now.eq(Mux(since == 0, ~tap_last | q_valid, more)),
                          l_issue.eq(loading & more_now & (since >= WB) & (since < WB + rows))]
             with m.If(l_issue):
                 m.d.comb += self.wbuf_rd.addr.eq(wnext + (WB + rows - 1 - since))
@@ -289,10 +292,11 @@ class Controller(wiring.Component):
         # -- token delay line: (valid, output address, first pass, bias, channel, step) -----------
         # a vector read at t reaches the array at t+RL and its sums leave it at t+RL+LT; the output
         # word is read at t+LT so that it arrives with them, and written at t+RL+LT
-        tok_layout = data.StructLayout({"valid": 1, "addr": 16, "first": 1, "bias": 1,
+        tok_layout = data.StructLayout({"valid": 1, "last": 1, "addr": 16, "first": 1, "bias": 1,
                                         "chan": 16, "step": 1})
         toks = [Signal(tok_layout, name=f"tok{k}") for k in range(LT + RL + 1)]
-        m.d.comb += [toks[0].valid.eq(tok_valid), toks[0].addr.eq(tok_addr),
+        m.d.comb += [toks[0].valid.eq(tok_valid), toks[0].last.eq(tok_last),
+                     toks[0].addr.eq(tok_addr),
                      toks[0].first.eq(~xcmd.accumulate if whole else first_pass),
                      toks[0].bias.eq(xcmd.bias), toks[0].chan.eq(tok_chan),
                      toks[0].step.eq(tok_step)]
@@ -397,7 +401,13 @@ class Controller(wiring.Component):
                        "rs": "FFILL"}[eng]
         # -- the front end: headers, loads and stores, running beside the executor ---------------
         x_idle = Signal()      # the executor has no COMPUTE (and its last results are written)
-        x_ready = Signal()     # the executor can take the next COMPUTE
+        x_done = Signal()      # no COMPUTE queued or running, every result written
+        x_queue = Signal()     # a COMPUTE enters the queue
+        # COMPUTEs queued and not yet fully written: a STORE reads outputs, so without sync it
+        # waits until at most the last two issued (the ones the tiler checked it against) are
+        n_out = Signal(range(L + RL + 8))   # (a COMPUTE lasts at least 3 cycles)
+        m.d.sync += n_out.eq(n_out + x_queue
+                             - (wr_tok.valid & wr_tok.last))
         # (ws) the executor takes the next COMPUTE while the last one's sums drain: its weights
         # shift into the PEs' shadow registers behind the draining vectors, as from tap to tap.
         # Its vectors enter at least rows + 2 cycles after the last one's last (dispatch,
@@ -405,10 +415,8 @@ class Controller(wiring.Component):
         # outputs reads pixel i's word rows + pixels + 2 - RL >= 1 cycles after it was written
         early = eng == "ws"
         settle = Signal(range(L + RL + 4))   # cycles until the drained sums are written
-        x_start = Signal()     # the front end hands the executor a COMPUTE
-        x_skip_ffill = Signal()
         fe_idle = Signal()
-        m.d.comb += idle.eq(fe_idle & x_idle)
+        m.d.comb += [idle.eq(fe_idle & x_done), x_done.eq(x_idle & ~q_valid)]
         with m.FSM(name="ctrl"):
             with m.State("HDR"):
                 m.d.comb += [s_axis.tready.eq(1), fe_idle.eq(hidx == 0),
@@ -421,11 +429,12 @@ class Controller(wiring.Component):
                         m.next = "DISP"
 
             with m.State("DISP"):
-                # a COMPUTE waits for the executor, and so does a LOAD_BIAS (the bias register
-                # is the running COMPUTE's) and any command the tiler marked ``sync`` (it touches
-                # what the running COMPUTE reads or writes)
-                wait = Mux(cmd.op == Op.COMPUTE, ~x_ready,
-                           (cmd.sync | (cmd.op == Op.LOAD_BIAS)) & ~x_idle)
+                # a COMPUTE waits for the executor's queue, a LOAD_BIAS (the bias register is
+                # the COMPUTEs') and any command the tiler marked ``sync`` (it touches what a
+                # COMPUTE in the executor reads or writes) for every COMPUTE to finish
+                wait = Mux(cmd.op == Op.COMPUTE, q_valid,
+                           Mux(cmd.sync | (cmd.op == Op.LOAD_BIAS), n_out != 0,
+                               (cmd.op == Op.STORE) & (n_out > 2)))
                 with m.If(~wait):
                     m.next = "HDR"
                     loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]
@@ -441,39 +450,13 @@ class Controller(wiring.Component):
                             with m.If(cmd.count != 0):
                                 m.next = "LOAD"
                         with m.Case(Op.COMPUTE):
-                            m.d.sync += [
-                                xcmd.eq(cmd),
-                                ri.eq(0), si.eq(0), r_base.eq(cmd.addr),
-                                tap_base.eq(cmd.addr), row_ptr.eq(cmd.addr),
-                                pix.eq(cmd.addr), pi.eq(0), qi.eq(0),
-                                wtap.eq(cmd.waddr), opix.eq(cmd.oaddr),
-                                p_last.eq(cmd.p - 1), q_last.eq(cmd.q - 1),
-                                s_last.eq(cmd.s - 1), r_last.eq(cmd.r - 1),
-                            ]
-                            if eng == "ws":
-                                m.d.sync += [lin.eq(rows - 1), wstep.eq(rows)]
-                            elif eng == "is":
-                                m.d.sync += [lin.eq(0), wstep.eq(cmd.count),
-                                             lin_last.eq(cmd.count - 1)]
-                            elif eng == "os":
-                                m.d.sync += [lin.eq(0), wstep.eq(rows)]
-                            elif eng == "rs":
-                                m.d.sync += [lin.eq(0), lin_last.eq(cmd.count - 1),
-                                             fcnt.eq(0), fdone.eq(0), tcnt.eq(0),
-                                             fy.eq(0), fx.eq(0), pix.eq(cmd.addr),
-                                             row_ptr.eq(cmd.addr),
-                                             fy_last.eq(cmd.fill_h - 1),
-                                             fx_last.eq(cmd.fill_w - 1),
-                                             iidx.eq(0), ibase.eq(0), fidx.eq(0)]
-                            else:
-                                m.d.sync += [lin.eq(0), wstep.eq(1)]
                             ok = (cmd.p != 0) & (cmd.q != 0) & (cmd.r != 0) & (cmd.s != 0)
                             if eng in ("is", "rs"):
                                 ok &= cmd.count != 0
                             if eng == "rs":
                                 ok &= (cmd.fill_h != 0) & (cmd.fill_w != 0)
-                                m.d.comb += x_skip_ffill.eq(cmd.keep)
-                            m.d.comb += x_start.eq(ok)
+                            m.d.sync += [qcmd.eq(cmd), q_valid.eq(ok)]
+                            m.d.comb += x_queue.eq(ok)
                         with m.Case(Op.STORE):
                             m.d.sync += [cnt.eq(cmd.count), ptr.eq(cmd.oaddr), sidx.eq(0)]
                             with m.If(cmd.count != 0):
@@ -516,14 +499,36 @@ class Controller(wiring.Component):
                     m.next = "HDR"
 
         # -- the executor: one COMPUTE at a time, beside the front end ---------------------------
+        def take(c):
+            """Start COMPUTE ``c`` from the queue: latch it and set the walkers on it."""
+            m.d.sync += [
+                xcmd.eq(c), q_valid.eq(0),
+                ri.eq(0), si.eq(0), r_base.eq(c.addr), tap_base.eq(c.addr), row_ptr.eq(c.addr),
+                pix.eq(c.addr), pi.eq(0), qi.eq(0), wtap.eq(c.waddr), opix.eq(c.oaddr),
+                p_last.eq(c.p - 1), q_last.eq(c.q - 1), s_last.eq(c.s - 1), r_last.eq(c.r - 1),
+            ]
+            if eng == "ws":
+                m.d.sync += [lin.eq(rows - 1), wstep.eq(rows)]
+            elif eng == "is":
+                m.d.sync += [lin.eq(0), wstep.eq(c.count), lin_last.eq(c.count - 1)]
+            elif eng == "os":
+                m.d.sync += [lin.eq(0), wstep.eq(rows)]
+            elif eng == "rs":
+                m.d.sync += [lin.eq(0), lin_last.eq(c.count - 1), fcnt.eq(0), fdone.eq(0),
+                             tcnt.eq(0), fy.eq(0), fx.eq(0), fy_last.eq(c.fill_h - 1),
+                             fx_last.eq(c.fill_w - 1), iidx.eq(0), ibase.eq(0), fidx.eq(0)]
+            else:
+                m.d.sync += [lin.eq(0), wstep.eq(1)]
+
         with m.If(settle != 0):
             m.d.sync += settle.eq(settle - 1)
         with m.FSM(name="exec") as xfsm:
             with m.State("XIDLE"):
-                with m.If(x_start):
+                with m.If(q_valid):
+                    take(qcmd)
                     m.next = first_state
                     if eng == "rs":
-                        with m.If(x_skip_ffill):
+                        with m.If(qcmd.keep):
                             m.next = "IFILL"
 
             if eng == "ws":
@@ -545,7 +550,8 @@ class Controller(wiring.Component):
 
             if eng in ("ws", "nlr"):
                 with m.State("STREAM"):   # one input vector per output pixel; sums go to opix
-                    m.d.comb += [issue.eq(1), tok_valid.eq(1), tok_addr.eq(opix)]
+                    m.d.comb += [issue.eq(1), tok_valid.eq(1), tok_addr.eq(opix),
+                                 tok_last.eq(pix_last & tap_last)]
                     m.d.sync += opix.eq(opix + 1)
                     walk_pixel()
                     if eng == "ws":
@@ -553,10 +559,21 @@ class Controller(wiring.Component):
                         with m.If(since != WB + rows):
                             m.d.sync += since.eq(since + 1)
                         with m.If(since == 0):    # the walker points at this tap
-                            m.d.sync += [more.eq(~tap_last), wnext.eq(wtap + wstep)]
+                            # after the last tap comes the queued COMPUTE's first, if one is
+                            # queued by now: its weights load behind this tap like a tap's
+                            m.d.sync += [more.eq(~tap_last | q_valid),
+                                         wnext.eq(Mux(tap_last, qcmd.waddr, wtap + wstep))]
                     with m.If(pix_last):
-                        m.d.sync += opix.eq(xcmd.oaddr)
-                        next_tap()
+                        if eng == "ws":
+                            with m.If(tap_last):
+                                with m.If(more_now):
+                                    take(qcmd)
+                            with m.Else():
+                                m.d.sync += opix.eq(xcmd.oaddr)
+                                next_tap()
+                        else:
+                            m.d.sync += opix.eq(xcmd.oaddr)
+                            next_tap()
                         if eng == "ws":
                             with m.If(~more_now):
                                 if early:
@@ -581,7 +598,7 @@ class Controller(wiring.Component):
                         m.next = "KSTREAM"
                 with m.State("KSTREAM"):
                     m.d.comb += [issue.eq(1), tok_valid.eq(1), tok_addr.eq(opix),
-                                 tok_chan.eq(lin)]
+                                 tok_chan.eq(lin), tok_last.eq((lin == lin_last) & tap_last)]
                     m.d.sync += [opix.eq(opix + 1), lin.eq(lin + 1)]
                     with m.If(lin == lin_last):
                         m.d.sync += [lin.eq(0), opix.eq(xcmd.oaddr), drain.eq(L + RL + 2)]
@@ -619,7 +636,8 @@ class Controller(wiring.Component):
                     m.d.comb += [issue.eq(1), rs_ctl.valid.eq(1), rs_ctl.first.eq(si == 0),
                                  rs_ctl.last.eq(s_end), rs_ctl.fidx.eq(fidx),
                                  rs_ctl.iidx.eq(iidx), rs_ctl.k.eq(lin),
-                                 tok_valid.eq(s_end), tok_addr.eq(opix), tok_chan.eq(lin)]
+                                 tok_valid.eq(s_end), tok_addr.eq(opix), tok_chan.eq(lin),
+                                 tok_last.eq(s_end & k_last & (qi == q_last))]
                     with m.If(s_end):
                         m.d.sync += opix.eq(opix + 1)
                     m.d.sync += [lin.eq(lin + 1), fidx.eq(fidx + xcmd.s)]
@@ -670,6 +688,7 @@ class Controller(wiring.Component):
                         m.next = "ODRAIN"
                 with m.State("ODRAIN"):    # bottom row first: pixel rows-1 down to pixel 0
                     m.d.comb += [tok_step.eq(1), tok_valid.eq(lin < xcmd.count),
+                                 tok_last.eq(lin == 0),
                                  tok_addr.eq(xcmd.oaddr + lin)]
                     m.d.sync += lin.eq(lin - 1)
                     with m.If(lin == 0):
@@ -680,6 +699,5 @@ class Controller(wiring.Component):
                     with m.If(drain == 0):
                         m.next = "XIDLE"
 
-        m.d.comb += [x_ready.eq(xfsm.ongoing("XIDLE")),
-                     x_idle.eq(xfsm.ongoing("XIDLE") & (settle == 0))]
+        m.d.comb += x_idle.eq(xfsm.ongoing("XIDLE") & (settle == 0))
         return m

@@ -74,7 +74,8 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
     q_shift = np.zeros(spec.cols, dtype=np.int64)
     spads = {"filter": np.zeros((0, spec.rows), dtype=np.int64)}   # row-stationary
     depths = {"ibuf": spec.input_depth, "wbuf": spec.weight_depth, "obuf": spec.output_depth}
-    running = None   # buffer -> words the running COMPUTE touched (None: the executor is idle)
+    running = []     # per COMPUTE the executor may still hold (at most two: one running, one
+    #                  queued): buffer -> the words it touched
     touches = {Op.LOAD_INPUT: ("ibuf", "addr"), Op.LOAD_WEIGHT: ("wbuf", "waddr"),
                Op.STORE: ("obuf", "oaddr")}
     out = []
@@ -85,18 +86,19 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
         op, count = h["op"], h["count"]
         loads = (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT)
         payload = stream[i * beat:(i + count) * beat] if op in loads else b""
-        # the front end runs LOADs and STOREs beside the executor's COMPUTE (gen/isa.py):
-        # without sync they must not touch what that COMPUTE touches
-        if h["sync"] or op in (Op.LOAD_BIAS, Op.COMPUTE):
-            running = None
-        elif op in touches and running is not None and count:
+        # the front end runs LOADs and STOREs beside the executor's COMPUTEs (gen/isa.py):
+        # without sync they must not touch what those touch
+        if h["sync"] or op == Op.LOAD_BIAS:
+            running = []
+        elif op in touches and count:
             buf, field = touches[op]
-            if running[buf][h[field]:h[field] + count].any():
+            if any(t[buf][h[field]:h[field] + count].any() for t in running):
                 raise HazardError(
                     f"{op.name} of {count} words at {buf} {h[field]} without sync touches words "
-                    f"the running COMPUTE touches")
+                    f"a COMPUTE in the executor touches")
         if op == Op.COMPUTE:
-            running = {b: np.zeros(d, dtype=bool) for b, d in depths.items()}
+            running = [*running[-1:], {b: np.zeros(d, dtype=bool) for b, d in depths.items()}]
+            touched = running[-1]
         if op == Op.LOAD_INPUT:
             vals = unpack_lanes(payload, spec.act_bits, spec.rows, beat, spec.act_signed)
             ibuf[h["addr"]:h["addr"] + count] = vals
@@ -121,7 +123,7 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
                                       & ((1 << QUANT_SHIFT_BITS) - 1)])[-spec.cols:]
             i += count
         elif op == Op.COMPUTE and eng == "rs":
-            _rs_compute(spec, h, ibuf, wbuf, obuf, chan_bias, spads, running)
+            _rs_compute(spec, h, ibuf, wbuf, obuf, chan_bias, spads, touched)
         elif op == Op.COMPUTE:
             P, Q = h["p"], h["q"]
             pp, qq = np.meshgrid(np.arange(P), np.arange(Q), indexing="ij")
@@ -131,12 +133,12 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
                     tap = r * h["s"] + s
                     addr = (h["addr"] + pp * h["row_step"] + r * h["dil_step"]
                             + qq * h["stride"] + s * h["dilation"]).reshape(-1)
-                    running["ibuf"][addr] = True
+                    touched["ibuf"][addr] = True
                     if eng == "is":
                         # lane j holds pixel npix-1-j; word k is output channel k of the block
                         kn = h["count"]
                         wk = wbuf[h["waddr"] + tap * kn:][:kn]          # (k, c)
-                        running["wbuf"][h["waddr"] + tap * kn:][:kn] = True
+                        touched["wbuf"][h["waddr"] + tap * kn:][:kn] = True
                         y = np.zeros((kn, cols), dtype=np.int64)
                         y[:, :P * Q] = (ibuf[addr] @ wk.T).T[:, ::-1]
                         dst = slice(h["oaddr"], h["oaddr"] + kn)
@@ -144,14 +146,14 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
                     else:
                         if eng == "nlr":
                             blk = wbuf[h["waddr"] + tap].reshape(rows, cols)
-                            running["wbuf"][h["waddr"] + tap] = True
+                            touched["wbuf"][h["waddr"] + tap] = True
                         else:
                             blk = wbuf[h["waddr"] + tap * rows:][:rows]
-                            running["wbuf"][h["waddr"] + tap * rows:][:rows] = True
+                            touched["wbuf"][h["waddr"] + tap * rows:][:rows] = True
                         y = ibuf[addr] @ blk
                         dst = slice(h["oaddr"], h["oaddr"] + P * Q)
                         base = bias_reg if h["bias"] else 0
-                    running["obuf"][dst] = True
+                    touched["obuf"][dst] = True
                     if r == 0 and s == 0 and not h["accumulate"]:
                         obuf[dst] = wrap(y + base, spec.acc_bits)
                     else:
