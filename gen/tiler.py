@@ -18,6 +18,24 @@ to inner::
 The input tile is loaded once per (C tile, K group) and reused by every K tile of the group; outputs
 stay in the output buffer until all C tiles have been accumulated, so partial sums never leave the chip.
 
+That loop nest is then scheduled for the hardware's concurrency (gen/isa.py: loads and stores run
+beside the COMPUTEs, which queue):
+
+* *buffer rotation*: when two input tiles, three weight tiles or two output tiles fit, loads go to
+  alternate parts of a buffer, so the next one loads while the executor works on this one; tiles
+  are sized for whole buffers and for half of them, and :func:`plan` keeps the tiling the cycle
+  model (gen/model.py, equal to the RTL's counter) finds fastest;
+* *prefetch*: the next input tile is loaded in row bands, one after each COMPUTE of this one;
+* *store queue*: a K tile's STOREs (in row bands) leave one unit per COMPUTE once two COMPUTEs
+  follow the last that wrote it, the last K tile's during the next output tile;
+* :func:`mark_sync` sets ``sync`` wherever a LOAD or STORE would still touch what the executor's
+  COMPUTEs touch.
+
+Two layer rewrites run host-side, chosen when they are faster: a strided 1×1 layer loads only the
+pixels it reads (``Command.step``), and a layer with fewer channels than array rows becomes a 1×1
+layer over its receptive fields (im2col, :func:`im2col_layer`; ResNet-18's conv1 with C = 3 on a
+16-row array: 4.8× fewer cycles, for ~12× the input traffic).
+
 The other engines (gen/mapping.py) share this loop nest and differ in a few facts, gathered in
 :func:`engine_facts`:
 
@@ -357,10 +375,11 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
     outputs through the post-processing unit (per-channel multipliers and shifts are loaded with
     LOAD_QUANT before the STOREs of each K tile).
 
-    For the engines that stream a whole tile (ws, nlr) the output tile is chosen by the cycle
-    model (gen/model.py, equal to the RTL's counter): the fewest, largest tiles, or a smaller
-    tiling of the map (:func:`_tile_candidates`) when it costs fewer cycles (ResNet-18 conv2_x
-    on 16×16 WS: 28×28 tiles instead of the whole 56×56 map, 521,488 → 492,384 cycles)."""
+    The tiling is chosen by the cycle model (gen/model.py, equal to the RTL's counter) among
+    tiles sized for the whole buffers and for half of them (double buffering), and for the
+    engines that stream a whole tile (ws, nlr) the fewest, largest tiles and smaller tilings of
+    the map (:func:`_tile_candidates`) that let one input tile serve more K tiles; then the layer
+    rewrites of the module docstring, when they are faster."""
     if (requant or relu) and not spec.postproc:
         raise AccelgenError(f"requantisation and ReLU need the post-processing unit, which "
                             f"{spec.name} does not have; set [postproc] enabled = true in the spec")

@@ -11,11 +11,14 @@ A second read port (``rd2``, ``read_ports=2``) lets the output buffer stream a S
 COMPUTE accumulates into it; on FPGAs Yosys builds it as a second copy of the block RAMs.
 """
 
-from amaranth.hdl import Module, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Scratchpad", "WriteSignature", "ReadSignature"]
+__all__ = ["Scratchpad", "WriteSignature", "ReadSignature", "BANK"]
+
+#: words per bank of a registered scratchpad: an ECP5 DP16KD holds 1024 words of 18 bits
+BANK = 1024
 
 
 class WriteSignature(wiring.Signature):
@@ -51,12 +54,60 @@ class Scratchpad(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
-        wp = mem.write_port()
-        domain = m.d.sync if self.registered else m.d.comb
-        domain += [wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data), wp.en.eq(self.wr.en)]
-        for port in [self.rd] + ([self.rd2] if self.read_ports == 2 else []):
-            rp = mem.read_port()
-            domain += [rp.addr.eq(port.addr), rp.en.eq(port.en)]
-            domain += port.data.eq(rp.data)
+        if not self.registered:
+            m.submodules.mem = mem = memory.Memory(shape=unsigned(self.width), depth=self.depth,
+                                                   init=[])
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data), wp.en.eq(self.wr.en)]
+            for port in [self.rd] + ([self.rd2] if self.read_ports == 2 else []):
+                rp = mem.read_port()
+                m.d.comb += [rp.addr.eq(port.addr), rp.en.eq(port.en), port.data.eq(rp.data)]
+            return m
+
+        # registered: address and enable registers, the RAM, and a reset-less data register per
+        # bank of BANK words (a block RAM's native depth at 18 bits), so that register directly
+        # follows a RAM and the FPGA flow folds it into the block RAM's output register
+        # (fpga/absorb.py); the bank is chosen after it, from a select delayed alike. The RAM is
+        # marked ``no_rw_check``: the controller never reads a word in the cycle it is written
+        # (gen/isa.py's hazard rules, checked by the ISA machine), so Yosys need not emulate a
+        # same-cycle collision with a bypass mux behind the RAM
+        nb = -(-self.depth // BANK)
+        lo = addr_bits(min(self.depth, BANK)) if nb > 1 else addr_bits(self.depth)
+        wa, wd, we = (Signal.like(self.wr.addr), Signal.like(self.wr.data),
+                      Signal.like(self.wr.en))
+        m.d.sync += [wa.eq(self.wr.addr), wd.eq(self.wr.data), we.eq(self.wr.en)]
+        reads = [self.rd] + ([self.rd2] if self.read_ports == 2 else [])
+        ras = [Signal.like(r.addr, name=f"rd{k}_addr_r") for k, r in enumerate(reads)]
+        res = [Signal(name=f"rd{k}_en_r") for k in range(len(reads))]
+        for r, ra, re_ in zip(reads, ras, res, strict=True):
+            m.d.sync += [ra.eq(r.addr), re_.eq(r.en)]
+        datas = [[] for _ in reads]
+        for b in range(nb):
+            depth = min(BANK, self.depth - b * BANK) if nb > 1 else self.depth
+            mem = memory.Memory(shape=unsigned(self.width), depth=depth, init=[],
+                                attrs={"no_rw_check": 1})
+            m.submodules[f"mem{b}" if nb > 1 else "mem"] = mem
+            wp = mem.write_port()
+            hit = (wa[lo:] == b) if nb > 1 else 1
+            m.d.comb += [wp.addr.eq(wa[:lo]), wp.data.eq(wd), wp.en.eq(we & hit)]
+            for k, (ra, re_) in enumerate(zip(ras, res, strict=True)):
+                rp = mem.read_port()
+                hit = (ra[lo:] == b) if nb > 1 else 1
+                m.d.comb += [rp.addr.eq(ra[:lo]), rp.en.eq(re_ & hit)]
+                data = Signal(self.width, name=f"rd{k}_data{b}", reset_less=True)
+                m.d.sync += data.eq(rp.data)
+                datas[k].append(data)
+        for k, (r, ra, re_) in enumerate(zip(reads, ras, res, strict=True)):
+            if nb == 1:
+                m.d.comb += r.data.eq(datas[k][0])
+                continue
+            sel, sel_d = Signal(range(nb), name=f"rd{k}_bank"), Signal(range(nb),
+                                                                         name=f"rd{k}_bank_d")
+            with m.If(re_):
+                m.d.sync += sel.eq(ra[lo:])
+            m.d.sync += sel_d.eq(sel)
+            with m.Switch(sel_d):
+                for b in range(nb):
+                    with m.Case(b):
+                        m.d.comb += r.data.eq(datas[k][b])
         return m

@@ -7,6 +7,23 @@ output write-back and the counters are shared by every engine; COMPUTE is sequen
 two address walkers: the *pixel walker* (input-buffer addresses of the output pixels of a tile at
 one filter tap) and a *linear* counter over weight words.
 
+Two state machines run side by side (gen/isa.py, Concurrency):
+
+* the *front end* (``HDR``, ``DISP``, ``LOAD``, ``STORE``) takes headers, writes LOAD payloads,
+  streams STOREs out of the output buffer's second read port, and puts each COMPUTE in a queue of
+  one (``qcmd``); in ``DISP`` a COMPUTE waits for the queue, a ``sync`` command or LOAD_BIAS for
+  every COMPUTE to be written (``n_out`` = 0), a STORE for at most two to be unwritten;
+* the *executor* takes the queued COMPUTE in ``XIDLE`` and runs it. Weight-stationary goes back to
+  ``XIDLE`` as soon as its last vector is issued, its sums draining meanwhile (``settle``), and if
+  a COMPUTE is queued when the last tap starts it chains it on without leaving ``STREAM``: the
+  queued COMPUTE's first tap loads into the shadow weights behind the last tap, exactly like a
+  next tap, so back-to-back COMPUTEs stream with no reload and no drain between them. Its vectors
+  come in the same pixel order, so an output word it accumulates onto was written at least
+  ``rows + pixels + 2 - RL`` cycles before it reads it (the tap gap covers the rest).
+
+Every output word's token carries a ``last`` flag on the COMPUTE's last word; its write counts the
+COMPUTE as written (``n_out``).
+
 COMPUTE per engine, for each filter tap (r, s):
 
 * ``ws``: ``WLOAD`` shifts the first tap's ``rows`` weight words into the PEs' shadow registers,
@@ -158,7 +175,7 @@ class Controller(wiring.Component):
         pix = Signal(_PTR)                # ... of (p, q) at tap (r, s)
         opix = Signal(_PTR)               # output address of the next streamed vector
         wtap = Signal(_PTR)               # weight address of tap (r, s)
-        lin = Signal(17)                  # linear counter: weight word within the tap
+        lin = Signal(17, init=rows - 1 if eng == "ws" else 0)   # linear counter: weight word
         wstep = Signal(17)                # weight words per tap
         # loop bounds minus one, latched at dispatch: every loop test is a plain equality
         p_last, q_last, s_last, r_last = Signal(16), Signal(16), Signal(8), Signal(8)
@@ -172,18 +189,29 @@ class Controller(wiring.Component):
         bias_reg = Signal(data.ArrayLayout(signed(acc_bits), cols))
         first_pass = Signal()
         m.d.comb += first_pass.eq((ri == 0) & (si == 0) & ~xcmd.accumulate)
-        pix_last = Signal()
-        tap_last = Signal()
-        m.d.comb += [pix_last.eq((qi == q_last) & (pi == p_last)),
-                     tap_last.eq((ri == r_last) & (si == s_last))]
+        pix_last = Signal()    # the walker is at the tile's last pixel
+        tap_last = Signal()    # ... at the last filter tap
+        flags = eng != "rs"    # (rs walks qi and si its own way and tests them directly)
+        if flags:
+            # registered, computed a cycle ahead from the walker's current position, so the
+            # state machine's decisions do not wait for 16-bit comparisons
+            pm, qm, sm, rm = Signal(16), Signal(16), Signal(8), Signal(8)   # bounds minus two
+            q_one, s_one = Signal(), Signal()
+        else:
+            m.d.comb += [pix_last.eq((qi == q_last) & (pi == p_last)),
+                         tap_last.eq((ri == r_last) & (si == s_last))]
 
         def walk_pixel():
             """Advance the pixel walker to the next output pixel of the tile (same tap)."""
             with m.If(qi == q_last):
                 m.d.sync += [qi.eq(0), pi.eq(pi + 1), row_ptr.eq(row_ptr + xcmd.row_step),
                              pix.eq(row_ptr + xcmd.row_step)]
+                if flags:
+                    m.d.sync += pix_last.eq((pi == pm) & q_one)
             with m.Else():
                 m.d.sync += [qi.eq(qi + 1), pix.eq(pix + xcmd.stride)]
+                if flags:
+                    m.d.sync += pix_last.eq((pi == p_last) & (qi == qm))
 
         def next_tap():
             """Advance to the next filter tap and rewind the pixel walker onto it."""
@@ -191,10 +219,16 @@ class Controller(wiring.Component):
             m.d.comb += nb.eq(Mux(si == s_last, r_base + xcmd.dil_step, tap_base + xcmd.dilation))
             with m.If(si == s_last):
                 m.d.sync += [si.eq(0), ri.eq(ri + 1), r_base.eq(nb)]
+                if flags:
+                    m.d.sync += tap_last.eq((ri == rm) & s_one)
             with m.Else():
                 m.d.sync += si.eq(si + 1)
+                if flags:
+                    m.d.sync += tap_last.eq((ri == r_last) & (si == sm))
             m.d.sync += [tap_base.eq(nb), row_ptr.eq(nb), pix.eq(nb), pi.eq(0), qi.eq(0),
                          wtap.eq(wtap + wstep)]
+            if flags:
+                m.d.sync += pix_last.eq((p_last == 0) & q_one)
 
         # -- strobes ------------------------------------------------------------------------------
         issue = Signal()     # a vector is read this cycle and enters the array RL cycles later
@@ -380,11 +414,17 @@ class Controller(wiring.Component):
                   "wbuf_reads": self.wbuf_rd.en, "wbuf_writes": self.wbuf_wr.en,
                   "obuf_reads": self.obuf_rd.en + self.obuf_rd2.en,
                   "obuf_writes": self.obuf_wr.en}
+        # each event is registered first, so a 64-bit add does not follow the logic that raises
+        # it (the count lags the event by a cycle)
+        evs = {}
+        for name, strobe in events.items():
+            evs[name] = Signal(2, name=f"{name}_ev")
+            m.d.sync += evs[name].eq(strobe)
         with m.If(self.clear_counters):
             m.d.sync += [self.commands.eq(0)] + [getattr(self, n).eq(0) for n in COUNTERS]
         with m.Else():
-            for name, strobe in events.items():
-                m.d.sync += getattr(self, name).eq(getattr(self, name) + strobe)
+            for name, ev in evs.items():
+                m.d.sync += getattr(self, name).eq(getattr(self, name) + ev)
             with m.If(~idle | s_axis.tvalid):
                 m.d.sync += self.cycles.eq(self.cycles + 1)
             with m.If(issue):
@@ -410,9 +450,9 @@ class Controller(wiring.Component):
                              - (wr_tok.valid & wr_tok.last))
         # (ws) the executor takes the next COMPUTE while the last one's sums drain: its weights
         # shift into the PEs' shadow registers behind the draining vectors, as from tap to tap.
-        # Its vectors enter at least rows + 2 cycles after the last one's last (dispatch,
-        # WLOAD, WSETTLE), in the same pixel order, so a COMPUTE accumulating onto the same
-        # outputs reads pixel i's word rows + pixels + 2 - RL >= 1 cycles after it was written
+        # Its vectors enter at least rows + 2 cycles after the last one's last (XIDLE, WLOAD,
+        # WSETTLE), in the same pixel order, so a COMPUTE accumulating onto the same outputs
+        # reads pixel i's word rows + pixels + 2 - RL >= 1 cycles after it was written
         early = eng == "ws"
         settle = Signal(range(L + RL + 4))   # cycles until the drained sums are written
         fe_idle = Signal()
@@ -507,8 +547,13 @@ class Controller(wiring.Component):
                 pix.eq(c.addr), pi.eq(0), qi.eq(0), wtap.eq(c.waddr), opix.eq(c.oaddr),
                 p_last.eq(c.p - 1), q_last.eq(c.q - 1), s_last.eq(c.s - 1), r_last.eq(c.r - 1),
             ]
-            if eng == "ws":
-                m.d.sync += [lin.eq(rows - 1), wstep.eq(rows)]
+            if flags:
+                m.d.sync += [pm.eq(c.p - 2), qm.eq(c.q - 2), sm.eq(c.s - 2), rm.eq(c.r - 2),
+                             q_one.eq(c.q == 1), s_one.eq(c.s == 1),
+                             pix_last.eq((c.p == 1) & (c.q == 1)),
+                             tap_last.eq((c.r == 1) & (c.s == 1))]
+            if eng == "ws":     # (lin is rows - 1 whenever WLOAD starts)
+                m.d.sync += wstep.eq(rows)
             elif eng == "is":
                 m.d.sync += [lin.eq(0), wstep.eq(c.count), lin_last.eq(c.count - 1)]
             elif eng == "os":

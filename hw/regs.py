@@ -5,10 +5,10 @@ from amaranth.hdl import Signal
 __all__ = ["delay", "pipelined_product", "check_stages"]
 
 
-def delay(m, value, n, name):
+def delay(m, value, n, name, *, reset_less=False):
     """``value`` delayed by ``n`` registers in ``m``'s sync domain (``n`` may be 0)."""
     for k in range(n):
-        reg = Signal.like(value, name=f"{name}_d{k}")
+        reg = Signal.like(value, name=f"{name}_d{k}", reset_less=reset_less)
         m.d.sync += reg.eq(value)
         value = reg
     return value
@@ -21,7 +21,10 @@ def check_stages(stages):
 
 def pipelined_product(m, a, b, stages, name):
     """``a * b`` with ``stages`` multiplier registers (the shape of a DSP block): 1 registers the
-    product, 2 also registers both operands. The product arrives ``stages`` cycles later."""
+    product, 2 also registers both operands. The product arrives ``stages`` cycles later. The
+    registers are reset-less (what they hold before the first operands is never summed into a
+    result), so the FPGA flow folds them into the DSP block's own (fpga/absorb.py)."""
     if stages == 2:
-        a, b = delay(m, a, 1, f"{name}_a"), delay(m, b, 1, f"{name}_b")
-    return delay(m, a * b, 1 if stages >= 1 else 0, f"{name}_p")
+        a = delay(m, a, 1, f"{name}_a", reset_less=True)
+        b = delay(m, b, 1, f"{name}_b", reset_less=True)
+    return delay(m, a * b, 1 if stages >= 1 else 0, f"{name}_p", reset_less=True)

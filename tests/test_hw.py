@@ -16,6 +16,7 @@ from gen.isa import ACCEL_ID, CSR_ADDR_BITS, CSRS, Op, csr_offset
 from gen.layer import ConvLayer
 from gen.tiler import plan
 from hw.array import SystolicArray
+from hw.buffer import Scratchpad
 from hw.host import CsrBank
 from hw.pe import MacPE
 from hw.top import Accelerator
@@ -65,6 +66,48 @@ def test_pe_mac(act, wgt, acc, stages):
                 assert ctx.get(dut.a_out) == acts[t]
             if t >= stages:
                 assert ctx.get(dut.psum_out) == _wrap(psums[t - stages] + acts[t - stages] * w, acc)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+
+
+@pytest.mark.parametrize("depth,registered", [(70, False), (70, True), (2500, True)])
+def test_scratchpad_reads(depth, registered):
+    """Random writes and reads on both read ports: data ``latency`` cycles after ``en``, held
+    while ``en`` is low; 2,500 words span three registered banks (hw/buffer.py BANK)."""
+    dut = Scratchpad(depth=depth, width=12, registered=registered, read_ports=2)
+    rng = random.Random(depth)
+    lat = dut.latency
+
+    async def tb(ctx):
+        mem = [0] * depth
+        pending = []        # per cycle: the words each port's read returns `lat` cycles later
+        want = [None, None]
+        for t in range(600):
+            wen, wa, wd = rng.random() < 0.5, rng.randrange(depth), rng.randrange(1 << 12)
+            ctx.set(dut.wr.en, wen)
+            ctx.set(dut.wr.addr, wa)
+            ctx.set(dut.wr.data, wd)
+            reads = []
+            for port in (dut.rd, dut.rd2):
+                en, a = rng.random() < 0.6, rng.randrange(depth)
+                ctx.set(port.en, en)
+                ctx.set(port.addr, a)
+                reads.append(a if en else None)
+            pending.append((reads, list(mem)))    # a read sees the writes landed before it
+            await ctx.tick()
+            if wen:   # a write is seen by reads issued from the next cycle on
+                mem[wa] = wd
+            if len(pending) >= lat:   # the reads issued lat - 1 cycles ago have returned
+                addrs, snap = pending[-lat]
+                for k, a in enumerate(addrs):
+                    if a is not None:
+                        want[k] = snap[a]
+            for k, port in enumerate((dut.rd, dut.rd2)):
+                if want[k] is not None:
+                    assert ctx.get(port.data) == want[k], (t, k)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
