@@ -17,7 +17,7 @@ The executor takes a queued COMPUTE a cycle after it is free and spends, from it
           RL + 1) (stream; the next tap's weights load into the other bank meanwhile) + p*q
           (last stream); then the sums drain for L + RL + 3 cycles while it takes the next
           COMPUTE. A COMPUTE queued before the running one's last tap begins follows that tap
-          as a tap follows a tap: no weight load, no drain
+          as a tap follows a tap, a cycle later (CHAIN): no weight load, no drain
     nlr   per filter tap: p*q (stream) + L + RL + 3 (drain)
     is    per filter tap: p*q (pixel preload) + count (channel stream) + L + RL + 3
     os    per filter tap: p*q (transposer fill) + rows (stream); then L (wait) + rows (drain)
@@ -160,8 +160,8 @@ def estimate(program: Program) -> Estimate:
                 if eng == "ws" and d + 1 <= tl:
                     # queued before the running COMPUTE's last tap began: its first tap follows
                     # that tap as a tap follows a tap (its weights load behind it)
-                    qfree = tl + pl
-                    first = tl + max(pl, gap)
+                    qfree = tl + pl + 1       # (taken in CHAIN, the cycle after its last)
+                    first = tl + max(pl + 1, gap)
                     tl = first + (taps - 1) * max(pixels, gap)
                     xr = tl + pixels
                     xf = xr + L + RL + 3

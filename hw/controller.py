@@ -195,23 +195,33 @@ class Controller(wiring.Component):
         if flags:
             # registered, computed a cycle ahead from the walker's current position, so the
             # state machine's decisions do not wait for 16-bit comparisons
-            pm, qm, sm, rm = Signal(16), Signal(16), Signal(8), Signal(8)   # bounds minus two
-            q_one, s_one = Signal(), Signal()
+            sm, rm = Signal(8), Signal(8)        # tap bounds minus two
+            pm3, qm3 = Signal(16), Signal(16)    # pixel bounds minus three
+            # where the walker is: q at its last / last but one, p likewise
+            qe, qe1, pe, pe1 = Signal(), Signal(), Signal(), Signal()
+            q_one, q_two, p_one, p_two, s_one = (Signal(), Signal(), Signal(), Signal(),
+                                                 Signal())
         else:
             m.d.comb += [pix_last.eq((qi == q_last) & (pi == p_last)),
                          tap_last.eq((ri == r_last) & (si == s_last))]
 
+        def rewind():
+            """The pixel walker's flags at pixel (0, 0)."""
+            m.d.sync += [pix_last.eq(p_one & q_one), qe.eq(q_one), qe1.eq(q_two), pe.eq(p_one),
+                         pe1.eq(p_two)]
+
         def walk_pixel():
             """Advance the pixel walker to the next output pixel of the tile (same tap)."""
-            with m.If(qi == q_last):
+            with m.If(qe if flags else qi == q_last):
                 m.d.sync += [qi.eq(0), pi.eq(pi + 1), row_ptr.eq(row_ptr + xcmd.row_step),
                              pix.eq(row_ptr + xcmd.row_step)]
                 if flags:
-                    m.d.sync += pix_last.eq((pi == pm) & q_one)
+                    m.d.sync += [pix_last.eq(pe1 & q_one), qe.eq(q_one), qe1.eq(q_two),
+                                 pe.eq(pe1), pe1.eq(pi == pm3)]
             with m.Else():
                 m.d.sync += [qi.eq(qi + 1), pix.eq(pix + xcmd.stride)]
                 if flags:
-                    m.d.sync += pix_last.eq((pi == p_last) & (qi == qm))
+                    m.d.sync += [pix_last.eq(pe & qe1), qe.eq(qe1), qe1.eq(qi == qm3)]
 
         def next_tap():
             """Advance to the next filter tap and rewind the pixel walker onto it."""
@@ -228,7 +238,7 @@ class Controller(wiring.Component):
             m.d.sync += [tap_base.eq(nb), row_ptr.eq(nb), pix.eq(nb), pi.eq(0), qi.eq(0),
                          wtap.eq(wtap + wstep)]
             if flags:
-                m.d.sync += pix_last.eq((p_last == 0) & q_one)
+                rewind()
 
         # -- strobes ------------------------------------------------------------------------------
         issue = Signal()     # a vector is read this cycle and enters the array RL cycles later
@@ -258,13 +268,14 @@ class Controller(wiring.Component):
             WB = rows + cols + RL
             bank, more = Signal(), Signal()
             since = Signal(range(WB + rows + 1))    # cycles since the current tap began
-            wnext = Signal(_PTR)                    # weight words of the next tap
+            laddr = Signal(_PTR)    # the loader's next weight word: the next tap's, bottom first
             more_now = Signal()                     # a tap follows the current one
             l_issue = Signal()
             m.d.comb += [more_now.eq(Mux(since == 0, ~tap_last | q_valid, more)),
                          l_issue.eq(loading & more_now & (since >= WB) & (since < WB + rows))]
             with m.If(l_issue):
-                m.d.comb += self.wbuf_rd.addr.eq(wnext + (WB + rows - 1 - since))
+                m.d.comb += self.wbuf_rd.addr.eq(laddr)
+                m.d.sync += laddr.eq(laddr - 1)
             m.d.comb += [self.ibuf_rd.en.eq(issue), self.wbuf_rd.en.eq(x_issue | l_issue),
                          self.a.as_value().eq(self.ibuf_rd.data),
                          self.w.as_value().eq(self.wbuf_rd.data),
@@ -548,9 +559,11 @@ class Controller(wiring.Component):
                 p_last.eq(c.p - 1), q_last.eq(c.q - 1), s_last.eq(c.s - 1), r_last.eq(c.r - 1),
             ]
             if flags:
-                m.d.sync += [pm.eq(c.p - 2), qm.eq(c.q - 2), sm.eq(c.s - 2), rm.eq(c.r - 2),
-                             q_one.eq(c.q == 1), s_one.eq(c.s == 1),
-                             pix_last.eq((c.p == 1) & (c.q == 1)),
+                m.d.sync += [pm3.eq(c.p - 3), qm3.eq(c.q - 3), sm.eq(c.s - 2), rm.eq(c.r - 2),
+                             q_one.eq(c.q == 1), q_two.eq(c.q == 2), p_one.eq(c.p == 1),
+                             p_two.eq(c.p == 2), s_one.eq(c.s == 1),
+                             pix_last.eq((c.p == 1) & (c.q == 1)), qe.eq(c.q == 1),
+                             qe1.eq(c.q == 2), pe.eq(c.p == 1), pe1.eq(c.p == 2),
                              tap_last.eq((c.r == 1) & (c.s == 1))]
             if eng == "ws":     # (lin is rows - 1 whenever WLOAD starts)
                 m.d.sync += wstep.eq(rows)
@@ -586,6 +599,16 @@ class Controller(wiring.Component):
                 with m.State("WSETTLE"):  # the last word shifts in; PEs take it next cycle
                     m.d.sync += [since.eq(0), bank.eq(~bank)]
                     m.next = "STREAM"
+                with m.State("CHAIN"):    # take the queued COMPUTE as the next tap
+                    take(qcmd)
+                    m.d.comb += loading.eq(1)
+                    with m.If(since != WB + rows):
+                        m.d.sync += since.eq(since + 1)
+                    with m.If(since >= WB + rows):
+                        m.d.sync += [bank.eq(~bank), since.eq(0)]
+                        m.next = "STREAM"
+                    with m.Else():
+                        m.next = "WGAP"
                 with m.State("WGAP"):     # the next tap's weights are still loading
                     m.d.comb += loading.eq(1)
                     m.d.sync += since.eq(since + 1)
@@ -607,20 +630,20 @@ class Controller(wiring.Component):
                             # after the last tap comes the queued COMPUTE's first, if one is
                             # queued by now: its weights load behind this tap like a tap's
                             m.d.sync += [more.eq(~tap_last | q_valid),
-                                         wnext.eq(Mux(tap_last, qcmd.waddr, wtap + wstep))]
+                                         laddr.eq(Mux(tap_last, qcmd.waddr + (rows - 1),
+                                                      wtap + (2 * rows - 1)))]
                     with m.If(pix_last):
                         if eng == "ws":
-                            with m.If(tap_last):
-                                with m.If(more_now):
-                                    take(qcmd)
-                            with m.Else():
+                            with m.If(~tap_last):
                                 m.d.sync += opix.eq(xcmd.oaddr)
                                 next_tap()
                         else:
                             m.d.sync += opix.eq(xcmd.oaddr)
                             next_tap()
                         if eng == "ws":
-                            with m.If(~more_now):
+                            with m.If(tap_last & more_now):   # chain the queued COMPUTE on
+                                m.next = "CHAIN"
+                            with m.Elif(~more_now):
                                 if early:
                                     m.d.sync += settle.eq(L + RL + 3)
                                     m.next = "XIDLE"
