@@ -6,7 +6,7 @@ Port names follow the AXI spec with Amaranth's ``__`` separator (``s_axis__tdata
 unmapped addresses read as zero) built from the register table in :mod:`gen.isa`.
 """
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -72,16 +72,20 @@ class CsrBank(wiring.Component):
         with m.Elif(bus.bready):
             m.d.sync += bus.bvalid.eq(0)
 
-        m.d.comb += [bus.arready.eq(~bus.rvalid), bus.rresp.eq(0)]
-        with m.If(bus.arvalid & ~bus.rvalid):
-            m.d.sync += bus.rvalid.eq(1)
-            m.d.sync += bus.rdata.eq(0)
-            with m.Switch(bus.araddr[word]):
+        # a read takes two cycles: the address is registered first, so the wide read mux starts
+        # from a register, not from the bus
+        ra, pending = Signal(self.addr_bits - 2), Signal()
+        m.d.comb += [bus.arready.eq(~bus.rvalid & ~pending), bus.rresp.eq(0)]
+        with m.If(bus.arvalid & ~bus.rvalid & ~pending):
+            m.d.sync += [ra.eq(bus.araddr[word]), pending.eq(1)]
+        with m.If(pending):
+            m.d.sync += [pending.eq(0), bus.rvalid.eq(1), bus.rdata.eq(0)]
+            with m.Switch(ra):
                 for name, offset, access, _ in self.csrs:
                     if access == "ro":
                         with m.Case(offset >> 2):
                             m.d.sync += bus.rdata.eq(getattr(self, name))
-        with m.Elif(bus.rready):
+        with m.Elif(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
 
         for name, offset, access, _ in self.csrs:
