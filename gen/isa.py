@@ -42,13 +42,13 @@ beats on the AXI4-Stream output, ``tlast`` on the last one.
 executor (a queue of one), so the next tile's loads and the previous tile's stores overlap the
 compute; weight-stationary chains a queued COMPUTE onto the running one like a next filter tap.
 A COMPUTE waits for the queue to be free. The executor thus holds at most two COMPUTEs (one
-running, one queued), and the program must keep every LOAD and STORE off the buffer words those
-two touch, unless it sets ``sync``, which makes it wait until every COMPUTE has written its
-results; a LOAD_BIAS always waits so (the bias register belongs to the COMPUTEs). A STORE without
-sync also waits until only the last two COMPUTEs issued are unwritten, so older ones' results are
-in. The tiler sets ``sync`` (gen/tiler.py :func:`~gen.tiler.mark_sync`); the ISA reference
-machine (sim/isa_model.py) checks every unsynchronised command against the addresses the last
-two COMPUTEs actually touched.
+running, one queued), and the program must keep every LOAD off the buffer words those two touch,
+and every STORE off those the last COMPUTE issued touches (a STORE without sync waits until all
+the COMPUTEs before that one have written their results), unless it sets ``sync``, which makes it
+wait until every COMPUTE has written its results; a LOAD_BIAS always waits so (the bias register
+belongs to the COMPUTEs). The tiler sets ``sync`` (gen/tiler.py :func:`~gen.tiler.mark_sync`);
+the ISA reference machine (sim/isa_model.py) checks every unsynchronised command against the
+addresses those COMPUTEs actually touched.
 
 The CSRs (AXI4-Lite, 32-bit) describe the hardware (so software can check it talks to the design it
 was compiled for), report status and performance counters, and clear them.

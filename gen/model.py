@@ -9,7 +9,7 @@ It replays the controller's two units (hw/controller.py) on a timeline: the *fro
 HEADER_WORDS cycles per header and one dispatch cycle, then ``count`` cycles per LOAD and
 ``count + RL + PP + 3`` per STORE (reads, read latency, post-processing pipeline PP, output FIFO);
 it queues each COMPUTE for the *executor* as soon as the queue is free, and waits, for a ``sync``
-command or LOAD_BIAS, until every COMPUTE is written, for a STORE until only the last two are.
+command or LOAD_BIAS, until every COMPUTE is written, for a STORE until all but the last are.
 The executor takes a queued COMPUTE a cycle after it is free and spends, from its first state
 (``L`` = array latency, ``RL`` = buffer read latency, both from the spec)::
 
@@ -111,8 +111,8 @@ def estimate(program: Program) -> Estimate:
             d = max(d, qfree)
         elif cmd.op == Op.LOAD_BIAS or h.get("sync"):
             d = max(d, written[-1])
-        elif cmd.op == Op.STORE and len(written) > 3:
-            d = max(d, written[-3])
+        elif cmd.op == Op.STORE and len(written) > 2:
+            d = max(d, written[-2])
         fe = d + 1
         if cmd.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT):
             fe += h["count"]

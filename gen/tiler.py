@@ -459,12 +459,14 @@ def _prefetch(cmds: list[Command]) -> list[Command]:
     loads = [i for i, c in enumerate(cmds) if c.op == Op.LOAD_INPUT]
     moved: dict[int, list[Command]] = {}    # command index -> bands to issue after it
     drop = set()
-    for prev, i in itertools.pairwise(loads):
-        load = cmds[i]
-        if load.header["addr"] == cmds[prev].header["addr"]:
-            continue                         # the same half: it must wait
-        # not after the first: the last COMPUTE of the tile before may still run then
-        computes = [j for j in range(prev + 1, i) if cmds[j].op == Op.COMPUTE][1:]
+    for k, (prev, i) in enumerate(itertools.pairwise(loads)):
+        load, addr = cmds[i], cmds[i].header["addr"]
+        if addr == cmds[prev].header["addr"]:
+            continue                         # the same part: it must wait
+        computes = [j for j in range(prev + 1, i) if cmds[j].op == Op.COMPUTE]
+        if k and addr == cmds[loads[k - 1]].header["addr"]:
+            # not after the first: the last COMPUTE on that part may still run then
+            computes = computes[1:]
         if not computes:
             continue
         bands = min(len(computes), load.hn)
@@ -507,8 +509,9 @@ _TOUCHES = {Op.LOAD_INPUT: ("ibuf", "addr"), Op.LOAD_WEIGHT: ("wbuf", "waddr"),
 
 def mark_sync(spec: Spec, cmds: list[Command]) -> list[Command]:
     """Set ``sync`` on every LOAD/STORE that touches buffer words a COMPUTE still in the
-    executor may touch: the last two issued before it (one running, one queued), so the
-    hardware's front end waits for them (gen/isa.py)."""
+    executor may touch, so the hardware's front end waits for them (gen/isa.py): for a LOAD the
+    last two issued before it (one running, one queued), for a STORE the last one (the hardware
+    holds a STORE until every COMPUTE but the last has written its results)."""
     out, running = [], []
     for c in cmds:
         if c.op == Op.COMPUTE:
@@ -518,7 +521,8 @@ def mark_sync(spec: Spec, cmds: list[Command]) -> list[Command]:
         elif c.op in _TOUCHES and running and c.count:
             buf, field = _TOUCHES[c.op]
             lo = c.header.get(field, 0)
-            if any(lo <= f[buf][1] and f[buf][0] <= lo + c.count - 1 for f in running):
+            near = running[-1:] if c.op == Op.STORE else running
+            if any(lo <= f[buf][1] and f[buf][0] <= lo + c.count - 1 for f in near):
                 c = dataclasses.replace(c, header={**c.header, "sync": 1})
                 running = []         # every COMPUTE has finished once this command starts
         out.append(c)
@@ -579,7 +583,7 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
         n = max(1, min(most, depth // max(1, words)))
         return n, depth // n
 
-    slot = {"in": slots(spec.input_depth, in_words, 2),
+    slot = {"in": slots(spec.input_depth, in_words, 3),
             "w": slots(spec.weight_depth, w_words, 3),
             "out": slots(spec.output_depth, min(kb, n_kt) * tile_words, 2)}
     turn = dict.fromkeys(slot, 0)
@@ -597,8 +601,8 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
     # last C tile has moved on to the next K tile (so its COMPUTEs have finished), the last K
     # tile's during the next output tile. A COMPUTE that writes what a waiting unit reads first
     # takes the queue up to that unit (in order: a LOAD_QUANT's lanes serve the STOREs behind it)
-    # (first, last output word, commands, issued COMPUTEs before it may go: two after the
-    # last COMPUTE writing it, so that it is no longer in the executor)
+    # (first, last output word, commands, issued COMPUTEs before it may go: one after the
+    # last COMPUTE writing it, which the hardware then lets finish before the STORE reads)
     pending: list[tuple[int, int, list[Command], int]] = []
     issued = [0]
     # ws/nlr: STORE rows per unit, half a COMPUTE's stream (a STORE of a whole tile could hold
@@ -630,7 +634,7 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
                     hn=hn)] if band else head + [st]
                 pending.append((o if band else st.header["oaddr"],
                                 o + hn * st.wn - 1 if band else st.header["oaddr"] + st.count - 1,
-                                unit, issued[0] + 2))
+                                unit, issued[0] + 1))
                 head = []
 
     for n in range(layer.N):

@@ -12,7 +12,7 @@ Two state machines run side by side (gen/isa.py, Concurrency):
 * the *front end* (``HDR``, ``DISP``, ``LOAD``, ``STORE``) takes headers, writes LOAD payloads,
   streams STOREs out of the output buffer's second read port, and puts each COMPUTE in a queue of
   one (``qcmd``); in ``DISP`` a COMPUTE waits for the queue, a ``sync`` command or LOAD_BIAS for
-  every COMPUTE to be written (``n_out`` = 0), a STORE for at most two to be unwritten;
+  every COMPUTE to be written (``n_out`` = 0), a STORE for at most one to be unwritten;
 * the *executor* takes the queued COMPUTE in ``XIDLE`` and runs it. Weight-stationary goes back to
   ``XIDLE`` as soon as its last vector is issued, its sums draining meanwhile (``settle``), and if
   a COMPUTE is queued when the last tap starts it chains it on without leaving ``STREAM``: the
@@ -455,7 +455,7 @@ class Controller(wiring.Component):
         x_done = Signal()      # no COMPUTE queued or running, every result written
         x_queue = Signal()     # a COMPUTE enters the queue
         # COMPUTEs queued and not yet fully written: a STORE reads outputs, so without sync it
-        # waits until at most the last two issued (the ones the tiler checked it against) are
+        # waits until at most the last one issued (the one the tiler checked it against) is
         n_out = Signal(range(L + RL + 8))   # (a COMPUTE lasts at least 3 cycles)
         m.d.sync += n_out.eq(n_out + x_queue
                              - (wr_tok.valid & wr_tok.last))
@@ -485,7 +485,7 @@ class Controller(wiring.Component):
                 # COMPUTE in the executor reads or writes) for every COMPUTE to finish
                 wait = Mux(cmd.op == Op.COMPUTE, q_valid,
                            Mux(cmd.sync | (cmd.op == Op.LOAD_BIAS), n_out != 0,
-                               (cmd.op == Op.STORE) & (n_out > 2)))
+                               (cmd.op == Op.STORE) & (n_out > 1)))
                 with m.If(~wait):
                     m.next = "HDR"
                     loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]

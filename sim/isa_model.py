@@ -92,7 +92,8 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
             running = []
         elif op in touches and count:
             buf, field = touches[op]
-            if any(t[buf][h[field]:h[field] + count].any() for t in running):
+            near = running[-1:] if op == Op.STORE else running   # (STOREs wait for the rest)
+            if any(t[buf][h[field]:h[field] + count].any() for t in near):
                 raise HazardError(
                     f"{op.name} of {count} words at {buf} {h[field]} without sync touches words "
                     f"a COMPUTE in the executor touches")
