@@ -131,7 +131,8 @@ def generator_fingerprint() -> str:
     from gen.emit import hardware_fingerprint
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256(hardware_fingerprint().encode())
-    for p in (root / "fpga" / "wrapper.py", root / "fpga" / "synth.py"):
+    for p in (root / "fpga" / "wrapper.py", root / "fpga" / "synth.py",
+              root / "fpga" / "absorb.py"):
         h.update(p.name.encode() + b"\0" + p.read_bytes())
     return h.hexdigest()[:16]
 

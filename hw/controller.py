@@ -15,11 +15,12 @@ Two state machines run side by side (gen/isa.py, Concurrency):
   every COMPUTE to be written (``n_out`` = 0), a STORE for at most one to be unwritten;
 * the *executor* takes the queued COMPUTE in ``XIDLE`` and runs it. Weight-stationary goes back to
   ``XIDLE`` as soon as its last vector is issued, its sums draining meanwhile (``settle``), and if
-  a COMPUTE is queued when the last tap starts it chains it on without leaving ``STREAM``: the
-  queued COMPUTE's first tap loads into the shadow weights behind the last tap, exactly like a
-  next tap, so back-to-back COMPUTEs stream with no reload and no drain between them. Its vectors
-  come in the same pixel order, so an output word it accumulates onto was written at least
-  ``rows + pixels + 2 - RL`` cycles before it reads it (the tap gap covers the rest).
+  a COMPUTE is queued when the last tap starts it chains it on (one ``CHAIN`` cycle takes it from
+  the queue): the queued COMPUTE's first tap loads into the shadow weights behind the last tap,
+  exactly like a next tap, so back-to-back COMPUTEs stream with no reload and no drain between
+  them. Vectors come in the same pixel order, so an output word a COMPUTE accumulates onto was
+  written before it reads it (the tap gap, or ``rows + pixels + 2 - RL`` cycles after an early
+  start).
 
 Every output word's token carries a ``last`` flag on the COMPUTE's last word; its write counts the
 COMPUTE as written (``n_out``).
