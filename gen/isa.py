@@ -58,7 +58,8 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Op", "HEADER_WORDS", "HEADER_FIELDS", "CSRS", "COUNTERS", "CSR_ADDR_BITS", "ACCEL_ID",
+__all__ = ["Op", "HEADER_WORDS", "HEADER_FIELDS", "CSRS", "COUNTERS", "PE_COUNTERS", "PER_PE_CYCLE",
+           "CSR_ADDR_BITS", "ACCEL_ID",
            "encode_header", "decode_header", "field_max", "identity", "csr_offset"]
 
 
@@ -143,17 +144,37 @@ CSRS: list[tuple[str, int, str, str]] = [
 #: 0. The buffer counters count word accesses of the global buffers (one word feeds one array
 #: edge), per operand: what the model (gen/model.py) predicts and the energy estimate prices.
 COUNTERS = ("cycles", "array_busy", "in_stall", "out_stall", "ibuf_reads", "ibuf_writes",
-            "wbuf_reads", "wbuf_writes", "obuf_reads", "obuf_writes")
+            "wbuf_reads", "wbuf_writes", "obuf_reads", "obuf_writes", "pe_macs", "rf_accesses",
+            "array_moves")
 _BUFFER_COUNTERS = {
     "ibuf_reads": "input-buffer word reads", "ibuf_writes": "input-buffer word writes (LOAD)",
     "wbuf_reads": "weight-buffer word reads", "wbuf_writes": "weight-buffer word writes (LOAD)",
     "obuf_reads": "output-buffer word reads (accumulate and STORE)",
     "obuf_writes": "output-buffer word writes (results)",
 }
-for _k, (_name, _text) in enumerate(_BUFFER_COUNTERS.items()):
+#: The PE-level counters count elements, from the controller's events times the elements each
+#: moves in the engine's datapath (every PE of the array works on each issued cycle): what the
+#: energy model prices at the MAC, register-file and PE-to-PE levels (gen/model.py).
+_PE_COUNTERS = {
+    "pe_macs": "multiply-accumulates performed (issued cycles x PEs, empty lanes included)",
+    "rf_accesses": "register-file/scratchpad reads and writes inside the PEs",
+    "array_moves": "operand and partial-sum transfers between PEs or from a bus into a PE",
+}
+#: PE-level counter -> the energy level it counts (gen/model.py ENERGY_LEVELS)
+PE_COUNTERS = {"pe_macs": "mac", "rf_accesses": "rf", "array_moves": "array"}
+
+#: per issued PE-cycle: (register-file/spad accesses, PE-to-PE transfers), from the PEs' datapaths
+#: in hw/pe.py: ws/is read the held operand (1) and receive the moving operand and the partial sum
+#: from neighbours (2); os reads and writes its accumulator (2) and receives both operands (2);
+#: nlr holds nothing and passes each product into the adder tree (1); rs reads its filter and
+#: ifmap spads and reads and writes its psum spad (4), the psum row leaving once per filter row
+#: (counted per COMPUTE in gen/model.py)
+PER_PE_CYCLE = {"ws": (1, 2), "is": (1, 2), "os": (2, 2), "nlr": (0, 1), "rs": (4, 0)}
+
+for _k, (_name, _text) in enumerate({**_BUFFER_COUNTERS, **_PE_COUNTERS}.items()):
     CSRS += [(f"{_name}_lo", 0x4C + 8 * _k, "ro", _text), (f"{_name}_hi", 0x50 + 8 * _k, "ro", "")]
 
-ISA_VERSION = 7
+ISA_VERSION = 8
 
 
 def identity(spec) -> dict[str, int]:

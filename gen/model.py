@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .isa import COUNTERS, HEADER_WORDS, Op
+from .isa import COUNTERS, HEADER_WORDS, PE_COUNTERS, PER_PE_CYCLE, Op
 from .tiler import Program
 
 __all__ = ["Estimate", "estimate", "BUFFER_COUNTERS", "energy", "ENERGY_LEVELS"]
@@ -56,13 +56,6 @@ __all__ = ["Estimate", "estimate", "BUFFER_COUNTERS", "energy", "ENERGY_LEVELS"]
 #: energy levels, cheapest first (spec fields ``energy_<level>``)
 ENERGY_LEVELS = ("mac", "rf", "array", "gb", "dram")
 
-#: per issued PE-cycle: (register-file/spad accesses, PE-to-PE transfers), from the PEs' datapaths
-#: in hw/pe.py: ws/is read the held operand (1) and receive the moving operand and the partial sum
-#: from neighbours (2); os reads and writes its accumulator (2) and receives both operands (2);
-#: nlr holds nothing and passes each product into the adder tree (1); rs reads its filter and
-#: ifmap spads and reads and writes its psum spad (4), the psum row leaving once per filter row
-#: (counted per COMPUTE below)
-_PER_PE_CYCLE = {"ws": (1, 2), "is": (1, 2), "os": (2, 2), "nlr": (0, 1), "rs": (4, 0)}
 
 
 #: the buffer counters of gen/isa.py COUNTERS, which the model predicts
@@ -80,12 +73,18 @@ class Estimate:
     accesses: dict = dataclasses.field(default_factory=dict)  # ENERGY_LEVELS -> element accesses
 
     @property
+    def counters(self) -> dict:
+        """Every RTL counter the model predicts beyond cycles: the buffer counters and the
+        PE-level ones (gen/isa.py COUNTERS)."""
+        return {**self.buffers, **{c: self.accesses[lv] for c, lv in PE_COUNTERS.items()}}
+
+    @property
     def utilisation(self) -> float:
         return self.macs / (self.cycles * self.pes) if self.cycles else 0.0
 
     def as_dict(self) -> dict:
         return {"cycles": self.cycles, "array_busy": self.array_busy, "commands": self.commands,
-                "macs": self.macs, "utilisation": self.utilisation, **self.buffers}
+                "macs": self.macs, "utilisation": self.utilisation, **self.counters}
 
 
 def estimate(program: Program) -> Estimate:
@@ -184,7 +183,7 @@ def estimate(program: Program) -> Estimate:
             if h["count"]:
                 fe += h["count"] + RL + spec.postproc_latency + 3
             acc["obuf_reads"] += h["count"]
-    rf, arr = _PER_PE_CYCLE[eng]
+    rf, arr = PER_PE_CYCLE[eng]
     pe_cycles = busy * spec.rows * spec.cols
     dram = sum(c.count * _lanes(spec, c.op) for c in program.commands
                if c.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.STORE))

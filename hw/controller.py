@@ -66,8 +66,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.isa import (COUNTERS, HEADER_FIELDS, HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET,
-                     Op)
+from gen.isa import (COUNTERS, HEADER_FIELDS, HEADER_WORDS, PER_PE_CYCLE, QUANT_SHIFT_BITS,
+                     QUANT_SHIFT_OFFSET, Op)
 from gen.spec import Spec
 
 from .buffer import ReadSignature, WriteSignature, addr_bits
@@ -426,11 +426,32 @@ class Controller(wiring.Component):
                   "wbuf_reads": self.wbuf_rd.en, "wbuf_writes": self.wbuf_wr.en,
                   "obuf_reads": self.obuf_rd.en + self.obuf_rd2.en,
                   "obuf_writes": self.obuf_wr.en}
+        # the PE-level counters: elements per event, from each engine's datapath (the per-PE
+        # figures of gen/isa.py PER_PE_CYCLE): every PE works on an issued cycle; ws shifts a
+        # weight word through every PE of the array, is a pixel word, os drains a row, rs fills
+        # every PE's filter spad with a filter word and its ifmap spad with a row segment (one
+        # per fill column), and moves a psum row down per output word
+        pes = rows * cols
+        rf_pp, arr_pp = PER_PE_CYCLE[eng]
+        if eng == "ws":
+            fills, moves = 0, x_issue | l_issue
+        elif eng == "is":
+            fills, moves = 0, x_issue
+        elif eng == "os":
+            fills, moves = 0, tok_step
+        elif eng == "rs":
+            fills = f_issue.as_unsigned() + (x_issue & (fy == 0)).as_unsigned()
+            moves = fills + tok_valid
+        else:
+            fills, moves = 0, 0
+        events["pe_macs"] = issue * pes
+        events["rf_accesses"] = issue * (rf_pp * pes) + fills * pes
+        events["array_moves"] = issue * (arr_pp * pes) + moves * pes
         # each event is registered first, so a 64-bit add does not follow the logic that raises
         # it (the count lags the event by a cycle)
         evs = {}
         for name, strobe in events.items():
-            evs[name] = Signal(2, name=f"{name}_ev")
+            evs[name] = Signal(range(6 * pes + 4), name=f"{name}_ev")
             m.d.sync += evs[name].eq(strobe)
         with m.If(self.clear_counters):
             m.d.sync += [self.commands.eq(0)] + [getattr(self, n).eq(0) for n in COUNTERS]

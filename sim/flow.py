@@ -82,7 +82,7 @@ class SimResult:
 
 
 def _model_rows(est: Estimate) -> dict:
-    return {"cycles": est.cycles, "array_busy": est.array_busy, **est.buffers}
+    return {"cycles": est.cycles, "array_busy": est.array_busy, **est.counters}
 
 
 def first_mismatch(y: np.ndarray, g: np.ndarray):

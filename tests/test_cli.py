@@ -64,7 +64,8 @@ def test_simulate_npy_roundtrip(spec_file, tmp_path, capsys):
     # the model's prediction beside every RTL counter it predicts, all equal without stalls
     model = summary["model"]
     assert set(model) == {"cycles", "array_busy", "ibuf_reads", "ibuf_writes", "wbuf_reads",
-                          "wbuf_writes", "obuf_reads", "obuf_writes"}
+                          "wbuf_writes", "obuf_reads", "obuf_writes", "pe_macs", "rf_accesses",
+                          "array_moves"}
     assert all(v["equal"] and v["rtl"] == summary["counters"][k] for k, v in model.items())
     assert model["ibuf_writes"]["rtl"] > 0 and model["obuf_reads"]["rtl"] > 0
 

@@ -53,7 +53,7 @@ def _run(spec_kw, layer, sim, tmp_path, *, bias=False, extreme=None, pause=0.0, 
     assert res.cycles >= c["array_busy"]
     est = estimate(plan(spec, layer, bias=bias, requant=quant is not None, relu=relu))
     # buffer accesses do not depend on stalls: the model's counts are exact either way
-    assert {k: c[k] for k in est.buffers} == est.buffers
+    assert {k: c[k] for k in est.counters} == est.counters
     if pause:
         assert c["in_stall"] > 0
         # whether a random sink pause meets a valid beat is chance: ask for output stalls only

@@ -78,7 +78,7 @@ def run(spec_kw, layer, tmp_path, *, sim="icarus", bias=False, quant=False, relu
     assert res.match, (spec.engine, layer.describe(), res.summary()["first_mismatch"])
     assert res.counters["error"] == 0
     est = estimate(plan(spec, layer, bias=bias, requant=quant, relu=relu))
-    assert {k: res.counters[k] for k in est.buffers} == est.buffers   # stalls or not
+    assert {k: res.counters[k] for k in est.counters} == est.counters   # stalls or not
     if not pause:
         assert (res.counters["cycles"], res.counters["array_busy"]) == \
             (est.cycles, est.array_busy)
