@@ -37,11 +37,13 @@ Eyeriss paper's normalised costs by default (register file 1, PE-to-PE 2, global
 * DRAM: every element crossing the host stream (LOAD payloads, STORE results);
 * global buffer: every buffer word access from the counters, times its lanes;
 * array (PE to PE, or bus to PE): the operands and partial sums each issued PE-cycle passes
-  between PEs (``_PER_PE_CYCLE``), plus preload/fill deliveries;
+  between PEs (gen/isa.py ``PER_PE_CYCLE``), plus preload/fill deliveries;
 * register file / scratchpad: the operand and partial-sum accesses inside each PE.
 
 Every PE of the array performs each issued cycle (lanes the tile leaves empty multiply zeros), so
-``pe_cycles = array_busy × PEs`` is what the MAC term prices; ``macs`` counts the layer's own.
+``pe_cycles = array_busy × PEs`` is what the MAC term prices; ``macs`` counts the layer's own. The
+RTL counts the MAC, register-file and array levels too (``pe_macs``, ``rf_accesses``,
+``array_moves``), from the same events; :attr:`Estimate.counters` is every counter predicted.
 """
 
 from __future__ import annotations
