@@ -435,7 +435,16 @@ def _plan_tiles(spec: Spec, layer: ConvLayer, kw: dict, estimate) -> Program:
             tiles += [fh, *_tile_candidates(half, layer, fh)]
         except AccelgenError:
             pass
-        options = [(t, sizing) for t in dict.fromkeys(tiles) for sizing in (spec, half)]
+        # (a tile whose K group is the same under both sizings plans the same program: once)
+        kt = engine_facts(spec, layer).k_tile
+        n_kt = -(-layer.Kg // kt)
+        seen, options = set(), []
+        for t in tiles:
+            for sizing in (spec, half):
+                group = max(1, min(n_kt, sizing.output_depth // (t[0] * t[1])))
+                if (t, group) not in seen:
+                    seen.add((t, group))
+                    options.append((t, sizing))
     best = best_cycles = None
     for tile, sizing in options:
         try:
