@@ -21,13 +21,13 @@ stay in the output buffer until all C tiles have been accumulated, so partial su
 That loop nest is then scheduled for the hardware's concurrency (gen/isa.py: loads and stores run
 beside the COMPUTEs, which queue):
 
-* *buffer rotation*: when two input tiles, three weight tiles or two output tiles fit, loads go to
-  alternate parts of a buffer, so the next one loads while the executor works on this one; tiles
+* *buffer rotation*: when two or three input tiles, three weight tiles or two output tiles fit,
+  loads rotate through parts of a buffer, so the next one loads while the executor works; tiles
   are sized for whole buffers and for half of them, and :func:`plan` keeps the tiling the cycle
   model (gen/model.py, equal to the RTL's counter) finds fastest;
 * *prefetch*: the next input tile is loaded in row bands, one after each COMPUTE of this one;
-* *store queue*: a K tile's STOREs (in row bands) leave one unit per COMPUTE once two COMPUTEs
-  follow the last that wrote it, the last K tile's during the next output tile;
+* *store queue*: a K tile's STOREs (in row bands) leave one unit per COMPUTE once a COMPUTE
+  follows the last that wrote it, the last K tile's during the next output tile;
 * :func:`mark_sync` sets ``sync`` wherever a LOAD or STORE would still touch what the executor's
   COMPUTEs touch.
 
@@ -574,7 +574,7 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
                 yield b, pb0, qb0, min(pb, pn - pb0), min(qb, qn - qb0)
                 b += 1
 
-    # double buffering: when two of a kind fit, loads alternate between the halves of a buffer
+    # double (or triple) buffering: when two of a kind fit, loads rotate through parts of a buffer
     # and each (output tile, K group) its half of the output buffer, so the front end loads the
     # next tile and stores the previous one while the executor computes (gen/isa.py)
     in_words = ((min(pt, layer.P) - 1) * U + (R - 1) * D + 1) * ((min(qt, layer.Q) - 1) * U
