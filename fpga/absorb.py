@@ -68,19 +68,18 @@ class _Module:
         ok = port == "DI" and name not in self.dead and _plain_ff(self.cells[name], clk)
         return name if ok else None
 
-    def fold_outputs(self, cell, outs, clk) -> bool:
-        """Move the sole flip-flop of each used output net of ``cell`` into it (``outs``: port,
-        bits); False, changing nothing, if any used output has another load."""
+    def fold_outputs(self, name, outs, clk) -> bool:
+        """Move the sole flip-flop of each used output net of cell ``name`` into it (``outs``:
+        port, bits); False, changing nothing, if any used output has another load."""
         used = [(p, b[0]) for p, b in outs
                 if isinstance(b[0], int) and (self.loads[b[0]] or b[0] in self.ports)]
         ffs = [(p, self.sole_ff(n, clk)) for p, n in used]
         if not ffs or any(f is None for _, f in ffs):
             return False
-        owner = next(n for n, c in self.cells.items() if c is cell)
         for p, f in ffs:
             q = self.cells[f]["connections"]["Q"]
-            cell["connections"][p] = q
-            self.driver[q[0]] = (owner, p)
+            self.cells[name]["connections"][p] = q
+            self.driver[q[0]] = (name, p)
             self.dead.add(f)
         return True
 
@@ -117,7 +116,7 @@ def absorb_registers(netlist: dict) -> dict[str, int]:
                         continue
                     outs = [(p, b) for p, b in c["connections"].items()
                             if re.fullmatch(f"DO{side}\\d+", p)]
-                    if nl.fold_outputs(c, outs, c["connections"][f"CLK{side}"]):
+                    if nl.fold_outputs(name, outs, c["connections"][f"CLK{side}"]):
                         c["parameters"][f"REGMODE_{side}"] = "OUTREG"
                         c["connections"][f"OCE{side}"] = ["1"]
                         c["port_directions"][f"OCE{side}"] = "input"
@@ -168,7 +167,7 @@ def _absorb_dsp(nl: _Module, name: str, c: dict, counts: dict) -> None:
                 if isinstance(b[0], int) and len(nl.loads[b[0]]) == 1:
                     out_clk = nl.cells[nl.loads[b[0]][0][0]]["connections"].get("CLK")
                     break
-        if out_clk is not None and nl.fold_outputs(c, outs, out_clk):
+        if out_clk is not None and nl.fold_outputs(name, outs, out_clk):
             par.update({"REG_OUTPUT_CLK": "CLK0", "REG_OUTPUT_CE": "CE0",
                         "REG_OUTPUT_RST": "RST0"})
             clk = out_clk

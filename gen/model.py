@@ -96,7 +96,7 @@ def estimate(program: Program) -> Estimate:
     # fe: the cycle the front end starts its next header; qfree: the executor's queue is empty
     # from then; xr: the executor is back in XIDLE (ws: while its last sums drain) and xf:
     # every result is written; tl: the cycle the last COMPUTE's last tap began (ws), pl: its
-    # pixels (hw/controller.py: the queue, ``early`` and the chaining of COMPUTEs)
+    # pixels (hw/controller.py: the queue, the drain in XIDLE and the chaining of COMPUTEs)
     fe = qfree = xr = xf = 0
     tl = pl = -1
     written = [0]      # per COMPUTE: the cycle its last output word's write is seen (n_out)

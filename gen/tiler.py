@@ -68,7 +68,7 @@ from .layer import ConvLayer
 from .spec import Spec
 
 __all__ = ["Command", "Program", "plan", "engine_facts", "EngineFacts", "RsGeometry",
-           "rs_geometry", "rs_passes", "footprint", "mark_sync"]
+           "rs_geometry", "rs_passes", "footprint", "mark_sync", "TOUCHES"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -512,7 +512,7 @@ def footprint(spec: Spec, h: dict) -> dict[str, tuple[int, int]]:
 
 
 #: the buffer each LOAD/STORE touches, and its base-address field
-_TOUCHES = {Op.LOAD_INPUT: ("ibuf", "addr"), Op.LOAD_WEIGHT: ("wbuf", "waddr"),
+TOUCHES = {Op.LOAD_INPUT: ("ibuf", "addr"), Op.LOAD_WEIGHT: ("wbuf", "waddr"),
             Op.STORE: ("obuf", "oaddr")}
 
 
@@ -527,8 +527,8 @@ def mark_sync(spec: Spec, cmds: list[Command]) -> list[Command]:
             running = [*running[-1:], footprint(spec, c.header)]
         elif c.op == Op.LOAD_BIAS:
             running = []             # the hardware waits for the executor before every LOAD_BIAS
-        elif c.op in _TOUCHES and running and c.count:
-            buf, field = _TOUCHES[c.op]
+        elif c.op in TOUCHES and running and c.count:
+            buf, field = TOUCHES[c.op]
             lo = c.header.get(field, 0)
             near = running[-1:] if c.op == Op.STORE else running
             if any(lo <= f[buf][1] and f[buf][0] <= lo + c.count - 1 for f in near):

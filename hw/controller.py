@@ -30,7 +30,7 @@ COMPUTE per engine, for each filter tap (r, s):
 * ``ws``: ``WLOAD`` shifts the first tap's ``rows`` weight words into the PEs' shadow registers,
   ``STREAM`` walks the pixels (one input vector per cycle) while the next tap's words shift in
   behind (double buffering; ``WGAP`` waits for them when a tap has few pixels), taps follow each
-  other without draining, and ``DRAIN`` waits for the last sums of the COMPUTE.
+  other without draining, and the last sums drain in ``XIDLE`` (``settle``).
 * ``is``: ``PRELOAD`` walks the pixels of the block (at most ``cols``) into the rows' shift chains,
   ``KSTREAM`` streams ``count`` weight words (one per output channel), ``DRAIN``.
 * ``nlr``: ``STREAM`` walks the pixels, reading the tap's ``rows``×``cols`` weight word with every
@@ -54,8 +54,8 @@ Weight-stationary in detail:
   first-pass flag) travels beside each vector through a delay line matched to the buffer and array
   latencies; when the column sums appear, the output word has been read just in time and is written
   back with the sums added (or over it on the first pass, starting from zero or the bias register).
-* ``DRAIN``: after the last tap, wait until the last vector has left the array and its sums are
-  written.
+* drain: after the last tap the executor is back in ``XIDLE`` while the last vectors leave the
+  array; ``settle`` counts until their sums are written.
 
 Every latency derives from the spec: ``RL`` = buffer read latency (1, or 3 with registered buffers),
 ``L`` = array latency. STORE issues output-buffer reads into a small FIFO with credits, so ``m_axis``
@@ -486,7 +486,6 @@ class Controller(wiring.Component):
         # Its vectors enter at least rows + 2 cycles after the last one's last (XIDLE, WLOAD,
         # WSETTLE), in the same pixel order, so a COMPUTE accumulating onto the same outputs
         # reads pixel i's word rows + pixels + 2 - RL >= 1 cycles after it was written
-        early = eng == "ws"
         settle = Signal(range(L + RL + 4))   # cycles until the drained sums are written
         fe_idle = Signal()
         m.d.comb += [idle.eq(fe_idle & x_done), x_done.eq(x_idle & ~q_valid)]
@@ -665,13 +664,9 @@ class Controller(wiring.Component):
                         if eng == "ws":
                             with m.If(tap_last & more_now):   # chain the queued COMPUTE on
                                 m.next = "CHAIN"
-                            with m.Elif(~more_now):
-                                if early:
-                                    m.d.sync += settle.eq(L + RL + 3)
-                                    m.next = "XIDLE"
-                                else:
-                                    m.d.sync += drain.eq(L + RL + 2)
-                                    m.next = "DRAIN"
+                            with m.Elif(~more_now):   # drain while XIDLE takes the next
+                                m.d.sync += settle.eq(L + RL + 3)
+                                m.next = "XIDLE"
                             with m.Elif(since >= WB + rows):   # weights ready: go on
                                 m.d.sync += [bank.eq(~bank), since.eq(0)]
                             with m.Else():
@@ -742,11 +737,11 @@ class Controller(wiring.Component):
                                 m.d.sync += [drain.eq(L + RL + 2), opix.eq(xcmd.oaddr)]
                                 m.next = "DRAIN"
 
-            if eng in ("ws", "is", "nlr", "rs"):
+            if eng in ("is", "nlr", "rs"):
                 with m.State("DRAIN"):
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):
-                        if eng in ("ws", "rs"):   # they drain once, after the whole window
+                        if eng == "rs":   # it drains once, after the whole window
                             m.next = "XIDLE"
                         else:
                             with m.If(ri == xcmd.r):

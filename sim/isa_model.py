@@ -12,13 +12,14 @@ import numpy as np
 from gen.frames import pack_lanes, unpack_lanes
 from gen.isa import HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Op, decode_header
 from gen.spec import Spec
+from gen.tiler import TOUCHES
 from sim.golden import requantize, wrap
 
 __all__ = ["run", "HazardError"]
 
 
 class HazardError(AssertionError):
-    """A LOAD or STORE without ``sync`` touched buffer words the running COMPUTE touches."""
+    """A LOAD or STORE without ``sync`` touched buffer words a COMPUTE in the executor touches."""
 
 
 def _rs_compute(spec, h, ibuf, wbuf, obuf, chan_bias, spads, touched):
@@ -76,8 +77,6 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
     depths = {"ibuf": spec.input_depth, "wbuf": spec.weight_depth, "obuf": spec.output_depth}
     running = []     # per COMPUTE the executor may still hold (at most two: one running, one
     #                  queued): buffer -> the words it touched
-    touches = {Op.LOAD_INPUT: ("ibuf", "addr"), Op.LOAD_WEIGHT: ("wbuf", "waddr"),
-               Op.STORE: ("obuf", "oaddr")}
     out = []
     i = 0
     while i < beats:
@@ -90,8 +89,8 @@ def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
         # without sync they must not touch what those touch
         if h["sync"] or op == Op.LOAD_BIAS:
             running = []
-        elif op in touches and count:
-            buf, field = touches[op]
+        elif op in TOUCHES and count:
+            buf, field = TOUCHES[op]
             near = running[-1:] if op == Op.STORE else running   # (STOREs wait for the rest)
             if any(t[buf][h[field]:h[field] + count].any() for t in near):
                 raise HazardError(
