@@ -17,8 +17,11 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = ["Scratchpad", "WriteSignature", "ReadSignature", "BANK"]
 
-#: words per bank of a registered scratchpad: an ECP5 DP16KD holds 1024 words of 18 bits
-BANK = 1024
+#: words per bank of a registered scratchpad: an ECP5 DP16KD holds up to 16384 words (of 1 bit), so
+#: Yosys builds a buffer up to this deep from full-depth narrow block RAMs with no read mux (4096
+#: words of 64 bits: 16 DP16KDs of 4096x4), and each RAM's data register follows it directly;
+#: deeper buffers are split into banks chosen by a mux after those registers
+BANK = 16384
 
 
 class WriteSignature(wiring.Signature):
@@ -36,7 +39,8 @@ def addr_bits(depth: int) -> int:
 
 
 class Scratchpad(wiring.Component):
-    def __init__(self, *, depth: int, width: int, registered: bool = False, read_ports: int = 1):
+    def __init__(self, *, depth: int, width: int, registered: bool = False, read_ports: int = 1,
+                 bank: int = BANK):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, not {depth!r}")
         if not isinstance(width, int) or width < 1:
@@ -45,6 +49,7 @@ class Scratchpad(wiring.Component):
             raise ValueError(f"read_ports must be 1 or 2, not {read_ports!r}")
         self.depth, self.width, self.registered = depth, width, registered
         self.read_ports = read_ports
+        self.bank = bank
         self.latency = 3 if registered else 1
         ab = addr_bits(depth)
         ports = {"wr": In(WriteSignature(ab, width)), "rd": In(ReadSignature(ab, width))}
@@ -65,14 +70,15 @@ class Scratchpad(wiring.Component):
             return m
 
         # registered: address and enable registers, the RAM, and a reset-less data register per
-        # bank of BANK words (a block RAM's native depth at 18 bits), so that register directly
+        # bank of BANK words (a block RAM's deepest native geometry), so that register directly
         # follows a RAM and the FPGA flow folds it into the block RAM's output register
         # (fpga/absorb.py); the bank is chosen after it, from a select delayed alike. The RAM is
         # marked ``no_rw_check``: the controller never reads a word in the cycle it is written
         # (gen/isa.py's hazard rules, checked by the ISA machine), so Yosys need not emulate a
         # same-cycle collision with a bypass mux behind the RAM
-        nb = -(-self.depth // BANK)
-        lo = addr_bits(min(self.depth, BANK)) if nb > 1 else addr_bits(self.depth)
+        bank = self.bank
+        nb = -(-self.depth // bank)
+        lo = addr_bits(min(self.depth, bank)) if nb > 1 else addr_bits(self.depth)
         wa, wd, we = (Signal.like(self.wr.addr), Signal.like(self.wr.data),
                       Signal.like(self.wr.en))
         m.d.sync += [wa.eq(self.wr.addr), wd.eq(self.wr.data), we.eq(self.wr.en)]
@@ -83,7 +89,7 @@ class Scratchpad(wiring.Component):
             m.d.sync += [ra.eq(r.addr), re_.eq(r.en)]
         datas = [[] for _ in reads]
         for b in range(nb):
-            depth = min(BANK, self.depth - b * BANK) if nb > 1 else self.depth
+            depth = min(bank, self.depth - b * bank) if nb > 1 else self.depth
             mem = memory.Memory(shape=unsigned(self.width), depth=depth, init=[],
                                 attrs={"no_rw_check": 1})
             m.submodules[f"mem{b}" if nb > 1 else "mem"] = mem

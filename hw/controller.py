@@ -20,7 +20,7 @@ Two state machines run side by side (gen/isa.py, Concurrency):
   exactly like a next tap, so back-to-back COMPUTEs stream with no reload and no drain between
   them. Vectors come in the same pixel order, so an output word a COMPUTE accumulates onto was
   written before it reads it (the tap gap, or ``rows + pixels + 2 - RL`` cycles after an early
-  start).
+  start, a cycle less where the adder reads the word a cycle early: see ``early``).
 
 Every output word's token carries a ``last`` flag on the COMPUTE's last word; its write counts the
 COMPUTE as written (``n_out``).
@@ -167,6 +167,8 @@ class Controller(wiring.Component):
 
         # -- registers of the running command ---------------------------------------------------
         cnt = Signal(17)                  # LOAD/STORE beats left
+        cnt_nz, cnt_one = Signal(), Signal()   # registered cnt != 0, cnt == 1
+        cnt_dec = Signal()                # a LOAD/STORE beat: cnt counts down
         ptr = Signal(_PTR)                # LOAD/STORE buffer address
         pi, qi = Signal(16), Signal(16)   # pixel walker: output pixel within the tile
         ri, si = Signal(9), Signal(8)     # filter tap
@@ -176,7 +178,7 @@ class Controller(wiring.Component):
         pix = Signal(_PTR)                # ... of (p, q) at tap (r, s)
         opix = Signal(_PTR)               # output address of the next streamed vector
         wtap = Signal(_PTR)               # weight address of tap (r, s)
-        lin = Signal(17, init=rows - 1 if eng == "ws" else 0)   # linear counter: weight word
+        lin = Signal(17)                  # linear counter: weight word
         wstep = Signal(17)                # weight words per tap
         # loop bounds minus one, latched at dispatch: every loop test is a plain equality
         p_last, q_last, s_last, r_last = Signal(16), Signal(16), Signal(8), Signal(8)
@@ -202,6 +204,7 @@ class Controller(wiring.Component):
             qe, qe1, pe, pe1 = Signal(), Signal(), Signal(), Signal()
             q_one, q_two, p_one, p_two, s_one = (Signal(), Signal(), Signal(), Signal(),
                                                  Signal())
+            s_end = Signal()                     # the tap is at s = s_last
         else:
             m.d.comb += [pix_last.eq((qi == q_last) & (pi == p_last)),
                          tap_last.eq((ri == r_last) & (si == s_last))]
@@ -227,15 +230,16 @@ class Controller(wiring.Component):
         def next_tap():
             """Advance to the next filter tap and rewind the pixel walker onto it."""
             nb = Signal(_PTR)
-            m.d.comb += nb.eq(Mux(si == s_last, r_base + xcmd.dil_step, tap_base + xcmd.dilation))
-            with m.If(si == s_last):
+            last_s = s_end if flags else si == s_last
+            m.d.comb += nb.eq(Mux(last_s, r_base + xcmd.dil_step, tap_base + xcmd.dilation))
+            with m.If(last_s):
                 m.d.sync += [si.eq(0), ri.eq(ri + 1), r_base.eq(nb)]
                 if flags:
-                    m.d.sync += tap_last.eq((ri == rm) & s_one)
+                    m.d.sync += [tap_last.eq((ri == rm) & s_one), s_end.eq(s_one)]
             with m.Else():
                 m.d.sync += si.eq(si + 1)
                 if flags:
-                    m.d.sync += tap_last.eq((ri == r_last) & (si == sm))
+                    m.d.sync += [tap_last.eq((ri == r_last) & (si == sm)), s_end.eq(si == sm)]
             m.d.sync += [tap_base.eq(nb), row_ptr.eq(nb), pix.eq(nb), pi.eq(0), qi.eq(0),
                          wtap.eq(wtap + wstep)]
             if flags:
@@ -244,7 +248,6 @@ class Controller(wiring.Component):
         # -- strobes ------------------------------------------------------------------------------
         issue = Signal()     # a vector is read this cycle and enters the array RL cycles later
         x_issue = Signal()   # a stationary-operand word is read (ws/is preload, os fill)
-        loading = Signal()   # (ws) a state in which the next tap's weights may load
         tok_valid = Signal()  # a token for an output word starts down the delay line
         tok_step = Signal()   # (os) a drain step starts down the delay line
         tok_last = Signal()   # ... and it is the COMPUTE's last output word
@@ -269,15 +272,28 @@ class Controller(wiring.Component):
             WB = rows + cols + RL
             bank, more = Signal(), Signal()
             since = Signal(range(WB + rows + 1))    # cycles since the current tap began
+            # since's registered flags: = 0; >= WB + rows (the next tap's weights are in, and
+            # since stops); in [WB, WB + rows) (the loader's window)
+            since0, wready, lwin = Signal(init=1), Signal(), Signal()
+            flip = Signal()         # a tap starts streaming next cycle: restart since, flip bank
             laddr = Signal(_PTR)    # the loader's next weight word: the next tap's, bottom first
+            wl = Signal(range(rows))                # WLOAD: words left
             more_now = Signal()                     # a tap follows the current one
             l_issue = Signal()
-            m.d.comb += [more_now.eq(Mux(since == 0, ~tap_last | q_valid, more)),
-                         l_issue.eq(loading & more_now & (since >= WB) & (since < WB + rows))]
-            with m.If(l_issue):
-                m.d.comb += self.wbuf_rd.addr.eq(laddr)
+            # (more is 0 from the executor's return to XIDLE until the next tap starts, so the
+            # loader needs no state: it runs while more and the window say so)
+            m.d.comb += [more_now.eq(Mux(since0, ~tap_last | q_valid, more)),
+                         l_issue.eq(more & lwin)]
+            with m.If(flip):
+                m.d.sync += [since.eq(0), since0.eq(1), wready.eq(0), lwin.eq(0), bank.eq(~bank)]
+            with m.Elif(~wready):
+                m.d.sync += [since.eq(since + 1), since0.eq(0),
+                             wready.eq(since == WB + rows - 1),
+                             lwin.eq((since >= WB - 1) & (since < WB + rows - 1))]
+            with m.If(x_issue | l_issue):
                 m.d.sync += laddr.eq(laddr - 1)
             m.d.comb += [self.ibuf_rd.en.eq(issue), self.wbuf_rd.en.eq(x_issue | l_issue),
+                         self.wbuf_rd.addr.eq(laddr),
                          self.a.as_value().eq(self.ibuf_rd.data),
                          self.w.as_value().eq(self.wbuf_rd.data),
                          self.w_shift.eq(delay(m, x_issue | l_issue, RL, "x_issue")),
@@ -348,10 +364,18 @@ class Controller(wiring.Component):
                      toks[0].step.eq(tok_step)]
         for k in range(1, LT + RL + 1):
             m.d.sync += toks[k].eq(toks[k - 1])
-        rd_tok, wr_tok = toks[LT], toks[LT + RL]
+        # the output word is read a cycle early and registered, so the adder starts from a
+        # register beside it rather than from a block RAM across the chip. That moves every read
+        # of an accumulated word a cycle closer to the write before it: the margins of the
+        # controller's docstring lose a cycle, which WS's early start affords when rows + 1 >= RL
+        # (output-stationary issues its tokens as it drains, with no cycle to spare)
+        early = LT >= 1 and rows + 1 >= RL
+        rd_tok, wr_tok = toks[LT - 1 if early else LT], toks[LT + RL]
         if eng == "os":
             m.d.comb += self.drain.eq(wr_tok.step)
-        old = data.View(data.ArrayLayout(signed(acc_bits), cols), self.obuf_rd.data)
+        old = data.View(data.ArrayLayout(signed(acc_bits), cols),
+                        delay(m, self.obuf_rd.data, 1, "old", reset_less=True) if early
+                        else self.obuf_rd.data)
         sums = Signal(data.ArrayLayout(signed(acc_bits), cols))
         if per_word:
             # per-output-channel values indexed by the word's channel, not by the lane; read a
@@ -381,11 +405,13 @@ class Controller(wiring.Component):
         obits = spec.output_word_bits
         SL = RL + PP
         m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=obits + 1, depth=SL + 3)
-        inflight = Signal(range(SL + 2))
+        # free FIFO places not yet claimed by a read in flight: a read takes one, a word leaving
+        # on m_axis gives one back
+        credits = Signal(range(SL + 4), init=SL + 3)
         store_en = Signal()
         sidx = Signal(17)                 # STORE: word index within the command
         st = [Signal(2, name=f"st{k}") for k in range(SL + 1)]  # (valid, last) beside each read
-        m.d.comb += st[0].eq(Cat(store_en, cnt == 1))
+        m.d.comb += st[0].eq(Cat(store_en, cnt_one))
         for k in range(1, SL + 1):
             m.d.sync += st[k].eq(st[k - 1])
         out_word = self.obuf_rd2.data
@@ -411,7 +437,7 @@ class Controller(wiring.Component):
                 m.d.comb += [rq.mult.eq(q_mult), rq.shift.eq(q_shift)]
             out_word = rq.o
         m.d.comb += [ofifo.w_en.eq(st[SL][0]), ofifo.w_data.eq(Cat(out_word, st[SL][1]))]
-        m.d.sync += inflight.eq(inflight + store_en - st[SL][0])
+        m.d.sync += credits.eq(credits - store_en + (ofifo.r_rdy & m_axis.tready))
         m.d.comb += [m_axis.tvalid.eq(ofifo.r_rdy), m_axis.tdata.eq(ofifo.r_data[:obits]),
                      m_axis.tlast.eq(ofifo.r_data[obits]), ofifo.r_en.eq(m_axis.tready)]
 
@@ -444,11 +470,14 @@ class Controller(wiring.Component):
             moves = fills + tok_valid
         else:
             fills, moves = 0, 0
+        events |= {"cycles": ~idle | s_axis.tvalid, "array_busy": issue,
+                   "in_stall": waiting_input & ~s_axis.tvalid,
+                   "out_stall": m_axis.tvalid & ~m_axis.tready}
         events["pe_macs"] = issue * pes
         events["rf_accesses"] = issue * (rf_pp * pes) + fills * pes
         events["array_moves"] = issue * (arr_pp * pes) + moves * pes
         # each event is registered first, so a 64-bit add does not follow the logic that raises
-        # it (the count lags the event by a cycle)
+        # it (every count lags its event by a cycle; they are read when the design is idle)
         evs = {}
         for name, strobe in events.items():
             evs[name] = Signal(range(6 * pes + 4), name=f"{name}_ev")
@@ -458,17 +487,9 @@ class Controller(wiring.Component):
         with m.Else():
             for name, ev in evs.items():
                 m.d.sync += getattr(self, name).eq(getattr(self, name) + ev)
-            with m.If(~idle | s_axis.tvalid):
-                m.d.sync += self.cycles.eq(self.cycles + 1)
-            with m.If(issue):
-                m.d.sync += self.array_busy.eq(self.array_busy + 1)
-            with m.If(waiting_input & ~s_axis.tvalid):
-                m.d.sync += self.in_stall.eq(self.in_stall + 1)
-            with m.If(m_axis.tvalid & ~m_axis.tready):
-                m.d.sync += self.out_stall.eq(self.out_stall + 1)
         with m.If(self.clear_error):
             m.d.sync += self.error.eq(0)
-        m.d.comb += self.busy.eq(~idle)
+        m.d.sync += self.busy.eq(~idle)   # (a cycle late, like the counts)
 
         first_state = {"ws": "WLOAD", "is": "PRELOAD", "nlr": "STREAM", "os": "FILL",
                        "rs": "FFILL"}[eng]
@@ -479,13 +500,36 @@ class Controller(wiring.Component):
         # COMPUTEs queued and not yet fully written: a STORE reads outputs, so without sync it
         # waits until at most the last one issued (the one the tiler checked it against) is
         n_out = Signal(range(L + RL + 8))   # (a COMPUTE lasts at least 3 cycles)
-        m.d.sync += n_out.eq(n_out + x_queue
-                             - (wr_tok.valid & wr_tok.last))
+        n_zero, n_le1 = Signal(init=1), Signal(init=1)   # registered n_out == 0, n_out <= 1
+        n_dec = Signal()
+        m.d.comb += n_dec.eq(wr_tok.valid & wr_tok.last)
+        m.d.sync += n_out.eq(n_out + x_queue - n_dec)
+        with m.If(x_queue & ~n_dec):
+            m.d.sync += [n_zero.eq(0), n_le1.eq(n_zero)]
+        with m.Elif(n_dec & ~x_queue):
+            m.d.sync += [n_zero.eq(n_out == 1), n_le1.eq(n_out <= 2)]
+        # the command in DISP, decoded as its last header word arrives: dispatch decisions start
+        # from these flags, not from comparisons of the header's fields
+        d_compute, d_ok, d_all, d_store, d_load, d_wload, d_count, d_one, d_bad = (
+            Signal(name=n) for n in ("d_compute", "d_ok", "d_all", "d_store", "d_load",
+                                     "d_wload", "d_count", "d_one", "d_bad"))
+        with m.If(cnt_dec):
+            m.d.sync += [cnt.eq(cnt - 1), cnt_nz.eq(~cnt_one), cnt_one.eq(cnt == 2)]
+        loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]
+        if spec.postproc:
+            loads.append(Op.LOAD_QUANT)
+        ok = (new.p != 0) & (new.q != 0) & (new.r != 0) & (new.s != 0)
+        if eng in ("is", "rs"):
+            ok &= new.count != 0
+        if eng == "rs":
+            ok &= (new.fill_h != 0) & (new.fill_w != 0)
+        known = [Op.NOP, Op.COMPUTE, Op.STORE, *loads]
         # (ws) the executor takes the next COMPUTE while the last one's sums drain: its weights
         # shift into the PEs' shadow registers behind the draining vectors, as from tap to tap.
         # Its vectors enter at least rows + 2 cycles after the last one's last (XIDLE, WLOAD,
         # WSETTLE), in the same pixel order, so a COMPUTE accumulating onto the same outputs
-        # reads pixel i's word rows + pixels + 2 - RL >= 1 cycles after it was written
+        # reads pixel i's word rows + pixels + 2 - RL >= 1 cycles after it was written (a cycle
+        # less with ``early``, still >= 1 as rows + 1 >= RL there)
         settle = Signal(range(L + RL + 4))   # cycles until the drained sums are written
         fe_idle = Signal()
         m.d.comb += [idle.eq(fe_idle & x_done), x_done.eq(x_idle & ~q_valid)]
@@ -497,46 +541,38 @@ class Controller(wiring.Component):
                     with m.If(hidx != HEADER_WORDS - 1):
                         m.d.sync += [hdr.eq(Cat(hdr[32:], word)), hidx.eq(hidx + 1)]
                     with m.Else():
-                        m.d.sync += [hidx.eq(0), cmd.eq(new), self.commands.eq(self.commands + 1)]
+                        m.d.sync += [hidx.eq(0), cmd.eq(new), self.commands.eq(self.commands + 1),
+                                     d_compute.eq(new.op == Op.COMPUTE), d_ok.eq(ok),
+                                     d_all.eq(new.sync | (new.op == Op.LOAD_BIAS)),
+                                     d_store.eq(new.op == Op.STORE),
+                                     d_load.eq(new.op.matches(*loads)),
+                                     d_wload.eq(new.op == Op.LOAD_WEIGHT),
+                                     d_count.eq(new.count != 0), d_one.eq(new.count == 1),
+                                     d_bad.eq(~new.op.matches(*known))]
                         m.next = "DISP"
 
             with m.State("DISP"):
                 # a COMPUTE waits for the executor's queue, a LOAD_BIAS (the bias register is
                 # the COMPUTEs') and any command the tiler marked ``sync`` (it touches what a
                 # COMPUTE in the executor reads or writes) for every COMPUTE to finish
-                wait = Mux(cmd.op == Op.COMPUTE, q_valid,
-                           Mux(cmd.sync | (cmd.op == Op.LOAD_BIAS), n_out != 0,
-                               (cmd.op == Op.STORE) & (n_out > 1)))
+                wait = Mux(d_compute, q_valid, Mux(d_all, ~n_zero, d_store & ~n_le1))
                 with m.If(~wait):
                     m.next = "HDR"
-                    loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]
-                    if spec.postproc:
-                        loads.append(Op.LOAD_QUANT)
-                    with m.Switch(cmd.op):
-                        with m.Case(*loads):
-                            m.d.sync += cnt.eq(cmd.count)
-                            with m.If(cmd.op == Op.LOAD_WEIGHT):
-                                m.d.sync += ptr.eq(cmd.waddr)
-                            with m.Else():
-                                m.d.sync += ptr.eq(cmd.addr)
-                            with m.If(cmd.count != 0):
-                                m.next = "LOAD"
-                        with m.Case(Op.COMPUTE):
-                            ok = (cmd.p != 0) & (cmd.q != 0) & (cmd.r != 0) & (cmd.s != 0)
-                            if eng in ("is", "rs"):
-                                ok &= cmd.count != 0
-                            if eng == "rs":
-                                ok &= (cmd.fill_h != 0) & (cmd.fill_w != 0)
-                            m.d.sync += [qcmd.eq(cmd), q_valid.eq(ok)]
-                            m.d.comb += x_queue.eq(ok)
-                        with m.Case(Op.STORE):
-                            m.d.sync += [cnt.eq(cmd.count), ptr.eq(cmd.oaddr), sidx.eq(0)]
-                            with m.If(cmd.count != 0):
-                                m.next = "STORE"
-                        with m.Case(Op.NOP):
-                            pass
-                        with m.Default():
-                            m.d.sync += self.error.eq(1)
+                    with m.If(d_load):
+                        m.d.sync += [cnt.eq(cmd.count), cnt_nz.eq(d_count), cnt_one.eq(d_one),
+                                     ptr.eq(Mux(d_wload, cmd.waddr, cmd.addr))]
+                        with m.If(d_count):
+                            m.next = "LOAD"
+                    with m.If(d_compute):
+                        m.d.sync += [qcmd.eq(cmd), q_valid.eq(d_ok)]
+                        m.d.comb += x_queue.eq(d_ok)
+                    with m.If(d_store):
+                        m.d.sync += [cnt.eq(cmd.count), cnt_nz.eq(d_count), cnt_one.eq(d_one),
+                                     ptr.eq(cmd.oaddr), sidx.eq(0)]
+                        with m.If(d_count):
+                            m.next = "STORE"
+                    with m.If(d_bad):
+                        m.d.sync += self.error.eq(1)
 
             with m.State("LOAD"):
                 m.d.comb += [s_axis.tready.eq(1), waiting_input.eq(1)]
@@ -559,15 +595,16 @@ class Controller(wiring.Component):
                                                    s_axis.tdata[QUANT_SHIFT_OFFSET:][
                                                        :QUANT_SHIFT_BITS])),
                                 ]
-                    m.d.sync += [ptr.eq(ptr + 1), cnt.eq(cnt - 1)]
-                    with m.If(cnt == 1):
+                    m.d.comb += cnt_dec.eq(1)
+                    m.d.sync += ptr.eq(ptr + 1)
+                    with m.If(cnt_one):
                         m.next = "HDR"
 
             with m.State("STORE"):
-                m.d.comb += [store_en.eq((cnt != 0) & (ofifo.level + inflight < ofifo.depth))]
+                m.d.comb += [store_en.eq(cnt_nz & (credits != 0)), cnt_dec.eq(store_en)]
                 with m.If(store_en):
-                    m.d.sync += [ptr.eq(ptr + 1), cnt.eq(cnt - 1), sidx.eq(sidx + 1)]
-                with m.If((cnt == 0) & (inflight == 0) & (ofifo.level == 0)):
+                    m.d.sync += [ptr.eq(ptr + 1), sidx.eq(sidx + 1)]
+                with m.If(~cnt_nz & (credits == SL + 3)):   # every word has left
                     m.next = "HDR"
 
         # -- the executor: one COMPUTE at a time, beside the front end ---------------------------
@@ -585,8 +622,8 @@ class Controller(wiring.Component):
                              p_two.eq(c.p == 2), s_one.eq(c.s == 1),
                              pix_last.eq((c.p == 1) & (c.q == 1)), qe.eq(c.q == 1),
                              qe1.eq(c.q == 2), pe.eq(c.p == 1), pe1.eq(c.p == 2),
-                             tap_last.eq((c.r == 1) & (c.s == 1))]
-            if eng == "ws":     # (lin is rows - 1 whenever WLOAD starts)
+                             tap_last.eq((c.r == 1) & (c.s == 1)), s_end.eq(c.s == 1)]
+            if eng == "ws":
                 m.d.sync += wstep.eq(rows)
             elif eng == "is":
                 m.d.sync += [lin.eq(0), wstep.eq(c.count), lin_last.eq(c.count - 1)]
@@ -605,6 +642,8 @@ class Controller(wiring.Component):
             with m.State("XIDLE"):
                 with m.If(q_valid):
                     take(qcmd)
+                    if eng == "ws":   # WLOAD reads the first tap's words, bottom row first
+                        m.d.sync += [laddr.eq(qcmd.waddr + (rows - 1)), wl.eq(rows - 1)]
                     m.next = first_state
                     if eng == "rs":
                         with m.If(qcmd.keep):
@@ -613,28 +652,22 @@ class Controller(wiring.Component):
             if eng == "ws":
                 with m.State("WLOAD"):
                     m.d.comb += x_issue.eq(1)
-                    m.d.sync += lin.eq(lin - 1)
-                    with m.If(lin == 0):
-                        m.d.sync += lin.eq(rows - 1)
+                    m.d.sync += wl.eq(wl - 1)
+                    with m.If(wl == 0):
                         m.next = "WSETTLE"
                 with m.State("WSETTLE"):  # the last word shifts in; PEs take it next cycle
-                    m.d.sync += [since.eq(0), bank.eq(~bank)]
+                    m.d.comb += flip.eq(1)
                     m.next = "STREAM"
                 with m.State("CHAIN"):    # take the queued COMPUTE as the next tap
                     take(qcmd)
-                    m.d.comb += loading.eq(1)
-                    with m.If(since != WB + rows):
-                        m.d.sync += since.eq(since + 1)
-                    with m.If(since >= WB + rows):
-                        m.d.sync += [bank.eq(~bank), since.eq(0)]
+                    with m.If(wready):
+                        m.d.comb += flip.eq(1)
                         m.next = "STREAM"
                     with m.Else():
                         m.next = "WGAP"
                 with m.State("WGAP"):     # the next tap's weights are still loading
-                    m.d.comb += loading.eq(1)
-                    m.d.sync += since.eq(since + 1)
-                    with m.If(since >= WB + rows):
-                        m.d.sync += [bank.eq(~bank), since.eq(0)]
+                    with m.If(wready):
+                        m.d.comb += flip.eq(1)
                         m.next = "STREAM"
 
             if eng in ("ws", "nlr"):
@@ -644,10 +677,7 @@ class Controller(wiring.Component):
                     m.d.sync += opix.eq(opix + 1)
                     walk_pixel()
                     if eng == "ws":
-                        m.d.comb += loading.eq(1)
-                        with m.If(since != WB + rows):
-                            m.d.sync += since.eq(since + 1)
-                        with m.If(since == 0):    # the walker points at this tap
+                        with m.If(since0):    # the walker points at this tap
                             # after the last tap comes the queued COMPUTE's first, if one is
                             # queued by now: its weights load behind this tap like a tap's
                             m.d.sync += [more.eq(~tap_last | q_valid),
@@ -667,8 +697,8 @@ class Controller(wiring.Component):
                             with m.Elif(~more_now):   # drain while XIDLE takes the next
                                 m.d.sync += settle.eq(L + RL + 3)
                                 m.next = "XIDLE"
-                            with m.Elif(since >= WB + rows):   # weights ready: go on
-                                m.d.sync += [bank.eq(~bank), since.eq(0)]
+                            with m.Elif(wready):   # weights ready: go on
+                                m.d.comb += flip.eq(1)
                             with m.Else():
                                 m.next = "WGAP"
                         else:

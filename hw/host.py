@@ -40,8 +40,9 @@ class AxiLiteSignature(wiring.Signature):
 class CsrBank(wiring.Component):
     """32-bit registers at the byte offsets of ``csrs`` (``(name, offset, access, doc)`` rows).
 
-    A read-only register ``name`` is an input port sampled when read; a write-only register is an
-    output port ``name`` carrying the written data and a one-cycle strobe ``name_stb``."""
+    A read-only register ``name`` is an input port sampled when read (reads take three cycles); a
+    write-only register is an output port ``name`` carrying the written data and a one-cycle strobe
+    ``name_stb``, both registered (a cycle after the write)."""
 
     def __init__(self, csrs, *, addr_bits: int):
         self.csrs = list(csrs)
@@ -72,25 +73,40 @@ class CsrBank(wiring.Component):
         with m.Elif(bus.bready):
             m.d.sync += bus.bvalid.eq(0)
 
-        # a read takes two cycles: the address is registered first, so the wide read mux starts
-        # from a register, not from the bus
-        ra, pending = Signal(self.addr_bits - 2), Signal()
-        m.d.comb += [bus.arready.eq(~bus.rvalid & ~pending), bus.rresp.eq(0)]
-        with m.If(bus.arvalid & ~bus.rvalid & ~pending):
+        # a read takes three cycles: the address is registered, then each group of eight
+        # registers is narrowed to one word (registered), then the group is chosen, so neither
+        # half of the wide read mux starts from the bus or ends far from a register
+        ro = [(offset >> 2, getattr(self, name)) for name, offset, access, _ in self.csrs
+              if access == "ro"]
+        groups = sorted({idx >> 3 for idx, _ in ro})
+        ra, pending, stage = Signal(self.addr_bits - 2), Signal(), Signal()
+        picked = {g: Signal(32, name=f"rgroup{g}") for g in groups}
+        m.d.comb += [bus.arready.eq(~bus.rvalid & ~pending & ~stage), bus.rresp.eq(0)]
+        with m.If(bus.arvalid & bus.arready):
             m.d.sync += [ra.eq(bus.araddr[word]), pending.eq(1)]
+        for g in groups:
+            m.d.sync += picked[g].eq(0)
+            with m.Switch(ra[:3]):
+                for idx, value in ro:
+                    if idx >> 3 == g:
+                        with m.Case(idx & 7):
+                            m.d.sync += picked[g].eq(value)
         with m.If(pending):
-            m.d.sync += [pending.eq(0), bus.rvalid.eq(1), bus.rdata.eq(0)]
-            with m.Switch(ra):
-                for name, offset, access, _ in self.csrs:
-                    if access == "ro":
-                        with m.Case(offset >> 2):
-                            m.d.sync += bus.rdata.eq(getattr(self, name))
+            m.d.sync += [pending.eq(0), stage.eq(1)]
+        with m.If(stage):
+            m.d.sync += [stage.eq(0), bus.rvalid.eq(1), bus.rdata.eq(0)]
+            with m.Switch(ra[3:]):
+                for g in groups:
+                    with m.Case(g):
+                        m.d.sync += bus.rdata.eq(picked[g])
         with m.Elif(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
 
+        # written values and their strobes are registered: they reach the design a cycle after
+        # the write, from a register rather than from the bus's address decode
         for name, offset, access, _ in self.csrs:
             if access == "wo":
-                m.d.comb += [
+                m.d.sync += [
                     getattr(self, name).eq(bus.wdata),
                     getattr(self, name + "_stb").eq(write & (bus.awaddr[word] == offset >> 2)),
                 ]

@@ -16,7 +16,7 @@ from gen.isa import ACCEL_ID, CSR_ADDR_BITS, CSRS, Op, csr_offset
 from gen.layer import ConvLayer
 from gen.tiler import plan
 from hw.array import SystolicArray
-from hw.buffer import Scratchpad
+from hw.buffer import BANK, Scratchpad
 from hw.host import CsrBank
 from hw.pe import MacPE
 from hw.top import Accelerator
@@ -73,11 +73,12 @@ def test_pe_mac(act, wgt, acc, stages):
     sim.run()
 
 
-@pytest.mark.parametrize("depth,registered", [(70, False), (70, True), (2500, True)])
-def test_scratchpad_reads(depth, registered):
+@pytest.mark.parametrize("depth,registered,bank", [(70, False, BANK), (70, True, BANK),
+                                                  (2500, True, BANK), (2500, True, 1024)])
+def test_scratchpad_reads(depth, registered, bank):
     """Random writes and reads on both read ports: data ``latency`` cycles after ``en``, held
-    while ``en`` is low; 2,500 words span three registered banks (hw/buffer.py BANK)."""
-    dut = Scratchpad(depth=depth, width=12, registered=registered, read_ports=2)
+    while ``en`` is low; with 1024-word banks 2,500 words span three registered banks."""
+    dut = Scratchpad(depth=depth, width=12, registered=registered, read_ports=2, bank=bank)
     rng = random.Random(depth)
     lat = dut.latency
 
@@ -168,14 +169,15 @@ def test_csr_bank():
         ctx.set(bus.wdata, 3)
         ctx.set(bus.awvalid, 1)
         ctx.set(bus.wvalid, 1)
-        assert ctx.get(dut.ctl_stb) == 1 and ctx.get(dut.ctl) == 3
+        assert ctx.get(dut.ctl_stb) == 0     # registered: the strobe follows the write
         await ctx.tick()
         ctx.set(bus.awvalid, 0)
         ctx.set(bus.wvalid, 0)
-        assert ctx.get(dut.ctl_stb) == 0 and ctx.get(bus.bvalid) == 1
+        assert ctx.get(dut.ctl_stb) == 1 and ctx.get(dut.ctl) == 3
+        assert ctx.get(bus.bvalid) == 1
         ctx.set(bus.bready, 1)
         await ctx.tick()
-        assert ctx.get(bus.bvalid) == 0
+        assert ctx.get(bus.bvalid) == 0 and ctx.get(dut.ctl_stb) == 0
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
