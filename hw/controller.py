@@ -198,13 +198,19 @@ class Controller(wiring.Component):
         if flags:
             # registered, computed a cycle ahead from the walker's current position, so the
             # state machine's decisions do not wait for 16-bit comparisons
-            sm, rm = Signal(8), Signal(8)        # tap bounds minus two
+            sm3, rm3 = Signal(8), Signal(8)      # tap bounds minus three
             pm3, qm3 = Signal(16), Signal(16)    # pixel bounds minus three
             # where the walker is: q at its last / last but one, p likewise
             qe, qe1, pe, pe1 = Signal(), Signal(), Signal(), Signal()
             q_one, q_two, p_one, p_two, s_one = (Signal(), Signal(), Signal(), Signal(),
                                                  Signal())
             s_end = Signal()                     # the tap is at s = s_last
+            sl1, rl0, rl1 = Signal(), Signal(), Signal()   # si = s_last - 1, ri = r_last, - 1
+            s_two = Signal()
+            # the queued COMPUTE's bounds compared with 1 and 2 as it is queued, so taking it
+            # copies flags
+            qf = {n: Signal(name=f"qf_{n}") for n in ("p1", "p2", "q1", "q2", "r1", "r2",
+                                                       "s1", "s2")}
         else:
             m.d.comb += [pix_last.eq((qi == q_last) & (pi == p_last)),
                          tap_last.eq((ri == r_last) & (si == s_last))]
@@ -235,11 +241,12 @@ class Controller(wiring.Component):
             with m.If(last_s):
                 m.d.sync += [si.eq(0), ri.eq(ri + 1), r_base.eq(nb)]
                 if flags:
-                    m.d.sync += [tap_last.eq((ri == rm) & s_one), s_end.eq(s_one)]
+                    m.d.sync += [tap_last.eq(rl1 & s_one), s_end.eq(s_one), sl1.eq(s_two),
+                                 rl0.eq(rl1), rl1.eq(ri == rm3)]
             with m.Else():
                 m.d.sync += si.eq(si + 1)
                 if flags:
-                    m.d.sync += [tap_last.eq((ri == r_last) & (si == sm)), s_end.eq(si == sm)]
+                    m.d.sync += [tap_last.eq(rl0 & sl1), s_end.eq(sl1), sl1.eq(si == sm3)]
             m.d.sync += [tap_base.eq(nb), row_ptr.eq(nb), pix.eq(nb), pi.eq(0), qi.eq(0),
                          wtap.eq(wtap + wstep)]
             if flags:
@@ -277,6 +284,7 @@ class Controller(wiring.Component):
             since0, wready, lwin = Signal(init=1), Signal(), Signal()
             flip = Signal()         # a tap starts streaming next cycle: restart since, flip bank
             laddr = Signal(_PTR)    # the loader's next weight word: the next tap's, bottom first
+            q_wbot = Signal(_PTR)   # the queued COMPUTE's first tap's bottom word
             wl = Signal(range(rows))                # WLOAD: words left
             more_now = Signal()                     # a tap follows the current one
             l_issue = Signal()
@@ -510,9 +518,10 @@ class Controller(wiring.Component):
             m.d.sync += [n_zero.eq(n_out == 1), n_le1.eq(n_out <= 2)]
         # the command in DISP, decoded as its last header word arrives: dispatch decisions start
         # from these flags, not from comparisons of the header's fields
-        d_compute, d_ok, d_all, d_store, d_load, d_wload, d_count, d_one, d_bad = (
+        d_compute, d_ok, d_all, d_store, d_load, d_count, d_one, d_bad = (
             Signal(name=n) for n in ("d_compute", "d_ok", "d_all", "d_store", "d_load",
-                                     "d_wload", "d_count", "d_one", "d_bad"))
+                                     "d_count", "d_one", "d_bad"))
+        d_base = Signal(16)    # the LOAD's or STORE's first buffer address
         with m.If(cnt_dec):
             m.d.sync += [cnt.eq(cnt - 1), cnt_nz.eq(~cnt_one), cnt_one.eq(cnt == 2)]
         loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]
@@ -546,8 +555,10 @@ class Controller(wiring.Component):
                                      d_all.eq(new.sync | (new.op == Op.LOAD_BIAS)),
                                      d_store.eq(new.op == Op.STORE),
                                      d_load.eq(new.op.matches(*loads)),
-                                     d_wload.eq(new.op == Op.LOAD_WEIGHT),
                                      d_count.eq(new.count != 0), d_one.eq(new.count == 1),
+                                     d_base.eq(Mux(new.op == Op.LOAD_WEIGHT, new.waddr,
+                                                   Mux(new.op == Op.STORE, new.oaddr,
+                                                       new.addr))),
                                      d_bad.eq(~new.op.matches(*known))]
                         m.next = "DISP"
 
@@ -560,15 +571,20 @@ class Controller(wiring.Component):
                     m.next = "HDR"
                     with m.If(d_load):
                         m.d.sync += [cnt.eq(cmd.count), cnt_nz.eq(d_count), cnt_one.eq(d_one),
-                                     ptr.eq(Mux(d_wload, cmd.waddr, cmd.addr))]
+                                     ptr.eq(d_base)]
                         with m.If(d_count):
                             m.next = "LOAD"
                     with m.If(d_compute):
                         m.d.sync += [qcmd.eq(cmd), q_valid.eq(d_ok)]
+                        if flags:
+                            m.d.sync += [qf[f"{n}{v}"].eq(getattr(cmd, n) == v)
+                                         for n in "pqrs" for v in (1, 2)]
+                        if eng == "ws":
+                            m.d.sync += q_wbot.eq(cmd.waddr + (rows - 1))
                         m.d.comb += x_queue.eq(d_ok)
                     with m.If(d_store):
                         m.d.sync += [cnt.eq(cmd.count), cnt_nz.eq(d_count), cnt_one.eq(d_one),
-                                     ptr.eq(cmd.oaddr), sidx.eq(0)]
+                                     ptr.eq(d_base), sidx.eq(0)]
                         with m.If(d_count):
                             m.next = "STORE"
                     with m.If(d_bad):
@@ -617,12 +633,14 @@ class Controller(wiring.Component):
                 p_last.eq(c.p - 1), q_last.eq(c.q - 1), s_last.eq(c.s - 1), r_last.eq(c.r - 1),
             ]
             if flags:
-                m.d.sync += [pm3.eq(c.p - 3), qm3.eq(c.q - 3), sm.eq(c.s - 2), rm.eq(c.r - 2),
-                             q_one.eq(c.q == 1), q_two.eq(c.q == 2), p_one.eq(c.p == 1),
-                             p_two.eq(c.p == 2), s_one.eq(c.s == 1),
-                             pix_last.eq((c.p == 1) & (c.q == 1)), qe.eq(c.q == 1),
-                             qe1.eq(c.q == 2), pe.eq(c.p == 1), pe1.eq(c.p == 2),
-                             tap_last.eq((c.r == 1) & (c.s == 1)), s_end.eq(c.s == 1)]
+                assert c is qcmd
+                m.d.sync += [pm3.eq(c.p - 3), qm3.eq(c.q - 3), sm3.eq(c.s - 3), rm3.eq(c.r - 3),
+                             q_one.eq(qf["q1"]), q_two.eq(qf["q2"]), p_one.eq(qf["p1"]),
+                             p_two.eq(qf["p2"]), s_one.eq(qf["s1"]), s_two.eq(qf["s2"]),
+                             pix_last.eq(qf["p1"] & qf["q1"]), qe.eq(qf["q1"]),
+                             qe1.eq(qf["q2"]), pe.eq(qf["p1"]), pe1.eq(qf["p2"]),
+                             tap_last.eq(qf["r1"] & qf["s1"]), s_end.eq(qf["s1"]),
+                             sl1.eq(qf["s2"]), rl0.eq(qf["r1"]), rl1.eq(qf["r2"])]
             if eng == "ws":
                 m.d.sync += wstep.eq(rows)
             elif eng == "is":
@@ -643,7 +661,7 @@ class Controller(wiring.Component):
                 with m.If(q_valid):
                     take(qcmd)
                     if eng == "ws":   # WLOAD reads the first tap's words, bottom row first
-                        m.d.sync += [laddr.eq(qcmd.waddr + (rows - 1)), wl.eq(rows - 1)]
+                        m.d.sync += [laddr.eq(q_wbot), wl.eq(rows - 1)]
                     m.next = first_state
                     if eng == "rs":
                         with m.If(qcmd.keep):
@@ -681,8 +699,7 @@ class Controller(wiring.Component):
                             # after the last tap comes the queued COMPUTE's first, if one is
                             # queued by now: its weights load behind this tap like a tap's
                             m.d.sync += [more.eq(~tap_last | q_valid),
-                                         laddr.eq(Mux(tap_last, qcmd.waddr + (rows - 1),
-                                                      wtap + (2 * rows - 1)))]
+                                         laddr.eq(Mux(tap_last, q_wbot, wtap + (2 * rows - 1)))]
                     with m.If(pix_last):
                         if eng == "ws":
                             with m.If(~tap_last):
