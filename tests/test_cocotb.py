@@ -27,11 +27,16 @@ CASES = {
     "max_values": (SQUARE, ConvLayer(C=8, H=4, W=4, K=4, R=3, S=3, pad=1), {"extreme": "max"}),
     "backpressure": (RAGGED, ConvLayer(C=4, H=6, W=5, K=7, R=3, S=3, pad=1),
                      {"pause": 0.4, "bias": True}),
-    # one-pixel COMPUTEs accumulating over 4 C tiles back to back on a 1-row-deep array: each
-    # starts while the last one drains (hw/controller.py ``early``), the tightest read-after-
-    # write the accumulation can meet
+    # one-pixel COMPUTEs accumulating over 4 C tiles back to back: each starts while the last
+    # one drains, the shortest read-after-write the accumulation meets. On 1 row the adder reads
+    # the output word as its sums arrive, on 2 rows a cycle early (hw/controller.py ``early``).
+    # (Six header words per COMPUTE space them wider than the controller's bound, so this
+    # checks the path end to end rather than the bound itself)
     "back_to_back_1px": (dict(name="ws_1x3", rows=1, cols=3, input_depth=8, weight_depth=8,
                               output_depth=4), ConvLayer(C=4, H=1, W=1, K=5, R=1, S=1), {}),
+    "back_to_back_1px_2rows": (dict(name="ws_2x3", rows=2, cols=3, input_depth=8,
+                                    weight_depth=8, output_depth=4),
+                               ConvLayer(C=8, H=1, W=1, K=5, R=1, S=1), {}),
     "strided_1x1": (RAGGED, ConvLayer(C=4, H=9, W=8, K=6, R=1, S=1, stride=2, pad=1), {}),
     # C = 2 on 4 rows: the tiler lays the 5x5 receptive field out as channels (im2col)
     "im2col": (SQUARE, ConvLayer(C=2, H=9, W=9, K=5, R=5, S=5, stride=2, pad=2), {}),
