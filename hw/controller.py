@@ -20,7 +20,7 @@ Two state machines run side by side (gen/isa.py, Concurrency):
   exactly like a next tap, so back-to-back COMPUTEs stream with no reload and no drain between
   them. Vectors come in the same pixel order, so an output word a COMPUTE accumulates onto was
   written before it reads it (the tap gap, or ``rows + pixels + 2 - RL`` cycles after an early
-  start, a cycle less where the adder reads the word a cycle early: see ``early``).
+  start, a cycle less where the adder reads the word a cycle early: see ``read_early``).
 
 Every output word's token carries a ``last`` flag on the COMPUTE's last word; its write counts the
 COMPUTE as written (``n_out``).
@@ -377,12 +377,12 @@ class Controller(wiring.Component):
         # of an accumulated word a cycle closer to the write before it: the margins of the
         # controller's docstring lose a cycle, which WS's early start affords when rows + 1 >= RL
         # (output-stationary issues its tokens as it drains, with no cycle to spare)
-        early = LT >= 1 and rows + 1 >= RL
-        rd_tok, wr_tok = toks[LT - 1 if early else LT], toks[LT + RL]
+        read_early = LT >= 1 and rows + 1 >= RL
+        rd_tok, wr_tok = toks[LT - 1 if read_early else LT], toks[LT + RL]
         if eng == "os":
             m.d.comb += self.drain.eq(wr_tok.step)
         old = data.View(data.ArrayLayout(signed(acc_bits), cols),
-                        delay(m, self.obuf_rd.data, 1, "old", reset_less=True) if early
+                        delay(m, self.obuf_rd.data, 1, "old", reset_less=True) if read_early
                         else self.obuf_rd.data)
         sums = Signal(data.ArrayLayout(signed(acc_bits), cols))
         if per_word:
@@ -538,7 +538,7 @@ class Controller(wiring.Component):
         # Its vectors enter at least rows + 2 cycles after the last one's last (XIDLE, WLOAD,
         # WSETTLE), in the same pixel order, so a COMPUTE accumulating onto the same outputs
         # reads pixel i's word rows + pixels + 2 - RL >= 1 cycles after it was written (a cycle
-        # less with ``early``, still >= 1 as rows + 1 >= RL there)
+        # less with ``read_early``, still >= 1 as rows + 1 >= RL there)
         settle = Signal(range(L + RL + 4))   # cycles until the drained sums are written
         fe_idle = Signal()
         m.d.comb += [idle.eq(fe_idle & x_done), x_done.eq(x_idle & ~q_valid)]
