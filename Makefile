@@ -17,6 +17,7 @@ demo: setup
 	    --layer "C=16,H=14,W=14,K=16,R=3,S=3,stride=1,pad=1"
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n 2
 
 test-slow: setup
