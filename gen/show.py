@@ -155,7 +155,7 @@ def draw(spec: Spec, path: str | Path, *, max_pes: int = 12) -> Path:
                 color=_COLOURS[name])
     stationary = spec.mapping.stationary
     ax.set_title(f"{spec.name}: {spec.rows}×{spec.cols} {spec.engine.upper()} "
-                 f"({stationary} stationary), int{spec.act_bits}×int{spec.weight_bits}"
+                 f"({stationary} stationary), {spec.act_type}×{spec.weight_type}"
                  f"→int{spec.acc_bits}\nrows = {'×'.join(spec.mapping.rows)}, "
                  f"cols = {'×'.join(spec.mapping.cols)}", fontsize=9)
     fig.tight_layout()

@@ -152,6 +152,16 @@ class Spec:
         return text
 
     @property
+    def act_type(self) -> str:
+        """The activations' integer type, e.g. ``int8`` or ``uint4``."""
+        return f"{'' if self.act_signed else 'u'}int{self.act_bits}"
+
+    @property
+    def weight_type(self) -> str:
+        """The weights' integer type, e.g. ``int8`` or ``uint4``."""
+        return f"{'' if self.weight_signed else 'u'}int{self.weight_bits}"
+
+    @property
     def per_word_channels(self) -> bool:
         """Output words hold one output channel each (input- and row-stationary: the lanes are
         pixels), so bias and requantisation parameters are per word, held in small channel
@@ -353,6 +363,8 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
                 raise AccelgenError(
                     f"{source}: {path} must be one of {', '.join(ROUNDING)}, not {value!r}")
         elif kind == "dataflow":
+            if isinstance(value, str):
+                value = value.lower()         # "WS" and "ws" name the same preset
             if value not in DATAFLOWS:
                 raise AccelgenError(
                     f"{source}: {path} must be one of {', '.join(DATAFLOWS)}, not {value!r}")
@@ -386,14 +398,39 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
     return Spec(**values)
 
 
+#: the specs shipped with accelgen (reachable by name from anywhere: ``accelgen simulate ws_8x8``)
+SHIPPED_SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def shipped_specs() -> list[str]:
+    """Names of the shipped specs (``specs/NAME.toml``)."""
+    return sorted(p.stem for p in SHIPPED_SPECS.glob("*.toml"))
+
+
+def resolve_spec_path(text: str | Path) -> Path:
+    """A spec argument as a file: a path, or the name of a shipped spec (``ws_8x8`` or
+    ``ws_8x8.toml``) when no such file exists here."""
+    path = Path(text)
+    if path.exists() or len(path.parts) != 1:
+        return path
+    shipped = SHIPPED_SPECS / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
+    return shipped if shipped.is_file() else path
+
+
 def load_spec(path: str | Path) -> Spec:
-    """Read and validate a spec TOML file."""
-    path = Path(path)
+    """Read and validate a spec TOML file, or a shipped spec by name (see
+    :func:`resolve_spec_path`)."""
+    path = resolve_spec_path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise AccelgenError(f"{path}: spec file not found; pass the path of a .toml spec "
-                            f"(examples in specs/)") from None
+        names = ", ".join(shipped_specs()) or "none found"
+        raise AccelgenError(f"{path}: spec file not found; pass the path of a .toml spec or the "
+                            f"name of a shipped one ({names})") from None
+    except IsADirectoryError:
+        raise AccelgenError(f"{path}: is a folder; pass the path of a .toml spec") from None
+    except UnicodeDecodeError:
+        raise AccelgenError(f"{path}: not a text file; pass the path of a .toml spec") from None
     except OSError as e:
         raise AccelgenError(f"{path}: cannot read spec ({e.strerror})") from None
     try:

@@ -85,5 +85,10 @@ def test_fpga_cli(tmp_path, capsys):
     assert main(["fpga", "build", str(spec), "--board", "icebreaker", "--plan-only", "-o",
                  str(tmp_path / "b")]) == 0
     assert "elaborated" in capsys.readouterr().out
-    assert main(["fpga", "run", str(spec), "--layer", "C=2,H=3,W=3,K=2"]) == 2
-    assert "fpga run needs --port" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["fpga", "run", str(spec), "--layer", "C=2,H=3,W=3,K=2"])
+    assert e.value.code == 2
+    assert "the following arguments are required: --port" in capsys.readouterr().err
+    with pytest.raises(SystemExit):     # build and run take their own options
+        main(["fpga", "build", str(spec), "--port", "/dev/ttyUSB0"])
+    assert "unrecognized arguments: --port" in capsys.readouterr().err

@@ -83,7 +83,7 @@ def test_simulate_random_layer_text(spec_file, capsys):
     (["simulate", "{spec}"], "simulate needs --layer"),
     (["simulate", "{spec}", "--layer", "C=3,H=5"], "layer is missing W="),
     (["simulate", "{spec}", "--layer", "C=3,H=5,W=5,K=2", "--backpressure", "1.5"],
-     "--backpressure must be a probability in [0, 1), not 1.5"),
+     "argument --backpressure: must be a probability in [0, 1), not 1.5"),
     (["simulate", "{spec}", "--layer", "C=3,H=40,W=40,K=2,R=9,S=9"],
      "layer 9x9 filter needs 243 weight-buffer words per tile on WS but buffers.weight_depth is 128; "
      "raise buffers.weight_depth to at least 243"),
@@ -182,7 +182,7 @@ def test_estimate(spec_file, tmp_path, capsys):
     assert "total (with repeats)" in capsys.readouterr().out
     csv_file.write_text("C,H\n3,8\n")
     assert main(["estimate", str(spec_file), "--csv", str(csv_file)]) == 2
-    assert "row 1: needs integer columns C, H, W, K, R, S" in _err_line(capsys)
+    assert "l.csv: line 1: missing columns W, K, R, S" in _err_line(capsys)
     assert main(["estimate", str(spec_file), "--network", "vgg99"]) == 2
     assert "unknown network 'vgg99'" in _err_line(capsys)
 
@@ -205,7 +205,7 @@ def test_estimate_energy_and_plot(spec_file, tmp_path, capsys):
     half = json.loads(capsys.readouterr().out)
     assert half["layers"][0]["energy"]["dram"] == out["layers"][0]["energy"]["dram"] / 2
     assert main(["estimate", str(spec_file), "--network", "lenet5", "--plot", "x.jpg"]) == 2
-    assert "--plot writes .png or .svg" in _err_line(capsys)
+    assert "must end in .png or .svg" in _err_line(capsys)
 
 
 def test_simulate_requant_cli(tmp_path, capsys):
@@ -236,7 +236,7 @@ def test_show(spec_file, tmp_path, capsys):
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
     assert b"<svg" in (tmp_path / "a.svg").read_bytes()[:500]
     assert main(["show", str(spec_file), "-o", str(tmp_path / "a.jpg")]) == 2
-    assert "show writes .png or .svg, not '.jpg'" in _err_line(capsys)
+    assert "must end in .png or .svg, not '.jpg'" in _err_line(capsys)
 
 
 @pytest.mark.parametrize("name", ["is_8x8", "os_8x8", "nlr_8x8", "os_kp_8x8", "rs_12x14"])
@@ -251,3 +251,164 @@ def test_shipped_dataflow_specs(name, tmp_path, capsys):
     assert main(["simulate", str(spec), "--layer", "C=9,H=6,W=5,K=10,R=3,S=3,pad=1",
                  "--random-bias", "--work-dir", str(tmp_path / "w")]) == 0
     assert "PASS" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--stride", "0", "argument --stride: must be an integer of at least 1, not 0"),
+    ("--dilation", "0", "argument --dilation: must be an integer of at least 1, not 0"),
+    ("--groups", "0", "argument --groups: must be an integer of at least 1, not 0"),
+    ("--padding", "-1", "argument --padding: must be an integer of at least 0, not -1"),
+    ("--batch", "0", "argument --batch: must be an integer of at least 1, not 0"),
+    ("--seed", "-3", "argument --seed: must be an integer of at least 0, not -3"),
+    ("--stride", "1.5", "argument --stride: must be an integer, not '1.5'"),
+])
+@pytest.mark.parametrize("source", ["layer", "tensors"])
+def test_invalid_layer_options_are_refused(flag, value, message, source, spec_file, tmp_path,
+                                           capsys):
+    """0 is not 1: an invalid value is refused, never replaced by a default (it used to run as
+    stride 1 and print PASS)."""
+    if source == "layer":
+        args = ["--layer", "C=3,H=5,W=5,K=2,R=3,S=3"]
+    else:
+        np.save(tmp_path / "x.npy", np.zeros((1, 4, 6, 6), dtype=np.int8))
+        np.save(tmp_path / "w.npy", np.zeros((2, 4, 3, 3), dtype=np.int8))
+        args = ["--input", str(tmp_path / "x.npy"), "--weights", str(tmp_path / "w.npy")]
+    with pytest.raises(SystemExit) as e:
+        main(["simulate", str(spec_file), *args, flag, value])
+    assert e.value.code == 2
+    assert message in _err_line(capsys)
+    assert not list(tmp_path.glob("*.npy"))[2:]   # nothing written
+
+
+def test_output_path_is_the_one_reported(spec_file, tmp_path, capsys):
+    """--output y.txt used to write y.txt.npy and report y.txt: now a suffix other than .npy is
+    refused before any work, and y.npy is written exactly where it is reported."""
+    layer = ["--layer", "C=2,H=4,W=4,K=2,R=3,S=3"]
+    rc = main(["simulate", str(spec_file), *layer, "--output", str(tmp_path / "y.txt")])
+    assert rc == 2 and "--output " in _err_line(capsys) and not list(tmp_path.iterdir())[1:]
+    out = tmp_path / "new" / "dir" / "y.npy"
+    assert main(["simulate", str(spec_file), *layer, "--output", str(out)]) == 0
+    assert f"output       {out}" in capsys.readouterr().out
+    assert np.load(out).shape == (1, 2, 2, 2)
+
+
+def test_outputs_are_checked_before_the_work(spec_file, tmp_path, capsys):
+    """An output that cannot be written is refused up front, not after a long simulation."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    rc = main(["simulate", str(spec_file), "--layer", "C=2,H=4,W=4,K=2,R=3,S=3",
+               "--output", str(blocker / "y.npy"), "--work-dir", str(tmp_path / "job")])
+    assert rc == 2 and "cannot create the folder" in _err_line(capsys)
+    assert not (tmp_path / "job").exists()          # no simulation ran
+    rc = main(["estimate", str(spec_file), "--network", "lenet5", "--plot",
+               str(tmp_path / "e.jpg")])
+    assert rc == 2 and "must end in .png or .svg, not '.jpg'" in _err_line(capsys)
+
+
+def test_relative_work_dir(spec_file, tmp_path, monkeypatch, capsys):
+    """A relative --work-dir is resolved before the simulator (which runs elsewhere) sees it."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["simulate", str(spec_file), "--layer", "C=2,H=4,W=4,K=2,R=3,S=3",
+                 "--work-dir", "rel/job"]) == 0
+    assert (tmp_path / "rel" / "job" / "result.json").exists()
+
+
+def test_unsigned_activations_are_labelled_uint(tmp_path, capsys):
+    p = tmp_path / "u.toml"
+    p.write_text(SPEC.replace('name = "cli_ws"', 'name = "cli_u"')
+                 + "[precision]\nact_bits = 4\nact_signed = false\n")
+    assert main(["generate", str(p), "-o", str(tmp_path / "o")]) == 0
+    assert "uint4 x int8 -> int32" in capsys.readouterr().out
+    from gen.spec import load_spec
+    assert load_spec(p).act_type == "uint4" and load_spec(p).weight_type == "int8"
+
+
+def test_shipped_specs_by_name_and_case_insensitive_dataflow(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["estimate", "ws_8x8", "--layer", "C=8,H=4,W=4,K=8"]) == 0
+    assert "ws_8x8 (8x8 WS)" in capsys.readouterr().out
+    assert main(["estimate", "no_such_spec", "--layer", "C=8,H=4,W=4,K=8"]) == 2
+    assert "shipped one (" in _err_line(capsys)
+    p = tmp_path / "up.toml"
+    p.write_text(SPEC.replace('name = "cli_ws"', 'name = "cli_up"\ndataflow = "NLR"'))
+    assert main(["estimate", str(p), "--layer", "C=8,H=4,W=4,K=8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"] == "cli_up"
+
+
+def test_version_and_help_defaults(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("accelgen ")
+    from gen.cli import build_parser
+
+    import argparse
+
+    def walk(parser):
+        yield parser
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for p in a.choices.values():
+                    yield from walk(p)
+    for parser in walk(build_parser()):
+        for a in parser._actions:
+            if not isinstance(a, argparse._SubParsersAction):   # (its choices have help)
+                assert a.help, (parser.prog, a.option_strings or a.dest)
+
+
+CSV_CASES = [
+    # a misspelt column used to be ignored silently (padding gave results without padding)
+    ("layer,C,H,W,K,R,S,paddin\nx,3,8,8,4,3,3,1\n", "line 1: unknown column 'paddin'; known "
+     "columns: network, layer, N, C, H, W, K, R, S, stride, pad, dilation, groups, repeat"),
+    ("layer,C,H,W,K,R,S,pad,padding\nx,3,8,8,4,3,3,1,1\n",
+     "column 'padding' gives pad a second time"),
+    ("layer,C,H,W,K,R,S\nx,3,8,8,4,3,three\n", "line 2 (layer x): S must be an integer, not "
+     "'three'"),
+    ("layer,C,H,W,K,R,S,stride\nok,3,8,8,4,3,3,1\nbad,3,8,8,4,3,3,0\n",
+     "line 3 (layer bad): layer stride must be a positive integer, not 0"),
+    ("layer,C,H,W,K,R,S\nx,3,8,8,4,3,3,9\n", "line 2 (layer x): more values than named columns"),
+    ("", "empty; a layer table has a header row"),
+]
+
+
+@pytest.mark.parametrize("text,message", CSV_CASES)
+def test_estimate_csv_errors(text, message, spec_file, tmp_path, capsys):
+    f = tmp_path / "t.csv"
+    f.write_text(text)
+    assert main(["estimate", str(spec_file), "--csv", str(f)]) == 2
+    err = _err_line(capsys)
+    assert f"{f}: " in err and message in err, err
+
+
+def test_estimate_csv_formats(spec_file, tmp_path, capsys):
+    """Headers are matched case-insensitively with spaces trimmed, ``padding`` is ``pad``, and a
+    SCALE-Sim topology file reads as the same layers (no padding, so H and W come padded)."""
+    ours = tmp_path / "ours.csv"
+    ours.write_text(" Layer , c, h ,w,K,r,s, Stride ,Padding\nconv,3,8,8,4,3,3,1,1\n")
+    scalesim = tmp_path / "topo.csv"
+    scalesim.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
+                        "Channels, Num Filter, Strides,\nconv, 10, 10, 3, 3, 3, 4, 1,\n")
+    results = []
+    for f in (ours, scalesim):
+        assert main(["estimate", str(spec_file), "--csv", str(f), "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out)["layers"][0])
+    assert results[0]["layer"] == results[1]["layer"] == "conv"
+    assert results[0]["macs"] == results[1]["macs"] == 4 * 8 * 8 * 3 * 9
+
+
+def test_interrupted_generate_prints_one_line(tmp_path):
+    """Ctrl-C while elaborating: one line, not thousands of Amaranth UnusedElaboratable
+    warnings about the half-built design."""
+    import os
+    import signal
+    import time
+    spec = tmp_path / "big.toml"         # 64x64: elaboration takes far longer than the wait
+    spec.write_text('name = "big"\n[array]\nrows = 64\ncols = 64\n')
+    proc = subprocess.Popen([sys.executable, "-m", "gen", "generate", str(spec), "-o",
+                             str(tmp_path / "o")], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONWARNINGS": "default"})
+    time.sleep(3)
+    assert proc.poll() is None, "generation ended before the interrupt"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines() == ["accelgen: interrupted"], err[-2000:]

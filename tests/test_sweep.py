@@ -177,16 +177,31 @@ def test_report_and_pareto(sweep_file, tmp_path):
 
 
 def test_real_synthesis_ice40(tmp_path, capsys):
-    """The real flow end to end on a tiny design: accelgen synth (YoWASP yosys + nextpnr-ice40),
-    run in a work directory under /tmp, which the WebAssembly tools can only see through cwd."""
+    """The real flow end to end on a tiny design, run in a work directory under /tmp, which the
+    WebAssembly tools can only see through cwd: first ``synth --no-pnr`` (Yosys cell counts
+    only), then the full flow in the same work directory, which reuses Yosys's netlist."""
     from gen.cli import main
     spec = tmp_path / "tiny.toml"
     spec.write_text('name = "tiny"\n[array]\nrows = 1\ncols = 2\n[buffers]\ninput_depth = 32\n'
                     'weight_depth = 16\noutput_depth = 16\n')
-    rc = main(["synth", str(spec), "--target", "ice40-up5k", "--freq", "20", "--json",
-               "--work-dir", str(tmp_path / "syn")])
+    syn = ["synth", str(spec), "--target", "ice40-up5k", "--work-dir", str(tmp_path / "syn")]
+    assert main([*syn, "--no-pnr"]) == 0
+    cap = capsys.readouterr()
+    assert "Fmax         not measured (--no-pnr" in cap.out and "yosys.log" in cap.out
+    assert "accelgen: yosys synthesis ..." in cap.err and "yosys done in" in cap.err
+    assert not (tmp_path / "syn" / "nextpnr.log").exists()
+    quick_luts = int(cap.out.split("LUTs")[1].split()[0].replace(",", ""))
+    assert quick_luts > 100 and "DSPs         2" in cap.out
+
+    rc = main([*syn, "--freq", "20", "--json"])
     res = json.loads(capsys.readouterr().out)
     assert rc == 0 and res["status"] == "ok", res["message"]
+    assert res["reused_netlist"] and res["seconds"]["yosys"] == 0
     assert res["luts"] > 100 and res["ffs"] > 100 and res["dsps"] == 2 and res["fmax_mhz"] > 10
     assert res["crit_from"] and res["crit_to"]
     assert set(res["seconds"]) == {"elaborate", "yosys", "nextpnr"}
+    # the logs are whole: a user chasing a mapping or timing problem has them to read
+    logs = tmp_path / "syn"
+    assert "Printing statistics" in (logs / "yosys.log").read_text()
+    assert "Max frequency for clock" in (logs / "nextpnr.log").read_text()
+    assert res["ffs_synth"] == res["ffs"] > 0 and res["cells"]["SB_LUT4"] > 0   # (no folding)

@@ -1,0 +1,148 @@
+"""``accelgen simulate``: a conv layer on the generated RTL, checked against the golden model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import AccelgenError
+from .args import load_npy, prepare_output
+
+__all__ = ["cmd_simulate", "layer_from_args", "quant_from_args"]
+
+
+def layer_from_args(args, spec):
+    """The layer and its tensors from ``--layer`` (random tensors) or ``--input/--weights``."""
+    from sim.flow import random_tensors
+
+    from ..layer import ConvLayer, parse_layer
+
+    overrides = {"stride": args.stride, "pad": args.padding, "dilation": args.dilation,
+                 "groups": args.groups, "N": args.batch}
+    if args.layer:
+        if args.input or args.weights:
+            raise AccelgenError("give either --layer (random tensors) or --input/--weights, "
+                                "not both")
+        layer = parse_layer(args.layer, **overrides)
+        x, w, b = random_tensors(spec, layer, args.seed, bias=args.random_bias)
+        if args.bias:
+            b = load_npy(args.bias, "bias")
+        return layer, x, w, b
+    if not (args.input and args.weights):
+        raise AccelgenError("simulate needs --layer \"C=..,H=..,W=..,K=..,R=..,S=..\" or both "
+                            "--input X.npy and --weights W.npy")
+    if args.random_bias:
+        raise AccelgenError("--random-bias goes with --layer; with --input/--weights give "
+                            "--bias B.npy")
+    x = load_npy(args.input, "input")
+    w = load_npy(args.weights, "weights")
+    b = load_npy(args.bias, "bias") if args.bias else None
+    if x.ndim != 4:
+        raise AccelgenError(f"input tensor must be 4-D NCHW, not shape {x.shape}")
+    if w.ndim != 4:
+        raise AccelgenError(f"weights tensor must be 4-D KCRS, not shape {w.shape}")
+    groups = 1 if args.groups is None else args.groups
+    N, C, H, W = x.shape
+    K, Cg, R, S = w.shape
+    if Cg * groups != C:
+        hint = f"--groups {C // Cg}" if Cg and C % Cg == 0 else \
+            "--groups G with C/G channels per filter"
+        raise AccelgenError(
+            f"weights have {Cg} channels per filter but input has C={C} with groups={groups}; "
+            f"weights must be K x C/groups x R x S (pass {hint})")
+    if args.batch is not None and args.batch != N:
+        raise AccelgenError(f"--batch {args.batch} disagrees with the input tensor's N={N}")
+    layer = ConvLayer(N=N, C=C, H=H, W=W, K=K, R=R, S=S,
+                      stride=1 if args.stride is None else args.stride,
+                      pad=0 if args.padding is None else args.padding,
+                      dilation=1 if args.dilation is None else args.dilation, groups=groups,
+                      name=Path(args.input).stem)
+    return layer, x, w, b
+
+
+def quant_from_args(args):
+    """(multiplier, shift) from --requant M,S or --quant-mult/--quant-shift .npy files."""
+    if args.requant and (args.quant_mult or args.quant_shift):
+        raise AccelgenError("give --requant MULT,SHIFT or --quant-mult/--quant-shift files, "
+                            "not both")
+    if args.requant:
+        try:
+            mult, shift = (int(v) for v in args.requant.split(","))
+        except ValueError:
+            raise AccelgenError(f"--requant must be MULT,SHIFT (two integers), not "
+                                f"{args.requant!r}") from None
+        return mult, shift
+    if args.quant_mult or args.quant_shift:
+        if not (args.quant_mult and args.quant_shift):
+            raise AccelgenError("per-channel requantisation needs both --quant-mult and "
+                                "--quant-shift")
+        return load_npy(args.quant_mult, "quant-mult"), load_npy(args.quant_shift, "quant-shift")
+    return None
+
+
+def _output_dtype(spec, quant):
+    import numpy as np
+    if quant is not None:
+        return np.int8 if spec.out_bits <= 8 else np.int16
+    return np.int64 if spec.acc_bits > 32 else np.int32
+
+
+def cmd_simulate(args) -> int:
+    import numpy as np
+
+    from sim.flow import simulate_layer
+
+    from ..spec import load_spec
+
+    spec = load_spec(args.spec)
+    output = prepare_output(args.output, "--output", (".npy",)) if args.output else None
+    layer, x, w, b = layer_from_args(args, spec)
+    quant = quant_from_args(args)
+    res = simulate_layer(spec, layer, x, w, b, sim=args.sim, work_dir=args.work_dir,
+                         in_pause=args.backpressure, out_pause=args.backpressure,
+                         seed=args.seed, waves=args.waves, quant=quant, relu=args.relu)
+    if output is not None:
+        try:
+            with open(output, "wb") as f:    # exactly this path (np.save(str) may add .npy)
+                np.save(f, res.output.astype(_output_dtype(spec, quant)))
+        except OSError as e:
+            raise AccelgenError(f"cannot write {output}: {e.strerror}") from None
+    s = res.summary()
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0 if res.match else 1
+    c = res.counters
+    print(f"accelgen simulate: {spec.name} ({spec.label}) on {args.sim}")
+    print(f"  layer        {layer.describe()}")
+    print(f"  program      {s['program']['commands']} commands, output tiles "
+          f"{s['program']['tile_p']}x{s['program']['tile_q']}")
+    pes = spec.rows * spec.cols
+    print(f"  cycles       {res.cycles:,} (ideal {s['ideal_cycles']:,} = MACs/{pes} PEs)")
+    print(f"  MACs         {res.macs:,}")
+    print(f"  utilisation  {100 * res.utilisation:.1f}% of {pes} PEs")
+    print(f"  counters     array busy {c['array_busy']:,}, input stalls {c['in_stall']:,}, "
+          f"output stalls {c['out_stall']:,}")
+    print(f"  buffers      words read/written: input {c['ibuf_reads']:,}/{c['ibuf_writes']:,}"
+          f", weight {c['wbuf_reads']:,}/{c['wbuf_writes']:,}, output "
+          f"{c['obuf_reads']:,}/{c['obuf_writes']:,}")
+    mv = s["model"]
+    differ = [k for k, v in mv.items() if not v["equal"]]
+    print(f"  model        cycles {mv['cycles']['model']:,}; "
+          + ("every counter equals the RTL's" if not differ else
+             f"differs from the RTL in {', '.join(differ)}"
+             + (" (stalls: the model assumes none)" if c["in_stall"] or c["out_stall"]
+                else "")))
+    if res.match:
+        print(f"  result       PASS: {res.output.size:,} outputs match the golden model "
+              f"bit-exactly")
+    else:
+        mm = s["first_mismatch"]
+        print(f"  result       FAIL: {mm['mismatches']:,} of {res.output.size:,} outputs differ;"
+              f" first at [n,k,p,q]={mm['index']}: rtl={mm['rtl']} golden={mm['golden']}")
+    print(f"  verilog      {res.verilog}")
+    if args.waves:
+        print(f"  waves        {res.job_dir}")
+    if output is not None:
+        print(f"  output       {output}")
+    print(f"  wall time    {res.wall_seconds:.1f} s")
+    return 0 if res.match else 1
