@@ -412,3 +412,48 @@ def test_interrupted_generate_prints_one_line(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     assert err.strip().splitlines() == ["accelgen: interrupted"], err[-2000:]
+
+
+def test_estimate_dataflows_side_by_side(tmp_path, capsys):
+    """Five dataflows, one command: one table, one grouped plot, one CSV (the figures equal the
+    single-spec estimates of the same presets)."""
+    out = tmp_path / "cmp"
+    assert main(["estimate", "--dataflows", "WS,os,is,nlr,rs", "--array", "4x6", "--network",
+                 "lenet5", "--plot", str(out / "c.png"), "--csv-out", str(out / "c.csv"),
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)["specs"]
+    assert [s["spec"] for s in res] == ["ws_4x6", "os_4x6", "is_4x6", "nlr_4x6", "rs_4x6"]
+    assert (out / "c.png").read_bytes()[:4] == b"\x89PNG"
+    rows = (out / "c.csv").read_text().splitlines()
+    assert len(rows) == 1 + 5 * 2 and rows[0].startswith("spec,layer,repeat,macs,cycles")
+    from gen.layer import parse_layer
+    from gen.model import estimate
+    from gen.spec import spec_from_dict
+    from gen.tiler import plan
+    spec = spec_from_dict({"name": "x", "dataflow": "os", "array": {"rows": 4, "cols": 6}})
+    assert res[1]["layers"][1]["cycles"] == estimate(plan(spec, parse_layer("lenet5:conv2"))).cycles
+    assert main(["estimate", "--dataflows", "ws,os", "--array", "4x6", "--layer",
+                 "C=8,H=6,W=6,K=8,R=3,S=3"]) == 0
+    text = capsys.readouterr().out
+    assert "side by side" in text and "ws_4x6" in text and "os_4x6" in text
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dataflows", "ws,xs"], "--dataflows takes presets from ws, is, os, nlr, rs"),
+    (["--dataflows", "ws,ws"], "--dataflows names a dataflow twice"),
+    (["--dataflows", "ws", "--array", "8by8"], "--array must be ROWSxCOLS"),
+    (["--array", "0x4", "ws_8x8"], "--array must be ROWSxCOLS"),
+    ([], "estimate needs a SPEC"),
+    (["ws_8x8", "ws_8x8"], "two specs are named alike"),
+])
+def test_estimate_compare_errors(args, message, capsys):
+    assert main(["estimate", *args, "--layer", "C=8,H=6,W=6,K=8"]) == 2
+    assert message in _err_line(capsys)
+
+
+def test_estimate_explain_and_csv_out(spec_file, tmp_path, capsys):
+    assert main(["estimate", str(spec_file), "--network", "lenet5", "--explain", "--csv-out",
+                 str(tmp_path / "r.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "output tiles of" in out and "commands load_input" in out
+    assert "lenet5:conv2" in (tmp_path / "r.csv").read_text()

@@ -114,8 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_simulate)
 
     e = sub.add_parser("estimate", help="cycles, utilisation and energy from the analytic model "
-                                        "(exact against the RTL's counters)")
-    e.add_argument("spec", help=_SPEC_HELP)
+                                        "(exact against the RTL's counters), for one spec or "
+                                        "several side by side")
+    e.add_argument("spec", nargs="*", help=_SPEC_HELP + "; several are compared side by side")
+    e.add_argument("--dataflows", help="compare these presets (e.g. ws,os,is,nlr,rs), each built "
+                                       "with the buffers and precisions of SPEC (or the "
+                                       "defaults)")
+    e.add_argument("--array", help="array shape ROWSxCOLS for every spec (e.g. 8x8)")
     e.add_argument("--layer", help="one layer, as for simulate")
     e.add_argument("--network", help="a shipped network: lenet5, alexnet, vgg16, resnet18, "
                                      "mobilenetv2")
@@ -123,7 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
                                  "dilation,groups,repeat,layer,network] (case-insensitive), or a "
                                  "SCALE-Sim topology file")
     e.add_argument("--json", action="store_true", help="print every figure as JSON")
-    e.add_argument("--plot", help="per-layer utilisation and energy bars (.png or .svg)")
+    e.add_argument("--plot", help="utilisation and energy bars (.png or .svg); grouped by spec "
+                                  "when several")
+    e.add_argument("--log-scale", action="store_true", help="energy axis of --plot on a log "
+                                                            "scale")
+    e.add_argument("--csv-out", help="write one row per (spec, layer) to this .csv file")
+    e.add_argument("--explain", action="store_true",
+                   help="show how the tiler laid out each layer (tiles, K groups, rewrites, "
+                        "commands)")
     e.set_defaults(func=cmd_estimate)
 
     sh = sub.add_parser("show", help="draw the PE array and its interconnect (PNG or SVG)")
