@@ -51,7 +51,8 @@ class QParams:
     def describe(self) -> str:
         if self.scale.size == 1:
             return f"{self.dtype} scale={self.s:.6g} zp={self.zp}"
-        return f"{self.dtype} per-channel ({self.scale.size}) scale={self.scale.min():.3g}..{self.scale.max():.3g}"
+        return (f"{self.dtype} per-channel ({self.scale.size}) "
+                f"scale={self.scale.min():.3g}..{self.scale.max():.3g}")
 
 
 @dataclasses.dataclass

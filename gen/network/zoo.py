@@ -84,7 +84,8 @@ class NetBuilder:
         inputs = [x, self._init(name, wt.astype(np.float32))]
         if b is not None:
             inputs.append(self._init(name + "_b", b.astype(np.float32)))
-        shape = (n, k, _out(h, kh, stride, pads[0], pads[2], 1), _out(w, kw, stride, pads[1], pads[3], 1))
+        shape = (n, k, _out(h, kh, stride, pads[0], pads[2], 1),
+                 _out(w, kw, stride, pads[1], pads[3], 1))
         return self._node("Conv", inputs, shape, kernel_shape=[kh, kw], strides=[stride, stride],
                           pads=list(pads), group=group)
 
