@@ -1,0 +1,138 @@
+"""Lower a network's conv and fully-connected nodes to the integer layer the accelerator runs.
+
+onnxruntime's int32 accumulator is ``acc = Σ (x - zx)(w - zw) + bias`` with padding by ``zx``. The
+array multiplies the spec's signed integers, so for a QLinearConv/QLinearMatMul node:
+
+* activations: a uint8 tensor becomes int8 exactly by ``x' = x - 128``, ``zx' = zx - 128`` (the
+  differences ``x - zx`` are unchanged); an int8 tensor stays as it is;
+* weights: ``w' = w - zw`` (quantize_static's int8 weights have ``zw = 0``; uint8 weights with
+  ``zw = 128`` become int8 exactly), refused when ``w - zw`` does not fit the spec's weights;
+* padding: done on the host with the value ``zx'`` (so a padded tap contributes
+  ``(zx' - zx')·w' = 0`` after the correction below), asymmetric pads included; the layer then
+  has ``pad = 0``. The stream already carries padding as explicit words (README: known limits),
+  so this costs no traffic; it keeps gen/frames.py, which pads with 0, unchanged;
+* the zero-point correction folds into the int32 bias: ``bias' = bias - zx'·Σ_{c,r,s} w'[k]``.
+
+Then ``Σ x'_pad·w' + bias' = Σ (x_pad - zx)(w - zw) + bias``: the hardware's accumulators equal
+onnxruntime's exactly (mod 2**32, where both wrap). Requantisation stays a separate host step
+(:func:`requantize`: per-channel fp32 scale, zero point and clamp range, sim/netgolden.py's
+arithmetic). Strides that differ per axis run as stride 1 and are subsampled on the host; fully
+connected layers run as 1×1 convolutions over a row of ``M`` pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..errors import AccelgenError
+from ..layer import ConvLayer
+from .graph import Graph, Node
+
+__all__ = ["HwLayer", "lower", "requantize", "accumulators_on_isa", "LOWERED_OPS"]
+
+LOWERED_OPS = ("QLinearConv", "QLinearMatMul")
+
+
+@dataclasses.dataclass
+class HwLayer:
+    """What the accelerator runs for one node: ``layer`` on ``x`` (NCHW), ``w`` (KCRS) and
+    ``bias`` (K,), all in the spec's integers; ``subsample`` (sh, sw) picks the strided outputs on
+    the host; ``out_shape`` is the node's accumulator shape (NKPQ, or (..., K) for matmul)."""
+    node: str
+    layer: ConvLayer
+    x: np.ndarray
+    w: np.ndarray
+    bias: np.ndarray
+    subsample: tuple[int, int]
+    out_shape: tuple[int, ...]
+    matmul: bool
+    x_offset: int                      # x' = x + x_offset
+
+
+def _shift(node: Node, what: str, lo_t: int, hi_t: int, lo: int, hi: int, field: str) -> int:
+    for off in (0, -128, 128):
+        if lo_t + off >= lo and hi_t + off <= hi:
+            return off
+    raise AccelgenError(f"node {node.name!r}: {what} span {lo_t}..{hi_t}, which the spec's "
+                        f"{field} ({lo}..{hi}) cannot hold even shifted by 128; use 8-bit "
+                        f"precisions")
+
+
+def lower(spec, graph: Graph, node: Node, x: np.ndarray) -> HwLayer:
+    """The hardware layer of a QLinearConv or QLinearMatMul ``node`` for its integer input ``x``."""
+    if node.op not in LOWERED_OPS:
+        raise AccelgenError(f"node {node.name!r} ({node.op}) does not run on the accelerator")
+    a = node.attrs
+    qx = graph.q(node.inputs[0])
+    alo, ahi = spec.act_range()
+    off = _shift(node, "activations", qx.qmin, qx.qmax, alo, ahi, "precision.act_bits/act_signed")
+    zx = qx.zp + off
+    xs = np.asarray(x, dtype=np.int64) + off
+    wlo, whi = spec.weight_range()
+    w = np.asarray(a["w"], dtype=np.int64)
+    if node.op == "QLinearMatMul":
+        w = (w - a["w_zp"].reshape(1, -1)).T[:, :, None, None]          # (K, C, 1, 1)
+    else:
+        w = w - a["w_zp"].reshape(-1, 1, 1, 1)
+    if w.size and (w.min() < wlo or w.max() > whi):
+        raise AccelgenError(
+            f"node {node.name!r}: weights minus their zero point span {w.min()}..{w.max()}, "
+            f"beyond the spec's precision.weight_bits ({wlo}..{whi}); quantize weights "
+            f"symmetrically (quantize_static's int8 default) or widen the weights")
+    k = w.shape[0]
+    bias = np.asarray(a["bias"], dtype=np.int64) - zx * w.reshape(k, -1).sum(axis=1)
+    if node.op == "QLinearMatMul":
+        c = w.shape[1]
+        rows = xs.reshape(-1, c)                                          # (M, C)
+        layer = ConvLayer(C=c, H=1, W=rows.shape[0], K=k, name=node.name)
+        return HwLayer(node.name, layer, rows.T[None, :, None, :], w, bias, (1, 1),
+                       (*xs.shape[:-1], k), True, off)
+    (sh, sw), (dh, dw), (pt, pl, pb, pr) = a["strides"], a["dilations"], a["pads"]
+    if dh != dw:
+        raise AccelgenError(f"node {node.name!r}: dilations {dh}x{dw} differ per axis; the "
+                            f"accelerator's layers have one dilation")
+    xp = np.pad(xs, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=zx)
+    n, c, h, wd = xp.shape
+    stride = sh if sh == sw else 1
+    layer = ConvLayer(N=n, C=c, H=h, W=wd, K=k, R=w.shape[2], S=w.shape[3], stride=stride,
+                      pad=0, dilation=dh, groups=a["group"], name=node.name)
+    sub = (1, 1) if sh == sw else (sh, sw)
+    out = graph.tensors[node.output].shape
+    return HwLayer(node.name, layer, xp, w, bias, sub, tuple(out), False, off)
+
+
+def finish(hw: HwLayer, y: np.ndarray) -> np.ndarray:
+    """The accelerator's NKPQ output as the node's int32 accumulators (subsampled, reshaped,
+    wrapped to 32 bits as onnxruntime's int32 accumulator wraps)."""
+    y = np.asarray(y, dtype=np.int64)
+    if hw.subsample != (1, 1):
+        y = y[:, :, ::hw.subsample[0], ::hw.subsample[1]]
+    if hw.matmul:
+        y = y[0, :, 0, :].T.reshape(hw.out_shape)
+    return ((y + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def requantize(graph: Graph, node: Node, acc: np.ndarray) -> np.ndarray:
+    """The node's output from its int32 accumulators: per-channel fp32 scale
+    ``fp32(fp32(sx·sw[c]) / sy)``, zero point and clamp range (sim/netgolden.py)."""
+    from sim.netgolden import requant_scale
+    from sim.netgolden import requantize as rq
+    qx, qy = graph.q(node.inputs[0]), graph.q(node.output)
+    scale = requant_scale(qx.s, node.attrs["w_scale"], qy.s)
+    axis = acc.ndim - 1 if node.op == "QLinearMatMul" else 1
+    out = rq(acc, scale, qy.zp, qy.qmin, qy.qmax, axis=axis)
+    return out.astype(np.int8 if qy.dtype == "int8" else np.uint8)
+
+
+def accumulators_on_isa(spec, hw: HwLayer) -> np.ndarray:
+    """Run ``hw`` through today's tiler, frame encoder and the ISA reference machine
+    (gen.tiler.plan + gen.frames.encode + sim.isa_model.run): the node's int32 accumulators."""
+    from sim import isa_model
+
+    from .. import frames
+    from ..tiler import plan
+    program = plan(spec, hw.layer, bias=True)
+    out = isa_model.run(spec, frames.encode(program, hw.x, hw.w, hw.bias))
+    return finish(hw, frames.decode(program, out))

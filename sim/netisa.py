@@ -1,0 +1,96 @@
+"""A whole network with its conv and fully-connected layers on the ISA reference machine.
+
+Each QLinearConv/QLinearMatMul node is lowered (gen/network/lower.py), tiled by today's
+``gen.tiler.plan``, encoded by ``gen.frames.encode`` and executed by ``sim.isa_model.run``: the
+node's int32 accumulators come from the accelerator's command stream. Requantisation and every
+other op run on the host in exact numpy (sim/netgolden.py). :func:`ort_accumulators` gets
+onnxruntime's own int32 accumulators for a node (its ConvInteger/MatMulInteger kernels, plus the
+bias) to check them directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from gen.network import lower as low
+from gen.network.graph import Graph, Node
+
+from . import netgolden
+
+__all__ = ["LayerRun", "run", "ort_accumulators"]
+
+
+@dataclasses.dataclass
+class LayerRun:
+    node: str
+    layer: str                  # the hardware layer, ConvLayer.describe()
+    acc: np.ndarray             # the ISA model's int32 accumulators
+    reference_equal: bool       # equal to sim/netgolden.py's accumulators
+    seconds: float
+
+
+def _reference_acc(graph: Graph, node: Node, x) -> np.ndarray:
+    a, qx = node.attrs, graph.q(node.inputs[0])
+    if node.op == "QLinearMatMul":
+        return netgolden.matmul_acc(x, a["w"], a["bias"], qx.zp, a["w_zp"])
+    return netgolden.conv_acc(x, a["w"], a["bias"], qx.zp, a["w_zp"], a["strides"], a["pads"],
+                              a["dilations"], a["group"])
+
+
+def run(spec, graph: Graph, inputs, *, layers: list | None = None):
+    """Every tensor of the network, with conv/FC accumulators from the ISA model. Returns
+    ``(env, [LayerRun])``."""
+    runs = [] if layers is None else layers
+
+    def on_isa(graph, node, env):
+        t0 = time.monotonic()
+        x = env[node.inputs[0]]
+        hw = low.lower(spec, graph, node, x)
+        acc = low.accumulators_on_isa(spec, hw)
+        ref = _reference_acc(graph, node, x)
+        runs.append(LayerRun(node.name, hw.layer.describe(), acc, bool(np.array_equal(acc, ref)),
+                             time.monotonic() - t0))
+        return low.requantize(graph, node, acc)
+
+    env = netgolden.run(graph, inputs, hooks={op: on_isa for op in low.LOWERED_OPS})
+    return env, runs
+
+
+def ort_accumulators(graph: Graph, node: Node, x) -> np.ndarray:
+    """onnxruntime's int32 accumulators of ``node`` for input ``x``: its ConvInteger (padding by
+    the input zero point) or MatMulInteger kernel on ``x - zx`` and ``w - zw`` given as uint8/int8
+    with zero points, plus the int32 bias."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from .ortref import session
+    a, qx = node.attrs, graph.q(node.inputs[0])
+    x = np.asarray(x)
+    # ConvInteger takes uint8 inputs: an int8 tensor moves to uint8 with its zero point (the
+    # differences x - zx, which are all the kernel uses, are unchanged)
+    xu = (x.astype(np.int16) + (128 if qx.dtype == "int8" else 0)).astype(np.uint8)
+    zx = np.uint8(qx.zp + (128 if qx.dtype == "int8" else 0))
+    w = np.asarray(a["w"], dtype=np.int64) - a["w_zp"].reshape(
+        (-1, 1, 1, 1) if node.op == "QLinearConv" else (1, -1))
+    wi = w.astype(np.int8) if w.min() >= -128 and w.max() <= 127 else None
+    if wi is None:
+        raise ValueError("weights minus zero point do not fit int8")
+    inits = [numpy_helper.from_array(wi, "w"), numpy_helper.from_array(np.array(zx), "zx")]
+    if node.op == "QLinearConv":
+        n = helper.make_node("ConvInteger", ["x", "w", "zx"], ["y"],
+                             kernel_shape=list(wi.shape[2:]), strides=list(a["strides"]),
+                             pads=list(a["pads"]), dilations=list(a["dilations"]),
+                             group=a["group"])
+    else:
+        n = helper.make_node("MatMulInteger", ["x", "w", "zx"], ["y"])
+    g = helper.make_graph([n], "acc", [helper.make_tensor_value_info("x", TensorProto.UINT8,
+                                                                      xu.shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.INT32, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    y = session(m).run(None, {"x": xu})[0].astype(np.int64)
+    bias = np.asarray(a["bias"], dtype=np.int64)
+    y = y + (bias.reshape(1, -1, 1, 1) if node.op == "QLinearConv" else bias)
+    return ((y + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
