@@ -160,15 +160,18 @@ class NetBuilder:
     def softmax(self, x, axis=-1):
         return self._node("Softmax", [x], self.shapes[x], axis=axis)
 
-    def model(self, output: str, output_name: str = "output"):
-        """The float ModelProto with ``output`` renamed to ``output_name``."""
+    def model(self, output: str, output_name: str = "output", dynamic_batch: bool = False):
+        """The float ModelProto with ``output`` renamed to ``output_name``; ``dynamic_batch``
+        makes the batch dimension symbolic ("N")."""
         from onnx import TensorProto, checker, helper
         for node in self.nodes:
             node.output[:] = [output_name if o == output else o for o in node.output]
-        shape = self.shapes[output]
+        shape, ishape = list(self.shapes[output]), list(self.shapes[self.input])
+        if dynamic_batch:
+            shape[0] = ishape[0] = "N"
         g = helper.make_graph(
             self.nodes, self.name,
-            [helper.make_tensor_value_info(self.input, TensorProto.FLOAT, self.shapes[self.input])],
+            [helper.make_tensor_value_info(self.input, TensorProto.FLOAT, ishape)],
             [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, shape)],
             initializer=self.inits)
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)],
