@@ -51,30 +51,18 @@ def optimized_ops(model) -> list[str]:
         return [n.op_type for n in onnx.load(path).graph.node]
 
 
-def _with_outputs(proto, names):
-    """A copy of ``proto`` whose graph also outputs ``names`` (types from the producing node)."""
+def _with_outputs(proto, tensors: dict):
+    """A copy of ``proto`` whose graph also outputs ``tensors`` (name -> numpy dtype name)."""
     import onnx
     from onnx import TensorProto, helper
+    elem = {"float32": TensorProto.FLOAT, "int8": TensorProto.INT8, "uint8": TensorProto.UINT8}
     m = onnx.ModelProto()
     m.CopyFrom(proto)
-    inits = {i.name: i for i in m.graph.initializer}
     have = {o.name for o in m.graph.output}
-    types = {}
-    for n in m.graph.node:
-        for o in n.output:
-            if n.op_type in ("QuantizeLinear",) and len(n.input) > 2 and n.input[2] in inits:
-                types[o] = inits[n.input[2]].data_type
-            elif n.op_type == "DequantizeLinear":
-                types[o] = TensorProto.FLOAT
-            elif n.op_type.startswith("QLinear") or n.op_type == "QGemm":
-                zp = n.input[-1] if n.op_type != "QLinearConv" else n.input[7]
-                if n.op_type == "QGemm":
-                    zp = n.input[8] if len(n.input) > 8 else ""
-                types[o] = inits[zp].data_type if zp in inits else TensorProto.UINT8
-    for name in names:
-        if name in have or name not in types:
-            continue
-        m.graph.output.append(helper.make_tensor_value_info(name, types[name], None))
+    made = {o for n in m.graph.node for o in n.output}
+    for name, dtype in tensors.items():
+        if name not in have and name in made:
+            m.graph.output.append(helper.make_tensor_value_info(name, elem[dtype], None))
     return m
 
 
@@ -103,8 +91,9 @@ def s8_to_u8_model(proto, names):
     return m
 
 
-def run(model, inputs: dict, tensors=()) -> dict[str, np.ndarray]:
-    """onnxruntime's outputs, plus the intermediate ``tensors`` that exist in the model."""
+def run(model, inputs: dict, tensors: dict | None = None) -> dict[str, np.ndarray]:
+    """onnxruntime's outputs, plus the intermediate ``tensors`` (name -> dtype name) that exist
+    in the model."""
     proto = model
     if tensors:
         proto = _with_outputs(model, tensors)
@@ -143,7 +132,7 @@ def compare(model, graph: Graph, env: dict, inputs: dict) -> Comparison:
     """Run onnxruntime on ``inputs`` and compare with the reference's tensors ``env``, node by
     node in graph order."""
     plain = run(model, inputs)
-    names = [n.output for n in graph.nodes]
+    names = {n.output: graph.tensors[n.output].dtype for n in graph.nodes}
     full = run(s8_to_u8_model(model, graph.s8_to_u8) if graph.s8_to_u8 else model, inputs, names)
     same = all(np.array_equal(plain[o], full[o]) for o in plain)
     ref = full if same else plain
