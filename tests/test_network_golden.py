@@ -104,20 +104,23 @@ def _check(qm, x, spec=None):
     return g
 
 
+_DATAFLOWS = st.sampled_from(["ws", "ws", "os", "is", "nlr"])
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(networks(), st.integers(2, 5), st.integers(2, 5))
-def test_random_networks_bit_exact(net, rows, cols):
+@given(networks(), st.integers(2, 5), st.integers(2, 5), _DATAFLOWS)
+def test_random_networks_bit_exact(net, rows, cols, dataflow):
     qm, x = net
-    spec = make_spec(rows=rows, cols=cols, act_bits=8, weight_bits=8, acc_bits=32,
-                     input_depth=256, weight_depth=256, output_depth=128)
+    spec = make_spec(rows=rows, cols=cols, dataflow=dataflow, act_bits=8, weight_bits=8,
+                     acc_bits=32, input_depth=256, weight_depth=512, output_depth=128)
     _check(qm, x, spec)
 
 
 @pytest.mark.slow
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(networks(), st.integers(2, 9), st.integers(2, 9))
-def test_random_networks_bit_exact_many(net, rows, cols):
-    test_random_networks_bit_exact.hypothesis.inner_test(net, rows, cols)
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(networks(), st.integers(2, 9), st.integers(2, 9), _DATAFLOWS)
+def test_random_networks_bit_exact_many(net, rows, cols, dataflow):
+    test_random_networks_bit_exact.hypothesis.inner_test(net, rows, cols, dataflow)
 
 
 def _qlinearconv_model(c, k, x_scale, w_scale, y_scale, zx, zy, w, bias, dtype="uint8"):

@@ -43,8 +43,9 @@ def _y(imp, qn):
 def _weights(imp, node, w_name, b_name, k_axis):
     w = imp.const_dq(w_name, node)
     if w is None:
-        imp.err(node, f"weight {w_name!r} must be a DequantizeLinear of an int8/uint8 "
-                      f"initializer (a quantized weight)")
+        imp.err(node, f"weight {w_name!r} is not quantized (no DequantizeLinear of an int8/uint8 "
+                      f"initializer), so onnxruntime computes this node in float; quantize "
+                      f"the whole model with onnxruntime.quantization.quantize_static")
     wv, wq = w
     if wq.dtype not in ("int8", "uint8"):
         imp.err(node, f"weights must be int8 or uint8, not {wq.dtype}")

@@ -67,9 +67,9 @@ class Tensor:
 class Node:
     """One executed operation. ``attrs`` holds the op's parameters; for the quantized compute nodes
     (QLinearConv, QLinearMatMul) ``w`` (int64, the stored integers: KCRS, or (C, K) for
-    matmul), ``w_scale`` / ``w_zp`` (per output channel), ``bias`` (int32, (K,)), and ``clamp``
-    (the integer output range: the type's range, where a folded ReLU leaves the zero point at
-    the bottom). ``source`` names the ONNX nodes it came from."""
+    matmul), ``w_scale`` / ``w_zp`` (per output channel) and ``bias`` ((K,) int32 values); the
+    input and output quantisation are their tensors' (:meth:`Graph.params` gathers them all,
+    with the fused clamp range). ``source`` names the ONNX nodes it came from."""
     name: str
     op: str
     inputs: list[str]
@@ -101,6 +101,27 @@ class Graph:
 
     def q(self, tensor: str) -> QParams:
         return self.tensors[tensor].q
+
+    def params(self, node: Node) -> dict:
+        """The quantisation parameters of ``node``: input and output scale/zero point, for
+        QLinearConv/QLinearMatMul the per-channel weight scales/zero points, weights and int32
+        bias, and the fused clamp: the integer output range, its real range, and whether a
+        ReLU was folded into it (the zero point at the bottom of the range)."""
+        out = {"op": node.op}
+        qx = self.q(node.inputs[0]) if node.inputs[0] in self.tensors else None
+        qy = self.q(node.output)
+        if qx is not None:
+            out.update(x_scale=qx.s, x_zp=qx.zp, x_dtype=qx.dtype)
+        if "w" in node.attrs:
+            a = node.attrs
+            out.update(w=a["w"], w_scale=a["w_scale"], w_zp=a["w_zp"],
+                       bias=a["bias"].astype(np.int32))
+        if qy is not None:
+            out.update(y_scale=qy.s, y_zp=qy.zp, y_dtype=qy.dtype, clamp=(qy.qmin, qy.qmax),
+                       clamp_real=(float((qy.qmin - qy.zp) * qy.s),
+                                   float((qy.qmax - qy.zp) * qy.s)),
+                       relu_folded=qy.zp == qy.qmin)
+        return out
 
     def summary(self) -> list[dict]:
         """One row per node: name, op, output shape and dtype, quantisation."""

@@ -182,10 +182,11 @@ class NetBuilder:
 
 
 def quantize(model, calibration, *, fmt: str = "qdq", activations: str = "int8",
-             weights: str = "int8", per_channel: bool = False, extra_options=None):
+             weights: str = "int8", per_channel: bool = False, extra_options=None, **kwargs):
     """``quantize_static`` on ``model`` (a float ModelProto) with ``calibration`` (a list of input
     arrays, or dicts input name -> array). ``fmt``: "qdq" or "qoperator"; ``activations`` and
-    ``weights``: "int8" or "uint8". Returns the quantized ModelProto."""
+    ``weights``: "int8" or "uint8"; other keywords (``nodes_to_exclude``, ...) go to
+    ``quantize_static``. Returns the quantized ModelProto."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
@@ -206,7 +207,7 @@ def quantize(model, calibration, *, fmt: str = "qdq", activations: str = "int8",
         onnx.save(model, src)
         quantize_static(str(src), str(dst), Reader(), quant_format=formats[fmt],
                         per_channel=per_channel, activation_type=qt[activations],
-                        weight_type=qt[weights], extra_options=extra_options)
+                        weight_type=qt[weights], extra_options=extra_options, **kwargs)
         return onnx.load(dst)
 
 
