@@ -207,3 +207,43 @@ def _unquantize_last(qm):
     m.graph.ClearField("node")
     m.graph.node.extend([n for n in nodes if n is not q and n is not dq])
     return m
+
+
+def _real(fm, size, spec_path=None, seed=1):
+    from gen.spec import load_spec
+    rng = np.random.default_rng(seed)
+    cal = [rng.normal(size=(1, 3, size, size)).astype(np.float32) for _ in range(3)]
+    qm = quantize(fm, cal, activations="uint8", per_channel=True)
+    x = rng.normal(size=(1, 3, size, size)).astype(np.float32)
+    return _check(qm, x, load_spec(spec_path) if spec_path else None)
+
+
+def test_mobilenet_v2_blocks():
+    """Depthwise 3x3, 1x1 expand/project, ReLU6 folded into the ranges, residual adds."""
+    from gen.network.zoo import mobilenet_v2_blocks
+    g = _real(mobilenet_v2_blocks(seed=2, size=32), 32, "specs/ws_8x8.toml")
+    assert any(n.op == "QLinearConv" and n.attrs["group"] > 1 for n in g.nodes)
+    assert sum(n.op == "QLinearAdd" for n in g.nodes) == 2
+
+
+@pytest.mark.slow
+def test_resnet18_224():
+    """ResNet-18 at 224x224: the reference and the conv/FC layers on the ISA model (16x16 WS)."""
+    from gen.network.zoo import resnet18
+    g = _real(resnet18(seed=0), 224, "specs/ws_16x16.toml")
+    assert sum(n.op == "QLinearConv" for n in g.nodes) == 20
+
+
+def test_digits_subset_on_the_isa_model():
+    """The committed digits model, 24 test images, conv/FC layers on the 8x8 WS ISA model."""
+    import onnx
+
+    from gen.network import digits
+    from gen.spec import load_spec
+    _, _, x, y, _ = digits.load_split()
+    m = onnx.load(digits.MODEL_PATH)
+    g = load(m, batch=24)
+    env, runs = netisa.run(load_spec("specs/ws_8x8.toml"), g, x[:24])
+    assert [r.reference_equal for r in runs] == [True] * 4
+    cmp = ortref.compare(m, g, env, {"input": x[:24]})
+    assert cmp.equal, cmp.describe()
