@@ -19,8 +19,8 @@ round to nearest even like the CPU's):
   ``nearbyint(fp32(fp32(y / sy) + zy))``, clamped. A window covering the whole unpadded map runs
   the global average pool's integer path instead, as onnxruntime does.
 * ``QLinearSoftmax``: onnxruntime's 256-entry fp32 table of ``exp`` (computed in double), fp32
-  sums in element order, ``nearbyint(fp32(fp32(t·floor(1/sy)) / sum)) + zy``; on int8 outputs a
-  value above 127 wraps as onnxruntime's cast does.
+  sums in element order, ``nearbyint(fp32(fp32(t·floor(1/sy)) / sum)) + zy``, saturated at the
+  type's maximum.
 * ``MaxPool`` (integer or float), ``Reshape``, ``Relu``, ``Clip``: exact.
 * ``Softmax`` on float tensors is MLAS's vectorised exp and sum, which numpy does not reproduce
   bit for bit: it runs through an onnxruntime session of that one op (onnxruntime's arithmetic by
@@ -219,8 +219,7 @@ def _qsoftmax(x, qx, qy, axis, opset):
         total = total + t[:, i]
     ys = np.floor(f32(1.0) / qy.s).astype(np.float32)
     vq = np.rint((t * ys) / total[:, None]).astype(np.int64) + qy.zp
-    vq = np.minimum(vq, 255)
-    out = ((vq & 0xFF) ^ 0x80) - 0x80 if qy.dtype == "int8" else vq   # int8: the cast wraps
+    out = np.minimum(vq, qy.qmax)           # the sum of exps is >= each: vq >= zy >= qmin
     if opset >= 13:
         out = np.moveaxis(out.reshape(moved), -1, axis)
     return _store(out.reshape(shape), qy)
