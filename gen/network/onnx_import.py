@@ -86,9 +86,12 @@ class _Importer:
             if n.op_type == "Constant":
                 self.inits[n.output[0]] = numpy_helper.to_array(_attrs(n)["value"])
         self.consumers: dict[str, list] = {}
+        self.producer = {}
         for n in self.g.node:
             for i in n.input:
                 self.consumers.setdefault(i, []).append(n)
+            for o in n.output:
+                self.producer[o] = n
         self.graph_outputs = [o.name for o in self.g.output]
         self.tensors: dict[str, Tensor] = {}
         self.nodes: list[Node] = []
@@ -163,7 +166,8 @@ class _Importer:
                 continue
             self.visit(node)
         for o in self.graph_outputs:
-            self.float_input(o) if o in self.dq_src else None
+            if o in self.dq_src:
+                self.float_input(o)
             if o not in self.tensors:
                 raise AccelgenError(f"{self.what}: graph output {o!r} is not computed by a "
                                     f"supported node")
@@ -251,24 +255,20 @@ class _Importer:
     # ---- QDQ groups ------------------------------------------------------------------------
     def const_dq(self, name, node):
         """(int values, QParams) of a constant input behind a DQ, or None."""
-        for n in self.g.node:
-            if n.op_type == "DequantizeLinear" and n.output[0] == name and n.input[0] in self.inits:
-                v = self.inits[n.input[0]]
-                axis = _attrs(n).get("axis", 1)
-                q = self.qparams(n, n.input[1], n.input[2] if len(n.input) > 2 else None,
-                                 _DTYPES.get(v.dtype, str(v.dtype)), axis)
-                return v.astype(np.int64), q
-        return None
+        n = self.producer.get(name)
+        if n is None or n.op_type != "DequantizeLinear" or n.input[0] not in self.inits:
+            return None
+        v = self.inits[n.input[0]]
+        q = self.qparams(n, n.input[1], n.input[2] if len(n.input) > 2 else None,
+                         _DTYPES.get(v.dtype, str(v.dtype)), _attrs(n).get("axis", 1))
+        return v.astype(np.int64), q
 
     def visit_float_op(self, node):
         from . import fuse
         qn = self.only_q_consumer(node.output[0])
-        ins = [i for i in node.input if i]
-        if qn is not None and all(self.act(i, node) or self.const_dq(i, node) or i in self.inits
-                                  for i in ins[:1]):
-            if fuse.group(self, node, qn):
-                self.done.add(qn.name)
-                return None
+        if qn is not None and fuse.group(self, node, qn):    # False: not a group onnxruntime fuses
+            self.done.add(qn.name)
+            return None
         return fuse.float_op(self, node)
 
     def visit_qop(self, node):
