@@ -214,15 +214,28 @@ def _check_limits(spec: Spec, layer: ConvLayer) -> None:
             raise AccelgenError(
                 f"layer {name}={value} exceeds the hardware's {knob} limit of {field_max(field)}; "
                 f"use a layer with {name} <= {field_max(field)}")
-    facts = engine_facts(spec, layer)
-    need = layer.R * layer.S * facts.weight_words_per_tap
-    if spec.engine == "rs":
-        need = facts.weight_words_per_tap   # per filter; the K tile shrinks to fit
+    need = _weight_need(spec, layer)
     if need > spec.weight_depth:
+        if _im2col_applies(spec, layer):
+            # the im2col rewrite holds one word per lane and filter: the smaller of the two
+            need = min(need, _weight_need(spec, im2col_layer(layer)))
         raise AccelgenError(
             f"layer {layer.R}x{layer.S} filter needs {need} weight-buffer words per tile on "
             f"{spec.engine.upper()} but buffers.weight_depth is {spec.weight_depth}; raise "
             f"buffers.weight_depth to at least {need}")
+
+
+def _weight_need(spec: Spec, layer: ConvLayer) -> int:
+    """Weight-buffer words one tile of ``layer`` needs at the least."""
+    facts = engine_facts(spec, layer)
+    if spec.engine == "rs":
+        return facts.weight_words_per_tap   # per filter; the K tile shrinks to fit
+    return layer.R * layer.S * facts.weight_words_per_tap
+
+
+def _im2col_applies(spec: Spec, layer: ConvLayer) -> bool:
+    """Whether :func:`im2col_layer` is a rewrite the tiler may use for ``layer`` on ``spec``."""
+    return spec.engine != "rs" and layer.R * layer.S > 1
 
 
 def _spatial_tile(spec: Spec, layer: ConvLayer) -> tuple[int, int]:
@@ -383,8 +396,24 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
     if (requant or relu) and not spec.postproc:
         raise AccelgenError(f"requantisation and ReLU need the post-processing unit, which "
                             f"{spec.name} does not have; set [postproc] enabled = true in the spec")
-    _check_limits(spec, layer)
     kw = dict(bias=bias, requant=requant, relu=relu)
+    try:
+        _check_limits(spec, layer)
+    except AccelgenError:
+        # a layer the array cannot run directly may still run as its im2col rewrite (a 1x1
+        # layer needs fewer weight words per tile and has no filter-size limit): try it before
+        # refusing; _check_limits's message names the smaller buffer either way needs
+        if not _im2col_applies(spec, layer):
+            raise
+        col = im2col_layer(layer)
+        try:
+            _check_limits(spec, col)
+        except AccelgenError:
+            _check_limits(spec, layer)      # refuse with the message about the layer itself
+            raise
+        from .model import estimate
+        prog = _plan_tiles(spec, col, kw, estimate)
+        return dataclasses.replace(prog, layer=layer, lowered=col)
     if layer.R == layer.S == 1 and layer.stride > 1:
         # a strided 1x1 layer reads every stride-th pixel: plan it as a stride-1 layer over
         # just those pixels, which the LOAD_INPUTs sample from the input (Command.step), so the
@@ -398,7 +427,7 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
     from .model import estimate   # the model evaluates Programs; it imports this module
 
     best = _plan_tiles(spec, layer, kw, estimate)
-    if spec.engine != "rs" and layer.R * layer.S > 1 and layer.Cg < spec.rows:
+    if _im2col_applies(spec, layer) and layer.Cg < spec.rows:
         # few channels leave array lanes idle (ResNet's first layer: C = 3 on 16 rows): lay
         # the receptive field out as channels (im2col) when that is faster
         col = im2col_layer(layer)

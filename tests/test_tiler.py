@@ -153,3 +153,22 @@ def test_tensor_checks():
         framing.check_tensors(spec, layer, x, np.full((2, 2, 1, 1), 200))
     with pytest.raises(AccelgenError, match=r"^input tensor must hold integers, not float64$"):
         framing.check_tensors(spec, layer, x.astype(float), w)
+
+
+def test_layer_too_big_for_weight_buffer_runs_as_im2col():
+    # LeNet-5 conv1 (C=1, 5x5) needs 25 taps x 8 lanes = 200 weight words per tile on an 8x8 WS
+    # array; its im2col rewrite (C=25, 1x1) needs 8: the tiler uses it rather than refusing
+    spec = make_spec(rows=8, cols=8, weight_depth=64, input_depth=1024, output_depth=256)
+    layer = workload_layers()["lenet5:conv1"]
+    prog = _check(spec, layer, seed=3)
+    assert prog.lowered is not None and prog.lowered.R == prog.lowered.S == 1
+
+
+def test_weight_buffer_refusal_names_the_smallest_buffer_that_works():
+    spec = make_spec(rows=8, cols=8, weight_depth=4, input_depth=1024, output_depth=256)
+    with pytest.raises(AccelgenError, match="at least 8$"):
+        plan(spec, workload_layers()["lenet5:conv1"])
+    spec = make_spec(dataflow="rs", rows=3, cols=3, weight_depth=2,
+                     spads={"filter": 16, "ifmap": 8, "psum": 4})
+    with pytest.raises(AccelgenError, match="weight_depth"):
+        plan(spec, ConvLayer(C=2, H=6, W=6, K=2, R=3, S=3))
