@@ -214,15 +214,17 @@ def _check_limits(spec: Spec, layer: ConvLayer) -> None:
             raise AccelgenError(
                 f"layer {name}={value} exceeds the hardware's {knob} limit of {field_max(field)}; "
                 f"use a layer with {name} <= {field_max(field)}")
-    need = _weight_need(spec, layer)
+    need = least = _weight_need(spec, layer)
     if need > spec.weight_depth:
+        how = ""
         if _im2col_applies(spec, layer):
             # the im2col rewrite holds one word per lane and filter: the smaller of the two
-            need = min(need, _weight_need(spec, im2col_layer(layer)))
+            least = min(need, _weight_need(spec, im2col_layer(layer)))
+            how = f" ({least} as its 1x1 im2col rewrite)" if least < need else ""
         raise AccelgenError(
             f"layer {layer.R}x{layer.S} filter needs {need} weight-buffer words per tile on "
-            f"{spec.engine.upper()} but buffers.weight_depth is {spec.weight_depth}; raise "
-            f"buffers.weight_depth to at least {need}")
+            f"{spec.engine.upper()}{how} but buffers.weight_depth is {spec.weight_depth}; raise "
+            f"buffers.weight_depth to at least {least}")
 
 
 def _weight_need(spec: Spec, layer: ConvLayer) -> int:
@@ -397,27 +399,11 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
         raise AccelgenError(f"requantisation and ReLU need the post-processing unit, which "
                             f"{spec.name} does not have; set [postproc] enabled = true in the spec")
     kw = dict(bias=bias, requant=requant, relu=relu)
-    try:
-        _check_limits(spec, layer)
-    except AccelgenError:
-        # a layer the array cannot run directly may still run as its im2col rewrite (a 1x1
-        # layer needs fewer weight words per tile and has no filter-size limit): try it before
-        # refusing; _check_limits's message names the smaller buffer either way needs
-        if not _im2col_applies(spec, layer):
-            raise
-        col = im2col_layer(layer)
-        try:
-            _check_limits(spec, col)
-        except AccelgenError:
-            _check_limits(spec, layer)      # refuse with the message about the layer itself
-            raise
-        from .model import estimate
-        prog = _plan_tiles(spec, col, kw, estimate)
-        return dataclasses.replace(prog, layer=layer, lowered=col)
     if layer.R == layer.S == 1 and layer.stride > 1:
         # a strided 1x1 layer reads every stride-th pixel: plan it as a stride-1 layer over
         # just those pixels, which the LOAD_INPUTs sample from the input (Command.step), so the
         # buffers hold and the host sends only the pixels used (ResNet's downsampling 1x1s)
+        _check_limits(spec, layer)
         dense = dataclasses.replace(layer, H=layer.P, W=layer.Q, stride=1, pad=0)
         prog = plan(spec, dense, **kw)
         U, pad = layer.stride, layer.pad
@@ -426,19 +412,36 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
         return dataclasses.replace(prog, layer=layer, commands=cmds)
     from .model import estimate   # the model evaluates Programs; it imports this module
 
-    best = _plan_tiles(spec, layer, kw, estimate)
-    if _im2col_applies(spec, layer) and layer.Cg < spec.rows:
+    try:
+        _check_limits(spec, layer)
+        best = _plan_tiles(spec, layer, kw, estimate)
+    except AccelgenError:
+        # every rewrite is tried before a layer is refused: its im2col form needs fewer weight
+        # words per tile, a 1x1 receptive field in the input buffer and no filter-size limit
+        lowered = _plan_im2col(spec, layer, kw, estimate)
+        if lowered is None:
+            raise           # the message about the layer itself (it names im2col's need too)
+        return lowered
+    if layer.Cg < spec.rows:
         # few channels leave array lanes idle (ResNet's first layer: C = 3 on 16 rows): lay
         # the receptive field out as channels (im2col) when that is faster
-        col = im2col_layer(layer)
-        try:
-            _check_limits(spec, col)
-            lowered = _plan_tiles(spec, col, kw, estimate)
-        except AccelgenError:
-            lowered = None
+        lowered = _plan_im2col(spec, layer, kw, estimate)
         if lowered is not None and estimate(lowered).cycles < estimate(best).cycles:
-            best = dataclasses.replace(lowered, layer=layer, lowered=col)
+            best = lowered
     return best
+
+
+def _plan_im2col(spec: Spec, layer: ConvLayer, kw: dict, estimate) -> Program | None:
+    """``layer`` planned as its im2col rewrite, or None where that does not apply or fit."""
+    if not _im2col_applies(spec, layer):
+        return None
+    col = im2col_layer(layer)
+    try:
+        _check_limits(spec, col)
+        lowered = _plan_tiles(spec, col, kw, estimate)
+    except AccelgenError:
+        return None
+    return dataclasses.replace(lowered, layer=layer, lowered=col)
 
 
 def im2col_layer(layer: ConvLayer) -> ConvLayer:

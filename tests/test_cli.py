@@ -84,9 +84,8 @@ def test_simulate_random_layer_text(spec_file, capsys):
     (["simulate", "{spec}", "--layer", "C=3,H=5"], "layer is missing W="),
     (["simulate", "{spec}", "--layer", "C=3,H=5,W=5,K=2", "--backpressure", "1.5"],
      "argument --backpressure: must be a probability in [0, 1), not 1.5"),
-    (["simulate", "{spec}", "--layer", "C=3,H=40,W=40,K=2,R=9,S=9"],
-     "layer 9x9 filter needs 243 weight-buffer words per tile on WS but buffers.weight_depth is 128; "
-     "raise buffers.weight_depth to at least 243"),
+    (["simulate", "{spec}", "--layer", "C=3,H=40,W=40,K=2,stride=16"],
+     "layer stride=16 exceeds the hardware's stride limit of 15; use a layer with stride <= 15"),
     (["simulate", "{spec}", "--input", "{tmp}/nope.npy", "--weights", "{tmp}/nope.npy"],
      "input file {tmp}/nope.npy not found"),
     (["generate", "{tmp}/missing.toml", "-o", "{tmp}/o"], "spec file not found"),
@@ -457,3 +456,10 @@ def test_estimate_explain_and_csv_out(spec_file, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "output tiles of" in out and "commands load_input" in out
     assert "lenet5:conv2" in (tmp_path / "r.csv").read_text()
+
+
+def test_layer_beyond_the_weight_buffer_runs_as_im2col(spec_file, capsys):
+    # 9x9 taps x 3 lanes = 243 words > weight_depth 128: the im2col rewrite (C=243, 1x1) fits
+    assert main(["estimate", str(spec_file), "--layer", "C=3,H=40,W=40,K=2,R=9,S=9",
+                 "--explain"]) in (0, None)
+    assert "im2col" in capsys.readouterr().out

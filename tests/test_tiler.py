@@ -104,12 +104,12 @@ def test_input_reuse_across_k_tiles():
 
 
 @pytest.mark.parametrize("layer,spec_kw,message", [
-    (ConvLayer(C=4, H=8, W=8, K=4, R=5, S=5), dict(weight_depth=64),
-     r"^layer 5x5 filter needs 75 weight-buffer words per tile on WS but buffers.weight_depth is "
-     r"64; raise buffers.weight_depth to at least 75$"),
-    (ConvLayer(C=4, H=8, W=8, K=4, R=3, S=3, dilation=2), dict(input_depth=20),
-     r"^the input buffer cannot hold one output pixel's 3x3 receptive field \(25 words with "
-     r"dilation 2\); raise buffers.input_depth to at least 25$"),
+    (ConvLayer(C=4, H=8, W=8, K=4, R=5, S=5), dict(weight_depth=2),
+     r"^layer 5x5 filter needs 75 weight-buffer words per tile on WS \(3 as its 1x1 im2col "
+     r"rewrite\) but buffers.weight_depth is 2; raise buffers.weight_depth to at least 3$"),
+    (ConvLayer(C=4, H=8, W=8, K=4, R=3, S=3, dilation=2), dict(dataflow="rs", input_depth=20),
+     r"^the input buffer cannot hold one 4x1 block's receptive field \(40 words\) with its "
+     r"outputs; raise buffers.input_depth to at least 40$"),
     (ConvLayer(C=4, H=40, W=40, K=4, stride=16), dict(),
      r"^layer stride=16 exceeds the hardware's stride limit of 15"),
 ])
@@ -162,6 +162,9 @@ def test_layer_too_big_for_weight_buffer_runs_as_im2col():
     layer = workload_layers()["lenet5:conv1"]
     prog = _check(spec, layer, seed=3)
     assert prog.lowered is not None and prog.lowered.R == prog.lowered.S == 1
+    # a dilated 3x3 whose receptive field (25 words) exceeds the input buffer: im2col too
+    prog = _check(make_spec(input_depth=20), ConvLayer(C=4, H=8, W=8, K=4, R=3, S=3, dilation=2))
+    assert prog.lowered is not None
 
 
 def test_weight_buffer_refusal_names_the_smallest_buffer_that_works():
