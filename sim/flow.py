@@ -18,6 +18,7 @@ from gen.errors import AccelgenError
 from gen.isa import Op, identity
 from gen.layer import ConvLayer
 from gen.model import Estimate, estimate
+from gen.progress import record_time
 from gen.spec import Spec
 from gen.tiler import plan
 
@@ -25,7 +26,12 @@ from . import golden
 from .job import load_result, write_job
 from .runner import build, cache_dir, locked, run_job
 
-__all__ = ["SimResult", "simulate_layer", "random_tensors", "first_mismatch"]
+__all__ = ["SimResult", "simulate_layer", "random_tensors", "first_mismatch", "rate_key"]
+
+
+def rate_key(sim: str) -> str:
+    """The timings-store key (gen/progress.py) of ``sim``'s last simulated cycles per second."""
+    return f"simulate on {sim}: cycles per second"
 
 
 @dataclasses.dataclass
@@ -128,18 +134,23 @@ def _uart_verilog(spec: Spec, divisor: int, path: Path) -> None:
 def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = "icarus",
                    work_dir: Path | None = None, in_pause: float = 0.0, out_pause: float = 0.0,
                    seed: int = 0, waves: bool = False, via_uart: bool = False,
-                   uart_divisor: int = 8, quant=None, relu: bool = False) -> SimResult:
+                   uart_divisor: int = 8, quant=None, relu: bool = False,
+                   announce=None) -> SimResult:
     """Run ``layer`` on the RTL and compare with the golden model.
 
     ``via_uart`` runs the board-level UART top (hw/bridge.py) instead of the bare accelerator,
     driven through gen/hostlink.py as the pyserial board driver would, ``uart_divisor`` clocks
     per bit. ``quant = (multiplier, shift)`` (per output channel, or scalars) requantises the
-    outputs and ``relu`` clamps them, in the post-processing unit."""
+    outputs and ``relu`` clamps them, in the post-processing unit. ``announce(program, model)``
+    is called once the layer is planned, before anything slow (the CLI prints its header)."""
     t0 = time.monotonic()
     x, w, bias = framing.check_tensors(spec, layer, x, w, bias)
     program = plan(spec, layer, bias=bias is not None, requant=quant is not None, relu=relu)
     if quant is not None:
         quant = framing.check_quant(spec, layer, *quant)
+    model = estimate(program)
+    if announce is not None:
+        announce(program, model)
     frames = framing.encode(program, x, w, bias, quant)
     expected = golden.layer_output(spec, layer, x, w, bias, quant, relu)
 
@@ -161,7 +172,6 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
     stores = program.count(Op.STORE)
     out_beats = sum(c.count for c in program.commands if c.op == Op.STORE)
     # generous watchdog: the model's exact cycles (which assume no stalls), tripled, plus pauses
-    model = estimate(program)
     budget = int((model.cycles + total_beats + out_beats) * 3
                  / max(0.05, (1 - max(in_pause, out_pause)))) + 10_000
     if via_uart:  # ten bit times per byte each way, plus CSR polls
@@ -174,8 +184,13 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
         "store_counts": [c.count for c in program.commands if c.op == Op.STORE],
         "out_beat_bytes": spec.out_stream_bits // 8,
     })
+    t_run = time.monotonic()
     run_job(bdir, top, sim, job_dir, waves=waves,
             module="sim.cocotb_uart" if via_uart else "sim.cocotb_job")
+    if not via_uart and model.cycles >= 20_000:
+        # simulated cycles per second (of a run long enough to hide the simulator's start-up),
+        # for the next run's expected wall time
+        record_time(rate_key(sim), model.cycles / max(1e-3, time.monotonic() - t_run))
     outs, counters = load_result(job_dir)
     y = framing.decode(program, outs)
     if counters.get("error"):

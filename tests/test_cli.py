@@ -165,8 +165,37 @@ def test_waves(spec_file, tmp_path, capsys):
     rc = main(["simulate", str(spec_file), "--layer", "C=2,H=3,W=3,K=2", "--waves",
                "--work-dir", str(tmp_path / "job")])
     assert rc == 0
-    assert any(p.suffix in (".fst", ".vcd") for p in (tmp_path / "job").rglob("*")), \
-        list((tmp_path / "job").rglob("*"))
+    dumps = [p for p in (tmp_path / "job").rglob("*") if p.suffix in (".fst", ".vcd")]
+    assert dumps, list((tmp_path / "job").rglob("*"))
+    assert f"waves        {dumps[0]} (view with: gtkwave {dumps[0]}" in capsys.readouterr().out
+
+
+def test_save_tensors_rerun_bit_exact(spec_file, tmp_path, capsys, monkeypatch):
+    import sim.flow
+
+    d = tmp_path / "t" / "sub"
+    layer = "C=3,H=5,W=5,K=2,R=3,S=3,stride=2,pad=1"
+    # the header (with the model's cycles) comes before the simulation runs
+    seen = []
+    real = sim.flow.run_job
+    monkeypatch.setattr(sim.flow, "run_job",
+                        lambda *a, **k: (seen.append(capsys.readouterr().out), real(*a, **k))[1])
+    assert main(["simulate", str(spec_file), "--layer", layer, "--random-bias", "--seed", "5",
+                 "--save-tensors", str(d)]) == 0
+    assert "expected     " in seen[0] and "cycles by the model" in seen[0]
+    assert "result" not in seen[0]
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in d.iterdir()) == ["bias.npy", "expected.npy", "input.npy",
+                                                   "weights.npy"]
+    rerun = out.split("rerun        accelgen simulate ")[1].split("\n")[0].split()
+    y = tmp_path / "y.npy"
+    assert main(["simulate", *rerun, "--output", str(y)]) == 0
+    assert np.array_equal(np.load(y), np.load(d / "expected.npy"))
+    # an unwritable directory is refused before any work
+    (tmp_path / "file").write_text("")
+    assert main(["simulate", str(spec_file), "--layer", layer,
+                 "--save-tensors", str(tmp_path / "file" / "d")]) == 2
+    assert "cannot write tensors to" in _err_line(capsys)
 
 
 def test_estimate(spec_file, tmp_path, capsys):

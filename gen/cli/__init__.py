@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probability of a stall cycle on each AXI stream")
     s.add_argument("--output", help="write the output tensor (NKPQ) to this .npy file")
     s.add_argument("--waves", action="store_true", help="record waveforms in the work directory")
+    s.add_argument("--save-tensors", metavar="DIR",
+                   help="write the layer's tensors (input, weights, bias, expected output) as "
+                        ".npy files in DIR, to rerun them with --input/--weights/--bias")
     s.add_argument("--work-dir", type=abs_path, help="keep the simulation job here (default: a "
                                                      "temporary directory)")
     s.add_argument("--json", action="store_true", help="print a machine-readable summary")

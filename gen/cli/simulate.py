@@ -87,20 +87,80 @@ def _output_dtype(spec, quant):
     return np.int64 if spec.acc_bits > 32 else np.int32
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def _prepare_tensors_dir(args):
+    """``--save-tensors DIR``, created (and checked writable) before any work."""
+    if not getattr(args, "save_tensors", None):
+        return None
+    d = Path(args.save_tensors)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        probe = d / ".accelgen-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise AccelgenError(f"cannot write tensors to {d}: {e.strerror}; give a writable "
+                            f"--save-tensors directory") from None
+    return d
+
+
+def _save_tensors(d: Path, x, w, b, y) -> list[str]:
+    """The layer's tensors as .npy files in ``d`` (input, weights, bias, golden output)."""
+    import numpy as np
+    saved = []
+    for name, t in (("input", x), ("weights", w), ("bias", b), ("expected", y)):
+        if t is None:
+            continue
+        try:
+            with open(d / f"{name}.npy", "wb") as f:
+                np.save(f, np.asarray(t))
+        except OSError as e:
+            raise AccelgenError(f"cannot write {d / name}.npy: {e.strerror}") from None
+        saved.append(f"{name}.npy")
+    return saved
+
+
 def cmd_simulate(args) -> int:
     import numpy as np
 
-    from sim.flow import simulate_layer
+    from sim.flow import rate_key, simulate_layer
 
+    from ..progress import last_time
     from ..spec import load_spec
 
     spec = load_spec(args.spec)
     output = prepare_output(args.output, "--output", (".npy",)) if args.output else None
+    tensors_dir = _prepare_tensors_dir(args)
     layer, x, w, b = layer_from_args(args, spec)
     quant = quant_from_args(args)
+
+    def announce(program, model):
+        """The header, before the slow part: what runs, and what the model expects of it."""
+        if args.json:
+            return
+        print(f"accelgen simulate: {spec.name} ({spec.label}) on {args.sim}")
+        print(f"  layer        {layer.describe()}")
+        print(f"  program      {len(program.commands)} commands, output tiles "
+              f"{program.tile_p}x{program.tile_q}")
+        rate = last_time(rate_key(args.sim))
+        guess = (f"; about {_duration(model.cycles / rate)} of simulation at the last run's "
+                 f"{rate:,.0f} cycles/s" if rate else "")
+        print(f"  expected     {model.cycles:,} cycles by the model{guess}", flush=True)
+        if rate and model.cycles / rate > 120:
+            print("  note         a long run: Verilator (--sim verilator) simulates big layers "
+                  "much faster than Icarus once built" if args.sim == "icarus" else
+                  "  note         a long run", flush=True)
+
     res = simulate_layer(spec, layer, x, w, b, sim=args.sim, work_dir=args.work_dir,
                          in_pause=args.backpressure, out_pause=args.backpressure,
-                         seed=args.seed, waves=args.waves, quant=quant, relu=args.relu)
+                         seed=args.seed, waves=args.waves, quant=quant, relu=args.relu,
+                         announce=announce)
+    if tensors_dir is not None:
+        saved = _save_tensors(tensors_dir, x, w, b, res.expected.astype(
+            _output_dtype(spec, quant)))
     if output is not None:
         try:
             with open(output, "wb") as f:    # exactly this path (np.save(str) may add .npy)
@@ -112,10 +172,6 @@ def cmd_simulate(args) -> int:
         print(json.dumps(s, indent=2))
         return 0 if res.match else 1
     c = res.counters
-    print(f"accelgen simulate: {spec.name} ({spec.label}) on {args.sim}")
-    print(f"  layer        {layer.describe()}")
-    print(f"  program      {s['program']['commands']} commands, output tiles "
-          f"{s['program']['tile_p']}x{s['program']['tile_q']}")
     pes = spec.rows * spec.cols
     print(f"  cycles       {res.cycles:,} (ideal {s['ideal_cycles']:,} = MACs/{pes} PEs)")
     print(f"  MACs         {res.macs:,}")
@@ -141,8 +197,19 @@ def cmd_simulate(args) -> int:
               f" first at [n,k,p,q]={mm['index']}: rtl={mm['rtl']} golden={mm['golden']}")
     print(f"  verilog      {res.verilog}")
     if args.waves:
-        print(f"  waves        {res.job_dir}")
+        dumps = sorted(p for ext in ("fst", "vcd") for p in res.job_dir.rglob(f"*.{ext}"))
+        if dumps:
+            print(f"  waves        {dumps[0]} (view with: gtkwave {dumps[0]}, or surfer)")
+        else:
+            print(f"  waves        none written; see {res.job_dir}")
     if output is not None:
         print(f"  output       {output}")
+    if tensors_dir is not None:
+        rerun = (f"--input {tensors_dir / 'input.npy'} --weights {tensors_dir / 'weights.npy'}"
+                 + (f" --bias {tensors_dir / 'bias.npy'}" if "bias.npy" in saved else "")
+                 + f" --stride {layer.stride} --padding {layer.pad} --dilation {layer.dilation}"
+                 f" --groups {layer.groups}")
+        print(f"  tensors      {tensors_dir}: {', '.join(saved)}")
+        print(f"  rerun        accelgen simulate {args.spec} {rerun}")
     print(f"  wall time    {res.wall_seconds:.1f} s")
     return 0 if res.match else 1
