@@ -267,6 +267,32 @@ def test_show(spec_file, tmp_path, capsys):
     assert "must end in .png or .svg, not '.jpg'" in _err_line(capsys)
 
 
+def test_show_layer(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["show", "ws_8x8", "--layer", "C=6,H=8,W=8,K=16,R=1,S=1"]) == 0
+    out = capsys.readouterr().out
+    # C=6 on 8 rows: one pass, 6 lanes; K=16 on 8 columns: two full passes
+    assert "rows (8) = C=6: extent 6, 1 pass, 6 of 8 lanes in the first, 75% busy" in out
+    assert "cols (8) = K=16: extent 16, 2 passes, 8 of 8 lanes in the first, 100% busy" in out
+    assert "75.0% of PEs mapped to work" in out and "in time       P=8, Q=8 and" in out
+    assert (tmp_path / "ws_8x8-layer.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["show", "ws_8x8", "--layer", "lenet5:conv2"]) == 0
+    assert (tmp_path / "ws_8x8-lenet5_conv2.png").exists()
+    # row-stationary packs c_rep channels x filter rows per pass: 2 x 5 of 12 rows
+    assert main(["show", "rs_12x14", "--layer", "alexnet:conv2", "-o", "rs.png"]) == 0
+    assert "rows (12) = C=48×R=5: extent 240, 24 passes (2 C×5 R per pass), 10 of 12 lanes" \
+        in capsys.readouterr().out
+    # a layer the tiler runs as its im2col rewrite says so and maps the rewrite
+    assert main(["show", "ws_16x16", "--layer", "resnet18:conv1", "-o", "c1.svg"]) == 0
+    out = capsys.readouterr().out
+    assert "im2col        run as" in out and "rows (16) = C=147: extent 147, 10 passes" in out
+    assert b"<svg" in (tmp_path / "c1.svg").read_bytes()[:500]
+    assert main(["show", "os_8x8", "--layer", "C=3,H=5,W=5,K=4", "-o", "o.png"]) == 0
+    assert "rows (8) = P=5×Q=5: extent 25, 4 passes" in capsys.readouterr().out
+    assert main(["show", "ws_8x8", "--layer", "C=3,H=5"]) == 2
+    assert "layer is missing W=" in _err_line(capsys)
+
+
 @pytest.mark.parametrize("name", ["is_8x8", "os_8x8", "nlr_8x8", "os_kp_8x8", "rs_12x14"])
 def test_shipped_dataflow_specs(name, tmp_path, capsys):
     """Each shipped dataflow spec draws, estimates and runs a small layer bit-exactly."""

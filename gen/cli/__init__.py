@@ -143,7 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sh = sub.add_parser("show", help="draw the PE array and its interconnect (PNG or SVG)")
     sh.add_argument("spec", help=_SPEC_HELP)
-    sh.add_argument("-o", "--output", help="picture file, .png or .svg (default NAME.png)")
+    sh.add_argument("-o", "--output", help="picture file, .png or .svg (default NAME.png, "
+                                           "or NAME-LAYER.png with --layer)")
+    sh.add_argument("--layer", help="draw how this layer maps onto the array (as for simulate: "
+                                    "KEY=VALUE pairs or NETWORK:LAYER) and print its folds and "
+                                    "tiling")
     sh.set_defaults(func=cmd_show)
 
     ls = sub.add_parser("layers", help="list the shipped workload layers")

@@ -184,9 +184,25 @@ def cmd_show(args) -> int:
     from ..show import draw
     from ..spec import load_spec
     spec = load_spec(args.spec)
+    if args.layer:
+        return _show_layer(spec, args)
     out = prepare_output(args.output or f"{spec.name}.png", "picture", (".png", ".svg"))
     path = draw(spec, out)
     print(f"accelgen show: {spec.name} -> {path}")
+    return 0
+
+
+def _show_layer(spec, args) -> int:
+    import re
+
+    from ..layer import parse_layer
+    from ..layermap import draw_layer, layer_map
+    layer = parse_layer(args.layer)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.layer if "=" not in args.layer else layer.name)
+    out = prepare_output(args.output or f"{spec.name}-{stem}.png", "picture", (".png", ".svg"))
+    lm = layer_map(spec, layer)
+    print("accelgen show: " + "\n".join(lm.lines()))
+    print(f"  picture       {draw_layer(lm, out)}")
     return 0
 
 
