@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["conv2d", "wrap", "requantize", "postprocess", "layer_output"]
+__all__ = ["conv2d", "wrap", "requantize", "requantize_fp32", "postprocess", "layer_output"]
 
 
 def wrap(y: np.ndarray, bits: int) -> np.ndarray:
@@ -76,6 +76,35 @@ def requantize(y, mult, shift, *, out_bits: int = 8, rounding: str = "half_up",
     if relu:
         r = np.maximum(r, 0)
     return r.astype(np.int64)
+
+
+def requantize_fp32(acc, scale, zero_point, qmin, qmax, axis: int = 1) -> np.ndarray:
+    """onnxruntime's requantisation (MLAS ``MlasRequantizeOutput``), in its fp32 steps:
+    ``f = fp32(acc)`` (round to nearest even once ``|acc| > 2**24``), ``f = f * scale`` (one
+    fp32 multiply, round to nearest even), clamp ``f`` to ``[qmin - zero_point, qmax -
+    zero_point]``, round to nearest even, ``+ zero_point``. numpy's float32 arithmetic rounds to
+    nearest even like the CPU's (its int64 -> float32 cast rounds once, correctly).
+
+    ``scale`` is one fp32 value, one per channel along ``axis`` (for a convolution or a
+    QLinearMatMul, ``fp32(fp32(sx * sw[c]) / sy)``: sim/netgolden.py :func:`requant_scale`), or
+    an array that broadcasts against ``acc``; ``zero_point``, ``qmin`` and ``qmax`` are integers
+    or integer arrays that broadcast against ``acc``.
+    ``[qmin, qmax]`` is the output type's range, narrowed by a ReLU or Clip folded into it.
+    hw/requant.py is the hardware. Returns int64."""
+    zero_point, qmin, qmax = (np.asarray(v, dtype=np.int64) for v in (zero_point, qmin, qmax))
+    if (qmin > qmax).any():
+        lo, hi = np.broadcast_arrays(qmin, qmax)
+        i = np.argmax(lo > hi)
+        raise ValueError(f"qmin must not exceed qmax, not {lo.flat[i]} > {hi.flat[i]}")
+    acc = np.asarray(acc, dtype=np.int64)
+    sc = np.asarray(scale, dtype=np.float32)
+    if sc.ndim == 1 and sc.size > 1 and acc.ndim > 1:
+        shape = [1] * acc.ndim
+        shape[axis] = sc.size
+        sc = sc.reshape(shape)
+    f = acc.astype(np.float32) * sc
+    f = np.clip(f, (qmin - zero_point).astype(np.float32), (qmax - zero_point).astype(np.float32))
+    return np.rint(f).astype(np.int64) + zero_point
 
 
 def postprocess(y, spec, quant=None, relu: bool = False) -> np.ndarray:

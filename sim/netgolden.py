@@ -33,6 +33,7 @@ import numpy as np
 
 from gen.errors import AccelgenError
 from gen.network.graph import Graph, Node
+from sim.golden import requantize_fp32 as requantize
 
 __all__ = ["run", "requantize", "conv_acc", "matmul_acc", "requant_scale", "DELEGATED", "EXACT",
            "fma32"]
@@ -69,22 +70,6 @@ def fma32(a, b, c) -> np.ndarray:
 def requant_scale(sx, sw, sy) -> np.ndarray:
     """``fp32(fp32(sx·sw[c]) / sy)`` per output channel, in that order (qlinearconv.cc)."""
     return (f32(sx) * np.asarray(sw, dtype=np.float32)) / f32(sy)
-
-
-def requantize(acc, scale, zy: int, qmin: int, qmax: int, axis: int = 1) -> np.ndarray:
-    """MLAS ``MlasRequantizeOutput``: ``f = fp32(acc)``, ``f = f·scale[c]`` (fp32), clamp to
-    ``[qmin - zy, qmax - zy]``, round half to even, ``+ zy``. ``scale`` is per tensor or per
-    channel along ``axis``. Returns int64."""
-    acc = np.asarray(acc)
-    f = acc.astype(np.int32).astype(np.float32)         # int32 -> fp32, round to nearest even
-    sc = np.asarray(scale, dtype=np.float32)
-    if sc.size > 1:
-        shape = [1] * acc.ndim
-        shape[axis] = sc.size
-        sc = sc.reshape(shape)
-    f = f * sc
-    f = np.clip(f, f32(qmin - zy), f32(qmax - zy))
-    return np.rint(f).astype(np.int64) + zy
 
 
 def _wrap32(v):
