@@ -18,7 +18,7 @@ from gen.errors import AccelgenError
 from gen.isa import Op, identity
 from gen.layer import ConvLayer
 from gen.model import Estimate, estimate
-from gen.progress import record_time
+from gen.progress import record_time, step
 from gen.spec import Spec
 from gen.tiler import plan
 
@@ -160,7 +160,8 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
     vpath = gen_dir / (f"{top}-div{uart_divisor}.v" if via_uart else f"{top}.v")
     with locked(gen_dir.parent / f"{gen_dir.name}.lock"):
         if not (gen_dir / "manifest.json").exists():
-            generate(spec, gen_dir)
+            with step(f"generating the {spec.name} Verilog", key=f"generate {spec.name}"):
+                generate(spec, gen_dir)
         if via_uart and not vpath.exists():
             _uart_verilog(spec, uart_divisor, vpath)
     bdir = build(vpath, top, sim, waves=waves)

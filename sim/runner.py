@@ -19,17 +19,12 @@ import sys
 from pathlib import Path
 
 from gen.errors import AccelgenError
+from gen.progress import cache_dir, step
 
 __all__ = ["SIMULATORS", "cache_dir", "locked", "prepare_simulator", "build", "run_job"]
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
-
-
-def cache_dir() -> Path:
-    """Where simulator builds are cached: ``$ACCELGEN_CACHE`` or ``~/.cache/accelgen``."""
-    root = os.environ.get("ACCELGEN_CACHE") or Path.home() / ".cache" / "accelgen"
-    return Path(root)
 
 
 @contextlib.contextmanager
@@ -96,7 +91,10 @@ def build(verilog: Path, top: str, sim: str, *, waves: bool = False) -> Path:
     bdir = cache_dir() / f"{sim}-{top}-{sha}{'-waves' if waves else ''}"
     with locked(bdir.parent / f"{bdir.name}.lock"):
         if not (bdir / "accelgen.stamp").exists():
-            _build(verilog, top, sim, bdir, sha, waves)
+            # a first build takes from seconds (Icarus) to minutes (Verilator, big arrays): say so
+            with step(f"building {top} for {sim} (cached afterwards in {cache_dir()})",
+                      key=f"build {sim} {top}"):
+                _build(verilog, top, sim, bdir, sha, waves)
     return bdir
 
 

@@ -518,3 +518,15 @@ def test_layer_beyond_the_weight_buffer_runs_as_im2col(spec_file, capsys):
     assert main(["estimate", str(spec_file), "--layer", "C=3,H=40,W=40,K=2,R=9,S=9",
                  "--explain"]) in (0, None)
     assert "im2col" in capsys.readouterr().out
+
+
+def test_first_build_shows_progress(spec_file, tmp_path, capsys, monkeypatch):
+    # a cold cache: generation and the simulator build each say they are running, then their time
+    monkeypatch.setenv("ACCELGEN_CACHE", str(tmp_path / "cache"))
+    assert main(["simulate", str(spec_file), "--layer", "C=2,H=3,W=3,K=2"]) == 0
+    err = capsys.readouterr().err
+    assert "accelgen: generating the cli_ws Verilog ..." in err
+    assert "accelgen: building cli_ws for icarus (cached afterwards in" in err
+    assert "accelgen: building cli_ws for icarus done in" in err
+    assert main(["simulate", str(spec_file), "--layer", "C=2,H=3,W=3,K=2"]) == 0
+    assert "building" not in capsys.readouterr().err       # cached: nothing to say
