@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["cache_dir", "last_time", "record_time", "step", "say"]
+__all__ = ["cache_dir", "last_time", "record_time", "step", "say", "Items"]
 
 
 def cache_dir() -> Path:
@@ -71,3 +71,53 @@ def step(what: str, key: str | None = None, *, quiet: bool = False):
         record_time(key, dt)
     if not quiet:
         say(f"{what.split(' (')[0]} done in {dt:.1f} s")
+
+
+class Items:
+    """Progress through ``total`` items on standard error: a rich bar on a terminal (the finished
+    items' lines printed above it), one line per item otherwise (logs, pipes, tests)::
+
+        with Items(4, "layers") as p:
+            p.start("conv1 on RTL (model 1,209 cycles)")
+            p.done("conv1: 1,209 cycles (model 1,209) in 3.2 s")
+    """
+
+    def __init__(self, total: int, what: str, *, quiet: bool = False):
+        self.total, self.what, self.quiet = total, what, quiet
+        self.n = 0
+        self.bar = None
+
+    def __enter__(self):
+        if not self.quiet and sys.stderr.isatty() and self.total:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn)
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(),
+                                console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.what, total=self.total)
+        return self
+
+    def start(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.update(self.task, description=text)
+        else:
+            say(f"[{self.n + 1}/{self.total}] {text} ...")
+
+    def done(self, text: str) -> None:
+        self.n += 1
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.console.print(f"accelgen: [{self.n}/{self.total}] {text}", markup=False,
+                                   highlight=False)
+            self.bar.update(self.task, advance=1)
+        else:
+            say(f"[{self.n}/{self.total}] {text}")
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()

@@ -2,7 +2,8 @@
 
     accelgen generate SPEC -o DIR
     accelgen simulate SPEC (--layer "C=..,H=..,..." | --input X.npy --weights W.npy) [options]
-    accelgen estimate SPEC (--layer L | --network NET | --csv FILE)
+    accelgen estimate SPEC (--layer L | --network NET | --csv FILE | --onnx MODEL.onnx)
+    accelgen run SPEC MODEL.onnx --input X.npy [--output Y.npy] [--check]
     accelgen show SPEC | layers | synth SPEC | sweep SWEEP.toml | fpga build|run SPEC
 
 ``SPEC`` is a spec file or the name of a shipped one (``ws_8x8``). User errors print one line
@@ -20,6 +21,7 @@ from ..errors import AccelgenError
 from .args import abs_path, int_at_least, positive_float, probability
 from .estimate import cmd_estimate
 from .hardware import cmd_fpga, cmd_generate, cmd_layers, cmd_show, cmd_sweep, cmd_synth
+from .run import cmd_run
 from .simulate import cmd_simulate
 
 __all__ = ["main", "build_parser"]
@@ -115,6 +117,32 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "temporary directory)")
     s.add_argument("--json", action="store_true", help="print a machine-readable summary")
     s.set_defaults(func=cmd_simulate)
+
+    r = sub.add_parser("run", help="run a quantized ONNX network end to end, its conv/FC layers "
+                                   "on the generated RTL, and write its output as onnxruntime "
+                                   "would")
+    r.add_argument("spec", help=_SPEC_HELP)
+    r.add_argument("model", help="the quantized .onnx model (onnxruntime quantize_static, QDQ "
+                                 "or QOperator)")
+    r.add_argument("--input", required=True,
+                   help="what the model takes: a float32 .npy of its input shape, the first "
+                        "dimension the batch")
+    r.add_argument("--output", help="write the model's output here (.npy; .npz for several "
+                                    "outputs), dtype and shape as onnxruntime returns it")
+    r.add_argument("--sim", choices=["icarus", "verilator"],
+                   help="the simulator (default: icarus)")
+    r.add_argument("--isa", action="store_true",
+                   help="run the conv/FC layers on the ISA reference model instead of the RTL "
+                        "(fast, no cycle counts)")
+    r.add_argument("--check", action="store_true",
+                   help="also run onnxruntime and the numpy reference: compare every tensor, "
+                        "name the first differing node; exit 1 on any difference")
+    r.add_argument("--labels", help="class indices, one per batch item (.npy): print the "
+                                    "top-1 accuracy")
+    r.add_argument("--work-dir", type=abs_path, help="keep each layer's simulation job here "
+                                                     "(default: a temporary folder, removed)")
+    r.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    r.set_defaults(func=cmd_run)
 
     e = sub.add_parser("estimate", help="cycles, utilisation and energy from the analytic model "
                                         "(exact against the RTL's counters), for one spec or "

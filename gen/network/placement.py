@@ -1,0 +1,98 @@
+"""Where each node of a network runs on a spec, and what the analytic model expects of it.
+
+Conv and fully-connected nodes (QLinearConv, QLinearMatMul) run on the accelerator: lowered by
+gen/network/lower.py, tiled by ``gen.tiler.plan`` (with the bias, which carries the zero-point
+correction) and timed by ``gen.model.estimate``, the same Program the RTL runs. Their
+requantisation (int32 -> fp32 steps -> int8/uint8) and every other node run on the host in exact
+numpy (sim/netgolden.py). :func:`place` checks every layer against the spec before anything runs,
+so a layer the spec cannot run is refused up front, naming the node; ``accelgen run`` and
+``accelgen estimate --onnx`` share it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..errors import AccelgenError
+from .graph import Graph, Node
+from .lower import LOWERED_OPS, HwLayer, lower
+
+__all__ = ["Step", "place", "host_work", "REQUANT", "PLAN_OPTIONS"]
+
+#: the host op that turns a lowered node's int32 accumulators into its int8/uint8 output
+REQUANT = "requantise"
+#: how a network's layers are tiled (the bias always carries the zero-point correction)
+PLAN_OPTIONS = {"bias": True}
+
+
+@dataclasses.dataclass
+class Step:
+    """One node of the graph: where it runs; for an accelerator node the lowered layer (from a
+    placeholder input: the shapes and weights are the node's), its Program and the model's
+    estimate; ``host_ops`` what of it runs on the host, ``host_work`` their element operations."""
+    node: Node
+    where: str                            # "accelerator" | "host"
+    hw: HwLayer | None = None
+    program: object | None = None         # gen.tiler.Program
+    model: object | None = None           # gen.model.Estimate
+    host_ops: tuple[str, ...] = ()
+    host_work: int = 0
+
+    @property
+    def on_accelerator(self) -> bool:
+        return self.where == "accelerator"
+
+
+def host_work(graph: Graph, node: Node) -> int:
+    """Element operations a host op performs (an order of magnitude for its share: a reshape is
+    free, a quantisation or an add is one per output, a pool one per window element, a global
+    average one per input, a softmax three per element: exp, sum, divide)."""
+    t = graph.tensors
+    out = int(np.prod(t[node.output].shape))
+    first = int(np.prod(t[node.inputs[0]].shape)) if node.inputs[0] in t else out
+    op = node.op
+    if op == "Reshape":
+        return 0
+    if op in ("MaxPool", "QLinearAveragePool"):
+        kh, kw = node.attrs["kernel"]
+        return out * kh * kw
+    if op == "QLinearGlobalAveragePool":
+        return first
+    if op in ("QLinearSoftmax", "Softmax"):
+        return 3 * out
+    return out
+
+
+def _check_spec(spec) -> None:
+    if spec.acc_bits < 32:
+        raise AccelgenError(f"{spec.name} accumulates in {spec.acc_bits} bits; onnxruntime's "
+                            f"accumulators are int32, so a network needs precision.acc_bits >= 32")
+
+
+def place(spec, graph: Graph) -> list[Step]:
+    """One :class:`Step` per node of ``graph``, in order. Raises AccelgenError naming the first
+    node the spec cannot run (precision, buffers, engine limits)."""
+    from ..model import estimate
+    from ..tiler import plan
+
+    _check_spec(spec)
+    steps = []
+    for node in graph.nodes:
+        if node.op not in LOWERED_OPS:
+            steps.append(Step(node, "host", host_ops=(node.op,),
+                              host_work=host_work(graph, node)))
+            continue
+        src = graph.tensors[node.inputs[0]]
+        x = np.full(src.shape, src.q.zp, dtype=np.int64)
+        hw = lower(spec, graph, node, x)
+        try:
+            program = plan(spec, hw.layer, **PLAN_OPTIONS)
+        except AccelgenError as e:
+            raise AccelgenError(f"node {node.name!r} ({node.op}, layer "
+                                f"{hw.layer.describe()}) cannot run on {spec.name}: {e}") from None
+        steps.append(Step(node, "accelerator", hw, program, estimate(program),
+                          host_ops=(REQUANT,),
+                          host_work=int(np.prod(graph.tensors[node.output].shape))))
+    return steps

@@ -1,0 +1,228 @@
+"""``accelgen run`` (a whole ONNX network, conv/FC layers on the RTL or the ISA model) and
+``accelgen estimate --onnx``: outputs as onnxruntime returns them, --check naming the first
+differing node, bad input refused in one line with nothing written."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from gen.cli import main  # noqa: E402
+from gen.network import digits  # noqa: E402
+from gen.network.zoo import NetBuilder, quantize  # noqa: E402
+
+logging.getLogger().setLevel(logging.ERROR)     # quantize_static's advice to pre-process
+
+MODEL = str(digits.MODEL_PATH)
+TINY_SPEC = """
+name = "net_ws"
+[array]
+rows = 4
+cols = 4
+[buffers]
+input_depth = 256
+weight_depth = 128
+output_depth = 128
+"""
+
+
+@pytest.fixture(scope="module")
+def digits_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("digits")
+    _, _, x, y, _ = digits.load_split()
+    np.save(d / "x.npy", x[:12])
+    np.save(d / "y.npy", y[:12])
+    return d, x[:12], y[:12]
+
+
+def _ort(model, x):
+    from sim import ortref
+    from pathlib import Path
+    s = ortref.session(Path(model).read_bytes())
+    return s.run(None, {s.get_inputs()[0].name: x})[0]
+
+
+def _err_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+def test_digits_on_isa_model_as_onnxruntime(digits_data, tmp_path, capsys):
+    d, x, y = digits_data
+    out = tmp_path / "probs.npy"
+    rc = main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--check",
+               "--labels", str(d / "y.npy"), "--output", str(out), "--json"])
+    s = json.loads(capsys.readouterr().out)
+    assert rc == 0 and s["match"]
+    got, want = np.load(out), _ort(MODEL, x)
+    assert got.dtype == want.dtype == np.float32 and got.shape == want.shape == (12, 10)
+    np.testing.assert_array_equal(got, want)
+    where = {n["node"]: n["where"] for n in s["nodes"]}
+    assert [n for n, w in where.items() if w == "ISA"] == ["conv2", "conv5", "conv9", "gemm14"]
+    assert s["host_ops"]["requantise"] == ["conv2", "conv5", "conv9", "gemm14"]
+    assert {"QuantizeLinear", "MaxPool", "QLinearGlobalAveragePool", "QLinearSoftmax",
+            "DequantizeLinear"} <= set(s["host_ops"])
+    c = s["check"]
+    assert c["equal"] and c["reference_vs_onnxruntime"]["tensors"] == len(s["nodes"])
+    assert c["run_vs_reference"]["equal"] and c["outputs_vs_onnxruntime"]["equal"]
+    assert s["accuracy"]["run"] == s["accuracy"]["onnxruntime"] == pytest.approx(
+        float((want.argmax(1) == y).mean()))
+    assert all(n["accumulators_equal"] for n in s["nodes"] if n["where"] == "ISA")
+    assert s["model_cycles"] == sum(n["model_cycles"] for n in s["nodes"] if n["where"] == "ISA")
+
+
+def test_text_summary_lists_host_ops(digits_data, capsys):
+    d, _, _ = digits_data
+    assert main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa"]) == 0
+    cap = capsys.readouterr()
+    lines = cap.out.splitlines()
+    assert lines[0].startswith("accelgen run: digits_cnn")
+    row = next(ln for ln in lines if ln.startswith("conv5 "))
+    assert "QLinearConv" in row and " ISA " in row and "requantise" in row
+    assert "host ops     QuantizeLinear (input_QuantizeLinear); requantise (4: conv2, conv5, " \
+           "conv9, gemm14); MaxPool (maxpool7)" in cap.out
+    assert "result       PASS" in cap.out
+    assert "[4/4] gemm14: model 321 cycles" not in cap.err      # batch 12, not 8
+    assert "[4/4] gemm14: model" in cap.err
+
+
+def test_check_names_a_perturbed_hardware_layer(digits_data, monkeypatch, capsys):
+    """A fault in one layer's accumulators (as a broken array would give) is caught by the
+    per-layer check and named by --check with its index and both values."""
+    from gen.network import lower
+    real = lower.accumulators_on_isa
+
+    def faulty(spec, hw):
+        acc = real(spec, hw)
+        if hw.node == "conv5":
+            acc = acc.copy()
+            acc[1, 3, 2, 4] += 4000
+        return acc
+
+    monkeypatch.setattr(lower, "accumulators_on_isa", faulty)
+    d, _, _ = digits_data
+    rc = main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--check"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "result       FAIL" in out
+    assert "3 of 4 layers' accumulators equal" in out
+    assert "ISA run vs numpy reference: first difference at node 'conv5' (QLinearConv)" in out
+    assert "index [1, 3, 2, 4]" in out
+    row = next(ln for ln in out.splitlines() if ln.startswith("conv5 "))
+    assert "ACC DIFFER" in row
+
+
+def test_check_names_the_node_onnxruntime_disagrees_with(digits_data, monkeypatch, capsys):
+    """A fault in the numpy reference itself (here its max-pool) is named against onnxruntime."""
+    from sim import netgolden
+    real = netgolden.run_node
+
+    def faulty(graph, node, env):
+        y = real(graph, node, env)
+        if node.name == "maxpool7":
+            y = y.copy()
+            y[0, 2, 1, 3] ^= 1
+        return y
+
+    monkeypatch.setattr(netgolden, "run_node", faulty)
+    d, _, _ = digits_data
+    rc = main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--check",
+               "--json"])
+    s = json.loads(capsys.readouterr().out)
+    assert rc == 1 and not s["match"]
+    first = s["check"]["reference_vs_onnxruntime"]["first"]
+    assert first["node"] == "maxpool7" and first["index"] == [0, 2, 1, 3]
+    assert first["ours"] == first["ort"] ^ 1
+
+
+def _tiny_model(tmp_path, act="uint8"):
+    b = NetBuilder("tiny", (2, 3, 6, 5), seed=3)
+    x = b.relu(b.conv(b.input, 5, 3, 1, pads=(1, 0, 1, 2)))
+    x = b.maxpool(x, 2)
+    x = b.gemm(b.flatten(x), 4)
+    m = b.model(x)
+    rng = np.random.default_rng(0)
+    qm = quantize(m, [rng.normal(size=(2, 3, 6, 5)).astype(np.float32) for _ in range(3)],
+                  activations=act, per_channel=True)
+    path = tmp_path / "tiny.onnx"
+    path.write_bytes(qm.SerializeToString())
+    xin = rng.normal(size=(2, 3, 6, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", xin)
+    return path, xin
+
+
+def test_tiny_network_on_icarus(tmp_path, capsys):
+    """A small network end to end on the RTL (Icarus): output bit-exact with onnxruntime, RTL
+    cycles equal to the model's."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(TINY_SPEC)
+    model, x = _tiny_model(tmp_path)
+    out = tmp_path / "y.npy"
+    rc = main(["run", str(spec), str(model), "--input", str(tmp_path / "x.npy"), "--check",
+               "--output", str(out), "--json"])
+    s = json.loads(capsys.readouterr().out)
+    assert rc == 0, s
+    np.testing.assert_array_equal(np.load(out), _ort(str(model), x))
+    rtl = [n for n in s["nodes"] if n["where"] == "RTL"]
+    assert len(rtl) == 2 and all(n["cycles"] == n["model_cycles"] for n in rtl)
+    assert s["cycles_equal"] and s["cycles"] == s["model_cycles"] > 0
+
+
+def test_bad_inputs_one_line_nothing_written(digits_data, tmp_path, capsys):
+    d, x, _ = digits_data
+    out = tmp_path / "o" / "y.npy"
+
+    def refused(args, message):
+        rc = main(["run", "ws_8x8", *args, "--output", str(out), "--isa"])
+        line = _err_line(capsys)
+        assert rc == 2 and message in line, line
+        assert not out.exists()
+
+    np.save(tmp_path / "x64.npy", x.astype(np.float64))
+    refused([MODEL, "--input", str(tmp_path / "x64.npy")], "--input is float64, but")
+    np.save(tmp_path / "xs.npy", x[:, :, :7])
+    refused([MODEL, "--input", str(tmp_path / "xs.npy")],
+            "--input has shape (12, 1, 7, 8), but")
+    refused([MODEL, "--input", str(tmp_path / "missing.npy")], "not found")
+    (tmp_path / "bad.onnx").write_bytes(b"not a model at all")
+    refused([str(tmp_path / "bad.onnx"), "--input", str(d / "x.npy")], "is not an ONNX model")
+
+    # a float model, and an unsupported op
+    b = NetBuilder("f", (1, 1, 8, 8))
+    fm = b.model(b.relu(b.conv(b.input, 2, 3)))
+    (tmp_path / "float.onnx").write_bytes(fm.SerializeToString())
+    np.save(tmp_path / "x1.npy", x[:1])
+    refused([str(tmp_path / "float.onnx"), "--input", str(tmp_path / "x1.npy")],
+            "float (unquantized) model")
+    from onnx import helper
+    fm.graph.node.append(helper.make_node("Sigmoid", ["output"], ["sig"], name="sig"))
+    fm.graph.output[0].name = "sig"
+    rng = np.random.default_rng(0)
+    qm = quantize(fm, [rng.normal(size=(1, 1, 8, 8)).astype(np.float32)])
+    (tmp_path / "sig.onnx").write_bytes(qm.SerializeToString())
+    refused([str(tmp_path / "sig.onnx"), "--input", str(tmp_path / "x1.npy")], "Sigmoid")
+
+    # a layer the spec cannot run
+    spec = tmp_path / "acc16.toml"
+    spec.write_text('name = "acc16"\n[array]\nrows = 4\ncols = 4\n[precision]\nacc_bits = 16\n')
+    rc = main(["run", str(spec), MODEL, "--input", str(d / "x.npy"), "--output", str(out)])
+    assert rc == 2 and "acc_bits >= 32" in _err_line(capsys) and not out.exists()
+    spec.write_text('name = "tinybuf"\n[array]\nrows = 4\ncols = 4\n[buffers]\n'
+                    'input_depth = 8\nweight_depth = 8\noutput_depth = 8\n')
+    rc = main(["run", str(spec), MODEL, "--input", str(d / "x.npy"), "--output", str(out)])
+    line = _err_line(capsys)
+    assert rc == 2 and "node 'conv2'" in line and "cannot run on tinybuf" in line, line
+    assert not out.exists()
+
+    rc = main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--sim", "icarus"])
+    assert rc == 2 and "not both" in _err_line(capsys)
+    rc = main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--labels",
+               str(d / "x.npy")])
+    assert rc == 2 and "--labels must be" in _err_line(capsys)
+    rc = main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--output",
+               str(tmp_path / "y.txt")])
+    assert rc == 2 and "--output" in _err_line(capsys)
