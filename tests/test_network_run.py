@@ -209,11 +209,13 @@ def test_bad_inputs_one_line_nothing_written(digits_data, tmp_path, capsys):
     # a layer the spec cannot run
     spec = tmp_path / "acc16.toml"
     spec.write_text('name = "acc16"\n[array]\nrows = 4\ncols = 4\n[precision]\nacc_bits = 16\n')
-    rc = main(["run", str(spec), MODEL, "--input", str(d / "x.npy"), "--output", str(out)])
+    rc = main(["run", str(spec), MODEL, "--input", str(d / "x.npy"), "--output", str(out),
+               "--isa"])
     assert rc == 2 and "acc_bits >= 32" in _err_line(capsys) and not out.exists()
     spec.write_text('name = "tinybuf"\n[array]\nrows = 4\ncols = 4\n[buffers]\n'
-                    'input_depth = 8\nweight_depth = 8\noutput_depth = 8\n')
-    rc = main(["run", str(spec), MODEL, "--input", str(d / "x.npy"), "--output", str(out)])
+                    'input_depth = 64\nweight_depth = 2\noutput_depth = 64\n')
+    rc = main(["run", str(spec), MODEL, "--input", str(d / "x.npy"), "--output", str(out),
+               "--isa"])
     line = _err_line(capsys)
     assert rc == 2 and "node 'conv2'" in line and "cannot run on tinybuf" in line, line
     assert not out.exists()
@@ -224,5 +226,5 @@ def test_bad_inputs_one_line_nothing_written(digits_data, tmp_path, capsys):
                str(d / "x.npy")])
     assert rc == 2 and "--labels must be" in _err_line(capsys)
     rc = main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--output",
-               str(tmp_path / "y.txt")])
+               str(tmp_path / "y.txt"), "--isa"])
     assert rc == 2 and "--output" in _err_line(capsys)
