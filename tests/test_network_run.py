@@ -228,3 +228,30 @@ def test_bad_inputs_one_line_nothing_written(digits_data, tmp_path, capsys):
     rc = main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--output",
                str(tmp_path / "y.txt"), "--isa"])
     assert rc == 2 and "--output" in _err_line(capsys)
+
+
+def test_estimate_onnx_same_programs_as_run(digits_data, tmp_path, capsys):
+    """estimate --onnx times the Programs run runs (cycles per layer equal), and gives the host
+    ops' share; --plot draws it; --batch only with --onnx."""
+    d, _, _ = digits_data
+    assert main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--json"]) == 0
+    ran = {n["node"]: n["model_cycles"] for n in json.loads(capsys.readouterr().out)["nodes"]
+           if n["where"] == "ISA"}
+    plot = tmp_path / "p.png"
+    assert main(["estimate", "ws_8x8", "--onnx", MODEL, "--batch", "12", "--json",
+                 "--plot", str(plot)]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert {r["layer"]: r["cycles"] for r in s["layers"]} == ran
+    assert plot.stat().st_size > 0
+    h = s["host"]
+    assert h["by_op"]["requantise"]["nodes"] == 4
+    assert h["by_op"]["MaxPool"]["work"] == 12 * 16 * 4 * 4 * 4      # 2x2 windows
+    assert h["macs"] == s["total"]["macs"] and h["share"] == pytest.approx(
+        h["work"] / (h["work"] + h["macs"]))
+    assert main(["estimate", "ws_8x8", "os_8x8", "--onnx", MODEL]) == 0
+    out = capsys.readouterr().out
+    assert "conv9" in out and "host (exact numpy): QuantizeLinear 64" in out
+    assert main(["estimate", "ws_8x8", "--network", "lenet5", "--batch", "2"]) == 2
+    assert "--batch sets an ONNX model's batch" in _err_line(capsys)
+    assert main(["estimate", "ws_8x8", "--onnx", MODEL, "--network", "lenet5"]) == 2
+    assert "exactly one of" in _err_line(capsys)

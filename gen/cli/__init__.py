@@ -158,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--csv", help="a CSV layer table: columns C,H,W,K,R,S[,N,stride,pad,"
                                  "dilation,groups,repeat,layer,network] (case-insensitive), or a "
                                  "SCALE-Sim topology file")
+    e.add_argument("--onnx", help="a quantized ONNX model: its conv/FC layers as 'accelgen run' "
+                                  "runs them, and the share of the ops left on the host")
+    e.add_argument("--batch", type=_POSITIVE, help="with --onnx: the batch of a model whose "
+                                                   "batch dimension is symbolic (default 1)")
     e.add_argument("--json", action="store_true", help="print every figure as JSON")
     e.add_argument("--plot", help="utilisation and energy bars (.png or .svg); grouped by spec "
                                   "when several")

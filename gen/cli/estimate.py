@@ -12,20 +12,27 @@ import sys
 from ..errors import AccelgenError
 from .args import prepare_output
 
-__all__ = ["cmd_estimate", "estimate_rows", "specs_from_args"]
+__all__ = ["cmd_estimate", "estimate_rows", "network_rows", "specs_from_args"]
 
 
 def _layers(args):
+    """``(layers, graph)``: the (name, layer, repeat) list, or for ``--onnx`` the imported graph
+    (its layers depend on the spec: gen/network/placement.py)."""
     from ..layer import load_layers_csv, network_layers, parse_layer
 
-    chosen = [x for x in (args.layer, args.network, args.csv) if x]
+    chosen = [x for x in (args.layer, args.network, args.csv, args.onnx) if x]
     if len(chosen) != 1:
-        raise AccelgenError("estimate needs exactly one of --layer, --network or --csv")
+        raise AccelgenError("estimate needs exactly one of --layer, --network, --csv or --onnx")
+    if args.batch is not None and not args.onnx:
+        raise AccelgenError("--batch sets an ONNX model's batch; it goes with --onnx")
     if args.layer:
-        return [(args.layer, parse_layer(args.layer), 1)]
+        return [(args.layer, parse_layer(args.layer), 1)], None
     if args.network:
-        return network_layers(args.network)
-    return load_layers_csv(args.csv)
+        return network_layers(args.network), None
+    if args.csv:
+        return load_layers_csv(args.csv), None
+    from ..network import load
+    return None, load(args.onnx, batch=args.batch)
 
 
 def _array(text: str) -> tuple[int, int]:
@@ -84,7 +91,7 @@ def specs_from_args(args) -> list:
 def estimate_rows(spec, layers, on_row=None) -> list[dict]:
     """One dict per layer: the model's figures of ``spec`` running it. ``on_row(row)`` is called
     as each is done (progress). A layer the spec cannot run raises, with the layer's name."""
-    from ..model import energy, estimate
+    from ..model import estimate
     from ..tiler import plan
 
     rows = []
@@ -93,18 +100,49 @@ def estimate_rows(spec, layers, on_row=None) -> list[dict]:
             prog = plan(spec, layer)
         except AccelgenError as e:
             raise AccelgenError(f"{name} on {spec.name}: {e}") from None
-        est = estimate(prog)
-        summ = prog.summary()
-        row = {"spec": spec.name, "layer": name, "repeat": repeat, "macs": est.macs,
-               "cycles": est.cycles, "ideal_cycles": prog.ideal_cycles,
-               "utilisation": est.utilisation, "input_words": summ["input_words"],
-               "weight_words": summ["weight_words"], "output_words": summ["output_words"],
-               "commands": summ["commands"], "buffers": est.buffers, "accesses": est.accesses,
-               "energy": energy(spec, est), "tiling": _tiling(prog)}
-        rows.append(row)
+        rows.append(_row(spec, name, repeat, prog, estimate(prog)))
         if on_row:
-            on_row(row)
+            on_row(rows[-1])
     return rows
+
+
+def network_rows(spec, graph, on_row=None) -> tuple[list[dict], dict]:
+    """For an imported ONNX network: one row per conv/FC layer as :func:`estimate_rows` gives
+    them (the Programs ``accelgen run`` runs: gen/network/placement.py), and the host's part:
+    each op left on the host with its element operations, and their share of all operations
+    (MACs + host element operations)."""
+    from ..network.placement import place
+
+    steps = place(spec, graph)
+    rows = []
+    for st in steps:
+        if st.on_accelerator:
+            rows.append(_row(spec, st.node.name, 1, st.program, st.model))
+            if on_row:
+                on_row(rows[-1])
+    ops = [{"node": st.node.name, "op": op, "work": st.host_work}
+           for st in steps for op in st.host_ops]
+    work = sum(o["work"] for o in ops)
+    macs = sum(r["macs"] for r in rows)
+    by_op: dict[str, dict] = {}
+    for o in ops:
+        b = by_op.setdefault(o["op"], {"nodes": 0, "work": 0})
+        b["nodes"] += 1
+        b["work"] += o["work"]
+    return rows, {"ops": ops, "by_op": by_op, "work": work, "macs": macs,
+                  "share": work / (work + macs) if work + macs else 0.0}
+
+
+def _row(spec, name, repeat, prog, est) -> dict:
+    """The model's figures of one layer's Program ``prog`` (estimate ``est``) on ``spec``."""
+    from ..model import energy
+    summ = prog.summary()
+    return {"spec": spec.name, "layer": name, "repeat": repeat, "macs": est.macs,
+            "cycles": est.cycles, "ideal_cycles": prog.ideal_cycles,
+            "utilisation": est.utilisation, "input_words": summ["input_words"],
+            "weight_words": summ["weight_words"], "output_words": summ["output_words"],
+            "commands": summ["commands"], "buffers": est.buffers, "accesses": est.accesses,
+            "energy": energy(spec, est), "tiling": _tiling(prog)}
 
 
 def _tiling(prog) -> dict:
@@ -156,22 +194,35 @@ def cmd_estimate(args) -> int:
     specs = specs_from_args(args)
     plot = prepare_output(args.plot, "--plot", (".png", ".svg")) if args.plot else None
     csv_out = prepare_output(args.csv_out, "--csv-out", (".csv",)) if args.csv_out else None
-    layers = _layers(args)
+    layers, graph = _layers(args)
     levels = ENERGY_LEVELS
     stream = not args.json and len(specs) == 1
     results = []
-    with _Progress(len(specs) * len(layers), quiet=stream) as progress:
+    hosts = {}
+    count = (sum(n.op in _LOWERED for n in graph.nodes) if graph is not None else len(layers))
+    with _Progress(len(specs) * count, quiet=stream) as progress:
         for spec in specs:
             if stream:
                 _print_header(spec, levels)
-            rows = estimate_rows(spec, layers, on_row=lambda r: (
-                _print_row(r, levels, args.explain) if stream else None, progress.step(r)))
+
+            def on_row(r):
+                if stream:
+                    _print_row(r, levels, args.explain)
+                progress.step(r)
+
+            if graph is not None:
+                rows, hosts[spec.name] = network_rows(spec, graph, on_row)
+            else:
+                rows = estimate_rows(spec, layers, on_row=on_row)
             results.append((spec, rows, _total(spec, rows)))
     if csv_out is not None:
         _write_csv(csv_out, results, levels)
     if plot is not None:
         if len(specs) == 1:
-            _plot_one(specs[0], results[0][1], plot, args.log_scale)
+            host = hosts.get(specs[0].name)
+            note = (f"\nhost ops (exact numpy): {100 * host['share']:.2f}% of the operations"
+                    if host else "")
+            _plot_one(specs[0], results[0][1], plot, args.log_scale, note)
         else:
             _plot_compare(results, plot, args.log_scale)
     if args.json:
@@ -179,11 +230,14 @@ def cmd_estimate(args) -> int:
         if len(specs) == 1:
             spec, rows, total = results[0]
             print(json.dumps({"spec": spec.name, "energy_costs": costs[spec.name],
-                              "layers": rows, "total": total}, indent=2))
+                              "layers": rows, "total": total,
+                              **({"host": hosts[spec.name]} if hosts else {})}, indent=2))
         else:
             print(json.dumps({"specs": [{"spec": s.name, "label": s.label,
                                          "energy_costs": costs[s.name], "layers": rows,
-                                         "total": total} for s, rows, total in results]},
+                                         "total": total,
+                                         **({"host": hosts[s.name]} if hosts else {})}
+                                        for s, rows, total in results]},
                              indent=2))
         return 0
     if len(specs) == 1:
@@ -196,10 +250,29 @@ def cmd_estimate(args) -> int:
               + "; [energy] in the spec)")
     else:
         _print_compare(results, levels, args.explain)
+    distinct = []
+    for name, host in hosts.items():
+        if all(host != h for _, h in distinct):
+            distinct.append((name, host))
+    for name, host in distinct:       # one line when every spec leaves the same ops
+        _print_host(host, name if len(distinct) > 1 else None)
     for what, path in (("plot", plot), ("csv", csv_out)):
         if path is not None:
             print(f"{what}: {path}")
     return 0
+
+
+_LOWERED = ("QLinearConv", "QLinearMatMul")
+
+
+def _print_host(host: dict, spec: str | None) -> None:
+    """The ops an ONNX network leaves on the host and their share of its operations."""
+    parts = [f"{op}" + (f" x{b['nodes']}" if b["nodes"] > 1 else "") + f" {b['work']:,}"
+             for op, b in host["by_op"].items()]
+    print(f"host (exact numpy{', ' + spec if spec else ''}): {', '.join(parts)} element "
+          f"operations; {host['work']:,} in all, "
+          f"{100 * host['share']:.2f}% of the network's {host['work'] + host['macs']:,} "
+          f"operations (MACs + host element operations)")
 
 
 def _print_compare(results, levels, explain):
@@ -284,7 +357,7 @@ def _energy_axis(ax, log: bool):
         ax.set_yscale("log")
 
 
-def _plot_one(spec, rows, path, log: bool = False):
+def _plot_one(spec, rows, path, log: bool = False, note: str = ""):
     """Per-layer bars: PE utilisation, and energy per MAC stacked by level, with the totals."""
     import matplotlib
     matplotlib.use("Agg")
@@ -303,7 +376,7 @@ def _plot_one(spec, rows, path, log: bool = False):
     ax1.set_title(f"{spec.name} ({spec.label}): utilisation and energy per layer (model = RTL "
                   f"cycles)\ntotal {total['cycles']:,} cycles, {100 * total['utilisation']:.1f}%"
                   f" utilisation, {total['energy']:.3g} MAC-units of energy "
-                  f"({total['energy_per_mac']:.2f} per MAC)", fontsize=8)
+                  f"({total['energy_per_mac']:.2f} per MAC){note}", fontsize=8)
     bottom = [0.0] * len(rows)
     for lv in ENERGY_LEVELS:
         vals = [r["energy"][lv] / r["macs"] for r in rows]
