@@ -8,13 +8,16 @@ export VENV
 setup:
 	@./tools/setup.sh
 
-# Generate the 8x8 WS demo accelerator, then run two real conv layers on it in Icarus, checked
-# bit-exactly against the numpy golden model, with random AXI-Stream backpressure.
+# Generate the 8x8 WS demo accelerator, run a real conv layer on it in Icarus with random
+# AXI-Stream backpressure, checked bit-exactly against the numpy golden model; then the digits CNN
+# (models/digits_cnn_int8.onnx) end to end on its RTL on a handful of test images: accuracy, and
+# every tensor against onnxruntime.
 demo: setup
 	$(BIN)/accelgen generate specs/ws_8x8.toml -o build/ws_8x8
 	$(BIN)/accelgen simulate specs/ws_8x8.toml --layer lenet5:conv2 --seed 1 --backpressure 0.1
-	$(BIN)/accelgen simulate specs/ws_8x8.toml --seed 2 --random-bias \
-	    --layer "C=16,H=14,W=14,K=16,R=3,S=3,stride=1,pad=1"
+	$(BIN)/python tools/digits_data.py --count 8 -o build/digits
+	$(BIN)/accelgen run specs/ws_8x8.toml models/digits_cnn_int8.onnx --input build/digits/x.npy \
+	    --labels build/digits/labels.npy --check --output build/digits/probabilities.npy
 
 test: setup
 	$(BIN)/ruff check .
