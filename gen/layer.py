@@ -17,6 +17,11 @@ __all__ = ["ConvLayer", "parse_layer", "workload_layers", "workload_table", "net
            "network_layers", "read_layers_csv", "load_layers_csv", "CSV_COLUMNS"]
 
 
+#: the largest layer dimension accelgen takes (C, H, W, K, N, padding): far past any real
+#: network's, and small enough that a layer's tile program stays finite and its tensors fit
+MAX_DIM = 1 << 16
+
+
 @dataclasses.dataclass(frozen=True)
 class ConvLayer:
     C: int
@@ -35,10 +40,13 @@ class ConvLayer:
     def __post_init__(self):
         for f in ("C", "H", "W", "K", "R", "S", "N", "stride", "dilation", "groups"):
             v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise AccelgenError(f"layer {f} must be a positive integer, not {v!r}")
-        if isinstance(self.pad, bool) or not isinstance(self.pad, int) or self.pad < 0:
-            raise AccelgenError(f"layer pad must be a non-negative integer, not {self.pad!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_DIM:
+                raise AccelgenError(f"layer {f} must be an integer from 1 to {MAX_DIM}, "
+                                    f"not {v!r}")
+        if (isinstance(self.pad, bool) or not isinstance(self.pad, int)
+                or not 0 <= self.pad <= MAX_DIM):
+            raise AccelgenError(f"layer pad must be an integer from 0 to {MAX_DIM}, "
+                                f"not {self.pad!r}")
         if self.C % self.groups or self.K % self.groups:
             raise AccelgenError(
                 f"layer groups={self.groups} must divide C={self.C} and K={self.K}")
@@ -120,6 +128,9 @@ def parse_layer(text: str, **overrides) -> ConvLayer:
                 raise AccelgenError(
                     f"bad layer field {item!r}: use KEY=VALUE with KEY one of "
                     f"{', '.join(sorted(_KEYS))}")
+            if key in base:
+                raise AccelgenError(f"layer field {key} is given twice in {text!r}; give each "
+                                    f"field once")
             try:
                 base[key] = int(value)
             except ValueError:

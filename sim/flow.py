@@ -100,11 +100,21 @@ def first_mismatch(y: np.ndarray, g: np.ndarray):
             "mismatches": int(len(bad))}
 
 
+#: the most input and weight values :func:`random_tensors` makes (2 GiB of int64)
+MAX_TENSOR_ELEMENTS = 1 << 28
+
+
 def random_tensors(spec: Spec, layer: ConvLayer, seed: int = 0, *, bias: bool = False,
                    extreme: str | None = None):
     """Random input/weight (and bias) tensors within the spec's precisions.
 
-    ``extreme`` = "min" or "max" fills input and weights with the extreme value instead."""
+    ``extreme`` = "min" or "max" fills input and weights with the extreme value instead. A layer
+    whose tensors would not fit in memory (more than :data:`MAX_TENSOR_ELEMENTS`) is refused."""
+    elements = layer.N * layer.C * layer.H * layer.W + layer.K * layer.Cg * layer.R * layer.S
+    if elements > MAX_TENSOR_ELEMENTS:
+        raise AccelgenError(
+            f"layer {layer.describe()} has {elements:,} input and weight values, more than the "
+            f"{MAX_TENSOR_ELEMENTS:,} a simulation holds; use a smaller layer")
     rng = np.random.default_rng(seed)
     alo, ahi = spec.act_range()
     wlo, whi = spec.weight_range()

@@ -418,7 +418,7 @@ CSV_CASES = [
     ("layer,C,H,W,K,R,S\nx,3,8,8,4,3,three\n", "line 2 (layer x): S must be an integer, not "
      "'three'"),
     ("layer,C,H,W,K,R,S,stride\nok,3,8,8,4,3,3,1\nbad,3,8,8,4,3,3,0\n",
-     "line 3 (layer bad): layer stride must be a positive integer, not 0"),
+     "line 3 (layer bad): layer stride must be an integer from 1 to 65536, not 0"),
     ("layer,C,H,W,K,R,S\nx,3,8,8,4,3,3,9\n", "line 2 (layer x): more values than named columns"),
     ("", "empty; a layer table has a header row"),
 ]

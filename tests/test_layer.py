@@ -34,7 +34,7 @@ def test_workloads():
     ("C=four,H=4,W=4,K=4", r"^layer field C must be an integer, not 'four'$"),
     ("C=4,H=4,W=4,K=6,groups=4", r"^layer groups=4 must divide C=4 and K=6$"),
     ("C=4,H=2,W=2,K=4,R=5,S=5", r"^layer 5x5 filter .* does not fit the 2x2 input"),
-    ("C=0,H=2,W=2,K=4", r"^layer C must be a positive integer, not 0$"),
+    ("C=0,H=2,W=2,K=4", r"^layer C must be an integer from 1 to 65536, not 0$"),
     ("vgg99:conv1", r"^unknown layer 'vgg99:conv1'"),
 ])
 def test_layer_errors(text, message):

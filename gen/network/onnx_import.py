@@ -61,6 +61,14 @@ def load_model_proto(model):
     if not proto.graph.node:
         raise AccelgenError(f"{what} is not an ONNX model with a graph (no nodes); give a .onnx "
                             f"file exported and quantized with onnxruntime")
+    # ONNX's own checker: every node against its operator schema (inputs, required attributes),
+    # known tensor types, a graph in topological order; a malformed model stops here
+    try:
+        onnx.checker.check_model(proto)
+    except (onnx.checker.ValidationError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AccelgenError(f"{what} is not a valid ONNX model ({first[:300]}); give a .onnx "
+                            f"file exported and quantized with onnxruntime") from None
     return proto, what
 
 
@@ -81,10 +89,16 @@ class _Importer:
         from onnx import numpy_helper
         self.proto, self.what, self.g = proto, what, proto.graph
         self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 13)
-        self.inits = {i.name: numpy_helper.to_array(i) for i in self.g.initializer}
+        def array(t):
+            try:
+                return numpy_helper.to_array(t)
+            except (ValueError, TypeError, KeyError):   # data that does not fill its dims
+                raise AccelgenError(f"{what}: tensor {t.name!r} is malformed (its data does not "
+                                    f"match its type and shape {list(t.dims)})") from None
+        self.inits = {i.name: array(i) for i in self.g.initializer}
         for n in self.g.node:
-            if n.op_type == "Constant":
-                self.inits[n.output[0]] = numpy_helper.to_array(_attrs(n)["value"])
+            if n.op_type == "Constant" and "value" in _attrs(n):
+                self.inits[n.output[0]] = array(_attrs(n)["value"])
         self.consumers: dict[str, list] = {}
         self.producer = {}
         for n in self.g.node:
