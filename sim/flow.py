@@ -1,6 +1,12 @@
-"""Run a layer on the RTL end to end: plan → frames → Verilog → cocotb → output → golden check.
+"""Run a layer on the RTL end to end: plan → frames → Verilog → simulator → output → golden check.
 
-One function, :func:`simulate_layer`, shared by the CLI, the tests and the benchmarks.
+:func:`simulate_layer` (one layer, checked against the golden model) is shared by the CLI, the
+tests and the benchmarks; :func:`simulate_programs` runs a sequence of programs (a network's
+layers) in one simulator process and returns each one's output frames and counters::
+
+    from sim.flow import simulate_programs
+    runs = simulate_programs(spec, [(program, frames), ...], sim="verilator")
+    y = gen.frames.decode(program, runs[0].outputs); runs[0].counters["cycles"]
 """
 
 from __future__ import annotations
@@ -18,20 +24,22 @@ from gen.errors import AccelgenError
 from gen.isa import Op, identity
 from gen.layer import ConvLayer
 from gen.model import Estimate, estimate
-from gen.progress import record_time, step
+from gen.progress import cache_dir, record_time, step
 from gen.spec import Spec
-from gen.tiler import plan
+from gen.tiler import Program, plan
 
-from . import golden
+from . import golden, native
 from .job import load_result, write_job
-from .runner import build, cache_dir, locked, run_job
+from .runner import build, locked, run_job
 
-__all__ = ["SimResult", "simulate_layer", "random_tensors", "first_mismatch", "rate_key"]
+__all__ = ["DRIVERS", "SimResult", "ProgramRun", "simulate_layer", "simulate_programs",
+           "verilog_for", "cycle_bound", "random_tensors", "first_mismatch", "rate_key"]
 
 
-def rate_key(sim: str) -> str:
-    """The timings-store key (gen/progress.py) of ``sim``'s last simulated cycles per second."""
-    return f"simulate on {sim}: cycles per second"
+def rate_key(sim: str, driver: str = "native") -> str:
+    """The timings-store key (gen/progress.py) of ``sim``'s last simulated cycles per second
+    with ``driver``."""
+    return f"simulate on {sim} ({driver} driver): cycles per second"
 
 
 @dataclasses.dataclass
@@ -47,6 +55,7 @@ class SimResult:
     program_summary: dict
     wall_seconds: float
     model: Estimate | None = None   # the analytic model's prediction for the same Program
+    driver: str = "native"
 
     @property
     def match(self) -> bool:
@@ -77,6 +86,7 @@ class SimResult:
         mm = first_mismatch(self.output, self.expected)
         return {
             "spec": self.spec.name, "layer": self.layer.describe(), "sim": self.sim,
+            "driver": self.driver,
             "match": self.match, "first_mismatch": mm,
             "cycles": self.cycles, "macs": self.macs,
             "ideal_cycles": -(-self.macs // (self.spec.rows * self.spec.cols)),
@@ -141,30 +151,20 @@ def _uart_verilog(spec: Spec, divisor: int, path: Path) -> None:
                                     emit_src=False))
 
 
-def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = "icarus",
-                   work_dir: Path | None = None, in_pause: float = 0.0, out_pause: float = 0.0,
-                   seed: int = 0, waves: bool = False, via_uart: bool = False,
-                   uart_divisor: int = 8, quant=None, relu: bool = False,
-                   announce=None) -> SimResult:
-    """Run ``layer`` on the RTL and compare with the golden model.
+DRIVERS = ("native", "cocotb")
 
-    ``via_uart`` runs the board-level UART top (hw/bridge.py) instead of the bare accelerator,
-    driven through gen/hostlink.py as the pyserial board driver would, ``uart_divisor`` clocks
-    per bit. ``quant = (multiplier, shift)`` (per output channel, or scalars) requantises the
-    outputs and ``relu`` clamps them, in the post-processing unit. ``announce(program, model)``
-    is called once the layer is planned, before anything slow (the CLI prints its header)."""
-    t0 = time.monotonic()
-    x, w, bias = framing.check_tensors(spec, layer, x, w, bias)
-    program = plan(spec, layer, bias=bias is not None, requant=quant is not None, relu=relu)
-    if quant is not None:
-        quant = framing.check_quant(spec, layer, *quant)
-    model = estimate(program)
-    if announce is not None:
-        announce(program, model)
-    frames = framing.encode(program, x, w, bias, quant)
-    expected = golden.layer_output(spec, layer, x, w, bias, quant, relu)
 
-    # keyed by the spec and the generator's sources: a changed generator never reuses old RTL
+@dataclasses.dataclass
+class ProgramRun:
+    """One program's run on the RTL: its output frames and the counters read after it (the
+    performance counters, ``commands``, ``error``, and ``sim_cycles`` the driver measured)."""
+    outputs: list[bytes]
+    counters: dict
+
+
+def verilog_for(spec: Spec, *, via_uart: bool = False, uart_divisor: int = 8) -> tuple[Path, str]:
+    """The generated Verilog of ``spec`` (cached by the spec and the generator's sources, so a
+    changed generator never reuses old RTL) and its top module's name."""
     gen_dir = cache_dir() / "generated" / f"{spec.name}-{spec.digest()}-{hardware_fingerprint()}"
     top = f"{spec.name}_uart" if via_uart else spec.name
     vpath = gen_dir / (f"{top}-div{uart_divisor}.v" if via_uart else f"{top}.v")
@@ -174,35 +174,143 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
                 generate(spec, gen_dir)
         if via_uart and not vpath.exists():
             _uart_verilog(spec, uart_divisor, vpath)
-    bdir = build(vpath, top, sim, waves=waves)
+    return vpath, top
 
+
+def cycle_bound(program: Program, frames: list[bytes], in_pause: float = 0.0,
+                out_pause: float = 0.0) -> int:
+    """The watchdog's bound for ``program``: the model's exact cycles (which assume no stalls)
+    and every beat, tripled, stretched by the pauses, plus 10,000."""
+    spec = program.spec
+    total_beats = sum(len(f) for f in frames) // (spec.in_stream_bits // 8)
+    out_beats = sum(c.count for c in program.commands if c.op == Op.STORE)
+    return int((estimate(program).cycles + total_beats + out_beats) * 3
+               / max(0.05, (1 - max(in_pause, out_pause)))) + 10_000
+
+
+def _check_driver(driver: str, sim: str, waves) -> None:
+    if driver not in DRIVERS:
+        raise AccelgenError(f"--driver must be one of {', '.join(DRIVERS)}, not {driver!r}")
+    if waves not in (None, *native.WAVE_FORMATS):
+        raise AccelgenError(f"--waves must be one of {', '.join(native.WAVE_FORMATS)}, "
+                            f"not {waves!r}")
+    if driver == "cocotb" and waves == "vcd":
+        raise AccelgenError("the cocotb driver records FST waves only; use --waves fst or "
+                            "--driver native")
+
+
+def simulate_programs(spec: Spec, programs, *, sim: str = "verilator", driver: str = "native",
+                      work_dir: Path | None = None, in_pause: float = 0.0,
+                      out_pause: float = 0.0, seed: int = 0,
+                      waves: str | None = None) -> list[ProgramRun]:
+    """Run a sequence of programs on the RTL of ``spec``; return a :class:`ProgramRun` per
+    program (its output frames and counters).
+
+    ``programs`` holds ``(program, frames)`` pairs: a :class:`gen.tiler.Program` and its input
+    frames from :func:`gen.frames.encode`; decode each run's outputs with
+    ``gen.frames.decode(program, run.outputs)``. The native driver runs them all in one
+    simulator process on one (cached) build; the cocotb driver runs one cocotb job per program.
+    ``in_pause``/``out_pause`` pause the input/output stream with that probability each cycle
+    (seeded by ``seed``); ``waves`` ("fst" or "vcd") records waveforms in ``work_dir``."""
+    _check_driver(driver, sim, waves)
+    programs = list(programs)
+    vpath, top = verilog_for(spec)
+    if work_dir is None:
+        work_dir = Path(tempfile.mkdtemp(prefix="accelgen-sim-"))
+    work_dir = Path(work_dir)
+    if driver == "native":
+        bdir = native.build(vpath, spec, sim, top=top, waves=waves)
+        jobs = [native.NativeProgram(frames, program.count(Op.STORE),
+                                     cycle_bound(program, frames, in_pause, out_pause))
+                for program, frames in programs]
+        results = native.run(bdir, spec, jobs, work_dir, sim=sim, in_pause=in_pause,
+                             out_pause=out_pause, seed=seed, waves=waves)
+        return [ProgramRun(r.outputs, r.counters) for r in results]
+    bdir = build(vpath, top, sim, waves=waves is not None)
+    runs = []
+    for k, (program, frames) in enumerate(programs):
+        job_dir = work_dir if len(programs) == 1 else work_dir / f"program{k}"
+        write_job(job_dir, frames, {
+            "n_out": program.count(Op.STORE), "in_pause": in_pause, "out_pause": out_pause,
+            "seed": seed, "timeout_cycles": cycle_bound(program, frames, in_pause, out_pause),
+            "identity": identity(spec)})
+        run_job(bdir, top, sim, job_dir, waves=waves is not None)
+        runs.append(ProgramRun(*load_result(job_dir)))
+    return runs
+
+
+def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = "icarus",
+                   driver: str | None = None, work_dir: Path | None = None,
+                   in_pause: float = 0.0, out_pause: float = 0.0, seed: int = 0,
+                   waves: str | bool | None = None, via_uart: bool = False,
+                   uart_divisor: int = 8, quant=None, relu: bool = False,
+                   announce=None) -> SimResult:
+    """Run ``layer`` on the RTL and compare with the golden model.
+
+    ``driver`` is "native" (the default: the clock, streams and CSRs inside the simulator,
+    sim/native.py) or "cocotb" (cocotbext-axi bus models, sim/driver.py). ``via_uart`` runs the
+    board-level UART top (hw/bridge.py) instead of the bare accelerator, driven through
+    gen/hostlink.py as the pyserial board driver would (cocotb only), ``uart_divisor`` clocks per
+    bit. ``quant = (multiplier, shift)`` (per output channel, or scalars) requantises the
+    outputs and ``relu`` clamps them, in the post-processing unit. ``waves``: "fst" or "vcd"
+    (True means "fst"). ``announce(program, model)`` is called once the layer is planned, before
+    anything slow (the CLI prints its header)."""
+    t0 = time.monotonic()
+    if waves is True:
+        waves = "fst"
+    elif waves is False:
+        waves = None
+    if driver is None:
+        driver = "cocotb" if via_uart else "native"
+    if via_uart and driver != "cocotb":
+        raise AccelgenError("the UART top runs with the cocotb driver only (driver='cocotb')")
+    _check_driver(driver, sim, waves)
+    x, w, bias = framing.check_tensors(spec, layer, x, w, bias)
+    program = plan(spec, layer, bias=bias is not None, requant=quant is not None, relu=relu)
+    if quant is not None:
+        quant = framing.check_quant(spec, layer, *quant)
+    model = estimate(program)
+    if announce is not None:
+        announce(program, model)
+    frames = framing.encode(program, x, w, bias, quant)
+    expected = golden.layer_output(spec, layer, x, w, bias, quant, relu)
     if work_dir is None:
         work_dir = Path(tempfile.mkdtemp(prefix="accelgen-sim-"))
     job_dir = Path(work_dir)
-    total_beats = sum(len(f) for f in frames) // (spec.in_stream_bits // 8)
-    stores = program.count(Op.STORE)
-    out_beats = sum(c.count for c in program.commands if c.op == Op.STORE)
-    # generous watchdog: the model's exact cycles (which assume no stalls), tripled, plus pauses
-    budget = int((model.cycles + total_beats + out_beats) * 3
-                 / max(0.05, (1 - max(in_pause, out_pause)))) + 10_000
-    if via_uart:  # ten bit times per byte each way, plus CSR polls
+
+    if via_uart:
+        vpath, top = verilog_for(spec, via_uart=True, uart_divisor=uart_divisor)
+        out_beats = sum(c.count for c in program.commands if c.op == Op.STORE)
+        budget = cycle_bound(program, frames, in_pause, out_pause)
+        # ten bit times per byte each way, plus CSR polls
         total_bytes = sum(len(f) for f in frames) + out_beats * spec.out_stream_bits // 8
         budget += 30 * uart_divisor * (total_bytes + 64 * len(frames)) + 50 * budget
-    write_job(job_dir, frames, {
-        "n_out": stores, "in_pause": in_pause, "out_pause": out_pause, "seed": seed,
-        "timeout_cycles": budget, "identity": identity(spec), "divisor": uart_divisor,
-        "ops": [int(c.op) for c in program.commands],
-        "store_counts": [c.count for c in program.commands if c.op == Op.STORE],
-        "out_beat_bytes": spec.out_stream_bits // 8,
-    })
-    t_run = time.monotonic()
-    run_job(bdir, top, sim, job_dir, waves=waves,
-            module="sim.cocotb_uart" if via_uart else "sim.cocotb_job")
-    if not via_uart and model.cycles >= 20_000:
-        # simulated cycles per second (of a run long enough to hide the simulator's start-up),
-        # for the next run's expected wall time
-        record_time(rate_key(sim), model.cycles / max(1e-3, time.monotonic() - t_run))
-    outs, counters = load_result(job_dir)
+        bdir = build(vpath, top, sim, waves=waves is not None)
+        write_job(job_dir, frames, {
+            "n_out": program.count(Op.STORE), "in_pause": in_pause, "out_pause": out_pause,
+            "seed": seed, "timeout_cycles": budget, "identity": identity(spec),
+            "divisor": uart_divisor, "ops": [int(c.op) for c in program.commands],
+            "store_counts": [c.count for c in program.commands if c.op == Op.STORE],
+            "out_beat_bytes": spec.out_stream_bits // 8,
+        })
+        run_job(bdir, top, sim, job_dir, waves=waves is not None, module="sim.cocotb_uart")
+        outs, counters = load_result(job_dir)
+    else:
+        vpath, top = verilog_for(spec)
+        if driver == "native":   # build first, so the rate below times the simulation alone
+            native.build(vpath, spec, sim, top=top, waves=waves)
+        else:
+            build(vpath, top, sim, waves=waves is not None)
+        t_run = time.monotonic()
+        (run,) = simulate_programs(spec, [(program, frames)], sim=sim, driver=driver,
+                                   work_dir=job_dir, in_pause=in_pause, out_pause=out_pause,
+                                   seed=seed, waves=waves)
+        outs, counters = run.outputs, run.counters
+        if model.cycles >= 20_000:
+            # simulated cycles per second (of a run long enough to hide the simulator's
+            # start-up), for the next run's expected wall time
+            record_time(rate_key(sim, driver),
+                        model.cycles / max(1e-3, time.monotonic() - t_run))
     y = framing.decode(program, outs)
     if counters.get("error"):
         raise AccelgenError(f"the hardware flagged a command error (status.error); see "
@@ -210,4 +318,4 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
     return SimResult(spec=spec, layer=layer, sim=sim, output=y, expected=expected,
                      counters=counters, verilog=vpath, job_dir=job_dir,
                      program_summary=program.summary(), wall_seconds=time.monotonic() - t0,
-                     model=model)
+                     model=model, driver=driver)

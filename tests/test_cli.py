@@ -364,7 +364,7 @@ def test_relative_work_dir(spec_file, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["simulate", str(spec_file), "--layer", "C=2,H=4,W=4,K=2,R=3,S=3",
                  "--work-dir", "rel/job"]) == 0
-    assert (tmp_path / "rel" / "job" / "result.json").exists()
+    assert (tmp_path / "rel" / "job" / "result.txt").exists()     # the native driver's results
 
 
 def test_unsigned_activations_are_labelled_uint(tmp_path, capsys):

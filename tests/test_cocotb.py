@@ -1,4 +1,5 @@
-"""RTL (Icarus and Verilator, through cocotb and cocotbext-axi) against the golden model."""
+"""RTL (Icarus and Verilator; the native driver by default, cocotb + cocotbext-axi where named)
+against the golden model."""
 
 import numpy as np
 import pytest
@@ -44,11 +45,12 @@ CASES = {
 
 
 def _run(spec_kw, layer, sim, tmp_path, *, bias=False, extreme=None, pause=0.0, seed=0,
-         quant=None, relu=False):
+         quant=None, relu=False, driver="native"):
     spec = make_spec(**spec_kw)
     x, w, b = random_tensors(spec, layer, seed, bias=bias, extreme=extreme)
     res = simulate_layer(spec, layer, x, w, b, sim=sim, work_dir=tmp_path, in_pause=pause,
-                         out_pause=pause, seed=seed, quant=quant, relu=relu)
+                         out_pause=pause, seed=seed, quant=quant, relu=relu, driver=driver)
+    assert res.driver == driver
     assert res.match, res.summary()["first_mismatch"]
     c = res.counters
     assert c["error"] == 0
@@ -74,6 +76,13 @@ def _run(spec_kw, layer, sim, tmp_path, *, bias=False, extreme=None, pause=0.0, 
 def test_icarus(case, tmp_path):
     spec_kw, layer, opts = CASES[case]
     _run(spec_kw, layer, "icarus", tmp_path, **opts)
+
+
+@pytest.mark.parametrize("case", ["ragged", "backpressure"])
+def test_icarus_cocotb_driver(case, tmp_path):
+    """The cocotbext-axi bus models (AXI protocol checks, Python-driven backpressure)."""
+    spec_kw, layer, opts = CASES[case]
+    _run(spec_kw, layer, "icarus", tmp_path, driver="cocotb", **opts)
 
 
 def test_icarus_accumulator_wraps(tmp_path):

@@ -106,10 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--relu", action="store_true", help="clamp negative outputs to zero")
     s.add_argument("--sim", default="icarus", choices=["icarus", "verilator"],
                    help="the simulator")
+    s.add_argument("--driver", default="native", choices=["native", "cocotb"],
+                   help="native: clock, streams and CSRs inside the simulator (fast); cocotb: "
+                        "cocotbext-axi bus models driven from Python (protocol checks)")
     s.add_argument("--backpressure", type=probability, default=0.0,
-                   help="probability of a stall cycle on each AXI stream")
+                   help="probability of a pause cycle on each AXI stream (seeded by --seed)")
     s.add_argument("--output", help="write the output tensor (NKPQ) to this .npy file")
-    s.add_argument("--waves", action="store_true", help="record waveforms in the work directory")
+    s.add_argument("--waves", nargs="?", const="fst", choices=["fst", "vcd"],
+                   help="record waveforms in the work directory (FST unless 'vcd' is given)")
     s.add_argument("--save-tensors", metavar="DIR",
                    help="write the layer's tensors (input, weights, bias, expected output) as "
                         ".npy files in DIR, to rerun them with --input/--weights/--bias")

@@ -141,11 +141,12 @@ def cmd_simulate(args) -> int:
         """The header, before the slow part: what runs, and what the model expects of it."""
         if args.json:
             return
-        print(f"accelgen simulate: {spec.name} ({spec.label}) on {args.sim}")
+        print(f"accelgen simulate: {spec.name} ({spec.label}) on {args.sim}, {args.driver} "
+              f"driver")
         print(f"  layer        {layer.describe()}")
         print(f"  program      {len(program.commands)} commands, output tiles "
               f"{program.tile_p}x{program.tile_q}")
-        rate = last_time(rate_key(args.sim))
+        rate = last_time(rate_key(args.sim, args.driver))
         guess = (f"; about {_duration(model.cycles / rate)} of simulation at the last run's "
                  f"{rate:,.0f} cycles/s" if rate else "")
         print(f"  expected     {model.cycles:,} cycles by the model{guess}", flush=True)
@@ -154,7 +155,8 @@ def cmd_simulate(args) -> int:
                   "much faster than Icarus once built" if args.sim == "icarus" else
                   "  note         a long run", flush=True)
 
-    res = simulate_layer(spec, layer, x, w, b, sim=args.sim, work_dir=args.work_dir,
+    res = simulate_layer(spec, layer, x, w, b, sim=args.sim, driver=args.driver,
+                         work_dir=args.work_dir,
                          in_pause=args.backpressure, out_pause=args.backpressure,
                          seed=args.seed, waves=args.waves, quant=quant, relu=args.relu,
                          announce=announce)

