@@ -347,7 +347,7 @@ def build(verilog: Path, spec, sim: str, *, top: str | None = None,
             bdir.mkdir(parents=True)
             (bdir / f"{top}.v").write_text(text)
             (bdir / "accelgen_tb.v").write_text(tb)
-            with step(f"building {top} for {sim}, native harness (cached afterwards in "
+            with step(f"building {top} for {sim} (native harness; cached afterwards in "
                       f"{cache_dir()})", key=f"build {sim} {top} native"):
                 _compile(bdir, top, sim, waves)
             (bdir / "accelgen.stamp").write_text(sha + "\n")

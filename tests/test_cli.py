@@ -177,8 +177,8 @@ def test_save_tensors_rerun_bit_exact(spec_file, tmp_path, capsys, monkeypatch):
     layer = "C=3,H=5,W=5,K=2,R=3,S=3,stride=2,pad=1"
     # the header (with the model's cycles) comes before the simulation runs
     seen = []
-    real = sim.flow.run_job
-    monkeypatch.setattr(sim.flow, "run_job",
+    real = sim.flow.simulate_programs
+    monkeypatch.setattr(sim.flow, "simulate_programs",
                         lambda *a, **k: (seen.append(capsys.readouterr().out), real(*a, **k))[1])
     assert main(["simulate", str(spec_file), "--layer", layer, "--random-bias", "--seed", "5",
                  "--save-tensors", str(d)]) == 0
@@ -526,7 +526,7 @@ def test_first_build_shows_progress(spec_file, tmp_path, capsys, monkeypatch):
     assert main(["simulate", str(spec_file), "--layer", "C=2,H=3,W=3,K=2"]) == 0
     err = capsys.readouterr().err
     assert "accelgen: generating the cli_ws Verilog ..." in err
-    assert "accelgen: building cli_ws for icarus (cached afterwards in" in err
+    assert "accelgen: building cli_ws for icarus (native harness; cached afterwards in" in err
     assert "accelgen: building cli_ws for icarus done in" in err
     assert main(["simulate", str(spec_file), "--layer", "C=2,H=3,W=3,K=2"]) == 0
     assert "building" not in capsys.readouterr().err       # cached: nothing to say
