@@ -1,13 +1,13 @@
 """A whole network with its conv and fully-connected layers on the generated RTL (or the ISA model).
 
-The graph runs node by node as in sim/netgolden.py; each node gen/network/placement.py puts on
-the accelerator is lowered (gen/network/lower.py) for its actual input and run on the RTL through
-sim/flow.py (plan -> frames -> Verilog -> cocotb -> output, with the cycle counters), or on the ISA
-reference machine (``backend="isa"``: no timing, seconds instead of minutes). The layer's int32
-accumulators are checked against the numpy reference's for the same input, then requantised on
-the host (sim/netgolden.py's fp32 steps, onnxruntime's arithmetic); every other node runs on the
-host in exact numpy. The chain is the reference run: each layer takes the previous layer's
-output as the hardware produced it.
+The graph runs node by node as in sim/netgolden.py; each node gen/network/placement.py puts on the
+accelerator is lowered (gen/network/lower.py) for its actual input and run on the RTL through
+sim/flow.py (plan -> frames -> Verilog -> simulator -> output, with the cycle counters; the native
+driver by default), or on the ISA reference machine (``backend="isa"``: no timing, seconds instead
+of minutes). The layer's int32 accumulators are checked against the numpy reference's for the same
+input, then requantised on the host (sim/netgolden.py's fp32 steps, onnxruntime's arithmetic);
+every other node runs on the host in exact numpy. The chain is the reference run: each layer takes
+the previous layer's output as the hardware produced it.
 """
 
 from __future__ import annotations
@@ -86,11 +86,12 @@ def _job_name(i: int, node: str) -> str:
 
 
 def run(spec, graph: Graph, inputs, steps: list[Step], *, backend: str = "rtl",
-        sim: str = "icarus", work_dir: Path | None = None, on_start=None, on_done=None):
+        sim: str = "icarus", driver: str = "native", work_dir: Path | None = None,
+        on_start=None, on_done=None):
     """Run ``graph`` on ``inputs`` with the accelerator nodes of ``steps`` (gen.network.placement
-    .place) on ``backend``. ``on_start(step, index)`` and ``on_done(step, LayerResult)`` report
-    progress. ``work_dir`` keeps each layer's simulation job (default: a temporary folder,
-    removed)."""
+    .place) on ``backend`` (the RTL on ``sim`` with ``driver``, sim/flow.py).
+    ``on_start(step, index)`` and ``on_done(step, LayerResult)`` report progress.
+    ``work_dir`` keeps each layer's simulation job (default: a temporary folder, removed)."""
     if backend not in ("rtl", "isa"):
         raise ValueError(backend)
     by_node = {s.node.name: s for s in steps}
@@ -114,7 +115,8 @@ def run(spec, graph: Graph, inputs, steps: list[Step], *, backend: str = "rtl",
             from .flow import simulate_layer
             job = Path(work_dir) / _job_name(i, node.name)
             job.mkdir(parents=True, exist_ok=True)
-            res = simulate_layer(spec, hw.layer, hw.x, hw.w, hw.bias, sim=sim, work_dir=job)
+            res = simulate_layer(spec, hw.layer, hw.x, hw.w, hw.bias, sim=sim, driver=driver,
+                                 work_dir=job)
             acc = low.finish(hw, res.output)
             cycles, counters = res.cycles, res.counters
         else:

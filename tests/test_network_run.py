@@ -170,6 +170,7 @@ def test_tiny_network_on_icarus(tmp_path, capsys):
     rtl = [n for n in s["nodes"] if n["where"] == "RTL"]
     assert len(rtl) == 2 and all(n["cycles"] == n["model_cycles"] for n in rtl)
     assert s["cycles_equal"] and s["cycles"] == s["model_cycles"] > 0
+    assert s["sim"] == "icarus" and s["driver"] == "native"
 
 
 def test_bad_inputs_one_line_nothing_written(digits_data, tmp_path, capsys):

@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "outputs), dtype and shape as onnxruntime returns it")
     r.add_argument("--sim", choices=["icarus", "verilator"],
                    help="the simulator (default: icarus)")
+    r.add_argument("--driver", choices=["native", "cocotb"],
+                   help="native: clock, streams and CSRs inside the simulator (fast, the "
+                        "default); cocotb: cocotbext-axi bus models driven from Python")
     r.add_argument("--isa", action="store_true",
                    help="run the conv/FC layers on the ISA reference model instead of the RTL "
                         "(fast, no cycle counts)")

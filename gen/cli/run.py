@@ -169,9 +169,9 @@ def cmd_run(args) -> int:
     from ..spec import load_spec
 
     t_start = time.monotonic()
-    if args.isa and args.sim:
+    if args.isa and (args.sim or args.driver):
         raise AccelgenError("--isa runs the layers on the ISA model, not a simulator; give "
-                            "--isa or --sim, not both")
+                            "--isa or --sim/--driver, not both")
     sim = args.sim or "icarus"
     backend = "isa" if args.isa else "rtl"
     where = "ISA" if args.isa else "RTL"
@@ -191,7 +191,8 @@ def cmd_run(args) -> int:
     accel = [s for s in steps if s.on_accelerator]
     model_total = sum(s.model.cycles for s in accel)
     if not args.json:
-        label = f"{where} on {sim}" if backend == "rtl" else "ISA model (no timing)"
+        label = (f"{where} on {sim} ({args.driver or 'native'} driver)" if backend == "rtl"
+                 else "ISA model (no timing)")
         print(f"accelgen run: {graph.name} ({what}) on {spec.name} ({spec.label}), {label}")
         print(f"  input        {in_name} {tuple(x.shape)} float32, batch {x.shape[0]}")
         print(f"  nodes        {len(steps)}: {len(accel)} conv/FC layers on the accelerator "
@@ -212,7 +213,8 @@ def cmd_run(args) -> int:
 
     with Items(len(accel), "layers", quiet=args.json) as p:
         net = netrun.run(spec, graph, inputs, steps, backend=backend, sim=sim,
-                         work_dir=args.work_dir, on_start=started, on_done=finished)
+                         driver=args.driver or "native", work_dir=args.work_dir,
+                         on_start=started, on_done=finished)
     outputs = netrun.model_outputs(proto, graph, net.env)
     check = _check(proto, graph, inputs, net.env, outputs) if args.check else None
     if output is not None:
@@ -240,6 +242,7 @@ def cmd_run(args) -> int:
         summary = {
             "model": str(args.model), "graph": graph.name, "spec": spec.name,
             "backend": backend, "sim": sim if backend == "rtl" else None,
+            "driver": (args.driver or "native") if backend == "rtl" else None,
             "input": {"name": in_name, "shape": list(x.shape), "dtype": "float32"},
             "outputs": [{"name": k, "shape": list(v.shape), "dtype": str(v.dtype)}
                         for k, v in outputs.items()],
