@@ -99,11 +99,12 @@ class Items:
             self.task = self.bar.add_task(self.what, total=self.total)
         return self
 
-    def start(self, text: str) -> None:
+    def start(self, text: str, short: str | None = None) -> None:
+        """An item begins: ``text`` on a line, or ``short`` (default ``text``) beside the bar."""
         if self.quiet:
             return
         if self.bar is not None:
-            self.bar.update(self.task, description=text)
+            self.bar.update(self.task, description=short or text)
         else:
             say(f"[{self.n + 1}/{self.total}] {text} ...")
 

@@ -200,8 +200,8 @@ def cmd_run(args) -> int:
               f"requantisation on the host", flush=True)
 
     def started(step, i):
-        p.start(f"{step.hw.layer.describe()} on {where}, model "
-                f"{step.model.cycles:,} cycles")
+        p.start(f"{step.hw.layer.describe()} on {where}, model {step.model.cycles:,} cycles",
+                f"{step.node.name} on {where} (model {step.model.cycles:,} cycles)")
 
     def finished(step, r):
         cyc = (f"{r.cycles:,} cycles (model {r.model_cycles:,}"
