@@ -139,7 +139,7 @@ def test_check_names_the_node_onnxruntime_disagrees_with(digits_data, monkeypatc
     assert first["ours"] == first["ort"] ^ 1
 
 
-def _tiny_model(tmp_path, act="uint8"):
+def _tiny_model(tmp_path, act="uint8", fmt="qdq"):
     b = NetBuilder("tiny", (2, 3, 6, 5), seed=3)
     x = b.relu(b.conv(b.input, 5, 3, 1, pads=(1, 0, 1, 2)))
     x = b.maxpool(x, 2)
@@ -147,7 +147,7 @@ def _tiny_model(tmp_path, act="uint8"):
     m = b.model(x)
     rng = np.random.default_rng(0)
     qm = quantize(m, [rng.normal(size=(2, 3, 6, 5)).astype(np.float32) for _ in range(3)],
-                  activations=act, per_channel=True)
+                  activations=act, per_channel=True, fmt=fmt)
     path = tmp_path / "tiny.onnx"
     path.write_bytes(qm.SerializeToString())
     xin = rng.normal(size=(2, 3, 6, 5)).astype(np.float32)
@@ -171,6 +171,22 @@ def test_tiny_network_on_icarus(tmp_path, capsys):
     assert len(rtl) == 2 and all(n["cycles"] == n["model_cycles"] for n in rtl)
     assert s["cycles_equal"] and s["cycles"] == s["model_cycles"] > 0
     assert s["sim"] == "icarus" and s["driver"] == "native"
+
+
+@pytest.mark.parametrize("fmt,act", [("qoperator", "uint8"), ("qdq", "int8")])
+def test_tiny_network_formats_on_isa(tmp_path, capsys, fmt, act):
+    """QOperator and int8 QDQ models (per-channel weights, asymmetric pads, a batch of 2) on
+    the ISA model: written output equal to onnxruntime's."""
+    model, x = _tiny_model(tmp_path, act, fmt)
+    out = tmp_path / "y.npy"
+    rc = main(["run", "ws_8x8", str(model), "--input", str(tmp_path / "x.npy"), "--isa",
+               "--check", "--output", str(out), "--json"])
+    s = json.loads(capsys.readouterr().out)
+    assert rc == 0 and s["check"]["equal"], s["check"]
+    want = _ort(str(model), x)
+    got = np.load(out)
+    assert got.dtype == want.dtype and got.shape == want.shape == (2, 4)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_bad_inputs_one_line_nothing_written(digits_data, tmp_path, capsys):
