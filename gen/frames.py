@@ -14,7 +14,7 @@ from .errors import AccelgenError
 from .isa import HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Op, encode_header
 from .layer import ConvLayer
 from .spec import Spec
-from .tiler import Program, engine_facts, rs_geometry, rs_passes
+from .program import Program
 
 __all__ = ["pack_lanes", "unpack_lanes", "encode", "decode", "check_tensors", "check_quant"]
 
@@ -147,12 +147,12 @@ def encode(program: Program, x, w, bias=None, quant=None) -> list[bytes]:
         if quant is None:
             raise AccelgenError("the program requantises but no multiplier/shift was given")
         mult, shift = check_quant(spec, layer, *quant)
-    rows, cols = spec.rows, spec.cols
+    rows = spec.rows
     beat = spec.in_stream_bits // 8
     pad = layer.pad
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     Cg, Kg = layer.Cg, layer.Kg
-    kt_size, c_tile = program.k_tile, engine_facts(spec, layer).c_tile
+    kt_size, c_tile = program.k_tile, spec.flow.facts(spec, layer).c_tile
     frames = []
     for cmd in program.commands:
         payload = b""
@@ -168,27 +168,8 @@ def encode(program: Program, x, w, bias=None, quant=None) -> list[bytes]:
             ks = slice(cmd.g * Kg + cmd.k0, cmd.g * Kg + min(cmd.k0 + kt_size, Kg))
             cs = slice(cmd.c0, min(cmd.c0 + c_tile, Cg))
             src = w[ks, cs].transpose(2, 3, 1, 0)  # R, S, c, k
-            if spec.engine == "rs":   # per pass: word (k, s), lane i = PE row i's filter row
-                geom = rs_geometry(spec, layer)
-                kn, cn = ks.stop - ks.start, cs.stop - cs.start
-                parts = []
-                for lane, r0, rn, s0, sn in rs_passes(geom, cn):
-                    blk = np.zeros((kn, sn, rows), dtype=np.int64)
-                    for i in range(min(rows, geom.c_rep * rn)):
-                        c = lane + i // rn
-                        if c < cn:
-                            blk[:, :, i] = src[r0 + i % rn, s0:s0 + sn, c, :].T
-                    parts.append(blk.reshape(-1, rows))
-                blk, lanes = np.concatenate(parts), rows
-            elif spec.engine == "is":   # word (r, s, k): lane c
-                kn = ks.stop - ks.start
-                blk = np.zeros((layer.R, layer.S, kn, rows), dtype=np.int64)
-                blk[:, :, :, :src.shape[2]] = src.transpose(0, 1, 3, 2)
-                lanes = rows
-            else:                     # ws/os: word (r, s, c), lane k; nlr: word (r, s), lane c*cols+k
-                blk = np.zeros((layer.R, layer.S, rows, cols), dtype=np.int64)
-                blk[:, :, :src.shape[2], :src.shape[3]] = src
-                lanes = rows * cols if spec.engine == "nlr" else cols
+            blk, lanes = spec.flow.weight_block(spec, layer, src, ks.stop - ks.start,
+                                                cs.stop - cs.start)
             payload = pack_lanes(blk.reshape(-1, lanes), spec.weight_bits, beat)
         elif cmd.op in (Op.LOAD_QUANT, Op.LOAD_BIAS):
             # one beat per output channel: per lane (lane 0 first), or per word (input-stationary)
@@ -221,16 +202,7 @@ def decode(program: Program, out_frames: list[bytes]) -> np.ndarray:
                 f"an output frame has {len(data)} bytes, expected {cmd.count * beat}")
         lane_bits = spec.out_bits if cmd.header.get("requant") else spec.acc_bits
         vals = unpack_lanes(data, lane_bits, spec.cols, beat, signed=True)
-        if spec.engine == "rs":     # word = channel; lane j = output row j of the block
-            kn = cmd.count
-            tile = vals[:, :cmd.hn].reshape(kn, cmd.hn, cmd.wn)
-        elif spec.per_word_channels:  # word = channel; lane j = pixel npix-1-j of the block
-            npix = cmd.hn * cmd.wn
-            kn = cmd.count
-            tile = vals[:, npix - 1::-1][:, :npix].reshape(kn, cmd.hn, cmd.wn)
-        else:                       # word = pixel; lane = channel
-            kn = min(spec.cols, Kg - cmd.k0)
-            tile = vals[:, :kn].reshape(cmd.hn, cmd.wn, kn).transpose(2, 0, 1)
+        tile, kn = spec.flow.store_tile(spec, cmd, vals, Kg)
         k = cmd.g * Kg + cmd.k0
         y[cmd.n, k:k + kn, cmd.h0:cmd.h0 + cmd.hn, cmd.w0:cmd.w0 + cmd.wn] = tile
     return y

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Op", "HEADER_WORDS", "HEADER_FIELDS", "CSRS", "COUNTERS", "PE_COUNTERS", "PER_PE_CYCLE",
+__all__ = ["Op", "HEADER_WORDS", "HEADER_FIELDS", "CSRS", "COUNTERS", "PE_COUNTERS",
            "CSR_ADDR_BITS", "ACCEL_ID",
            "encode_header", "decode_header", "field_max", "identity", "csr_offset"]
 
@@ -136,7 +136,7 @@ CSRS: list[tuple[str, int, str, str]] = [
     ("in_stall_hi",   0x3C, "ro", ""),
     ("out_stall_lo",  0x40, "ro", "cycles a STORE waited for the output stream's ready"),
     ("out_stall_hi",  0x44, "ro", ""),
-    ("dataflow",      0x48, "ro", "engine: 0 ws, 1 is, 2 os, 3 nlr, 4 rs (gen/mapping.py ENGINES "
+    ("dataflow",      0x48, "ro", "engine: 0 ws, 1 is, 2 os, 3 nlr, 4 rs (gen/engines/ Engine "
                                   "order)"),
 ]
 
@@ -163,14 +163,6 @@ _PE_COUNTERS = {
 #: PE-level counter -> the energy level it counts (gen/model.py ENERGY_LEVELS)
 PE_COUNTERS = {"pe_macs": "mac", "rf_accesses": "rf", "array_moves": "array"}
 
-#: per issued PE-cycle: (register-file/spad accesses, PE-to-PE transfers), from the PEs' datapaths
-#: in hw/pe.py: ws/is read the held operand (1) and receive the moving operand and the partial sum
-#: from neighbours (2); os reads and writes its accumulator (2) and receives both operands (2);
-#: nlr holds nothing and passes each product into the adder tree (1); rs reads its filter and
-#: ifmap spads and reads and writes its psum spad (4), the psum row leaving once per filter row
-#: (counted per COMPUTE in gen/model.py)
-PER_PE_CYCLE = {"ws": (1, 2), "is": (1, 2), "os": (2, 2), "nlr": (0, 1), "rs": (4, 0)}
-
 for _k, (_name, _text) in enumerate({**_BUFFER_COUNTERS, **_PE_COUNTERS}.items()):
     CSRS += [(f"{_name}_lo", 0x4C + 8 * _k, "ro", _text), (f"{_name}_hi", 0x50 + 8 * _k, "ro", "")]
 
@@ -190,12 +182,17 @@ def identity(spec) -> dict[str, int]:
         "input_depth": spec.input_depth,
         "weight_depth": spec.weight_depth,
         "output_depth": spec.output_depth,
-        "dataflow": ENGINE_CODES[spec.engine],
+        "dataflow": spec.engine.code,
     }
 
 
-#: engine -> the dataflow CSR's value
-ENGINE_CODES = {"ws": 0, "is": 1, "os": 2, "nlr": 3, "rs": 4}
+def __getattr__(name: str):
+    # transitional: hw/controller.py still reads PER_PE_CYCLE here; the figures live with each
+    # engine (gen/engines/, Dataflow.per_pe_cycle)
+    if name == "PER_PE_CYCLE":
+        from .engines import ENGINES
+        return {e: d.per_pe_cycle for e, d in ENGINES.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def csr_offset(name: str) -> int:

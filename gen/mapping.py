@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from .engines import ENGINES, Engine
 from .errors import AccelgenError
 
-__all__ = ["DIMS", "Mapping", "PRESETS", "ENGINES", "validate", "mapping_from_dict"]
+__all__ = ["DIMS", "Mapping", "PRESETS", "validate", "mapping_from_dict"]
 
 DIMS = ("N", "K", "C", "P", "Q", "R", "S")
 REDUCTION = frozenset("CRS")
@@ -42,23 +43,8 @@ INDEXED = {
 OPERANDS = ("input", "weight", "output")
 MOVES = ("stationary", "forward", "multicast", "unicast")
 PSUMS = ("forward", "tree", "in_place")
-STATIONARY = ("weight", "input", "output", "row", "none")
-
-#: engine -> one-line description (what hw/ builds for it)
-ENGINES = {
-    "ws": "weight-stationary systolic array: weights preloaded down the columns, inputs forwarded "
-          "right, partial sums forwarded down",
-    "is": "input-stationary systolic array: input pixels preloaded along the rows, weights "
-          "forwarded right, partial sums forwarded down",
-    "os": "output-stationary systolic array: inputs forwarded right, weights forwarded down, "
-          "each PE accumulating its own output in place, drained down the columns",
-    "nlr": "no local reuse: every PE takes a fresh weight from the buffer each cycle, inputs "
-           "multicast along the rows, an adder tree reduces each column",
-    "rs": "row-stationary (Eyeriss): every PE runs 1-D row convolutions from its filter, ifmap and "
-          "psum scratchpads; filter rows multicast along the rows, ifmap rows multicast "
-          "diagonally, psum rows summed down the columns",
-}
-
+#: what a mapping may hold stationary: one per engine
+STATIONARY = tuple(d.stationary for d in ENGINES.values())
 
 @dataclasses.dataclass(frozen=True)
 class Mapping:
@@ -94,21 +80,8 @@ class Mapping:
                 f"psum={self.psum}")
 
 
-PRESETS: dict[str, Mapping] = {
-    "ws": Mapping(rows=("C",), cols=("K",), stationary="weight", input="forward",
-                  weight="stationary", psum="forward"),
-    "is": Mapping(rows=("C",), cols=("P", "Q"), stationary="input", input="stationary",
-                  weight="forward", psum="forward"),
-    "os": Mapping(rows=("P", "Q"), cols=("K",), stationary="output", input="forward",
-                  weight="forward", psum="in_place"),
-    "nlr": Mapping(rows=("C",), cols=("K",), stationary="none", input="multicast",
-                   weight="unicast", psum="tree"),
-    # array row i: filter row r of channel c (R × P logical PE sets replicated down the rows over
-    # C); column j: output row p. Inputs are indexed by P and R (row p*U + r*D), so an ifmap row
-    # is shared along a diagonal of the array: "multicast" here is the tag-matched diagonal bus
-    "rs": Mapping(rows=("C", "R"), cols=("P",), stationary="row", input="multicast",
-                  weight="multicast", psum="forward"),
-}
+#: engine -> the mapping it is built for (a spec's ``dataflow = "<engine>"``), from gen/engines/
+PRESETS: dict[Engine, Mapping] = {e: Mapping(**d.preset) for e, d in ENGINES.items()}
 
 
 def _dims(value, where: str) -> tuple[str, ...]:
@@ -152,8 +125,8 @@ def mapping_from_dict(d: dict, source: str = "spec") -> Mapping:
                    psum=d["psum"])
 
 
-def validate(m: Mapping, source: str = "spec") -> str:
-    """Check ``m`` and return the hardware engine that implements it (a key of :data:`ENGINES`).
+def validate(m: Mapping, source: str = "spec") -> Engine:
+    """Check ``m`` and return the hardware engine that implements it (gen/engines/).
 
     The checks go from the laws of the loop nest (true of any hardware) to what this generator
     builds; each failure says what is wrong and what would work."""
@@ -230,34 +203,10 @@ def validate(m: Mapping, source: str = "spec") -> str:
         raise AccelgenError(f"{where}: batch N on the array is not supported (images run one "
                             f"after another); unroll K, C, P or Q instead")
     # -- engines ---------------------------------------------------------------------------
-    pix = set("PQ")
-    if m.stationary == "weight":
-        if m.rows == ("C",) and m.cols == ("K",) and m.input == "forward" and m.psum == "forward":
-            return "ws"
-        hint = "rows = [\"C\"], cols = [\"K\"], input = \"forward\", psum = \"forward\""
-    elif m.stationary == "input":
-        if (m.rows == ("C",) and set(m.cols) <= pix and m.weight == "forward"
-                and m.psum == "forward"):
-            return "is"
-        hint = ("rows = [\"C\"], cols from [\"P\", \"Q\"], weight = \"forward\", "
-                "psum = \"forward\"")
-    elif m.stationary == "row":
-        if (m.rows in (("C", "R"), ("R",)) and m.cols == ("P",) and m.input == "multicast"
-                and m.weight == "multicast" and m.psum == "forward"):
-            return "rs"
-        hint = ("rows = [\"C\", \"R\"] or [\"R\"], cols = [\"P\"], input and weight "
-                "\"multicast\", psum = \"forward\"")
-    elif m.stationary == "output":
-        if (set(m.rows) <= pix and m.cols == ("K",) and m.input == "forward"
-                and m.weight == "forward"):
-            return "os"
-        hint = "rows from [\"P\", \"Q\"], cols = [\"K\"], input and weight \"forward\""
-    else:
-        if (m.rows == ("C",) and m.cols == ("K",) and m.input == "multicast"
-                and m.weight == "unicast" and m.psum == "tree"):
-            return "nlr"
-        hint = ("rows = [\"C\"], cols = [\"K\"], input = \"multicast\", weight = \"unicast\", "
-                "psum = \"tree\"")
+    flow = next(d for d in ENGINES.values() if d.stationary == m.stationary)
+    if flow.accepts(m):
+        return flow.engine
+    hint = flow.hint
     raise AccelgenError(
         f"{where}: {m.describe()} is a legal mapping but no engine here builds it; with "
         f"stationary = \"{m.stationary}\" this generator builds {hint}")

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .isa import COUNTERS, HEADER_WORDS, PE_COUNTERS, PER_PE_CYCLE, Op
+from .isa import COUNTERS, HEADER_WORDS, PE_COUNTERS, Op
 from .tiler import Program
 
 __all__ = ["Estimate", "estimate", "BUFFER_COUNTERS", "energy", "ENERGY_LEVELS"]
@@ -100,11 +100,12 @@ def estimate(program: Program) -> Estimate:
     fe = qfree = xr = xf = 0
     tl = pl = -1
     written = [0]      # per COMPUTE: the cycle its last output word's write is seen (n_out)
-    wlag = 2 if spec.engine == "os" else 3    # ... before xf: the drain's last cycles
-    gap = 2 * spec.rows + spec.cols + RL + 1     # ws: a tap lasts at least this (weights load)
+    flow = spec.flow
+    wlag = flow.drain_lag          # ... before xf: the drain's last cycles
+    if flow.chains:
+        lead, gap = flow.lead(spec), flow.tap_gap(spec)  # a tap lasts at least gap (weights load)
     acc = dict.fromkeys(BUFFER_COUNTERS, 0)
     extra_rf = extra_array = 0     # fills and drains not proportional to issued cycles
-    eng = spec.engine
     for cmd in program.commands:
         h = cmd.header
         d = fe + HEADER_WORDS          # the dispatch cycle
@@ -122,43 +123,14 @@ def estimate(program: Program) -> Estimate:
             elif cmd.op == Op.LOAD_WEIGHT:
                 acc["wbuf_writes"] += h["count"]
         elif cmd.op == Op.COMPUTE:
-            cycles = 0
             taps = h["r"] * h["s"]
             pixels = h["p"] * h["q"]
-            # (input words read, weight words read, output words accumulated: one read and one
-            # write each)
-            if eng == "ws":   # double-buffered weights: taps back to back, one drain
-                cycles += spec.rows + 1 + (taps - 1) * max(pixels, gap) + pixels + L + RL + 3
-                busy += taps * pixels
-                words = (taps * pixels, taps * spec.rows, taps * pixels)
-                extra_array += taps * spec.rows * spec.rows * spec.cols   # weight preload shifts
-            elif eng == "nlr":
-                cycles += taps * (pixels + L + RL + 3)
-                busy += taps * pixels
-                words = (taps * pixels, taps * pixels, taps * pixels)
-            elif eng == "rs":
-                steps = h["q"] * h["s"] * h["count"]
-                fwords = 0 if h["keep"] else h["count"] * h["s"]
-                ffill = fwords and max(fwords, spec.rs_setup_cycles)
-                cycles += ffill + h["fill_h"] * h["fill_w"] + steps + L + RL + 3
-                busy += steps
-                words = (h["fill_h"] * h["fill_w"], fwords, h["q"] * h["count"])
-                pes = spec.rows * spec.cols     # fills write every PE's spads over the buses;
-                fills = pes * (fwords + h["fill_w"])   # psum rows move down once per output
-                extra_rf += fills
-                extra_array += fills + pes * h["q"] * h["count"]
-            elif eng == "is":
-                cycles += taps * (pixels + h["count"] + L + RL + 3)
-                busy += taps * h["count"]
-                words = (taps * pixels, taps * h["count"], taps * h["count"])
-                extra_array += taps * pixels * spec.rows * spec.cols      # pixel preload shifts
-            else:
-                cycles += taps * (pixels + spec.rows) + L + spec.rows + RL + 2
-                busy += taps * spec.rows
-                words = (taps * pixels, taps * spec.rows, h["count"])
-                extra_array += spec.rows * spec.rows * spec.cols              # drain shifts
-            if taps and pixels and (h["count"] or eng not in ("is", "rs")):
-                if eng == "ws" and d + 1 <= tl:
+            cost = flow.cost(spec, h)
+            busy += cost.busy
+            extra_rf += cost.extra_rf
+            extra_array += cost.extra_array
+            if taps and pixels and (h["count"] or not flow.needs_count):
+                if flow.chains and d + 1 <= tl:
                     # queued before the running COMPUTE's last tap began: its first tap follows
                     # that tap as a tap follows a tap (its weights load behind it)
                     qfree = tl + pl + 1       # (taken in CHAIN, the cycle after its last)
@@ -169,23 +141,23 @@ def estimate(program: Program) -> Estimate:
                 else:          # XIDLE takes it from the queue; the first state follows
                     start = max(d + 1, xr) + 1
                     qfree = start
-                    xf = start + cycles
-                    if eng == "ws":
-                        tl = start + spec.rows + 1 + (taps - 1) * max(pixels, gap)
+                    xf = start + cost.cycles
+                    if flow.chains:
+                        tl = start + lead + (taps - 1) * max(pixels, gap)
                         xr = tl + pixels
                     else:
                         xr = xf
                 pl = pixels
                 written.append(xf - wlag)
-            acc["ibuf_reads"] += words[0]
-            acc["wbuf_reads"] += words[1]
-            acc["obuf_reads"] += words[2]
-            acc["obuf_writes"] += words[2]
+            acc["ibuf_reads"] += cost.words[0]
+            acc["wbuf_reads"] += cost.words[1]
+            acc["obuf_reads"] += cost.words[2]
+            acc["obuf_writes"] += cost.words[2]
         elif cmd.op == Op.STORE:
             if h["count"]:
                 fe += h["count"] + RL + spec.postproc_latency + 3
             acc["obuf_reads"] += h["count"]
-    rf, arr = PER_PE_CYCLE[eng]
+    rf, arr = flow.per_pe_cycle
     pe_cycles = busy * spec.rows * spec.cols
     dram = sum(c.count * _lanes(spec, c.op) for c in program.commands
                if c.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.STORE))

@@ -1,8 +1,10 @@
 """``accelgen show``: draw the PE array and its interconnect for a spec's dataflow (PNG or SVG).
 
-The picture is drawn from a small description per engine (:data:`PICTURES`): which operand stays in
-the PEs, which move right or down from PE to PE, which are multicast or unicast, and what enters at
-each edge; the title gives the spec's mapping (its row and column dims).
+The picture is drawn from a small description each engine gives (``picture`` in its module of
+gen/engines/): which operand stays in the PEs (``pe``), which move right or down from PE to PE
+(``right``, ``down``; ``name:bus`` = multicast along the row), which are multicast diagonally or
+unicast, what enters at each edge (``left``, ``top``, ``bottom``) and a legend; the title gives the
+spec's mapping (its row and column dims).
 """
 
 from __future__ import annotations
@@ -12,59 +14,7 @@ from pathlib import Path
 from .errors import AccelgenError
 from .spec import Spec
 
-__all__ = ["PICTURES", "draw"]
-
-#: engine -> what the picture shows: the PE's resident operand, the operands passed PE to PE to
-#: the right and down (``bus`` = multicast along the row), what enters at each edge, and a legend
-PICTURES = {
-    "ws": dict(pe="W", right=["activations"], down=["partial sums", "weights"],
-               left=("activations", "input buffer\n(rows = input\nchannels)", "skew"),
-               top=("weights", "weight buffer (cols = output channels)"),
-               bottom="deskew  →  output buffer (accumulate over taps and C tiles)",
-               legend=[("weights", "preload: shifted down each column, then held"),
-                       ("activations", "systolic: one PE per cycle, skewed by row"),
-                       ("partial sums", "systolic: reduced down each column")]),
-    "is": dict(pe="I", right=["weights", "activations"], down=["partial sums"],
-               left=("weights", "weight buffer (stream)\n+ input buffer (preload)\n(rows = "
-                                "input channels)", "skew"),
-               top=None,
-               bottom="deskew  →  output buffer (one output channel per word, lanes = pixels)",
-               legend=[("activations", "preload: a pixel per column, shifted along the rows, "
-                                       "then held"),
-                       ("weights", "systolic: one output channel per cycle, skewed by row"),
-                       ("partial sums", "systolic: reduced down each column")]),
-    "os": dict(pe="O", right=["activations"], down=["weights", "partial sums"],
-               left=("activations", "input buffer\n→ transposer\n(rows = output\npixels)",
-                     "skew"),
-               top=("weights", "weight buffer (cols = output channels), skewed"),
-               bottom="drain (shift down)  →  output buffer (accumulate over C tiles)",
-               legend=[("partial sums", "in place: each PE accumulates its output, then the "
-                                        "column drains"),
-                       ("activations", "systolic: channel c of each row's pixel, skewed"),
-                       ("weights", "systolic: channel c of each column's filter, skewed")]),
-    "nlr": dict(pe="×", right=["activations:bus"], down=["partial sums"],
-                left=("activations", "input buffer\n(rows = input\nchannels)", "multicast"),
-                top=("weights", "weight buffer: rows×cols weights every cycle (unicast)"),
-                bottom="adder tree per column  →  output buffer (accumulate)",
-                unicast="weights",
-                legend=[("weights", "unicast: a fresh weight from the buffer for every MAC"),
-                        ("activations", "multicast: one value to the whole row, same cycle"),
-                        ("partial sums", "adder tree down each column")]),
-    "rs": dict(pe="1-D", right=["weights:bus"], down=["partial sums"],
-               left=("weights", "weight buffer\n→ filter spads\n(row i: filter row\ni % R, "
-                                "channel i / R)", "multicast"),
-               top=("activations", "input buffer → ifmap spads: row y to every PE with "
-                                   "y = j·U + r·D (a diagonal)"),
-               diagonal="activations",
-               bottom="psum rows summed down each column  →  output buffer (a word per filter, "
-                      "lanes = output rows)",
-               legend=[("weights", "filter rows: multicast along each row into the filter "
-                                   "spads, reused across the ifmap sweep"),
-                       ("activations", "ifmap rows: multicast along the diagonals (tag match) "
-                                       "into the ifmap spads"),
-                       ("partial sums", "psum spad per PE (a sum per filter); psum rows summed "
-                                        "down the columns")]),
-}
+__all__ = ["draw"]
 
 _COLOURS = {"weights": "#c0392b", "activations": "#2471a3", "partial sums": "#1e8449"}
 
@@ -80,7 +30,7 @@ def draw(spec: Spec, path: str | Path, *, max_pes: int = 12) -> Path:
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
         raise AccelgenError(f"show writes .png or .svg, not {path.suffix or 'no extension'!r}")
-    pic = PICTURES[spec.engine]
+    pic = spec.flow.picture
 
     def shown(n):
         if n <= max_pes:

@@ -53,6 +53,7 @@ import re
 import tomllib
 from pathlib import Path
 
+from . import engines
 from .errors import AccelgenError
 from .mapping import PRESETS, Mapping, mapping_from_dict, validate
 
@@ -117,6 +118,11 @@ class Spec:
 
     # -- derived facts, one place for each -------------------------------------------------------
     @property
+    def flow(self) -> engines.Dataflow:
+        """The engine's facts and behaviour (gen/engines/)."""
+        return engines.get(self.engine)
+
+    @property
     def in_stream_bits(self) -> int:
         """Width of the AXI4-Stream input: one buffer word, a 32-bit command word or a bias lane."""
         need = max(32, self.acc_bits, self.input_word_bits, self.weight_word_bits)
@@ -136,11 +142,7 @@ class Spec:
     def array_latency(self) -> int:
         """Cycles from a vector entering the array to its column sums leaving it (systolic and
         adder-tree engines), or to its last product being accumulated (output-stationary)."""
-        if self.engine == "nlr":
-            return 1 + self.mult_stages + self.tree_levels
-        if self.engine == "rs":   # a product register, then one psum register per row
-            return self.rows + 1 + self.mult_stages
-        return self.rows + self.cols - 1 + self.mult_stages
+        return self.flow.array_latency(self)
 
     @property
     def label(self) -> str:
@@ -166,13 +168,13 @@ class Spec:
         """Output words hold one output channel each (input- and row-stationary: the lanes are
         pixels), so bias and requantisation parameters are per word, held in small channel
         memories."""
-        return self.engine in ("is", "rs")
+        return self.flow.per_word_channels
 
     @property
     def chan_depth(self) -> int:
         """Entries of the per-word channel memories (output channels per pass: up to 256 on
         input-stationary, one per psum-spad entry on row-stationary)."""
-        return {"is": 256, "rs": self.psum_spad}.get(self.engine, 0)
+        return self.flow.chan_depth(self)
 
     @property
     def rs_setup_cycles(self) -> int:
@@ -180,11 +182,6 @@ class Spec:
         (a register chain down the rows and across the columns); the filter fill lasts at
         least this long."""
         return max(self.rows, self.cols) + 1
-
-    @property
-    def tree_levels(self) -> int:
-        """Registered levels of the no-local-reuse adder tree (a register after every level)."""
-        return max(1, (self.rows - 1).bit_length())
 
     @property
     def postproc_latency(self) -> int:
@@ -205,8 +202,7 @@ class Spec:
         send weights down the columns, ``rows`` (one per input channel) for input-stationary,
         the whole ``rows``×``cols`` block for no-local-reuse, which reads it every cycle, and
         one per PE row (its filter row's tap) for row-stationary."""
-        return {"is": self.rows, "rs": self.rows,
-                "nlr": self.rows * self.cols}.get(self.engine, self.cols)
+        return self.flow.weight_lanes(self)
 
     @property
     def weight_word_bits(self) -> int:
@@ -247,7 +243,7 @@ class Spec:
             },
             "pipeline": {"mult_stages": self.mult_stages, "buffer_reg": self.buffer_reg},
             **({"spads": {"filter": self.filter_spad, "ifmap": self.ifmap_spad,
-                          "psum": self.psum_spad}} if self.engine == "rs" else {}),
+                          "psum": self.psum_spad}} if self.flow.has_spads else {}),
             "postproc": {"enabled": self.postproc, "out_bits": self.out_bits,
                          "mult_bits": self.mult_bits, "rounding": self.rounding},
             # costs, not hardware: written only where they differ from the defaults, and left
@@ -379,13 +375,16 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
         raise AccelgenError(f"{source}: a [mapping] table describes a custom dataflow; set "
                             f"dataflow = \"custom\" (dataflow = {values['dataflow']!r} is a "
                             f"preset with its own mapping)")
-    engine = validate(values.get("mapping") or PRESETS[values["dataflow"]], source)
-    if "spads" in data and engine != "rs":
-        raise AccelgenError(f"{source}: [spads] sizes the per-PE scratchpads of the "
-                            f"row-stationary engine; remove it, or set dataflow = \"rs\"")
-    if engine == "rs" and values["rows"] > 128:
-        raise AccelgenError(f"{source}: array.rows must be at most 128 on the row-stationary "
-                            f"engine (the COMPUTE lane field), not {values['rows']}")
+    flow = engines.get(validate(values.get("mapping") or PRESETS[values["dataflow"]], source))
+    if "spads" in data and not flow.has_spads:
+        owners = [d for d in engines.ENGINES.values() if d.has_spads]
+        raise AccelgenError(
+            f"{source}: [spads] sizes the per-PE scratchpads of the "
+            f"{', '.join(d.name for d in owners)} engine; remove it, or set dataflow = "
+            + " or ".join(f'"{d.engine}"' for d in owners))
+    if values["rows"] > flow.max_rows:
+        raise AccelgenError(f"{source}: array.rows must be at most {flow.max_rows} on the "
+                            f"{flow.name} engine (the COMPUTE lane field), not {values['rows']}")
     if values["postproc"] and values["acc_bits"] + values["mult_bits"] > 63:
         raise AccelgenError(
             f"{source}: precision.acc_bits + postproc.mult_bits must be at most 63 for the "

@@ -36,172 +36,27 @@ pixels it reads (``Command.step``), and a layer with fewer channels than array r
 layer over its receptive fields (im2col, :func:`im2col_layer`; ResNet-18's conv1 with C = 3 on a
 16-row array: 4.8× fewer cycles, for ~12× the input traffic).
 
-The other engines (gen/mapping.py) share this loop nest and differ in a few facts, gathered in
-:func:`engine_facts`:
-
-* ``os`` (output-stationary) and ``is`` (input-stationary) unroll output pixels on the array, so an
-  output tile is one *block* of at most ``rows`` (os) or ``cols`` (is) pixels, shaped by the
-  mapping's pixel dims (``["Q"]``: a run along a row, ``["P"]``: a run down a column, both: any
-  rectangle);
-* ``is`` streams output channels through the array: a K tile is up to 256 channels (its weights
-  are one word of ``rows`` input channels per channel and tap) and each output word holds one
-  channel for the ``cols`` pixels of the block;
-* ``nlr`` reads a whole ``rows``×``cols`` weight block per word: one word per tap.
-* ``rs`` (row-stationary, Eyeriss) unrolls filter rows down the array and output rows across it:
-  a block is a run of at most ``cols`` output rows at one output column, and one COMPUTE covers
-  the whole filter window for ``q_block`` columns (as many as the ifmap spad holds) and a K tile
-  of filters interleaved in the psum spad. :func:`rs_geometry` decides the *replication* (channels
-  stacked down the rows when ``R`` is small) and the *folding* (filter rows split over passes
-  when ``R > rows``, filter columns when ``S`` exceeds a spad); every pass accumulates into the
-  output buffer.
+The other engines share this loop nest and differ in a few facts, which each states in its module
+of gen/engines/ (:class:`~gen.engines.base.EngineFacts`, the LOAD_WEIGHT word count, the COMPUTEs of
+a tile): ``os`` and ``is`` unroll output pixels on the array, so an output tile is a grid of
+*blocks*; ``is`` streams output channels through the array (a K tile of up to 256 channels);
+``nlr`` reads a whole weight block per word; ``rs`` (Eyeriss) folds and replicates filter rows over
+the array rows (gen/engines/row_stationary.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 
+from .engines.base import EngineFacts
 from .errors import AccelgenError
 from .isa import Op, field_max
 from .layer import ConvLayer
+from .program import Command, Program
 from .spec import Spec
 
-__all__ = ["Command", "Program", "plan", "engine_facts", "EngineFacts", "RsGeometry",
-           "rs_geometry", "rs_passes", "footprint", "mark_sync", "TOUCHES"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Command:
-    """One tile command: its header fields, and where its payload comes from or goes (host side)."""
-
-    op: Op
-    header: dict
-    n: int = 0
-    g: int = 0
-    c0: int = 0   # first input channel (within the group) of a LOAD_INPUT / LOAD_WEIGHT
-    k0: int = 0   # first output channel (within the group) of a LOAD_WEIGHT / LOAD_BIAS / STORE
-    h0: int = 0   # LOAD_INPUT: top-left input coordinate of the region (negative inside padding)
-    w0: int = 0
-    hn: int = 0   # LOAD_INPUT: region rows, columns; STORE: output tile rows, columns
-    wn: int = 0
-    step: int = 1  # LOAD_INPUT: the region samples every step-th row and column of the input
-
-    @property
-    def count(self) -> int:
-        return self.header.get("count", 0)
-
-
-@dataclasses.dataclass(frozen=True)
-class Program:
-    spec: Spec
-    layer: ConvLayer
-    commands: tuple[Command, ...]
-    tile_p: int
-    tile_q: int
-    k_group: int
-    has_bias: bool
-    k_tile: int = 0        # output channels per K tile (LOAD_WEIGHT k0 .. k0 + k_tile)
-    #: the layer the commands address when it is not ``layer``: its im2col lowering (a 1x1
-    #: layer over every (c, r, s) of the receptive field; gen/frames.py lowers the tensors)
-    lowered: ConvLayer | None = None
-    requant: bool = False
-    relu: bool = False
-
-    @property
-    def macs(self) -> int:
-        return self.layer.macs
-
-    @property
-    def ideal_cycles(self) -> int:
-        """MACs / (rows × cols): the cycles of a perfectly used array."""
-        return math.ceil(self.layer.macs / (self.spec.rows * self.spec.cols))
-
-    def count(self, op: Op) -> int:
-        return sum(1 for c in self.commands if c.op == op)
-
-    def summary(self) -> dict:
-        return {
-            "commands": len(self.commands),
-            "tile_p": self.tile_p, "tile_q": self.tile_q, "k_group": self.k_group,
-            "input_words": sum(c.count for c in self.commands if c.op == Op.LOAD_INPUT),
-            "weight_words": sum(c.count for c in self.commands if c.op == Op.LOAD_WEIGHT),
-            "output_words": sum(c.count for c in self.commands if c.op == Op.STORE),
-        }
-
-
-@dataclasses.dataclass(frozen=True)
-class EngineFacts:
-    block: int | None       # most output pixels per output tile (None: only the buffers limit)
-    block_dims: tuple       # the mapping's pixel dims ("P", "Q") that shape a block
-    k_tile: int             # output channels per K tile
-    weight_words_per_tap: int
-    per_word: bool          # output words hold one channel (lanes = pixels)
-    c_tile: int = 0         # input channels per C tile (an input word's lanes it uses)
-
-
-@dataclasses.dataclass(frozen=True)
-class RsGeometry:
-    """How a layer lies on the row-stationary array."""
-
-    c_rep: int                      # channels stacked down the rows per pass (replication)
-    r_parts: tuple                  # (r0, rn): filter rows per pass (folding R over the rows)
-    s_parts: tuple                  # (s0, sn): filter columns per pass (folding S over the spads)
-    q_block: int                    # output columns per COMPUTE (the ifmap spad's row segment)
-    k_tile: int                     # filters interleaved per PE (psum and filter spads)
-    words_per_k: int                # weight words per filter and C tile: c groups × R × S
-    c_tile: int                     # channels per C tile: a whole number of c_rep groups
-
-
-def _parts(n: int, most: int) -> tuple:
-    """``range(n)`` split into the fewest balanced (start, length) parts of at most ``most``."""
-    k = -(-n // most)
-    size = -(-n // k)
-    return tuple((a, min(size, n - a)) for a in range(0, n, size))
-
-
-def rs_geometry(spec: Spec, layer: ConvLayer) -> RsGeometry:
-    rows, D, U = spec.rows, layer.dilation, layer.stride
-    r_parts = _parts(layer.R, rows)
-    rn = max(n for _, n in r_parts)
-    c_rep = rows // rn if "C" in spec.mapping.rows else 1
-    s_parts = _parts(layer.S, min(spec.filter_spad, (spec.ifmap_spad - 1) // D + 1))
-    sn = max(n for _, n in s_parts)
-    q_block = max(1, min(layer.Q, (spec.ifmap_spad - (sn - 1) * D - 1) // U + 1))
-    c_tile = c_rep * (rows // c_rep)      # 16 rows, R = 3: 15 channels, never a 1-channel pass
-    groups = -(-min(c_tile, layer.Cg) // c_rep)
-    words_per_k = groups * len(r_parts) * layer.S
-    kt = max(1, min(layer.Kg, spec.psum_spad, spec.filter_spad // sn,
-                    spec.weight_depth // words_per_k))
-    return RsGeometry(c_rep, r_parts, s_parts, q_block, kt, words_per_k, c_tile)
-
-
-def rs_passes(geom: RsGeometry, channels: int):
-    """The passes of one C tile of ``channels`` channels, in weight-buffer order: (lane of the
-    first channel, r0, rn, s0, sn); each pass's weight words are (filter k, column s) with lane i
-    = PE row i's weight (channel ``lane + i // rn``, filter row ``r0 + i % rn``)."""
-    for lane in range(0, channels, geom.c_rep):
-        for r0, rn in geom.r_parts:
-            for s0, sn in geom.s_parts:
-                yield lane, r0, rn, s0, sn
-
-
-def engine_facts(spec: Spec, layer: ConvLayer) -> EngineFacts:
-    """What the tiler needs to know of ``spec``'s engine for ``layer``."""
-    eng = spec.engine
-    if eng == "rs":
-        g = rs_geometry(spec, layer)
-        return EngineFacts(spec.cols, ("P",), g.k_tile, g.words_per_k, True, g.c_tile)
-    if eng == "is":
-        kt = max(1, min(layer.Kg, spec.chan_depth, spec.output_depth,
-                        spec.weight_depth // (layer.R * layer.S) or 1))
-        return EngineFacts(spec.cols, tuple(spec.mapping.cols), kt, kt, True, spec.rows)
-    if eng == "os":
-        return EngineFacts(spec.rows, tuple(spec.mapping.rows), spec.cols, spec.rows, False,
-                           spec.rows)
-    if eng == "nlr":
-        return EngineFacts(None, (), spec.cols, 1, False, spec.rows)
-    return EngineFacts(None, (), spec.cols, spec.rows, False, spec.rows)
+__all__ = ["Command", "Program", "plan", "footprint", "mark_sync", "TOUCHES"]
 
 
 def _check_limits(spec: Spec, layer: ConvLayer) -> None:
@@ -229,15 +84,12 @@ def _check_limits(spec: Spec, layer: ConvLayer) -> None:
 
 def _weight_need(spec: Spec, layer: ConvLayer) -> int:
     """Weight-buffer words one tile of ``layer`` needs at the least."""
-    facts = engine_facts(spec, layer)
-    if spec.engine == "rs":
-        return facts.weight_words_per_tap   # per filter; the K tile shrinks to fit
-    return layer.R * layer.S * facts.weight_words_per_tap
+    return spec.flow.weight_words_needed(layer, spec.flow.facts(spec, layer))
 
 
 def _im2col_applies(spec: Spec, layer: ConvLayer) -> bool:
     """Whether :func:`im2col_layer` is a rewrite the tiler may use for ``layer`` on ``spec``."""
-    return spec.engine != "rs" and layer.R * layer.S > 1
+    return spec.flow.im2col and layer.R * layer.S > 1
 
 
 def _spatial_tile(spec: Spec, layer: ConvLayer) -> tuple[int, int]:
@@ -270,15 +122,6 @@ def _spatial_tile(spec: Spec, layer: ConvLayer) -> tuple[int, int]:
             f"the input buffer cannot hold one output pixel's {layer.R}x{layer.S} receptive field "
             f"({rf} words with dilation {D}); raise buffers.input_depth to at least {rf}")
     return best[1], best[2]
-
-
-def _step(step: int, uses: int) -> int:
-    """An address step for the header. It is applied ``uses - 1`` times inside the input tile, so
-    it fits the 16-bit field whenever it matters; with a single use it is never applied."""
-    if uses == 1:
-        return 0
-    assert step <= field_max("row_step"), step
-    return step
 
 
 def _block_shape(layer: ConvLayer, facts: EngineFacts) -> tuple[int, int]:
@@ -329,33 +172,6 @@ def _block_tile(spec: Spec, layer: ConvLayer, pb: int, qb: int,
     return best[1], best[2]
 
 
-def _rs_computes(geom, layer, cn, ct, kn, wt, pn, qn, pb, obase, with_bias, g, c0, k0):
-    """The row-stationary COMPUTEs of one (C tile, K tile): every pass of :func:`rs_passes`
-    over every block row (``pb`` output rows) and run of ``q_block`` output columns. Output
-    column q of block row b sits at ``obase + (b*qn + q)*kn``, one word per filter."""
-    U, D = layer.stride, layer.dilation
-    out, woff = [], 0
-    for lane, r0, rn, s0, sn in rs_passes(geom, cn):
-        first = ct == 0 and lane == 0 and r0 == 0 and s0 == 0
-        keep = 0       # the first COMPUTE of a pass fills the filter spads; the rest reuse them
-        for pb0 in range(0, pn, pb):
-            pbn = min(pb, pn - pb0)
-            fill_h = (pbn - 1) * U + (rn - 1) * D + 1
-            for qb0 in range(0, qn, geom.q_block):
-                qbn = min(geom.q_block, qn - qb0)
-                out.append(Command(Op.COMPUTE, {
-                    "addr": (pb0 * U + r0 * D) * wt + qb0 * U + s0 * D, "waddr": woff,
-                    "oaddr": obase + ((pb0 // pb) * qn + qb0) * kn,
-                    "p": pbn, "q": qbn, "r": rn, "s": sn, "stride": U, "dilation": D,
-                    "row_step": _step(wt, fill_h), "fill_h": fill_h,
-                    "fill_w": (qbn - 1) * U + (sn - 1) * D + 1, "lane": lane, "count": kn,
-                    "accumulate": int(not first), "bias": int(with_bias and first),
-                    "keep": keep}, g=g, c0=c0, k0=k0))
-                keep = 1
-        woff += kn * sn
-    return out
-
-
 def _tile_candidates(spec: Spec, layer: ConvLayer, first: tuple[int, int]):
     """Output tiles worth timing besides ``first`` (the fewest, largest tiles). A smaller tile
     lets one input tile serve a larger group of K tiles (the output buffer holds the group's
@@ -363,7 +179,7 @@ def _tile_candidates(spec: Spec, layer: ConvLayer, first: tuple[int, int]):
     tiles over, yield for a group of 2×, 4× and all the K tiles the fewest (then largest) tiles
     of the map, cut into up to 8 row bands × 4 column bands, that the buffers hold."""
     U, D = layer.stride, layer.dilation
-    n_kt = -(-layer.Kg // engine_facts(spec, layer).k_tile)
+    n_kt = -(-layer.Kg // spec.flow.facts(spec, layer).k_tile)
     kb = max(1, min(n_kt, spec.output_depth // (first[0] * first[1])))
     if kb >= n_kt:
         return
@@ -457,7 +273,7 @@ def _plan_tiles(spec: Spec, layer: ConvLayer, kw: dict, estimate) -> Program:
     half = dataclasses.replace(spec, input_depth=max(1, spec.input_depth // 2),
                                weight_depth=max(1, spec.weight_depth // 2),
                                output_depth=max(1, spec.output_depth // 2))
-    if engine_facts(spec, layer).block is not None:
+    if spec.flow.facts(spec, layer).block is not None:
         options = [(None, spec), (None, half)]
     else:
         first = _spatial_tile(spec, layer)
@@ -468,7 +284,7 @@ def _plan_tiles(spec: Spec, layer: ConvLayer, kw: dict, estimate) -> Program:
         except AccelgenError:
             pass
         # (a tile whose K group is the same under both sizings plans the same program: once)
-        kt = engine_facts(spec, layer).k_tile
+        kt = spec.flow.facts(spec, layer).k_tile
         n_kt = -(-layer.Kg // kt)
         seen, options = set(), []
         for t in tiles:
@@ -529,18 +345,7 @@ def _prefetch(cmds: list[Command]) -> list[Command]:
 def footprint(spec: Spec, h: dict) -> dict[str, tuple[int, int]]:
     """The buffer words a COMPUTE with header ``h`` may touch, as inclusive address ranges per
     buffer: ``ibuf`` and ``wbuf`` read, ``obuf`` read and written (gen/isa.py COMPUTE)."""
-    eng = spec.engine
-    P, Q, R, S, U, D = h["p"], h["q"], h["r"], h["s"], h["stride"], h["dilation"]
-    if eng == "rs":
-        ihi = h["addr"] + (h["fill_h"] - 1) * h["row_step"] + h["fill_w"] - 1
-        wn, on = h["count"] * S, Q * h["count"]
-    else:
-        ihi = (h["addr"] + (P - 1) * h["row_step"] + (R - 1) * h["dil_step"] + (Q - 1) * U
-               + (S - 1) * D)
-        wn = R * S * {"nlr": 1, "is": h["count"]}.get(eng, spec.rows)
-        on = h["count"] if eng in ("is", "os") else P * Q
-    return {"ibuf": (h["addr"], ihi), "wbuf": (h["waddr"], h["waddr"] + wn - 1),
-            "obuf": (h["oaddr"], h["oaddr"] + on - 1)}
+    return spec.flow.footprint(spec, h)
 
 
 #: the buffer each LOAD/STORE touches, and its base-address field
@@ -576,7 +381,8 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
     theirs), ``sizing`` the buffer depths the tile and K group are sized for (``spec``'s, or
     half of them so that loads and stores double-buffer)."""
     sizing = sizing or spec
-    facts = engine_facts(spec if spec.engine == "rs" else sizing, layer)
+    flow = spec.flow
+    facts = flow.tiling_facts(spec, sizing, layer)
     kt_size = facts.k_tile
     U, D, pad = layer.stride, layer.dilation, layer.pad
     R, S = layer.R, layer.S
@@ -595,10 +401,6 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
     n_kt = -(-layer.Kg // kt_size)
     kb = max(1, min(n_kt, sizing.output_depth // tile_words))
 
-    rs = spec.engine == "rs"
-    if rs:
-        geom = rs_geometry(spec, layer)
-
     def blocks(pn, qn):
         b = 0
         for pb0 in range(0, pn, pb):
@@ -611,13 +413,7 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
     # next tile and stores the previous one while the executor computes (gen/isa.py)
     in_words = ((min(pt, layer.P) - 1) * U + (R - 1) * D + 1) * ((min(qt, layer.Q) - 1) * U
                                                                  + (S - 1) * D + 1)
-    if rs:
-        w_words = max(sum(kn * sn for *_, sn in rs_passes(geom, min(c_tile, layer.Cg)))
-                      for kn in (min(kt_size, layer.Kg),))
-    elif facts.per_word:
-        w_words = R * S * min(kt_size, layer.Kg)
-    else:
-        w_words = R * S * facts.weight_words_per_tap
+    w_words = flow.weight_count(spec, layer, facts, min(c_tile, layer.Cg), min(kt_size, layer.Kg))
     # (weights in thirds when three fit: the executor may hold two COMPUTEs, one running and
     # one queued, while the front end loads the weights of a third)
     def slots(depth, words, most):
@@ -700,7 +496,7 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
                             for b, pb0, qb0, pbn, qbn in blocks(pn, qn):
                                 group.append(Command(
                                     Op.STORE, {"oaddr": obase + j * tile_words + b * (
-                                        kn if rs else block_words),
+                                        flow.block_stride(kn, block_words)),
                                                "count": kn if facts.per_word else pbn * qbn,
                                                "requant": int(requant), "relu": int(relu)},
                                     n=n, g=g, k0=k0, h0=p0 + pb0, w0=q0 + qb0, hn=pbn, wn=qbn))
@@ -717,12 +513,7 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
                                 kn = min(kt_size, layer.Kg - k0)
                                 if ct == n_ct - 1 and j:
                                     queue(groups[j - 1])
-                                if rs:
-                                    wcount = sum(kn * sn for *_, sn in rs_passes(geom, cn))
-                                elif facts.per_word:
-                                    wcount = R * S * kn
-                                else:
-                                    wcount = R * S * facts.weight_words_per_tap
+                                wcount = flow.weight_count(spec, layer, facts, cn, kn)
                                 wbase = base("w")
                                 cmds.append(Command(
                                     Op.LOAD_WEIGHT, {"waddr": wbase, "count": wcount},
@@ -732,25 +523,15 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
                                     cmds.append(Command(Op.LOAD_BIAS, {
                                         "count": kn if facts.per_word else spec.cols},
                                         g=g, k0=k0))
-                                if rs:
-                                    for c in _rs_computes(geom, layer, cn, ct, kn, wt, pn, qn, pb,
-                                                          obase + j * tile_words, with_bias, g,
-                                                          c0, k0):
-                                        h = c.header
-                                        add_compute(dataclasses.replace(c, header={
-                                            **h, "addr": h["addr"] + ibase,
-                                            "waddr": h["waddr"] + wbase}))
-                                    continue
-                                for b, pb0, qb0, pbn, qbn in blocks(pn, qn):
-                                    count = {"is": kn, "os": pbn * qbn}.get(spec.engine, 0)
-                                    add_compute(Command(Op.COMPUTE, {
-                                        "addr": ibase + pb0 * U * wt + qb0 * U, "waddr": wbase,
-                                        "oaddr": obase + j * tile_words + b * block_words,
-                                        "p": pbn, "q": qbn, "r": R, "s": S, "stride": U,
-                                        "dilation": D, "row_step": _step(U * wt, pbn),
-                                        "dil_step": _step(D * wt, R), "accumulate": int(ct > 0),
-                                        "count": count, "bias": int(with_bias)},
-                                        g=g, c0=c0, k0=k0))
+                                for c in flow.computes(
+                                        spec, layer, cn=cn, ct=ct, kn=kn, wt=wt, pn=pn, qn=qn,
+                                        pb=pb, qb=qb, obase=obase + j * tile_words,
+                                        block_words=block_words, with_bias=with_bias, g=g,
+                                        c0=c0, k0=k0):
+                                    h = c.header
+                                    add_compute(dataclasses.replace(c, header={
+                                        **h, "addr": h["addr"] + ibase,
+                                        "waddr": h["waddr"] + wbase}))
                         queue(groups[-1])
     for _, _, unit, _ in pending:
         cmds.extend(unit)

@@ -285,16 +285,6 @@ def array_for(spec):
     act = signed(spec.act_bits) if spec.act_signed else Shape(spec.act_bits)
     wgt = signed(spec.weight_bits) if spec.weight_signed else Shape(spec.weight_bits)
     kw = dict(rows=spec.rows, cols=spec.cols, acc_bits=spec.acc_bits, stages=spec.mult_stages)
-    if spec.engine == "ws":
-        arr = SystolicArray(act_shape=act, weight_shape=wgt, preload="down", banks=2, **kw)
-    elif spec.engine == "is":  # weights stream through, input pixels stay
-        arr = SystolicArray(act_shape=wgt, weight_shape=act, preload="right", **kw)
-    elif spec.engine == "os":
-        arr = OutputStationaryArray(act_shape=act, weight_shape=wgt, **kw)
-    elif spec.engine == "rs":
-        arr = RowStationaryArray(act_shape=act, weight_shape=wgt, filter_spad=spec.filter_spad,
-                                 ifmap_spad=spec.ifmap_spad, psum_spad=spec.psum_spad, **kw)
-    else:
-        arr = AdderTreeArray(act_shape=act, weight_shape=wgt, **kw)
+    arr = spec.flow.build_array(spec, act, wgt, **kw)   # the engine's factory (gen/engines/)
     assert arr.latency == spec.array_latency, (arr.latency, spec.array_latency)
     return arr
