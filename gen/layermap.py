@@ -10,7 +10,7 @@ cycles and utilisation (which also count the time the array waits for its buffer
 
 The extents are those of the layer the commands address: its im2col rewrite when the tiler chose
 one (``C x R x S`` channels of a 1x1 layer). Row-stationary arrays split filter rows and channels
-with more freedom than a fold (gen/tiler.py :func:`~gen.tiler.rs_geometry`); the picture shows
+with more freedom than a fold (gen/engines/row_stationary.py :func:`rs_geometry`); the picture shows
 the fold of the mapping and the text the geometry the tiler used.
 """
 
@@ -146,13 +146,7 @@ def layer_map(spec: Spec, layer: ConvLayer) -> LayerMap:
     folds = [AxisFold(axis, size, tuple(dims), tuple(_extent(addressed, d) for d in dims))
              for axis, size, dims in (("rows", spec.rows, spec.mapping.rows),
                                       ("cols", spec.cols, spec.mapping.cols))]
-    if spec.engine == "rs" and folds[0].dims == ("C", "R"):
-        from .tiler import rs_geometry
-        g = rs_geometry(spec, addressed)
-        rn = max(n for _, n in g.r_parts)
-        # filter rows split into parts of at most rn: each part is a pass of c_rep channels
-        folds[0] = dataclasses.replace(folds[0], extents=(addressed.Cg, len(g.r_parts) * rn),
-                                       pass_shape=(g.c_rep, rn))
+    folds[0] = spec.flow.fold_rows(spec, addressed, folds[0])
     return LayerMap(spec, layer, addressed, *folds, program, estimate(program))
 
 

@@ -37,7 +37,7 @@ Eyeriss paper's normalised costs by default (register file 1, PE-to-PE 2, global
 * DRAM: every element crossing the host stream (LOAD payloads, STORE results);
 * global buffer: every buffer word access from the counters, times its lanes;
 * array (PE to PE, or bus to PE): the operands and partial sums each issued PE-cycle passes
-  between PEs (gen/isa.py ``PER_PE_CYCLE``), plus preload/fill deliveries;
+  between PEs (each engine's ``per_pe_cycle``, gen/engines/), plus preload/fill deliveries;
 * register file / scratchpad: the operand and partial-sum accesses inside each PE.
 
 Every PE of the array performs each issued cycle (lanes the tile leaves empty multiply zeros), so

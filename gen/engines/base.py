@@ -197,6 +197,11 @@ class Dataflow:
     def _output_words(self, h: dict) -> int:
         return h["p"] * h["q"]
 
+    def fold_rows(self, spec: Spec, layer: ConvLayer, fold):
+        """The array rows' :class:`~gen.layermap.AxisFold` for ``layer`` (``accelgen show
+        --layer``), where the engine packs a pass itself rather than folding the mapping."""
+        return fold
+
     # -- cycle model ------------------------------------------------------------------------------
     def cost(self, spec: Spec, h: dict) -> ComputeCost:
         raise NotImplementedError

@@ -169,6 +169,15 @@ class RowStationary(Dataflow):
                     keep = 1
             woff += kn * sn
 
+    def fold_rows(self, spec, layer, fold):
+        if fold.dims != ("C", "R"):
+            return fold
+        g = rs_geometry(spec, layer)
+        rn = max(n for _, n in g.r_parts)
+        # filter rows split into parts of at most rn: each part is a pass of c_rep channels
+        return dataclasses.replace(fold, extents=(layer.Cg, len(g.r_parts) * rn),
+                                   pass_shape=(g.c_rep, rn))
+
     def footprint(self, spec, h):
         ihi = h["addr"] + (h["fill_h"] - 1) * h["row_step"] + h["fill_w"] - 1
         wn, on = h["count"] * h["s"], h["q"] * h["count"]
