@@ -147,7 +147,7 @@ def hardware_fingerprint() -> str:
     mapping, emission), so caches of an older generator's output are never reused."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for p in sorted([*(root / "hw").glob("*.py"), *(root / "gen" / n for n in (
+    for p in sorted([*(root / "hw").rglob("*.py"), *(root / "gen" / n for n in (
             "spec.py", "isa.py", "mapping.py", "emit.py"))]):
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
     return h.hexdigest()[:16]

@@ -11,16 +11,35 @@ Per lane, in three registered stages (so the STORE path keeps its clock speed):
 
 With ``requant`` low the accumulators pass through (ReLU still applies) with the same latency, so
 the STORE path has one fixed latency either way. sim/golden.py ``requantize`` is the reference.
+
+The store unit (hw/store.py) holds the LOAD_QUANT words and hands each lane's raw 32-bit word to
+``param`` (multiplier in bits [0, 24), shift in bits [24, 30), gen/isa.py); a requantiser is any
+component with :class:`RequantSignature` (flipped) and a ``latency``.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.isa import QUANT_SHIFT_BITS
+from gen.isa import QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET
 from gen.spec import Spec
 
-__all__ = ["Requantizer"]
+__all__ = ["Requantizer", "RequantSignature"]
+
+
+class RequantSignature(wiring.Signature):
+    """A requantiser seen from the store unit: accumulator lanes ``i`` with each lane's LOAD_QUANT
+    word ``param`` and the STORE's options go in; the packed output word ``o`` comes out
+    ``latency`` cycles later."""
+
+    def __init__(self, spec: Spec):
+        super().__init__({
+            "i": Out(data.ArrayLayout(signed(spec.acc_bits), spec.cols)),
+            "param": Out(data.ArrayLayout(unsigned(32), spec.cols)),
+            "requant": Out(1),
+            "relu": Out(1),
+            "o": In(spec.output_word_bits),
+        })
 
 
 class Requantizer(wiring.Component):
@@ -28,15 +47,7 @@ class Requantizer(wiring.Component):
 
     def __init__(self, spec: Spec):
         self.spec = spec
-        cols, acc = spec.cols, spec.acc_bits
-        super().__init__({
-            "i": In(data.ArrayLayout(signed(acc), cols)),
-            "mult": In(data.ArrayLayout(unsigned(spec.mult_bits), cols)),
-            "shift": In(data.ArrayLayout(unsigned(QUANT_SHIFT_BITS), cols)),
-            "requant": In(1),
-            "relu": In(1),
-            "o": Out(spec.output_word_bits),
-        })
+        super().__init__(RequantSignature(spec).flip())
 
     def elaborate(self, platform):
         m = Module()
@@ -54,8 +65,9 @@ class Requantizer(wiring.Component):
             s1_p = Signal(signed(width), name=f"s1_p{j}")
             s1_y = Signal(signed(acc), name=f"s1_y{j}")
             s1_s = Signal(QUANT_SHIFT_BITS, name=f"s1_s{j}")
-            m.d.sync += [s1_p.eq(self.i[j] * self.mult[j]), s1_y.eq(self.i[j]),
-                         s1_s.eq(self.shift[j])]
+            mult = self.param[j][:spec.mult_bits]
+            shift = self.param[j][QUANT_SHIFT_OFFSET:][:QUANT_SHIFT_BITS]
+            m.d.sync += [s1_p.eq(self.i[j] * mult), s1_y.eq(self.i[j]), s1_s.eq(shift)]
 
             s2_t = Signal(signed(width + 1), name=f"s2_t{j}")
             s2_y = Signal(signed(acc), name=f"s2_y{j}")

@@ -23,10 +23,11 @@ __all__ = ["Accelerator"]
 
 
 class Accelerator(wiring.Component):
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, *, checks: bool = False):
+        """``checks``: simulation assertions on the controller's registered flags (tests)."""
         if not isinstance(spec, Spec):
             raise TypeError(f"spec must be a gen.spec.Spec, not {spec!r}")
-        self.spec = spec
+        self.spec, self.checks = spec, checks
         super().__init__({
             "s_axil": In(AxiLiteSignature(CSR_ADDR_BITS)),
             "s_axis": In(AxiStreamSignature(spec.in_stream_bits)),
@@ -37,7 +38,7 @@ class Accelerator(wiring.Component):
         spec = self.spec
         m = Module()
         m.submodules.array = array = array_for(spec)
-        m.submodules.ctrl = ctrl = Controller(spec)
+        m.submodules.ctrl = ctrl = Controller(spec, checks=self.checks)
         reg = spec.buffer_reg
         m.submodules.ibuf = ibuf = Scratchpad(depth=spec.input_depth, width=spec.input_word_bits,
                                               registered=reg)

@@ -236,7 +236,7 @@ def _run_top(spec, layer, bias, pause, requant=False, relu=False, quant=None, sm
         # shifts around log2 of the accumulators, so outputs land in range and saturate
         quant = (rng.integers(0, 1 << spec.mult_bits, layer.K), rng.integers(8, 24, layer.K))
     prog = plan(spec, layer, bias=bias, requant=requant, relu=relu)
-    outs, _ = run_top(Accelerator(spec), spec, framing.encode(prog, x, w, b, quant),
+    outs, _ = run_top(Accelerator(spec, checks=True), spec, framing.encode(prog, x, w, b, quant),
                       prog.count(Op.STORE), in_pause=pause, out_pause=pause)
     y = framing.decode(prog, outs)
     g = golden.postprocess(golden.conv2d(x, w, b, stride=layer.stride, pad=layer.pad,

@@ -1,0 +1,24 @@
+"""One executor per engine (gen/mapping.py), each behind the shared ports of :class:`Executor`."""
+
+from .base import Core, Executor
+from .input_stationary import InputStationary
+from .no_local_reuse import NoLocalReuse
+from .output_stationary import OutputStationary
+from .row_stationary import RowStationary
+from .weight_stationary import WeightStationary
+
+__all__ = ["Executor", "Core", "EXECUTORS", "executor_for"]
+
+#: engine -> its executor class
+EXECUTORS = {cls.engine: cls for cls in (WeightStationary, InputStationary, OutputStationary,
+                                         NoLocalReuse, RowStationary)}
+
+
+def executor_for(spec, *, checks: bool = False) -> Executor:
+    """The executor of ``spec``'s engine; an engine without one raises."""
+    try:
+        cls = EXECUTORS[spec.engine]
+    except KeyError:
+        raise ValueError(f"no executor for engine {spec.engine!r}; hw/engines has "
+                         f"{', '.join(sorted(EXECUTORS))}") from None
+    return cls(spec, checks=checks)

@@ -1,0 +1,180 @@
+"""The controller's front end: headers, LOADs and STOREs, and the one-deep COMPUTE queue.
+
+A state machine (``HDR``, ``DISP``, ``LOAD``, ``STORE``) takes command headers from ``s_axis``,
+decodes each as its last header word arrives (every dispatch decision then starts from registered
+flags, not from comparisons of the header's fields; the decode is in one place, :meth:`_decode`),
+writes LOAD payloads into the buffers (``ibuf_wr``, ``wbuf_wr``) and the bias and requantisation
+parameters (``bias_wr``, ``quant_wr``), issues a STORE's output-buffer reads on ``store`` (a
+stream: the store unit takes a read while it has room for its word), and puts each COMPUTE on
+``compute``, a stream whose payload register is the queue of one.
+
+In ``DISP`` a COMPUTE waits for the queue to be free; a command the tiler marked ``sync`` and any
+LOAD_BIAS wait for every queued COMPUTE to be written; a STORE waits until at most one is
+unwritten (gen/isa.py, Concurrency). ``n_out`` counts COMPUTEs queued and not yet written
+(``done``: the write-back wrote a COMPUTE's last word).
+"""
+
+from amaranth.hdl import Assert, Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from gen.isa import HEADER_WORDS, Op
+from gen.spec import Spec
+
+from .buffer import WriteSignature, addr_bits
+from .host import AxiStreamSignature
+from .interfaces import PTR, ComputeLayout, HeaderLayout, StoreRequest
+
+__all__ = ["FrontEnd"]
+
+
+class FrontEnd(wiring.Component):
+    """``x_idle``: the executor holds no COMPUTE and its results are written; ``store_drained``:
+    every STORE word has left on ``m_axis``. Outputs for the counters: ``command`` (a header
+    completes), ``waiting_input`` (a header or LOAD payload is awaited) and ``idle``."""
+
+    def __init__(self, spec: Spec, *, checks: bool = False):
+        self.spec, self.checks = spec, checks
+        ia, wa = addr_bits(spec.input_depth), addr_bits(spec.weight_depth)
+        super().__init__({
+            "s_axis": In(AxiStreamSignature(spec.in_stream_bits)),
+            "ibuf_wr": Out(WriteSignature(ia, spec.input_word_bits)),
+            "wbuf_wr": Out(WriteSignature(wa, spec.weight_word_bits)),
+            "bias_wr": Out(WriteSignature(16, spec.in_stream_bits)),
+            "quant_wr": Out(WriteSignature(16, spec.in_stream_bits)),
+            "compute": Out(stream.Signature(ComputeLayout)),
+            "store": Out(stream.Signature(StoreRequest)),
+            "store_drained": In(1),
+            "x_idle": In(1),
+            "done": In(1),
+            "clear_error": In(1),
+            "busy": Out(1), "error": Out(1), "idle": Out(1), "command": Out(1),
+            "waiting_input": Out(1),
+        })
+
+    def _decode(self, m, new):
+        """The registered decode of header ``new`` (taken as its last word arrives): the
+        command's class, whether its fields are valid, its buffer base address."""
+        spec = self.spec
+        loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]
+        if spec.postproc:
+            loads.append(Op.LOAD_QUANT)
+        known = [Op.NOP, Op.COMPUTE, Op.STORE, *loads]
+        ok = (new.p != 0) & (new.q != 0) & (new.r != 0) & (new.s != 0)
+        if spec.engine in ("is", "rs"):
+            ok &= new.count != 0
+        if spec.engine == "rs":
+            ok &= (new.fill_h != 0) & (new.fill_w != 0)
+        d = {n: Signal(name=f"d_{n}") for n in ("compute", "ok", "all", "store", "load", "count",
+                                                 "one", "bad")}
+        d["base"] = Signal(16, name="d_base")  # the LOAD's or STORE's first buffer address
+        m.d.sync += [d["compute"].eq(new.op == Op.COMPUTE), d["ok"].eq(ok),
+                     d["all"].eq(new.sync | (new.op == Op.LOAD_BIAS)),
+                     d["store"].eq(new.op == Op.STORE), d["load"].eq(new.op.matches(*loads)),
+                     d["count"].eq(new.count != 0), d["one"].eq(new.count == 1),
+                     d["base"].eq(Mux(new.op == Op.LOAD_WEIGHT, new.waddr,
+                                      Mux(new.op == Op.STORE, new.oaddr, new.addr))),
+                     d["bad"].eq(~new.op.matches(*known))]
+        return d
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self.spec
+        s_axis, L, RL = self.s_axis, spec.array_latency, spec.buffer_latency
+        hdr = Signal(32 * (HEADER_WORDS - 1))
+        hidx = Signal(range(HEADER_WORDS))
+        word = s_axis.tdata[:32]
+        new = HeaderLayout(Cat(hdr, word))
+        cmd = Signal(HeaderLayout)        # the command in DISP, LOAD or STORE
+        cnt = Signal(17)                  # LOAD/STORE beats left
+        cnt_nz, cnt_one = Signal(), Signal()   # registered cnt != 0, cnt == 1
+        cnt_dec = Signal()                # a LOAD/STORE beat: cnt counts down
+        ptr = Signal(PTR)                 # LOAD/STORE buffer address
+        sidx = Signal(17)                 # STORE: word index within the command
+        queue = self.compute              # its payload and valid are the queue's registers
+        with m.If(queue.valid & queue.ready):
+            m.d.sync += queue.valid.eq(0)
+
+        # COMPUTEs queued and not yet fully written, with registered flags n_out == 0, <= 1
+        n_out = Signal(range(L + RL + 8))   # (a COMPUTE lasts at least 3 cycles)
+        n_zero, n_le1 = Signal(init=1), Signal(init=1)
+        x_queue = Signal()                   # a COMPUTE enters the queue
+        m.d.sync += n_out.eq(n_out + x_queue - self.done)
+        with m.If(x_queue & ~self.done):
+            m.d.sync += [n_zero.eq(0), n_le1.eq(n_zero)]
+        with m.Elif(self.done & ~x_queue):
+            m.d.sync += [n_zero.eq(n_out == 1), n_le1.eq(n_out <= 2)]
+        with m.If(cnt_dec):
+            m.d.sync += [cnt.eq(cnt - 1), cnt_nz.eq(~cnt_one), cnt_one.eq(cnt == 2)]
+        if self.checks:   # the registered flags equal what they shadow
+            m.d.sync += [Assert(n_zero == (n_out == 0), "n_zero"),
+                         Assert(n_le1 == (n_out <= 1), "n_le1"),
+                         Assert(cnt_nz == (cnt != 0), "cnt_nz"),
+                         Assert(cnt_one == (cnt == 1), "cnt_one")]
+
+        for wr in (self.ibuf_wr, self.wbuf_wr, self.bias_wr, self.quant_wr):
+            m.d.comb += [wr.addr.eq(ptr), wr.data.eq(s_axis.tdata)]
+        req = self.store.payload
+        m.d.comb += [req.addr.eq(ptr), req.idx.eq(sidx), req.last.eq(cnt_one),
+                     req.requant.eq(cmd.requant), req.relu.eq(cmd.relu)]
+
+        fe_idle = Signal()
+        m.d.comb += self.idle.eq(fe_idle & self.x_idle & ~queue.valid)
+        m.d.sync += self.busy.eq(~self.idle)   # (a cycle late, like the counts)
+        with m.If(self.clear_error):
+            m.d.sync += self.error.eq(0)
+        with m.FSM(name="ctrl"):
+            with m.State("HDR"):
+                m.d.comb += [s_axis.tready.eq(1), fe_idle.eq(hidx == 0),
+                             self.waiting_input.eq(hidx != 0)]
+                with m.If(s_axis.tvalid):
+                    with m.If(hidx != HEADER_WORDS - 1):
+                        m.d.sync += [hdr.eq(Cat(hdr[32:], word)), hidx.eq(hidx + 1)]
+                    with m.Else():
+                        m.d.comb += self.command.eq(1)
+                        m.d.sync += [hidx.eq(0), cmd.eq(new)]
+                        d = self._decode(m, new)
+                        m.next = "DISP"
+
+            with m.State("DISP"):
+                wait = Mux(d["compute"], queue.valid,
+                           Mux(d["all"], ~n_zero, d["store"] & ~n_le1))
+                with m.If(~wait):
+                    m.next = "HDR"
+                    with m.If(d["load"] | d["store"]):
+                        m.d.sync += [cnt.eq(cmd.count), cnt_nz.eq(d["count"]),
+                                     cnt_one.eq(d["one"]), ptr.eq(d["base"]), sidx.eq(0)]
+                    with m.If(d["load"] & d["count"]):
+                        m.next = "LOAD"
+                    with m.If(d["store"] & d["count"]):
+                        m.next = "STORE"
+                    with m.If(d["compute"]):
+                        p = queue.payload
+                        m.d.sync += [p.cmd.eq(cmd), queue.valid.eq(d["ok"]),
+                                     p.wbot.eq(cmd.waddr + (spec.rows - 1))]
+                        m.d.sync += [getattr(p.one, n).eq(getattr(cmd, n) == 1) for n in "pqrs"]
+                        m.d.sync += [getattr(p.two, n).eq(getattr(cmd, n) == 2) for n in "pqrs"]
+                        m.d.comb += x_queue.eq(d["ok"])
+                    with m.If(d["bad"]):
+                        m.d.sync += self.error.eq(1)
+
+            with m.State("LOAD"):
+                m.d.comb += [s_axis.tready.eq(1), self.waiting_input.eq(1)]
+                with m.If(s_axis.tvalid):
+                    m.d.comb += [self.ibuf_wr.en.eq(cmd.op == Op.LOAD_INPUT),
+                                 self.wbuf_wr.en.eq(cmd.op == Op.LOAD_WEIGHT),
+                                 self.bias_wr.en.eq(cmd.op == Op.LOAD_BIAS),
+                                 self.quant_wr.en.eq(cmd.op == Op.LOAD_QUANT),
+                                 cnt_dec.eq(1)]
+                    m.d.sync += ptr.eq(ptr + 1)
+                    with m.If(cnt_one):
+                        m.next = "HDR"
+
+            with m.State("STORE"):
+                m.d.comb += [self.store.valid.eq(cnt_nz),
+                             cnt_dec.eq(self.store.valid & self.store.ready)]
+                with m.If(cnt_dec):
+                    m.d.sync += [ptr.eq(ptr + 1), sidx.eq(sidx + 1)]
+                with m.If(~cnt_nz & self.store_drained):   # every word has left
+                    m.next = "HDR"
+        return m

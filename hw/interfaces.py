@@ -1,0 +1,67 @@
+"""Where the controller's units meet (hw/controller.py): layouts and signatures declared once.
+
+::
+
+    s_axis ─> FrontEnd ─compute─> Executor ─token─> WriteBack ─> obuf (rd, wr)
+                 │  (stream, one deep)  │ └─ ops ─> array ─ y ─┘
+                 ├─store─> StoreUnit ─> m_axis                (rd2)
+                 └─bias_wr / quant_wr (LOAD_BIAS, LOAD_QUANT payload beats)
+    Counters <── events of every unit
+
+* ``compute`` is an :class:`amaranth.lib.stream` of :data:`ComputeLayout`: the queued COMPUTE's
+  header and facts about it registered as it is queued (so the executor's first decisions start
+  from flip-flops), held in the front end's one-deep queue until the executor takes it.
+* ``store`` is a stream of :data:`StoreRequest`: one output-buffer read per transfer; the store
+  unit accepts while it holds a credit for a free place in its output FIFO.
+* ``token`` (:class:`TokenSignature`) travels beside each vector the executor issues, naming the
+  output word its sums go to (hw/writeback.py).
+"""
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import Out
+
+from gen.isa import HEADER_FIELDS, HEADER_WORDS
+
+__all__ = ["PTR", "HeaderLayout", "ComputeLayout", "StoreRequest", "TokenSignature",
+           "ActivitySignature"]
+
+#: pointer register width: above every 16-bit address plus one increment
+PTR = 24
+
+#: a command header (gen/isa.py HEADER_FIELDS), as the front end collects it
+HeaderLayout = data.FlexibleLayout(32 * HEADER_WORDS, {
+    name: data.Field(unsigned(width), offset) for name, (offset, width) in HEADER_FIELDS.items()
+})
+
+#: tile bounds compared with a constant (p, q, r, s == 1, or == 2)
+_Bounds = data.StructLayout({"p": 1, "q": 1, "r": 1, "s": 1})
+
+#: a queued COMPUTE: its header, its bounds compared with 1 and 2, and the address of its first
+#: tap's last weight word (``waddr + rows - 1``: weight-stationary loads bottom row first)
+ComputeLayout = data.StructLayout({"cmd": HeaderLayout, "one": _Bounds, "two": _Bounds,
+                                   "wbot": PTR})
+
+#: one STORE beat: the output word's address and its index within the STORE (the per-word
+#: requantisation parameters' address), the STORE's last beat, and the STORE's options
+StoreRequest = data.StructLayout({"addr": 16, "idx": 17, "last": 1, "requant": 1, "relu": 1})
+
+
+class TokenSignature(wiring.Signature):
+    """An output word's token, from the executor's side: the vector issued this cycle (or the
+    output-stationary drain step) produces output word ``addr`` (``chan``: its output channel,
+    for per-word bias); ``first``: the first pass (start from zero or the bias, do not read the
+    old word); ``bias``: start from the bias; ``last``: the COMPUTE's last output word."""
+
+    def __init__(self):
+        super().__init__({"valid": Out(1), "last": Out(1), "addr": Out(16), "first": Out(1),
+                          "bias": Out(1), "chan": Out(16)})
+
+
+class ActivitySignature(wiring.Signature):
+    """What the executor's datapath does this cycle, for the counters (hw/counters.py):
+    ``issue``: every PE works (a vector is read); ``fills``: words written into every PE's
+    register file besides; ``moves``: operand transfers into every PE besides the issued one's."""
+
+    def __init__(self):
+        super().__init__({"issue": Out(1), "fills": Out(2), "moves": Out(2)})

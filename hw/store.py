@@ -1,0 +1,109 @@
+"""The store unit: STORE reads of the output buffer, requantisation, and ``m_axis``.
+
+Each transfer on ``request`` reads one output word on ``obuf_rd`` (the output buffer's second read
+port, so a STORE streams while a COMPUTE accumulates into the buffer). The word lands ``RL``
+cycles later (plus the requantiser's ``latency``) in a FIFO of ``RL + PP + 3`` words that feeds
+``m_axis``; ``credits`` counts the FIFO places not yet claimed by a read in flight (a read takes
+one, a word leaving on ``m_axis`` gives one back), and a request is accepted only with a credit,
+so ``m_axis`` runs at one beat per cycle and honours backpressure whatever the latencies are.
+
+The requantiser is a sub-unit with :class:`~hw.postproc.RequantSignature` (flipped) and a
+``latency`` equal to ``Spec.postproc_latency`` (``requantizer`` plugs one in;
+:class:`~hw.postproc.Requantizer` by default). The store unit keeps the LOAD_QUANT
+words it takes on ``quant_wr`` and hands each lane its raw word: per lane in shift registers (a
+LOAD_QUANT's ``cols`` beats, lane 0 first), or per output word from a channel memory addressed
+by the word's index in the STORE when words hold one channel each (``Spec.per_word_channels``).
+"""
+
+from amaranth.hdl import Assert, Cat, Module, Signal, unsigned
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out, connect
+
+from gen.spec import Spec
+
+from .buffer import ReadSignature, WriteSignature, addr_bits
+from .host import AxiStreamSignature
+from .interfaces import StoreRequest
+from .postproc import Requantizer, RequantSignature
+from .regs import delay
+
+__all__ = ["StoreUnit"]
+
+
+class StoreUnit(wiring.Component):
+    """``drained``: no read in flight and the FIFO empty (every word of the STORE has left)."""
+
+    def __init__(self, spec: Spec, *, requantizer=None, checks: bool = False):
+        self.spec, self.checks = spec, checks
+        if requantizer is not None and not spec.postproc:
+            raise ValueError(f"spec {spec.name!r} has no post-processing unit, so it takes no "
+                             f"requantiser; enable [postproc] or leave requantizer unset")
+        self.requantizer = rq = None
+        if spec.postproc:
+            rq = Requantizer(spec) if requantizer is None else requantizer
+            if rq.signature.members != RequantSignature(spec).flip().members:
+                raise TypeError(f"the requantiser {type(rq).__name__} must have the ports of "
+                                f"hw.postproc.RequantSignature(spec), flipped")
+            if rq.latency != spec.postproc_latency:
+                raise ValueError(f"the requantiser's latency is {rq.latency} cycles but "
+                                 f"Spec.postproc_latency is {spec.postproc_latency}; make them "
+                                 f"agree")
+            self.requantizer = rq
+        super().__init__({
+            "request": In(stream.Signature(StoreRequest)),
+            "obuf_rd": Out(ReadSignature(addr_bits(spec.output_depth), spec.output_word_bits)),
+            "quant_wr": In(WriteSignature(16, spec.in_stream_bits)),
+            "m_axis": Out(AxiStreamSignature(spec.out_stream_bits)),
+            "drained": Out(1),
+        })
+
+    def _requant(self, m, req, en):
+        """The requantiser on the read data, with each lane's parameter word; its latency."""
+        spec, rq = self.spec, self.requantizer
+        m.submodules.requant = rq
+        port = RequantSignature(spec).create(path=("rq",))
+        connect(m, port, rq)
+        m.d.comb += [port.i.as_value().eq(self.obuf_rd.data), port.requant.eq(req.requant),
+                     port.relu.eq(req.relu)]
+        if spec.per_word_channels:
+            m.submodules.quant_mem = mem = memory.Memory(shape=unsigned(32),
+                                                         depth=spec.chan_depth, init=[])
+            wr, rd = mem.write_port(), mem.read_port()
+            m.d.comb += [wr.addr.eq(self.quant_wr.addr), wr.data.eq(self.quant_wr.data[:32]),
+                         wr.en.eq(self.quant_wr.en), rd.addr.eq(req.idx), rd.en.eq(en)]
+            word = delay(m, rd.data, spec.buffer_latency - 1, "q_word")
+            m.d.comb += [port.param[j].eq(word) for j in range(spec.cols)]
+        else:   # lane registers shift like the bias register
+            lanes = Signal(data.ArrayLayout(unsigned(32), spec.cols))
+            with m.If(self.quant_wr.en):
+                m.d.sync += lanes.eq(Cat(lanes.as_value()[32:], self.quant_wr.data[:32]))
+            m.d.comb += port.param.eq(lanes)
+        return port.o, rq.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self.spec
+        req, m_axis = self.request.payload, self.m_axis
+        obits = spec.output_word_bits
+        en = Signal()                     # a read this cycle
+        m.d.comb += [en.eq(self.request.valid & self.request.ready),
+                     self.obuf_rd.addr.eq(req.addr), self.obuf_rd.en.eq(en)]
+        out_word, pp = self.obuf_rd.data, 0
+        if spec.postproc:
+            out_word, pp = self._requant(m, req, en)
+        SL = spec.buffer_latency + pp
+        m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=obits + 1, depth=SL + 3)
+        credits = Signal(range(SL + 4), init=SL + 3)
+        st = [Signal(2, name=f"st{k}") for k in range(SL + 1)]  # (valid, last) beside each read
+        m.d.comb += st[0].eq(Cat(en, req.last))
+        for k in range(1, SL + 1):
+            m.d.sync += st[k].eq(st[k - 1])
+        m.d.comb += [ofifo.w_en.eq(st[SL][0]), ofifo.w_data.eq(Cat(out_word, st[SL][1]))]
+        m.d.sync += credits.eq(credits - en + (ofifo.r_rdy & m_axis.tready))
+        m.d.comb += [m_axis.tvalid.eq(ofifo.r_rdy), m_axis.tdata.eq(ofifo.r_data[:obits]),
+                     m_axis.tlast.eq(ofifo.r_data[obits]), ofifo.r_en.eq(m_axis.tready),
+                     self.request.ready.eq(credits != 0), self.drained.eq(credits == SL + 3)]
+        if self.checks:   # every FIFO place is free, claimed by a read in flight, or full
+            inflight = sum(s[0] for s in st[1:])
+            m.d.sync += Assert(credits + inflight + ofifo.level == SL + 3, "store credits")
+        return m

@@ -1,0 +1,128 @@
+# amaranth: UnusedElaboratable=no
+# (the refused requantiser is never elaborated)
+"""hw/store.py: STORE reads through the requantiser to m_axis, under random backpressure."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from conftest import make_spec
+from gen.isa import QUANT_SHIFT_OFFSET
+from hw.buffer import Scratchpad
+from hw.postproc import Requantizer
+from hw.store import StoreUnit
+from sim import golden
+
+
+def _pack(lanes, bits):
+    return sum((int(v) & ((1 << bits) - 1)) << (bits * j) for j, v in enumerate(lanes))
+
+
+def _run(spec, *, requant, relu, pause, seed, n=40):
+    rng = random.Random(seed)
+    nrng = np.random.default_rng(seed)
+    cols, acc = spec.cols, spec.acc_bits
+    words = nrng.integers(-(1 << 14), 1 << 14, (spec.output_depth, cols))
+    per_word = spec.per_word_channels
+    nparam = spec.chan_depth if per_word else cols
+    mult = nrng.integers(0, 1 << spec.mult_bits, nparam)
+    shift = nrng.integers(4, 20, nparam)
+    reads = [rng.randrange(spec.output_depth) for _ in range(n)]
+    want = []
+    for i, a in enumerate(reads):
+        y = words[a]
+        if spec.postproc and requant:
+            mm = mult[i % nparam] if per_word else mult
+            ss = shift[i % nparam] if per_word else shift
+            r = golden.requantize(y.reshape(1, cols, 1, 1) if not per_word else
+                                  y.reshape(1, 1, cols, 1), np.atleast_1d(mm),
+                                  np.atleast_1d(ss), out_bits=spec.out_bits,
+                                  rounding=spec.rounding, relu=relu).ravel()
+            want.append(_pack(r, spec.out_bits))
+        else:
+            want.append(_pack(np.maximum(y, 0) if relu and spec.postproc else y, acc))
+
+    m = Module()
+    m.submodules.store = dut = StoreUnit(spec, checks=True)
+    m.submodules.obuf = obuf = Scratchpad(depth=spec.output_depth, width=spec.output_word_bits,
+                                          registered=spec.buffer_reg)
+    wiring.connect(m, dut.obuf_rd, obuf.rd)
+    got = []
+
+    async def producer(ctx):
+        for a in range(spec.output_depth):
+            ctx.set(obuf.wr.addr, a)
+            ctx.set(obuf.wr.data, _pack(words[a], acc))
+            ctx.set(obuf.wr.en, 1)
+            await ctx.tick()
+        ctx.set(obuf.wr.en, 0)
+        for k in range(nparam):     # LOAD_QUANT beats: lane (or channel) k
+            ctx.set(dut.quant_wr.addr, k)
+            ctx.set(dut.quant_wr.data, int(mult[k]) | int(shift[k]) << QUANT_SHIFT_OFFSET)
+            ctx.set(dut.quant_wr.en, 1)
+            await ctx.tick()
+        ctx.set(dut.quant_wr.en, 0)
+        await ctx.tick().repeat(4)
+        assert ctx.get(dut.drained)
+        req = dut.request
+        for i, a in enumerate(reads):
+            while rng.random() < pause:
+                ctx.set(req.valid, 0)
+                await ctx.tick()
+            ctx.set(req.payload, {"addr": a, "idx": i % nparam if per_word else i,
+                                  "last": i == n - 1, "requant": requant, "relu": relu})
+            ctx.set(req.valid, 1)
+            await ctx.tick().until(req.ready)
+        ctx.set(req.valid, 0)
+
+    async def consumer(ctx):
+        for _ in range(20000):
+            ready = rng.random() >= pause
+            ctx.set(dut.m_axis.tready, ready)
+            _, _, valid, last, data = await ctx.tick().sample(
+                dut.m_axis.tvalid, dut.m_axis.tlast, dut.m_axis.tdata)
+            if valid and ready:
+                got.append(int(data))
+                assert bool(last) == (len(got) == n)
+                if last:
+                    break
+        await ctx.tick().repeat(2)
+        assert ctx.get(dut.drained)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer, background=True)
+    sim.add_testbench(consumer)
+    sim.run()
+    assert got == want
+
+
+@pytest.mark.parametrize("reg", [False, True])
+@pytest.mark.parametrize("pause", [0.0, 0.5])
+def test_store_streams_words_in_order(reg, pause):
+    _run(make_spec(rows=2, cols=3, buffer_reg=reg, output_depth=32), requant=False, relu=False,
+         pause=pause, seed=1)
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "is"])
+@pytest.mark.parametrize("requant,relu", [(True, False), (True, True), (False, True)])
+def test_store_requantises(dataflow, requant, relu):
+    """Lane parameters (ws) or per-word channel parameters (is), both options."""
+    spec = make_spec(rows=2, cols=3, dataflow=dataflow, postproc=True, out_bits=8, mult_bits=12,
+                     output_depth=32, rounding="half_even")
+    _run(spec, requant=requant, relu=relu, pause=0.3, seed=2)
+
+
+def test_store_refuses_a_requantiser_of_another_latency():
+    class Slow(Requantizer):
+        latency = 4
+
+    spec = make_spec(rows=2, cols=3, postproc=True)
+    assert Requantizer.latency == spec.postproc_latency   # the two statements agree
+    with pytest.raises(ValueError, match=r"^the requantiser's latency is 4 cycles but "
+                                         r"Spec.postproc_latency is 3; make them agree$"):
+        StoreUnit(spec, requantizer=Slow(spec))
