@@ -54,10 +54,10 @@ class Counters(wiring.Component):
         for name in COUNTERS:
             evs[name] = Signal(range(6 * pes + 4), name=f"{name}_ev")
             m.d.sync += evs[name].eq(events[name])
-        with m.If(self.clear):
-            m.d.sync += [self.commands.eq(0)] + [getattr(self, n).eq(0) for n in COUNTERS]
+        with m.If(self.clear):   # (a header completing as the counters clear counts)
+            m.d.sync += [self.commands.eq(self.command)]
+            m.d.sync += [getattr(self, n).eq(0) for n in COUNTERS]
         with m.Else():
+            m.d.sync += self.commands.eq(self.commands + self.command)
             m.d.sync += [getattr(self, n).eq(getattr(self, n) + evs[n]) for n in COUNTERS]
-        with m.If(self.command):   # (a header completing as the counters clear counts)
-            m.d.sync += self.commands.eq(self.commands + 1)
         return m

@@ -47,6 +47,10 @@ class Accelerator(wiring.Component):
         m.submodules.obuf = obuf = Scratchpad(depth=spec.output_depth,
                                               width=spec.output_word_bits, registered=reg,
                                               read_ports=2)
+        for buf in (ibuf, wbuf, obuf):   # the controller's timing assumes Spec.buffer_latency
+            if buf.latency != spec.buffer_latency:
+                raise ValueError(f"a scratchpad reads in {buf.latency} cycles but "
+                                 f"Spec.buffer_latency is {spec.buffer_latency}")
         m.submodules.csr = csr = CsrBank(CSRS, addr_bits=CSR_ADDR_BITS)
 
         connect(m, flipped(self.s_axis), ctrl.s_axis)

@@ -1,0 +1,137 @@
+"""hw/frontend.py: headers, LOAD payloads, the COMPUTE queue, STORE reads and the hazard waits,
+against models of the executor and the store unit that take their time (random ready)."""
+
+import random
+
+import pytest
+from amaranth.sim import Simulator
+
+from conftest import make_spec
+from gen.isa import HEADER_WORDS, Op, encode_header
+from hw.frontend import FrontEnd
+
+BAD = 9   # no such opcode
+COMPUTE = dict(p=3, q=2, r=2, s=1, addr=4, waddr=9, oaddr=1, stride=1, dilation=1, row_step=5,
+               dil_step=5)
+
+
+def _program(rng):
+    cmds = [(Op.LOAD_INPUT, dict(addr=5, count=3)), (Op.LOAD_WEIGHT, dict(waddr=7, count=2)),
+            (Op.COMPUTE, COMPUTE), (Op.COMPUTE, COMPUTE | dict(p=1, q=2, waddr=20)),
+            (Op.STORE, dict(oaddr=3, count=4, requant=1)),
+            (Op.COMPUTE, COMPUTE | dict(r=0)),           # an invalid tile: dropped
+            (Op.LOAD_BIAS, dict(count=2)), (Op.COMPUTE, COMPUTE | dict(s=2, r=1)),
+            (Op.NOP, {}), (Op.LOAD_QUANT, dict(count=3)), (Op.COMPUTE, COMPUTE),
+            (Op.STORE, dict(oaddr=0, count=2, relu=1, sync=1)), (Op.LOAD_INPUT, dict(count=0)),
+            (BAD, {})]
+    beats = []
+    for op, f in cmds:
+        beats += encode_header(Op.NOP, **f) if op == BAD else encode_header(op, **f)
+        if op == BAD:
+            beats[-HEADER_WORDS] |= BAD
+        if op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT):
+            beats += [rng.randrange(1 << 32) for _ in range(f["count"])]
+    return cmds, beats
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.4])
+def test_frontend_runs_a_program(pause):
+    spec = make_spec(rows=3, cols=2, postproc=True)
+    dut = FrontEnd(spec, checks=True)
+    rng = random.Random(11)
+    cmds, beats = _program(rng)
+    log = {"wr": [], "computes": [], "stores": [], "commands": 0, "error_at": None}
+    state = {"running": [], "queued_not_done": 0}
+
+    async def producer(ctx):
+        for b in beats:
+            while rng.random() < pause:
+                ctx.set(dut.s_axis.tvalid, 0)
+                await ctx.tick()
+            ctx.set(dut.s_axis.tdata, b)
+            ctx.set(dut.s_axis.tvalid, 1)
+            await ctx.tick().until(dut.s_axis.tready)
+        ctx.set(dut.s_axis.tvalid, 0)
+
+    async def environment(ctx):
+        drain_wait = 0
+        for cycle in range(3000):
+            # the executor: takes a COMPUTE when free, writes its last word 5..25 cycles later
+            run = state["running"]
+            take = not run and rng.random() >= pause
+            ctx.set(dut.compute.ready, take)
+            ctx.set(dut.x_idle, not run)
+            ctx.set(dut.done, bool(run) and run[0] == cycle)
+            ctx.set(dut.store.ready, rng.random() >= pause)
+            ctx.set(dut.store_drained, drain_wait == 0)
+            await ctx.delay(1e-9)
+            if ctx.get(dut.compute.valid) and take:
+                c = ctx.get(dut.compute.payload)
+                log["computes"].append(c)
+                run.append(cycle + rng.randrange(5, 25))
+            if bool(run) and run[0] == cycle:
+                run.pop(0)
+                state["queued_not_done"] -= 1
+            for name in ("ibuf_wr", "wbuf_wr", "bias_wr", "quant_wr"):
+                port = getattr(dut, name)
+                if ctx.get(port.en):
+                    if name == "bias_wr":   # LOAD_BIAS waits for every COMPUTE's results
+                        assert state["queued_not_done"] == 0
+                    log["wr"].append((name, ctx.get(port.addr), ctx.get(port.data)))
+            if ctx.get(dut.store.valid) and ctx.get(dut.store.ready):
+                log["stores"].append(ctx.get(dut.store.payload))
+                assert state["queued_not_done"] <= 1    # a STORE waits for all but the last
+                drain_wait = 3
+            else:
+                drain_wait = max(0, drain_wait - 1)
+            log["commands"] += ctx.get(dut.command)
+            if ctx.get(dut.error) and log["error_at"] is None:
+                log["error_at"] = cycle
+            await ctx.tick()
+        assert not ctx.get(dut.busy) and ctx.get(dut.error)
+        ctx.set(dut.clear_error, 1)
+        await ctx.tick()
+        assert not ctx.get(dut.error)
+
+    async def queue_count(ctx):
+        # COMPUTEs queued and not yet written, as the hardware's hazard waits count them
+        prev = 0
+        async for _, _, valid in ctx.tick().sample(dut.compute.valid):
+            if valid and not prev:
+                state["queued_not_done"] += 1
+            prev = valid
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer, background=True)
+    sim.add_testbench(queue_count, background=True)
+    sim.add_testbench(environment)
+    sim.run()
+
+    # LOAD payloads landed where their headers said, in order
+    want, pos = [], 0
+    width = {n: len(getattr(dut, n).data) for n in ("ibuf_wr", "wbuf_wr", "bias_wr", "quant_wr")}
+    for op, f in cmds:
+        pos += HEADER_WORDS
+        name = {Op.LOAD_INPUT: "ibuf_wr", Op.LOAD_WEIGHT: "wbuf_wr", Op.LOAD_BIAS: "bias_wr",
+                Op.LOAD_QUANT: "quant_wr"}.get(op)
+        if name:
+            base = f.get("waddr", 0) if op == Op.LOAD_WEIGHT else f.get("addr", 0)
+            want += [(name, base + i, beats[pos + i] & ((1 << width[name]) - 1))
+                     for i in range(f["count"])]
+            pos += f["count"]
+    assert log["wr"] == want
+    valid = [f for op, f in cmds if op == Op.COMPUTE and f["r"] != 0]
+    assert len(log["computes"]) == len(valid)
+    for got, f in zip(log["computes"], valid, strict=True):
+        for name, v in f.items():
+            assert got["cmd"][name] == v, name
+        for n in "pqrs":
+            assert got["one"][n] == (f[n] == 1) and got["two"][n] == (f[n] == 2)
+        assert got["wbot"] == f["waddr"] + spec.rows - 1
+    stores = [(f, i) for op, f in cmds if op == Op.STORE for i in range(f["count"])]
+    assert [(s["addr"], s["idx"], s["last"], s["requant"], s["relu"]) for s in log["stores"]] \
+        == [(f["oaddr"] + i, i, i == f["count"] - 1, f.get("requant", 0), f.get("relu", 0))
+            for f, i in stores]
+    assert log["commands"] == len(cmds)
+    assert log["error_at"] is not None      # the unknown opcode
