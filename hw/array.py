@@ -34,7 +34,7 @@ from .pe import MacPE, OsPE, RsPE, rs_control_layout
 from .regs import delay, pipelined_product
 
 __all__ = ["SystolicArray", "OutputStationaryArray", "AdderTreeArray", "RowStationaryArray",
-           "array_for"]
+           "array_for", "array_signature"]
 
 
 def _pe_grid(m, make, rows, cols):
@@ -60,15 +60,22 @@ class SystolicArray(wiring.Component):
         self.acc_bits = acc_bits
         self.stages, self.banks = stages, banks
         self.latency = self.latency_of(rows, cols, stages)
+        super().__init__(self.ports(rows=rows, cols=cols, act_shape=act_shape,
+                                    weight_shape=weight_shape, acc_bits=acc_bits,
+                                    preload=preload, banks=banks))
+
+    @staticmethod
+    def ports(*, rows, cols, act_shape, weight_shape, acc_bits, preload="down", banks=1, **_):
+        """The array's ports (see :func:`array_signature`)."""
         ports = {
-            "a": In(data.ArrayLayout(self.act_shape, rows)),
-            "w": In(data.ArrayLayout(self.weight_shape, cols if preload == "down" else rows)),
+            "a": In(data.ArrayLayout(act_shape, rows)),
+            "w": In(data.ArrayLayout(weight_shape, cols if preload == "down" else rows)),
             "w_shift": In(1),
             "y": Out(data.ArrayLayout(signed(acc_bits), cols)),
         }
         if banks == 2:   # double-buffered weights (see MacPE): sel_next is the bank bit of the
             ports |= {"sel_next": In(1)}   # vector presented at `a` in the next cycle
-        super().__init__(ports)
+        return ports
 
     @staticmethod
     def latency_of(rows: int, cols: int, stages: int = 0) -> int:
@@ -119,12 +126,18 @@ class OutputStationaryArray(wiring.Component):
         self.act_shape, self.weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
         self.acc_bits, self.stages = acc_bits, stages
         self.latency = SystolicArray.latency_of(rows, cols, stages)
-        super().__init__({
-            "a": In(data.ArrayLayout(self.act_shape, rows)),
-            "b": In(data.ArrayLayout(self.weight_shape, cols)),
+        super().__init__(self.ports(rows=rows, cols=cols, act_shape=act_shape,
+                                    weight_shape=weight_shape, acc_bits=acc_bits))
+
+    @staticmethod
+    def ports(*, rows, cols, act_shape, weight_shape, acc_bits, **_):
+        """The array's ports (see :func:`array_signature`)."""
+        return {
+            "a": In(data.ArrayLayout(act_shape, rows)),
+            "b": In(data.ArrayLayout(weight_shape, cols)),
             "drain": In(1),
             "y": Out(data.ArrayLayout(signed(acc_bits), cols)),
-        })
+        }
 
     def elaborate(self, platform):
         m = Module()
@@ -161,11 +174,17 @@ class AdderTreeArray(wiring.Component):
         self.acc_bits, self.stages = acc_bits, stages
         self.levels = max(1, (rows - 1).bit_length())
         self.latency = 1 + stages + self.levels
-        super().__init__({
-            "a": In(data.ArrayLayout(self.act_shape, rows)),
-            "w": In(data.ArrayLayout(self.weight_shape, rows * cols)),
+        super().__init__(self.ports(rows=rows, cols=cols, act_shape=act_shape,
+                                    weight_shape=weight_shape, acc_bits=acc_bits))
+
+    @staticmethod
+    def ports(*, rows, cols, act_shape, weight_shape, acc_bits, **_):
+        """The array's ports (see :func:`array_signature`)."""
+        return {
+            "a": In(data.ArrayLayout(act_shape, rows)),
+            "w": In(data.ArrayLayout(weight_shape, rows * cols)),
             "y": Out(data.ArrayLayout(signed(acc_bits), cols)),
-        })
+        }
 
     def elaborate(self, platform):
         m = Module()
@@ -219,15 +238,24 @@ class RowStationaryArray(wiring.Component):
         self.acc_bits, self.stages = acc_bits, stages
         self.depths = (filter_spad, ifmap_spad, psum_spad)
         self.latency = rows + 1 + stages
-        super().__init__({
+        super().__init__(self.ports(rows=rows, cols=cols, act_shape=act_shape,
+                                    weight_shape=weight_shape, acc_bits=acc_bits,
+                                    filter_spad=filter_spad, ifmap_spad=ifmap_spad,
+                                    psum_spad=psum_spad))
+
+    @staticmethod
+    def ports(*, rows, cols, act_shape, weight_shape, acc_bits, filter_spad, ifmap_spad,
+              psum_spad, **_):
+        """The array's ports (see :func:`array_signature`)."""
+        return {
             "cfg_r": In(8), "cfg_d": In(4), "cfg_u": In(4), "cfg_lane": In(7), "cfg_p": In(16),
             "fw_en": In(1), "fw_addr": In(range(filter_spad)),
-            "fw_data": In(data.ArrayLayout(self.weight_shape, rows)),
+            "fw_data": In(data.ArrayLayout(weight_shape, rows)),
             "iw_en": In(1), "iw_addr": In(range(ifmap_spad)), "iw_y": In(16),
-            "iw_data": In(data.ArrayLayout(self.act_shape, rows)),
+            "iw_data": In(data.ArrayLayout(act_shape, rows)),
             "ctl": In(rs_control_layout(filter_spad, ifmap_spad, psum_spad)),
             "y": Out(data.ArrayLayout(signed(acc_bits), cols)),
-        })
+        }
 
     def elaborate(self, platform):
         m = Module()
@@ -280,11 +308,24 @@ class RowStationaryArray(wiring.Component):
         return m
 
 
-def array_for(spec):
-    """The PE array of ``spec``'s engine (its ``latency`` equals ``spec.array_latency``)."""
+def _array_args(spec):
+    """The array class of ``spec``'s engine and its arguments."""
     act = signed(spec.act_bits) if spec.act_signed else Shape(spec.act_bits)
     wgt = signed(spec.weight_bits) if spec.weight_signed else Shape(spec.weight_bits)
     kw = dict(rows=spec.rows, cols=spec.cols, acc_bits=spec.acc_bits, stages=spec.mult_stages)
-    arr = spec.flow.build_array(spec, act, wgt, **kw)   # the engine's factory (gen/engines/)
+    return spec.flow.array(spec, act, wgt, **kw)   # the engine's (gen/engines/)
+
+
+def array_signature(spec) -> wiring.Signature:
+    """The ports of ``spec``'s array as its driver sees them (operands out, sums ``y`` in): the
+    array's own signature, flipped, declared once here and connected with ``wiring.connect``."""
+    cls, kw = _array_args(spec)
+    return wiring.Signature(cls.ports(**kw)).flip()
+
+
+def array_for(spec):
+    """The PE array of ``spec``'s engine (its ``latency`` equals ``spec.array_latency``)."""
+    cls, kw = _array_args(spec)
+    arr = cls(**kw)
     assert arr.latency == spec.array_latency, (arr.latency, spec.array_latency)
     return arr

@@ -20,16 +20,17 @@ buffers), ``L`` = array latency. ``checks`` adds simulation assertions tying eac
 to the expression it shadows (tests enable it; the generated Verilog has none).
 """
 
-from amaranth.hdl import Module, signed
-from amaranth.lib import data, wiring
+from amaranth.hdl import Module
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from gen.isa import COUNTERS
 from gen.spec import Spec
 
+from .array import array_signature
 from .buffer import ReadSignature, WriteSignature, addr_bits
 from .counters import Counters
-from .engines import EXECUTORS, executor_for
+from .engines import executor_for
 from .frontend import FrontEnd
 from .host import AxiStreamSignature
 from .store import StoreUnit
@@ -43,7 +44,6 @@ class Controller(wiring.Component):
         self.spec, self.checks = spec, checks
         ia, wa, oa = (addr_bits(d) for d in (spec.input_depth, spec.weight_depth,
                                              spec.output_depth))
-        self._operands = EXECUTORS[spec.engine].operand_ports(spec)
         super().__init__({
             "s_axis": In(AxiStreamSignature(spec.in_stream_bits)),
             "m_axis": Out(AxiStreamSignature(spec.out_stream_bits)),
@@ -54,8 +54,7 @@ class Controller(wiring.Component):
             "obuf_wr": Out(WriteSignature(oa, spec.output_word_bits)),
             "obuf_rd": Out(ReadSignature(oa, spec.output_word_bits)),
             "obuf_rd2": Out(ReadSignature(oa, spec.output_word_bits)),
-            "y": In(data.ArrayLayout(signed(spec.acc_bits), spec.cols)),
-            **self._operands,
+            "array": Out(array_signature(spec)),
             "clear_counters": In(1), "clear_error": In(1),
             "busy": Out(1), "error": Out(1), "commands": Out(32),
             **{name: Out(64) for name in COUNTERS},
@@ -85,9 +84,8 @@ class Controller(wiring.Component):
         connect(m, wb.obuf_wr, flipped(self.obuf_wr))
         connect(m, st.obuf_rd, flipped(self.obuf_rd2))
         connect(m, st.m_axis, flipped(self.m_axis))
-        for name in self._operands:
-            m.d.comb += getattr(self, name).eq(getattr(exe, name))
-        m.d.comb += [wb.y.eq(self.y), fe.x_idle.eq(exe.idle), fe.done.eq(wb.done),
+        connect(m, exe.array, flipped(self.array))
+        m.d.comb += [wb.y.eq(self.array.y), fe.x_idle.eq(exe.idle), fe.done.eq(wb.done),
                      fe.store_drained.eq(st.drained), fe.clear_error.eq(self.clear_error),
                      self.busy.eq(fe.busy), self.error.eq(fe.error)]
 

@@ -63,11 +63,7 @@ class Accelerator(wiring.Component):
         connect(m, ctrl.obuf_wr, obuf.wr)
         connect(m, ctrl.obuf_rd, obuf.rd)
         connect(m, ctrl.obuf_rd2, obuf.rd2)
-        for name in array.signature.members:   # the engine's operand ports, by name
-            if name == "y":
-                m.d.comb += ctrl.y.eq(array.y)
-            else:
-                m.d.comb += getattr(array, name).eq(getattr(ctrl, name))
+        connect(m, ctrl.array, array)
 
         for name, value in identity(spec).items():
             m.d.comb += getattr(csr, name).eq(value)

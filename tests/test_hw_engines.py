@@ -5,6 +5,7 @@
 from types import SimpleNamespace
 
 import pytest
+from amaranth.hdl import Fragment
 
 from conftest import make_spec
 from gen.mapping import ENGINES
@@ -21,6 +22,7 @@ def test_every_engine_has_an_executor():
         kw = dict(rows=6, cols=4) if name == "rs" else {}
         exe = executor_for(make_spec(dataflow=name, **kw))
         assert type(exe) is cls and exe.engine == name
+        Fragment.get(exe, None)   # it elaborates
 
 
 def test_unknown_engine_raises():
@@ -48,4 +50,6 @@ def test_postproc_latency_is_the_requantisers():
 def test_array_latency_is_the_arrays(dataflow, stages):
     kw = dict(rows=6, cols=4) if dataflow == "rs" else dict(rows=5, cols=3)
     spec = make_spec(dataflow=dataflow, mult_stages=stages, **kw)
-    assert array_for(spec).latency == spec.array_latency
+    arr = array_for(spec)
+    assert arr.latency == spec.array_latency
+    Fragment.get(arr, None)

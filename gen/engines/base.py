@@ -248,6 +248,7 @@ class Dataflow:
                 m.bias_reg if h["bias"] else 0)
 
     # -- hardware ---------------------------------------------------------------------------------
-    def build_array(self, spec: Spec, act, wgt, **kw):
-        """The engine's PE array (hw/array.py), operand shapes ``act`` and ``wgt``."""
+    def array(self, spec: Spec, act, wgt, **kw):
+        """The engine's PE array (hw/array.py) as its class and constructor arguments, operand
+        shapes ``act`` and ``wgt`` (hw/array.py builds it, and its port signature, from them)."""
         raise NotImplementedError

@@ -96,6 +96,6 @@ class InputStationary(Dataflow):
         return (slice(h["oaddr"], h["oaddr"] + kn), y,
                 m.chan_bias[:kn, None] if h["bias"] else 0)
 
-    def build_array(self, spec, act, wgt, **kw):
+    def array(self, spec, act, wgt, **kw):
         from hw.array import SystolicArray      # weights stream through, input pixels stay
-        return SystolicArray(act_shape=wgt, weight_shape=act, preload="right", **kw)
+        return SystolicArray, dict(act_shape=wgt, weight_shape=act, preload="right", **kw)

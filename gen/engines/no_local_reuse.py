@@ -73,6 +73,6 @@ class NoLocalReuse(Dataflow):
         return (slice(h["oaddr"], h["oaddr"] + h["p"] * h["q"]), m.ibuf[addr] @ blk,
                 m.bias_reg if h["bias"] else 0)
 
-    def build_array(self, spec, act, wgt, **kw):
+    def array(self, spec, act, wgt, **kw):
         from hw.array import AdderTreeArray
-        return AdderTreeArray(act_shape=act, weight_shape=wgt, **kw)
+        return AdderTreeArray, dict(act_shape=act, weight_shape=wgt, **kw)

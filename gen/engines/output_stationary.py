@@ -55,6 +55,6 @@ class OutputStationary(Dataflow):
                            (taps * pixels, taps * rows, h["count"]),
                            extra_array=rows * rows * spec.cols)      # drain shifts
 
-    def build_array(self, spec, act, wgt, **kw):
+    def array(self, spec, act, wgt, **kw):
         from hw.array import OutputStationaryArray
-        return OutputStationaryArray(act_shape=act, weight_shape=wgt, **kw)
+        return OutputStationaryArray, dict(act_shape=act, weight_shape=wgt, **kw)

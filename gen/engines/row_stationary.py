@@ -243,7 +243,8 @@ class RowStationary(Dataflow):
         base = np.tile(m.chan_bias[:kn], Q)[:, None] if h["bias"] else 0
         return [(dst, y.reshape(Q * kn, spec.cols), not h["accumulate"], base)]
 
-    def build_array(self, spec, act, wgt, **kw):
+    def array(self, spec, act, wgt, **kw):
         from hw.array import RowStationaryArray
-        return RowStationaryArray(act_shape=act, weight_shape=wgt, filter_spad=spec.filter_spad,
-                                  ifmap_spad=spec.ifmap_spad, psum_spad=spec.psum_spad, **kw)
+        return RowStationaryArray, dict(act_shape=act, weight_shape=wgt,
+                                        filter_spad=spec.filter_spad, ifmap_spad=spec.ifmap_spad,
+                                        psum_spad=spec.psum_spad, **kw)

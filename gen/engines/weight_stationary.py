@@ -54,6 +54,6 @@ class WeightStationary(Dataflow):
         return ComputeCost(cycles, taps * pixels, (taps * pixels, taps * spec.rows, taps * pixels),
                            extra_array=taps * spec.rows * spec.rows * spec.cols)  # preload shifts
 
-    def build_array(self, spec, act, wgt, **kw):
+    def array(self, spec, act, wgt, **kw):
         from hw.array import SystolicArray
-        return SystolicArray(act_shape=act, weight_shape=wgt, preload="down", banks=2, **kw)
+        return SystolicArray, dict(act_shape=act, weight_shape=wgt, preload="down", banks=2, **kw)

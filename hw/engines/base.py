@@ -6,7 +6,8 @@ stream) in ``XIDLE`` and sequences it on the engine's array: it reads the input 
 word (``token``, hw/writeback.py). ``idle``: in ``XIDLE`` with its last results written.
 ``activity`` tells the counters what the datapath does each cycle.
 
-A subclass gives the engine's operand ports (:meth:`operand_ports`), its datapath
+The array's ports are ``array`` (hw/array.py :func:`~hw.array.array_signature`: operands
+out, sums ``y`` in, which the write-back takes). A subclass gives the engine's datapath
 (:meth:`datapath`, around the buffers and the array) and its states (:meth:`states`), starting
 at :attr:`first_state`; :class:`Core` holds the registers they share.
 """
@@ -17,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from gen.spec import Spec
 
+from ..array import array_signature
 from ..buffer import ReadSignature, addr_bits
 from ..interfaces import PTR, ActivitySignature, ComputeLayout, HeaderLayout, TokenSignature
 from ..walker import PixelWalker
@@ -68,7 +70,7 @@ class Executor(wiring.Component):
             "token": Out(TokenSignature()),
             "activity": Out(ActivitySignature()),
             "idle": Out(1),
-            **self.operand_ports(spec),
+            "array": Out(array_signature(spec)),
         })
 
     @property
@@ -76,10 +78,6 @@ class Executor(wiring.Component):
         """Cycles from a vector entering the array to its sums leaving it, which the tokens
         wait for (hw/writeback.py)."""
         return self.spec.array_latency
-
-    @classmethod
-    def operand_ports(cls, spec: Spec) -> dict:
-        raise NotImplementedError
 
     def datapath(self, m, x: Core):
         raise NotImplementedError

@@ -6,9 +6,6 @@ them (one per output channel; output word ``oaddr + k`` holds channel ``k``), ``
 for the last sums before the next tap preloads.
 """
 
-from amaranth.hdl import signed, unsigned
-from amaranth.lib import data
-from amaranth.lib.wiring import Out
 
 from ..regs import delay
 from .base import Executor
@@ -20,13 +17,6 @@ class InputStationary(Executor):
     engine = "is"
     first_state = "PRELOAD"
 
-    @classmethod
-    def operand_ports(cls, spec):
-        act = signed(spec.act_bits) if spec.act_signed else unsigned(spec.act_bits)
-        wgt = signed(spec.weight_bits) if spec.weight_signed else unsigned(spec.weight_bits)
-        return {"a": Out(data.ArrayLayout(wgt, spec.rows)),
-                "w": Out(data.ArrayLayout(act, spec.rows)), "w_shift": Out(1)}
-
     def wstep(self, c):
         return c.count
 
@@ -36,9 +26,9 @@ class InputStationary(Executor):
     def datapath(self, m, x):
         m.d.comb += [self.ibuf_rd.addr.eq(x.walker.pix), self.ibuf_rd.en.eq(x.x_issue),
                      self.wbuf_rd.addr.eq(x.walker.wtap + x.lin), self.wbuf_rd.en.eq(x.issue),
-                     self.a.as_value().eq(self.wbuf_rd.data),
-                     self.w.as_value().eq(self.ibuf_rd.data),
-                     self.w_shift.eq(delay(m, x.x_issue, self.spec.buffer_latency, "x_issue")),
+                     self.array.a.as_value().eq(self.wbuf_rd.data),
+                     self.array.w.as_value().eq(self.ibuf_rd.data),
+                     self.array.w_shift.eq(delay(m, x.x_issue, self.spec.buffer_latency, "x_issue")),
                      self.activity.moves.eq(x.x_issue)]
 
     def states(self, m, x):

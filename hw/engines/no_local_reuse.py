@@ -5,9 +5,6 @@ For each filter tap: ``STREAM`` walks the pixels (hw/walker.py), reading the tap
 waits for the adder trees' last sums.
 """
 
-from amaranth.hdl import signed, unsigned
-from amaranth.lib import data
-from amaranth.lib.wiring import Out
 
 from .base import Executor
 
@@ -18,13 +15,6 @@ class NoLocalReuse(Executor):
     engine = "nlr"
     first_state = "STREAM"
 
-    @classmethod
-    def operand_ports(cls, spec):
-        act = signed(spec.act_bits) if spec.act_signed else unsigned(spec.act_bits)
-        wgt = signed(spec.weight_bits) if spec.weight_signed else unsigned(spec.weight_bits)
-        return {"a": Out(data.ArrayLayout(act, spec.rows)),
-                "w": Out(data.ArrayLayout(wgt, spec.rows * spec.cols))}
-
     def wstep(self, c):
         return 1
 
@@ -34,8 +24,8 @@ class NoLocalReuse(Executor):
     def datapath(self, m, x):
         m.d.comb += [self.ibuf_rd.addr.eq(x.walker.pix), self.ibuf_rd.en.eq(x.issue),
                      self.wbuf_rd.addr.eq(x.walker.wtap + x.lin), self.wbuf_rd.en.eq(x.issue),
-                     self.a.as_value().eq(self.ibuf_rd.data),
-                     self.w.as_value().eq(self.wbuf_rd.data)]
+                     self.array.a.as_value().eq(self.ibuf_rd.data),
+                     self.array.w.as_value().eq(self.wbuf_rd.data)]
 
     def states(self, m, x):
         spec, wk = self.spec, x.walker

@@ -8,9 +8,7 @@ holds its final sum, ``ODRAIN`` shifts the ``rows`` results out (bottom row firs
 last writes. The tokens need no array delay (``token_delay`` 0) and cover the whole window.
 """
 
-from amaranth.hdl import Cat, Mux, Signal, signed, unsigned
-from amaranth.lib import data
-from amaranth.lib.wiring import Out
+from amaranth.hdl import Cat, Mux, Signal
 
 from ..regs import delay
 from .base import Executor
@@ -26,13 +24,6 @@ class OutputStationary(Executor):
     @property
     def token_delay(self):
         return 0
-
-    @classmethod
-    def operand_ports(cls, spec):
-        act = signed(spec.act_bits) if spec.act_signed else unsigned(spec.act_bits)
-        wgt = signed(spec.weight_bits) if spec.weight_signed else unsigned(spec.weight_bits)
-        return {"a": Out(data.ArrayLayout(act, spec.rows)),
-                "b": Out(data.ArrayLayout(wgt, spec.cols)), "drain": Out(1)}
 
     def wstep(self, c):
         return self.spec.rows
@@ -59,12 +50,12 @@ class OutputStationary(Executor):
         with m.If(a_valid):
             for i in range(rows):
                 m.d.sync += tp[i].eq(tp[i] >> ab)
-                m.d.comb += self.a[i].eq(tp[i][:ab])
-            m.d.comb += self.b.as_value().eq(self.wbuf_rd.data)
+                m.d.comb += self.array.a[i].eq(tp[i][:ab])
+            m.d.comb += self.array.b.as_value().eq(self.wbuf_rd.data)
         m.d.comb += [self.ibuf_rd.addr.eq(x.walker.pix), self.ibuf_rd.en.eq(x.x_issue),
                      self.wbuf_rd.addr.eq(x.walker.wtap + x.lin), self.wbuf_rd.en.eq(x.issue),
                      # the drain step reaches the array with the write of the word it drains
-                     self.drain.eq(delay(m, x.tok_step, RL, "drain_step")),
+                     self.array.drain.eq(delay(m, x.tok_step, RL, "drain_step")),
                      self.activity.moves.eq(x.tok_step)]
 
     def states(self, m, x):

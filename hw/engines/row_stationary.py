@@ -10,12 +10,9 @@ addresses; compute steps reach the array ``RL`` cycles after issue, like a buffe
 token line is the same as the other engines'. It walks its own addresses (not hw/walker.py).
 """
 
-from amaranth.hdl import Signal, signed, unsigned
-from amaranth.lib import data
-from amaranth.lib.wiring import Out
+from amaranth.hdl import Signal
 
 from ..interfaces import PTR
-from ..pe import rs_control_layout
 from ..regs import delay
 from .base import Executor
 
@@ -28,19 +25,6 @@ class RowStationary(Executor):
     uses_walker = False
     whole = True
 
-    @classmethod
-    def operand_ports(cls, spec):
-        act = signed(spec.act_bits) if spec.act_signed else unsigned(spec.act_bits)
-        wgt = signed(spec.weight_bits) if spec.weight_signed else unsigned(spec.weight_bits)
-        fd, idp, pd = spec.filter_spad, spec.ifmap_spad, spec.psum_spad
-        return {"cfg_r": Out(8), "cfg_d": Out(4), "cfg_u": Out(4), "cfg_lane": Out(7),
-                "cfg_p": Out(16),
-                "fw_en": Out(1), "fw_addr": Out(range(fd)),
-                "fw_data": Out(data.ArrayLayout(wgt, spec.rows)),
-                "iw_en": Out(1), "iw_addr": Out(range(idp)), "iw_y": Out(16),
-                "iw_data": Out(data.ArrayLayout(act, spec.rows)),
-                "ctl": Out(rs_control_layout(fd, idp, pd))}
-
     def datapath(self, m, x):
         spec = self.spec
         RL = spec.buffer_latency
@@ -52,23 +36,23 @@ class RowStationary(Executor):
         x.iidx, x.ibase = Signal(16), Signal(16)
         x.fidx = Signal(range(spec.filter_spad + 256))
         x.f_issue = Signal()
-        x.rs_ctl = Signal.like(self.ctl)
+        x.rs_ctl = Signal.like(self.array.ctl)
         x.fcnt = Signal(range(spec.filter_spad + 1))
         c = x.xcmd
         fills = x.f_issue.as_unsigned() + (x.x_issue & (x.fy == 0)).as_unsigned()
         m.d.comb += [
-            self.cfg_r.eq(c.r), self.cfg_d.eq(c.dilation), self.cfg_u.eq(c.stride),
-            self.cfg_lane.eq(c.lane), self.cfg_p.eq(c.p),
+            self.array.cfg_r.eq(c.r), self.array.cfg_d.eq(c.dilation), self.array.cfg_u.eq(c.stride),
+            self.array.cfg_lane.eq(c.lane), self.array.cfg_p.eq(c.p),
             self.ibuf_rd.addr.eq(x.pix), self.ibuf_rd.en.eq(x.x_issue),
             self.wbuf_rd.en.eq(x.f_issue), self.wbuf_rd.addr.eq(c.waddr + x.fcnt),
-            self.fw_en.eq(delay(m, x.f_issue, RL, "fw_en")),
-            self.fw_addr.eq(delay(m, x.fcnt, RL, "fw_addr")),
-            self.fw_data.as_value().eq(self.wbuf_rd.data),
-            self.iw_en.eq(delay(m, x.x_issue, RL, "iw_en")),
-            self.iw_addr.eq(delay(m, x.fx, RL, "iw_addr")),
-            self.iw_y.eq(delay(m, x.fy, RL, "iw_y")),
-            self.iw_data.as_value().eq(self.ibuf_rd.data),
-            self.ctl.eq(delay(m, x.rs_ctl, RL, "rs_ctl")),
+            self.array.fw_en.eq(delay(m, x.f_issue, RL, "fw_en")),
+            self.array.fw_addr.eq(delay(m, x.fcnt, RL, "fw_addr")),
+            self.array.fw_data.as_value().eq(self.wbuf_rd.data),
+            self.array.iw_en.eq(delay(m, x.x_issue, RL, "iw_en")),
+            self.array.iw_addr.eq(delay(m, x.fx, RL, "iw_addr")),
+            self.array.iw_y.eq(delay(m, x.fy, RL, "iw_y")),
+            self.array.iw_data.as_value().eq(self.ibuf_rd.data),
+            self.array.ctl.eq(delay(m, x.rs_ctl, RL, "rs_ctl")),
             # every PE's filter spad takes a filter word, its ifmap spad a row segment (one per
             # fill column), and a psum row moves down per output word
             self.activity.fills.eq(fills), self.activity.moves.eq(fills + x.tok_valid),

@@ -21,9 +21,7 @@ For each filter tap (r, s) of a COMPUTE:
   ``read_early``, still at least one as ``rows + 1 >= RL`` there).
 """
 
-from amaranth.hdl import Assert, Mux, Signal, signed, unsigned
-from amaranth.lib import data
-from amaranth.lib.wiring import Out
+from amaranth.hdl import Assert, Mux, Signal
 
 from ..interfaces import PTR
 from ..regs import delay
@@ -35,14 +33,6 @@ __all__ = ["WeightStationary"]
 class WeightStationary(Executor):
     engine = "ws"
     first_state = "WLOAD"
-
-    @classmethod
-    def operand_ports(cls, spec):
-        act = signed(spec.act_bits) if spec.act_signed else unsigned(spec.act_bits)
-        wgt = signed(spec.weight_bits) if spec.weight_signed else unsigned(spec.weight_bits)
-        return {"a": Out(data.ArrayLayout(act, spec.rows)),
-                "w": Out(data.ArrayLayout(wgt, spec.cols)), "w_shift": Out(1),
-                "sel_next": Out(1)}
 
     def wstep(self, c):
         return self.spec.rows
@@ -77,11 +67,11 @@ class WeightStationary(Executor):
             m.d.sync += x.laddr.eq(x.laddr - 1)
         m.d.comb += [self.ibuf_rd.addr.eq(wk.pix), self.ibuf_rd.en.eq(x.issue),
                      self.wbuf_rd.en.eq(x.x_issue | l_issue), self.wbuf_rd.addr.eq(x.laddr),
-                     self.a.as_value().eq(self.ibuf_rd.data),
-                     self.w.as_value().eq(self.wbuf_rd.data),
-                     self.w_shift.eq(delay(m, x.x_issue | l_issue, RL, "x_issue")),
+                     self.array.a.as_value().eq(self.ibuf_rd.data),
+                     self.array.w.as_value().eq(self.wbuf_rd.data),
+                     self.array.w_shift.eq(delay(m, x.x_issue | l_issue, RL, "x_issue")),
                      # the bank bit of the vector at the array's input next cycle
-                     self.sel_next.eq(delay(m, x.bank, RL - 1, "sel_next")),
+                     self.array.sel_next.eq(delay(m, x.bank, RL - 1, "sel_next")),
                      self.activity.moves.eq(x.x_issue | l_issue)]
         if self.checks:
             m.d.sync += [Assert(x.since0 == (since == 0), "since0"),
