@@ -2,7 +2,8 @@
 
 A state machine (``HDR``, ``DISP``, ``LOAD``, ``STORE``) takes command headers from ``s_axis``,
 decodes each as its last header word arrives (every dispatch decision then starts from registered
-flags, not from comparisons of the header's fields; the decode is in one place, :meth:`_decode`),
+flags, not from comparisons of the header's fields; the decode is in one place, :meth:`_decode`,
+which asks the engine's executor whether a COMPUTE's fields make a tile it can run),
 writes LOAD payloads into the buffers (``ibuf_wr``, ``wbuf_wr``) and the bias and requantisation
 parameters (``bias_wr``, ``quant_wr``), issues a STORE's output-buffer reads on ``store`` (a
 stream: the store unit takes a read while it has room for its word), and puts each COMPUTE on
@@ -22,6 +23,7 @@ from gen.isa import HEADER_WORDS, Op
 from gen.spec import Spec
 
 from .buffer import WriteSignature, addr_bits
+from .engines import executor_class
 from .host import AxiStreamSignature
 from .interfaces import PTR, ComputeLayout, HeaderLayout, StoreRequest
 
@@ -52,30 +54,21 @@ class FrontEnd(wiring.Component):
             "waiting_input": Out(1),
         })
 
-    def _decode(self, m, new):
-        """The registered decode of header ``new`` (taken as its last word arrives): the
-        command's class, whether its fields are valid, its buffer base address."""
+    def _decode(self, h):
+        """The decode of header ``h``: the command's class, whether its fields are valid, its
+        buffer base address. The front end registers it as a header's last word arrives."""
         spec = self.spec
         loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]
         if spec.postproc:
             loads.append(Op.LOAD_QUANT)
         known = [Op.NOP, Op.COMPUTE, Op.STORE, *loads]
-        ok = (new.p != 0) & (new.q != 0) & (new.r != 0) & (new.s != 0)
-        if spec.engine in ("is", "rs"):
-            ok &= new.count != 0
-        if spec.engine == "rs":
-            ok &= (new.fill_h != 0) & (new.fill_w != 0)
-        d = {n: Signal(name=f"d_{n}") for n in ("compute", "ok", "all", "store", "load", "count",
-                                                 "one", "bad")}
-        d["base"] = Signal(16, name="d_base")  # the LOAD's or STORE's first buffer address
-        m.d.sync += [d["compute"].eq(new.op == Op.COMPUTE), d["ok"].eq(ok),
-                     d["all"].eq(new.sync | (new.op == Op.LOAD_BIAS)),
-                     d["store"].eq(new.op == Op.STORE), d["load"].eq(new.op.matches(*loads)),
-                     d["count"].eq(new.count != 0), d["one"].eq(new.count == 1),
-                     d["base"].eq(Mux(new.op == Op.LOAD_WEIGHT, new.waddr,
-                                      Mux(new.op == Op.STORE, new.oaddr, new.addr))),
-                     d["bad"].eq(~new.op.matches(*known))]
-        return d
+        return {"compute": h.op == Op.COMPUTE, "ok": executor_class(spec).compute_ok(h),
+                "all": h.sync | (h.op == Op.LOAD_BIAS),   # waits for every COMPUTE
+                "store": h.op == Op.STORE, "load": h.op.matches(*loads),
+                "count": h.count != 0, "one": h.count == 1,
+                "base": Mux(h.op == Op.LOAD_WEIGHT, h.waddr,   # the first buffer address
+                            Mux(h.op == Op.STORE, h.oaddr, h.addr)),
+                "bad": ~h.op.matches(*known)}
 
     def elaborate(self, platform):
         m = Module()
@@ -106,11 +99,20 @@ class FrontEnd(wiring.Component):
             m.d.sync += [n_zero.eq(n_out == 1), n_le1.eq(n_out <= 2)]
         with m.If(cnt_dec):
             m.d.sync += [cnt.eq(cnt - 1), cnt_nz.eq(~cnt_one), cnt_one.eq(cnt == 2)]
+        # the command in DISP, decoded as its last header word arrives: dispatch decisions start
+        # from these registers, not from comparisons of the header's fields
+        d = {n: Signal(16 if n == "base" else 1, name=f"d_{n}") for n in self._decode(cmd)}
         if self.checks:   # the registered flags equal what they shadow
+            m.d.sync += [Assert(d[n] == v, f"d_{n}") for n, v in self._decode(cmd).items()]
             m.d.sync += [Assert(n_zero == (n_out == 0), "n_zero"),
                          Assert(n_le1 == (n_out <= 1), "n_le1"),
                          Assert(cnt_nz == (cnt != 0), "cnt_nz"),
                          Assert(cnt_one == (cnt == 1), "cnt_one")]
+            q = queue.payload   # the queued COMPUTE's facts, registered as it was queued
+            m.d.sync += [Assert(~queue.valid | ((getattr(q.one, n) == (getattr(q.cmd, n) == 1))
+                                                & (getattr(q.two, n) == (getattr(q.cmd, n) == 2))),
+                                f"queued {n} flags") for n in "pqrs"]
+            m.d.sync += Assert(~queue.valid | (q.wbot == q.cmd.waddr + (spec.rows - 1)), "wbot")
 
         for wr in (self.ibuf_wr, self.wbuf_wr, self.bias_wr, self.quant_wr):
             m.d.comb += [wr.addr.eq(ptr), wr.data.eq(s_axis.tdata)]
@@ -133,7 +135,7 @@ class FrontEnd(wiring.Component):
                     with m.Else():
                         m.d.comb += self.command.eq(1)
                         m.d.sync += [hidx.eq(0), cmd.eq(new)]
-                        d = self._decode(m, new)
+                        m.d.sync += [d[n].eq(v) for n, v in self._decode(new).items()]
                         m.next = "DISP"
 
             with m.State("DISP"):

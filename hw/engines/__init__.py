@@ -7,18 +7,22 @@ from .output_stationary import OutputStationary
 from .row_stationary import RowStationary
 from .weight_stationary import WeightStationary
 
-__all__ = ["Executor", "Core", "EXECUTORS", "executor_for"]
+__all__ = ["Executor", "Core", "EXECUTORS", "executor_class", "executor_for"]
 
 #: engine -> its executor class
 EXECUTORS = {cls.engine: cls for cls in (WeightStationary, InputStationary, OutputStationary,
                                          NoLocalReuse, RowStationary)}
 
 
-def executor_for(spec, *, checks: bool = False) -> Executor:
-    """The executor of ``spec``'s engine; an engine without one raises."""
+def executor_class(spec) -> type[Executor]:
+    """The executor class of ``spec``'s engine; an engine without one raises."""
     try:
-        cls = EXECUTORS[spec.engine]
+        return EXECUTORS[spec.engine]
     except KeyError:
         raise ValueError(f"no executor for engine {spec.engine!r}; hw/engines has "
                          f"{', '.join(sorted(EXECUTORS))}") from None
-    return cls(spec, checks=checks)
+
+
+def executor_for(spec, *, checks: bool = False) -> Executor:
+    """The executor of ``spec``'s engine."""
+    return executor_class(spec)(spec, checks=checks)

@@ -79,6 +79,12 @@ class Executor(wiring.Component):
         wait for (hw/writeback.py)."""
         return self.spec.array_latency
 
+    @classmethod
+    def compute_ok(cls, h):
+        """Whether COMPUTE header ``h`` (a :data:`~hw.interfaces.HeaderLayout` view) is a tile the
+        engine can run; the front end drops one that is not (gen/isa.py)."""
+        return (h.p != 0) & (h.q != 0) & (h.r != 0) & (h.s != 0)
+
     def datapath(self, m, x: Core):
         raise NotImplementedError
 

@@ -17,6 +17,10 @@ class InputStationary(Executor):
     engine = "is"
     first_state = "PRELOAD"
 
+    @classmethod
+    def compute_ok(cls, h):
+        return super().compute_ok(h) & (h.count != 0)
+
     def wstep(self, c):
         return c.count
 

@@ -25,6 +25,10 @@ class RowStationary(Executor):
     uses_walker = False
     whole = True
 
+    @classmethod
+    def compute_ok(cls, h):
+        return super().compute_ok(h) & (h.count != 0) & (h.fill_h != 0) & (h.fill_w != 0)
+
     def datapath(self, m, x):
         spec = self.spec
         RL = spec.buffer_latency
