@@ -186,15 +186,6 @@ def identity(spec) -> dict[str, int]:
     }
 
 
-def __getattr__(name: str):
-    # transitional: hw/controller.py still reads PER_PE_CYCLE here; the figures live with each
-    # engine (gen/engines/, Dataflow.per_pe_cycle)
-    if name == "PER_PE_CYCLE":
-        from .engines import ENGINES
-        return {e: d.per_pe_cycle for e, d in ENGINES.items()}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def csr_offset(name: str) -> int:
     for n, off, _, _ in CSRS:
         if n == name:

@@ -2,10 +2,11 @@
 
 ``events`` carries each counter's raw event of this cycle (a strobe, or a small count such as the
 output buffer's two read ports); the PE-level counters are derived here from the executor's
-``activity`` times the elements each event moves in the engine's datapath (gen/isa.py
-PER_PE_CYCLE: every PE works on an issued cycle; ``fills`` and ``moves`` add what an engine moves
-into every PE besides). Each event is registered first, so a 64-bit add does not follow the logic
-that raises it: every count lags its event by a cycle (they are read when the design is idle).
+``activity`` times the elements each event moves in the engine's datapath
+(``Dataflow.per_pe_cycle``, gen/engines/: every PE works on an issued cycle; ``fills`` and
+``moves`` add what an engine moves into every PE besides). Each event is registered first, so a
+64-bit add does not follow the logic that raises it: every count lags its event by a cycle (they
+are read when the design is idle).
 ``command`` counts headers as they complete, without the lag.
 """
 
@@ -13,7 +14,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.isa import COUNTERS, PER_PE_CYCLE
+from gen.isa import COUNTERS
 from gen.spec import Spec
 
 from .interfaces import ActivitySignature
@@ -43,7 +44,7 @@ class Counters(wiring.Component):
         m = Module()
         spec = self.spec
         pes = spec.rows * spec.cols
-        rf_pp, arr_pp = PER_PE_CYCLE[spec.engine]
+        rf_pp, arr_pp = spec.flow.per_pe_cycle
         act = self.activity
         events = {name: getattr(self.events, name) for name in EventLayout.members}
         events |= {"array_busy": act.issue, "pe_macs": act.issue * pes,

@@ -43,10 +43,14 @@ def test_preset_mapping_is_built_by_its_engine(engine):
 def test_array_latency_is_the_hardware_arrays(engine):
     """The registry's latency and the array its factory builds agree (hw/array.py asserts it as
     it builds; this builds every engine at two sizes)."""
+    from amaranth.hdl import Fragment
+
     from hw.array import array_for
     for rows, cols in ((2, 3), (5, 4)):
         spec = _spec(engine, rows, cols)
-        assert array_for(spec).latency == spec.array_latency == spec.flow.array_latency(spec)
+        arr = array_for(spec)
+        assert arr.latency == spec.array_latency == spec.flow.array_latency(spec)
+        Fragment.get(arr, None)   # (it elaborates)
 
 
 @pytest.mark.parametrize("engine", list(Engine))

@@ -6,7 +6,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from conftest import make_spec
-from gen.isa import COUNTERS, PER_PE_CYCLE
+from gen.isa import COUNTERS
 from hw.counters import Counters, EventLayout
 
 
@@ -16,7 +16,7 @@ def test_counters_sum_events_and_clear(dataflow):
     dut = Counters(spec)
     rng = random.Random(4)
     pes = spec.rows * spec.cols
-    rf_pp, arr_pp = PER_PE_CYCLE[dataflow]
+    rf_pp, arr_pp = spec.flow.per_pe_cycle
 
     async def tb(ctx):
         want = dict.fromkeys(COUNTERS, 0)

@@ -1,6 +1,7 @@
 # amaranth: UnusedElaboratable=no
 # (components built only to compare their latencies are never elaborated)
-"""hw/engines: one executor per engine; the latencies the controller's timing derives from."""
+"""hw/engines: one executor per engine; the latencies the controller's timing derives from (the
+arrays': tests/test_engines.py)."""
 
 from types import SimpleNamespace
 
@@ -9,7 +10,6 @@ from amaranth.hdl import Fragment
 
 from conftest import make_spec
 from gen.mapping import ENGINES
-from hw.array import array_for
 from hw.buffer import Scratchpad
 from hw.engines import EXECUTORS, executor_for
 from hw.engines.weight_stationary import WeightStationary
@@ -43,13 +43,3 @@ def test_postproc_latency_is_the_requantisers():
     spec = make_spec(postproc=True)
     assert Requantizer(spec).latency == spec.postproc_latency
     assert make_spec(postproc=False).postproc_latency == 0
-
-
-@pytest.mark.parametrize("dataflow", sorted(EXECUTORS))
-@pytest.mark.parametrize("stages", [0, 2])
-def test_array_latency_is_the_arrays(dataflow, stages):
-    kw = dict(rows=6, cols=4) if dataflow == "rs" else dict(rows=5, cols=3)
-    spec = make_spec(dataflow=dataflow, mult_stages=stages, **kw)
-    arr = array_for(spec)
-    assert arr.latency == spec.array_latency
-    Fragment.get(arr, None)

@@ -1,4 +1,5 @@
-"""One executor per engine (gen/mapping.py), each behind the shared ports of :class:`Executor`."""
+"""One executor per engine (gen/engines/ ``Engine``), each behind the shared ports of
+:class:`Executor`."""
 
 from .base import Core, Executor
 from .input_stationary import InputStationary
@@ -9,7 +10,7 @@ from .weight_stationary import WeightStationary
 
 __all__ = ["Executor", "Core", "EXECUTORS", "executor_class", "executor_for"]
 
-#: engine -> its executor class
+#: Engine -> its executor class
 EXECUTORS = {cls.engine: cls for cls in (WeightStationary, InputStationary, OutputStationary,
                                          NoLocalReuse, RowStationary)}
 
@@ -19,7 +20,7 @@ def executor_class(spec) -> type[Executor]:
     try:
         return EXECUTORS[spec.engine]
     except KeyError:
-        raise ValueError(f"no executor for engine {spec.engine!r}; hw/engines has "
+        raise ValueError(f"no executor for engine '{spec.engine}'; hw/engines has "
                          f"{', '.join(sorted(EXECUTORS))}") from None
 
 

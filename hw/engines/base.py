@@ -16,6 +16,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from gen.engines import Engine
 from gen.spec import Spec
 
 from ..array import array_signature
@@ -52,15 +53,15 @@ class Executor(wiring.Component):
     ``uses_walker = False``; ``whole``: one token per output word of the whole filter window,
     so its first pass is the COMPUTE's (not the first tap's)."""
 
-    engine: str
+    engine: Engine
     first_state: str
     uses_walker = True
     whole = False
 
     def __init__(self, spec: Spec, *, checks: bool = False):
         if spec.engine != self.engine:
-            raise ValueError(f"{type(self).__name__} runs engine {self.engine!r}, "
-                             f"not {spec.engine!r}")
+            raise ValueError(f"{type(self).__name__} runs engine '{self.engine}', "
+                             f"not '{spec.engine}'")
         self.spec, self.checks = spec, checks
         ia, wa = addr_bits(spec.input_depth), addr_bits(spec.weight_depth)
         super().__init__({

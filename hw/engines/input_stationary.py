@@ -7,6 +7,8 @@ for the last sums before the next tap preloads.
 """
 
 
+from gen.engines import Engine
+
 from ..regs import delay
 from .base import Executor
 
@@ -14,7 +16,7 @@ __all__ = ["InputStationary"]
 
 
 class InputStationary(Executor):
-    engine = "is"
+    engine = Engine.IS
     first_state = "PRELOAD"
 
     @classmethod

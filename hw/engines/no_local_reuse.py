@@ -6,13 +6,15 @@ waits for the adder trees' last sums.
 """
 
 
+from gen.engines import Engine
+
 from .base import Executor
 
 __all__ = ["NoLocalReuse"]
 
 
 class NoLocalReuse(Executor):
-    engine = "nlr"
+    engine = Engine.NLR
     first_state = "STREAM"
 
     def wstep(self, c):

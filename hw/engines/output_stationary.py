@@ -10,6 +10,8 @@ last writes. The tokens need no array delay (``token_delay`` 0) and cover the wh
 
 from amaranth.hdl import Cat, Mux, Signal
 
+from gen.engines import Engine
+
 from ..regs import delay
 from .base import Executor
 
@@ -17,7 +19,7 @@ __all__ = ["OutputStationary"]
 
 
 class OutputStationary(Executor):
-    engine = "os"
+    engine = Engine.OS
     first_state = "FILL"
     whole = True
 

@@ -12,6 +12,8 @@ token line is the same as the other engines'. It walks its own addresses (not hw
 
 from amaranth.hdl import Signal
 
+from gen.engines import Engine
+
 from ..interfaces import PTR
 from ..regs import delay
 from .base import Executor
@@ -20,7 +22,7 @@ __all__ = ["RowStationary"]
 
 
 class RowStationary(Executor):
-    engine = "rs"
+    engine = Engine.RS
     first_state = "FFILL"
     uses_walker = False
     whole = True

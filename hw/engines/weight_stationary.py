@@ -23,6 +23,8 @@ For each filter tap (r, s) of a COMPUTE:
 
 from amaranth.hdl import Assert, Mux, Signal
 
+from gen.engines import Engine
+
 from ..interfaces import PTR
 from ..regs import delay
 from .base import Executor
@@ -31,7 +33,7 @@ __all__ = ["WeightStationary"]
 
 
 class WeightStationary(Executor):
-    engine = "ws"
+    engine = Engine.WS
     first_state = "WLOAD"
 
     def wstep(self, c):
