@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export VENV
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow bench formal clean
 
 setup:
 	@./tools/setup.sh
@@ -25,6 +25,10 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -n 2 -m slow
+
+# Bounded SymbiYosys proofs of the generated top's stream and bus protocols (sim/formal.py)
+formal: setup
+	$(BIN)/python bench/formal.py --ci
 
 bench: setup
 	$(BIN)/python bench/spine.py
