@@ -21,8 +21,9 @@ Properties (asserted at every cycle up to the depth):
 
 Mode ``free`` leaves the input stream's content free too (any command stream): ``axis_out`` and
 ``axil`` hold; ``addr`` does not yet (the front end does not bound a command's addresses by the
-buffer depths: a LOAD past the depth wraps), so it is asserted only with a program. ``cover`` asks the solver for a trace in which the whole program has come out, so
-the depth is known to reach a complete run.
+buffer depths: a LOAD past the depth wraps), so it is asserted only with a program. ``cover-*``
+asks the solver for a trace in which the whole program has come out, so the depth is known to
+reach a complete run.
 """
 
 from __future__ import annotations
