@@ -1,15 +1,16 @@
 """The analytic performance model: cycles and work of a :class:`~gen.tiler.Program` on the RTL.
 
 It evaluates the same Program the driver replays, command by command, with the controller's timing
-(hw/controller.py), so its figures are the hardware's, not an idealised array's. With a host that
-keeps the input stream full and never stalls the output stream, ``cycles`` equals the RTL's cycle
-counter exactly (tests/test_model.py checks it against Icarus); stalls add to both.
+(hw/controller.py and its units), so its figures are the hardware's, not an idealised array's. With
+a host that keeps the input stream full and never stalls the output stream, ``cycles`` equals the
+RTL's cycle counter exactly (tests/test_model.py checks it against Icarus); stalls add to both.
 
-It replays the controller's two units (hw/controller.py) on a timeline: the *front end* spends
-HEADER_WORDS cycles per header and one dispatch cycle, then ``count`` cycles per LOAD and
-``count + RL + PP + 3`` per STORE (reads, read latency, post-processing pipeline PP, output FIFO);
-it queues each COMPUTE for the *executor* as soon as the queue is free, and waits, for a ``sync``
-command or LOAD_BIAS, until every COMPUTE is written, for a STORE until all but the last are.
+It replays the controller's two state machines (hw/frontend.py, hw/engines/) on a timeline: the
+*front end* spends HEADER_WORDS cycles per header and one dispatch cycle, then ``count`` cycles per
+LOAD and ``count + RL + PP + 3`` per STORE (reads, read latency, post-processing pipeline PP,
+output FIFO); it queues each COMPUTE for the *executor* as soon as the queue is free, and waits,
+for a ``sync`` command or LOAD_BIAS, until every COMPUTE is written, for a STORE until all but the
+last are.
 The executor takes a queued COMPUTE a cycle after it is free and spends, from its first state
 (``L`` = array latency, ``RL`` = buffer read latency, both from the spec)::
 
@@ -96,7 +97,7 @@ def estimate(program: Program) -> Estimate:
     # fe: the cycle the front end starts its next header; qfree: the executor's queue is empty
     # from then; xr: the executor is back in XIDLE (ws: while its last sums drain) and xf:
     # every result is written; tl: the cycle the last COMPUTE's last tap began (ws), pl: its
-    # pixels (hw/controller.py: the queue, the drain in XIDLE and the chaining of COMPUTEs)
+    # pixels (hw/engines/weight_stationary.py: the queue, the drain in XIDLE and the chaining)
     fe = qfree = xr = xf = 0
     tl = pl = -1
     written = [0]      # per COMPUTE: the cycle its last output word's write is seen (n_out)

@@ -30,7 +30,7 @@ CASES = {
                      {"pause": 0.4, "bias": True}),
     # one-pixel COMPUTEs accumulating over 4 C tiles back to back: each starts while the last
     # one drains, the shortest read-after-write the accumulation meets. On 1 row the adder reads
-    # the output word as its sums arrive, on 2 rows a cycle early (hw/controller.py ``read_early``).
+    # the output word as its sums arrive, on 2 rows a cycle early (hw/writeback.py ``read_early``).
     # (Six header words per COMPUTE space them wider than the controller's bound, so this
     # checks the path end to end rather than the bound itself)
     "back_to_back_1px": (dict(name="ws_1x3", rows=1, cols=3, input_depth=8, weight_depth=8,

@@ -11,7 +11,7 @@ from amaranth.hdl import Fragment
 from conftest import make_spec
 from gen.mapping import ENGINES
 from hw.buffer import Scratchpad
-from hw.engines import EXECUTORS, executor_for
+from hw.engines import EXECUTORS, ExecutorSignature, executor_for
 from hw.engines.weight_stationary import WeightStationary
 from hw.postproc import Requantizer
 
@@ -22,6 +22,7 @@ def test_every_engine_has_an_executor():
         kw = dict(rows=6, cols=4) if name == "rs" else {}
         exe = executor_for(make_spec(dataflow=name, **kw))
         assert type(exe) is cls and exe.engine == name
+        assert isinstance(exe.signature, ExecutorSignature)
         Fragment.get(exe, None)   # it elaborates
 
 

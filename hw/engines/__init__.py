@@ -1,14 +1,14 @@
 """One executor per engine (gen/engines/ ``Engine``), each behind the shared ports of
 :class:`Executor`."""
 
-from .base import Core, Executor
+from .base import Core, Executor, ExecutorSignature
 from .input_stationary import InputStationary
 from .no_local_reuse import NoLocalReuse
 from .output_stationary import OutputStationary
 from .row_stationary import RowStationary
 from .weight_stationary import WeightStationary
 
-__all__ = ["Executor", "Core", "EXECUTORS", "executor_class", "executor_for"]
+__all__ = ["Executor", "ExecutorSignature", "Core", "EXECUTORS", "executor_class", "executor_for"]
 
 #: Engine -> its executor class
 EXECUTORS = {cls.engine: cls for cls in (WeightStationary, InputStationary, OutputStationary,

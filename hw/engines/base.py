@@ -1,10 +1,10 @@
 """What every engine's executor shares: its ports, the COMPUTE it runs, and the token it issues.
 
-An executor takes one COMPUTE at a time from ``compute`` (the front end's one-deep queue, a
-stream) in ``XIDLE`` and sequences it on the engine's array: it reads the input and weight buffers
-(``ibuf_rd``, ``wbuf_rd``), drives the array's operand ports and issues a token for each output
-word (``token``, hw/writeback.py). ``idle``: in ``XIDLE`` with its last results written.
-``activity`` tells the counters what the datapath does each cycle.
+An executor (ports: :class:`ExecutorSignature`) takes one COMPUTE at a time from ``compute`` (the
+front end's one-deep queue, a stream) in ``XIDLE`` and sequences it on the engine's array: it reads
+the input and weight buffers (``ibuf_rd``, ``wbuf_rd``), drives the array's operand ports and
+issues a token for each output word (``token``, hw/writeback.py). ``idle``: in ``XIDLE`` with its
+last results written. ``activity`` tells the counters what the datapath does each cycle.
 
 The array's ports are ``array`` (hw/array.py :func:`~hw.array.array_signature`: operands
 out, sums ``y`` in, which the write-back takes). A subclass gives the engine's datapath
@@ -24,7 +24,23 @@ from ..buffer import ReadSignature, addr_bits
 from ..interfaces import PTR, ActivitySignature, ComputeLayout, HeaderLayout, TokenSignature
 from ..walker import PixelWalker
 
-__all__ = ["Executor", "Core"]
+__all__ = ["Executor", "ExecutorSignature", "Core"]
+
+
+class ExecutorSignature(wiring.Signature):
+    """The ports every engine's executor has (from the executor's side)."""
+
+    def __init__(self, spec: Spec):
+        ia, wa = addr_bits(spec.input_depth), addr_bits(spec.weight_depth)
+        super().__init__({
+            "compute": In(stream.Signature(ComputeLayout)),
+            "ibuf_rd": Out(ReadSignature(ia, spec.input_word_bits)),
+            "wbuf_rd": Out(ReadSignature(wa, spec.weight_word_bits)),
+            "token": Out(TokenSignature()),
+            "activity": Out(ActivitySignature()),
+            "idle": Out(1),
+            "array": Out(array_signature(spec)),
+        })
 
 
 class Core:
@@ -63,16 +79,7 @@ class Executor(wiring.Component):
             raise ValueError(f"{type(self).__name__} runs engine '{self.engine}', "
                              f"not '{spec.engine}'")
         self.spec, self.checks = spec, checks
-        ia, wa = addr_bits(spec.input_depth), addr_bits(spec.weight_depth)
-        super().__init__({
-            "compute": In(stream.Signature(ComputeLayout)),
-            "ibuf_rd": Out(ReadSignature(ia, spec.input_word_bits)),
-            "wbuf_rd": Out(ReadSignature(wa, spec.weight_word_bits)),
-            "token": Out(TokenSignature()),
-            "activity": Out(ActivitySignature()),
-            "idle": Out(1),
-            "array": Out(array_signature(spec)),
-        })
+        super().__init__(ExecutorSignature(spec))
 
     @property
     def token_delay(self) -> int:
