@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export VENV
 
-.PHONY: setup demo test test-slow bench formal clean
+.PHONY: setup demo test test-units test-slow bench formal clean
 
 setup:
 	@./tools/setup.sh
@@ -19,9 +19,14 @@ demo: setup
 	$(BIN)/accelgen run specs/ws_8x8.toml models/digits_cnn_int8.onnx --input build/digits/x.npy \
 	    --labels build/digits/labels.npy --check --output build/digits/probabilities.npy
 
+# the hardware unit tier (Amaranth simulator, under a minute) first, then everything else
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -x tests/test_hw_*.py
+	$(BIN)/python -m pytest -q -n 2 --ignore-glob='tests/test_hw_*.py'
+
+test-units: setup
+	$(BIN)/python -m pytest -q tests/test_hw_*.py
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -n 2 -m slow
