@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Op", "HEADER_WORDS", "HEADER_FIELDS", "CSRS", "COUNTERS", "PE_COUNTERS",
+__all__ = ["Op", "Cause", "HEADER_WORDS", "HEADER_FIELDS", "CSRS", "COUNTERS", "PE_COUNTERS",
            "CSR_ADDR_BITS", "ACCEL_ID",
            "encode_header", "decode_header", "field_max", "identity", "csr_offset"]
 
@@ -74,6 +74,19 @@ class Op(enum.IntEnum):
 
 
 HEADER_WORDS = 6
+
+
+class Cause(enum.IntEnum):
+    """Why a command stream was refused: the ``status`` CSR's cause field and the ISA machine's
+    :class:`~sim.isa_model.CommandError`. The first error stops the front end: it takes and drops
+    every further input beat and runs nothing until a soft reset (``control`` bit 1)."""
+    NONE = 0
+    OPCODE = 1      # a header whose op is none of Op (or LOAD_QUANT without a post-processor)
+    ADDRESS = 2     # a LOAD or STORE whose words run past its buffer's depth (the ISA machine
+    #                 also checks a COMPUTE's footprint; the hardware does not)
+    FIELD = 3       # a COMPUTE whose tile the engine cannot run (a zero p, q, r, s or count)
+    TRUNCATED = 4   # the stream ended inside a header or a LOAD's payload (ISA machine only:
+    #                 the hardware waits for the rest, and a soft reset drops the partial frame)
 
 #: name -> (bit offset, width) within the 192-bit header.
 HEADER_FIELDS: dict[str, tuple[int, int]] = {
@@ -124,9 +137,11 @@ CSRS: list[tuple[str, int, str, str]] = [
     ("input_depth",   0x10, "ro", "input buffer depth in words"),
     ("weight_depth",  0x14, "ro", "weight buffer depth in words"),
     ("output_depth",  0x18, "ro", "output buffer depth in words"),
-    ("status",        0x1C, "ro", "busy [0] (a command is executing), error [1] (sticky: unknown "
-                                  "opcode seen)"),
-    ("control",       0x20, "wo", "write 1 to bit 0: clear counters; bit 1: clear error"),
+    ("status",        0x1C, "ro", "busy [0] (a command is executing), error [1] (sticky: a "
+                                  "command was refused), cause [7:4] (Cause of the first error)"),
+    ("control",       0x20, "wo", "write 1 to bit 0: clear counters; bit 1: soft reset (clear "
+                                  "the error and cause, drop a partial frame, take headers "
+                                  "again)"),
     ("commands",      0x24, "ro", "commands completed since the counters were cleared"),
     ("cycles_lo",     0x28, "ro", "cycles spent executing commands (or with a header waiting)"),
     ("cycles_hi",     0x2C, "ro", ""),

@@ -10,16 +10,61 @@ from __future__ import annotations
 import numpy as np
 
 from gen.frames import pack_lanes, unpack_lanes
-from gen.isa import HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Op, decode_header
+from gen.isa import (HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Cause, Op,
+                     decode_header)
 from gen.spec import Spec
 from gen.tiler import TOUCHES
 from sim.golden import requantize, wrap
 
-__all__ = ["run", "HazardError"]
+__all__ = ["run", "HazardError", "CommandError", "check_command"]
 
 
 class HazardError(AssertionError):
     """A LOAD or STORE without ``sync`` touched buffer words a COMPUTE in the executor touches."""
+
+
+class CommandError(Exception):
+    """The stream holds a command the machine refuses (gen/isa.py :class:`~gen.isa.Cause`):
+    ``cause``, the index of the ``command`` and of its first ``beat``, and the output frames the
+    commands before it produced (``outputs``)."""
+
+    def __init__(self, cause: Cause, command: int, beat: int, message: str, outputs=()):
+        super().__init__(f"command {command} (beat {beat}): {cause.name}: {message}")
+        self.cause, self.command, self.beat, self.outputs = cause, command, beat, list(outputs)
+
+
+def check_command(spec: Spec, h: dict) -> tuple[Cause, str] | None:
+    """Why header ``h`` is refused, or None (the checks of gen/isa.py :class:`~gen.isa.Cause`)."""
+    op, count = h["op"], h["count"]
+    known = {int(o) for o in Op} - (set() if spec.postproc else {int(Op.LOAD_QUANT)})
+    if op not in known:
+        return Cause.OPCODE, f"unknown opcode {op}"
+    ranges = {Op.LOAD_INPUT: ("addr", spec.input_depth, "input"),
+              Op.LOAD_WEIGHT: ("waddr", spec.weight_depth, "weight"),
+              Op.STORE: ("oaddr", spec.output_depth, "output")}
+    if spec.per_word_channels:
+        ranges |= {Op.LOAD_BIAS: ("addr", spec.chan_depth, "channel"),
+                   Op.LOAD_QUANT: ("addr", spec.chan_depth, "channel")}
+    if op in ranges and count:
+        field, depth, what = ranges[op]
+        if h[field] + count > depth:
+            return Cause.ADDRESS, (f"{Op(op).name} of {count} words at {h[field]} runs past the "
+                                   f"{what} buffer's depth {depth}")
+    if op == Op.COMPUTE:
+        zero = [f for f in ("p", "q", "r", "s") if not h[f]]
+        if spec.engine in ("is", "rs") and not h["count"]:
+            zero.append("count")
+        if spec.engine == "rs":
+            zero += [f for f in ("fill_h", "fill_w") if not h[f]]
+        if zero:
+            return Cause.FIELD, f"COMPUTE with {', '.join(zero)} = 0"
+        depths = {"ibuf": spec.input_depth, "wbuf": spec.weight_depth,
+                  "obuf": spec.output_depth}
+        for buf, (_lo, hi) in spec.flow.footprint(spec, h).items():
+            if hi >= depths[buf]:
+                return Cause.ADDRESS, (f"COMPUTE reaches {buf} word {hi}, past its depth "
+                                       f"{depths[buf]}")
+    return None
 
 
 class Machine:
@@ -39,30 +84,45 @@ class Machine:
         self.touched: dict[str, np.ndarray] = {}
 
 
-def run(spec: Spec, frames: list[bytes]) -> list[bytes]:
-    """Execute ``frames`` (the input stream) and return the output stream's frames."""
+def run(spec: Spec, frames: list[bytes], *, hazards: bool = True) -> list[bytes]:
+    """Execute ``frames`` (the input stream) and return the output stream's frames. A command
+    the machine refuses raises :class:`CommandError` before it has any effect; ``hazards``
+    checks the program's synchronisation (:class:`HazardError`)."""
     beat = spec.in_stream_bits // 8
     obeat = spec.out_stream_bits // 8
     stream = b"".join(frames)
     beats = len(stream) // beat
-    words = unpack_lanes(stream, 32, 1, beat, signed=False)[:, 0]  # low 32 bits of every beat
+    whole = len(stream) % beat == 0
+    # the low 32 bits of every whole beat
+    words = unpack_lanes(stream[:beats * beat], 32, 1, beat, signed=False)[:, 0]
     m = Machine(spec)
     depths = {"ibuf": spec.input_depth, "wbuf": spec.weight_depth, "obuf": spec.output_depth}
     running = []     # per COMPUTE the executor may still hold (at most two: one running, one
     #                  queued): buffer -> the words it touched
     out = []
-    i = 0
-    while i < beats:
+    i = ncmd = 0
+    loads = (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT)
+    while i < beats or (not whole and i == beats):
+        if i + HEADER_WORDS > beats:
+            raise CommandError(Cause.TRUNCATED, ncmd, i, f"the stream ends inside a header "
+                               f"({beats - i} of {HEADER_WORDS} beats)", out)
         h = decode_header([int(v) for v in words[i:i + HEADER_WORDS]])
-        i += HEADER_WORDS
+        bad = check_command(spec, h)
+        if bad:
+            raise CommandError(bad[0], ncmd, i, bad[1], out)
         op, count = h["op"], h["count"]
-        loads = (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT)
+        if op in loads and i + HEADER_WORDS + count > beats:
+            raise CommandError(Cause.TRUNCATED, ncmd, i, f"the stream ends inside a "
+                               f"{Op(op).name} payload ({beats - i - HEADER_WORDS} of {count} "
+                               f"beats)", out)
+        i += HEADER_WORDS
+        ncmd += 1
         payload = stream[i * beat:(i + count) * beat] if op in loads else b""
         # the front end runs LOADs and STOREs beside the executor's COMPUTEs (gen/isa.py):
         # without sync they must not touch what those touch
         if h["sync"] or op == Op.LOAD_BIAS:
             running = []
-        elif op in TOUCHES and count:
+        elif op in TOUCHES and count and hazards:
             buf, field = TOUCHES[op]
             near = running[-1:] if op == Op.STORE else running   # (STOREs wait for the rest)
             if any(t[buf][h[field]:h[field] + count].any() for t in near):
