@@ -77,9 +77,8 @@ HEADER_WORDS = 6
 
 
 class Cause(enum.IntEnum):
-    """Why a command stream was refused: the ``status`` CSR's cause field and the ISA machine's
-    :class:`~sim.isa_model.CommandError`. The first error stops the front end: it takes and drops
-    every further input beat and runs nothing until a soft reset (``control`` bit 1)."""
+    """Why a command stream was refused: the ISA machine's :class:`~sim.isa_model.CommandError`
+    (the hardware flags OPCODE in ``status`` bit 1; the other causes are the ISA machine's)."""
     NONE = 0
     OPCODE = 1      # a header whose op is none of Op (or LOAD_QUANT without a post-processor)
     ADDRESS = 2     # a LOAD or STORE whose words run past its buffer's depth (the ISA machine
@@ -137,11 +136,9 @@ CSRS: list[tuple[str, int, str, str]] = [
     ("input_depth",   0x10, "ro", "input buffer depth in words"),
     ("weight_depth",  0x14, "ro", "weight buffer depth in words"),
     ("output_depth",  0x18, "ro", "output buffer depth in words"),
-    ("status",        0x1C, "ro", "busy [0] (a command is executing), error [1] (sticky: a "
-                                  "command was refused), cause [7:4] (Cause of the first error)"),
-    ("control",       0x20, "wo", "write 1 to bit 0: clear counters; bit 1: soft reset (clear "
-                                  "the error and cause, drop a partial frame, take headers "
-                                  "again)"),
+    ("status",        0x1C, "ro", "busy [0] (a command is executing), error [1] (sticky: unknown "
+                                  "opcode seen)"),
+    ("control",       0x20, "wo", "write 1 to bit 0: clear counters; bit 1: clear error"),
     ("commands",      0x24, "ro", "commands completed since the counters were cleared"),
     ("cycles_lo",     0x28, "ro", "cycles spent executing commands (or with a header waiting)"),
     ("cycles_hi",     0x2C, "ro", ""),
