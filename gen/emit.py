@@ -35,13 +35,23 @@ def tool_versions() -> dict[str, str]:
 
 
 def verilog_text(spec: Spec) -> str:
-    """Elaborate ``Accelerator(spec)`` and convert it to Verilog (module name = spec name)."""
+    """Elaborate ``Accelerator(spec)`` and convert it to Verilog (module name = spec name).
+
+    The PE is emitted once as the module ``<name>_pe`` and instantiated rows × cols times, so
+    the Verilog (and the time to generate and compile it) grows with the array's edges rather
+    than its area."""
     from amaranth.back import verilog
 
     from hw.top import Accelerator
 
+    pe_module = f"{spec.name}_pe"
     try:
-        return verilog.convert(Accelerator(spec), name=spec.name, emit_src=False)
+        acc = Accelerator(spec, pe_module=pe_module)
+        top = verilog.convert(acc, name=spec.name, emit_src=False)
+        pe = getattr(acc.array, "pe", None)
+        if pe is None:      # an array without a PE grid
+            return top
+        return verilog.convert(pe, name=pe_module, emit_src=False) + top
     except Exception as e:  # a missing or too old Yosys surfaces here
         if "Yosys" in str(e) or "yosys" in str(e):
             raise AccelgenError(

@@ -26,7 +26,10 @@ sits in column ``n - 1``; the streamed operand (``a``) is then the weights.
 :class:`RowStationaryArray` (``rs``) follow.
 """
 
-from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
+from types import SimpleNamespace
+
+from amaranth.hdl import (ClockSignal, Instance, Module, Mux, ResetSignal, Shape, Signal, signed,
+                          unsigned)
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -37,18 +40,39 @@ __all__ = ["SystolicArray", "OutputStationaryArray", "AdderTreeArray", "RowStati
            "array_for", "array_signature"]
 
 
-def _pe_grid(m, make, rows, cols):
-    """``rows`` × ``cols`` PEs from ``make()``, added to ``m`` as ``pe_i_j``."""
-    pes = [[make() for _ in range(cols)] for _ in range(rows)]
+def _pe_grid(m, make, rows, cols, module=None, proto=None):
+    """``rows`` × ``cols`` PEs from ``make()``, added to ``m`` as ``pe_i_j``.
+
+    With ``module`` (a Verilog module name) each PE is an ``Instance`` of that one module,
+    emitted once from ``proto`` (a PE from ``make()``) by gen/emit.py, instead of an elaborated
+    copy: the Verilog, Yosys and the simulators' compile time then stop growing with rows × cols.
+    Each PE is returned as an object with one signal per port of ``proto``'s signature, wired
+    like the PE itself."""
+    if module is None:
+        pes = [[make() for _ in range(cols)] for _ in range(rows)]
+        for i in range(rows):
+            for j in range(cols):
+                m.submodules[f"pe_{i}_{j}"] = pes[i][j]
+        return pes
+    members = proto.signature.members
+    pes = []
     for i in range(rows):
+        pes.append([])
         for j in range(cols):
-            m.submodules[f"pe_{i}_{j}"] = pes[i][j]
+            ports = {name: Signal(member.shape, name=f"pe_{i}_{j}_{name}")
+                     for name, member in members.items()}
+            kinds = {name: "i" if member.flow == In else "o" for name, member in members.items()}
+            m.submodules[f"pe_{i}_{j}"] = Instance(
+                module, ("i", "clk", ClockSignal()), ("i", "rst", ResetSignal()),
+                *((kinds[name], name, sig) for name, sig in ports.items()))
+            pes[i].append(SimpleNamespace(**ports))
     return pes
 
 
 class SystolicArray(wiring.Component):
     def __init__(self, *, rows: int, cols: int, act_shape, weight_shape, acc_bits: int,
-                 stages: int = 0, preload: str = "down", banks: int = 1):
+                 stages: int = 0, preload: str = "down", banks: int = 1,
+                 pe_module: str | None = None):
         if preload not in ("down", "right"):
             raise ValueError(f"preload must be 'down' or 'right', not {preload!r}")
         self.preload = preload
@@ -59,6 +83,8 @@ class SystolicArray(wiring.Component):
         self.act_shape, self.weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
         self.acc_bits = acc_bits
         self.stages, self.banks = stages, banks
+        self.pe_module = pe_module
+        self.pe = self.make_pe() if pe_module else None   # the PE the module is emitted from
         self.latency = self.latency_of(rows, cols, stages)
         super().__init__(self.ports(rows=rows, cols=cols, act_shape=act_shape,
                                     weight_shape=weight_shape, acc_bits=acc_bits,
@@ -82,12 +108,14 @@ class SystolicArray(wiring.Component):
         """Cycles from an input vector at ``a`` to its dot products at ``y``."""
         return rows + cols - 1 + stages
 
+    def make_pe(self):
+        """One of this array's PEs."""
+        return MacPE(act_shape=self.act_shape, weight_shape=self.weight_shape,
+                     acc_bits=self.acc_bits, stages=self.stages, banks=self.banks)
+
     def elaborate(self, platform):
         m = Module()
-        pes = _pe_grid(m, lambda: MacPE(act_shape=self.act_shape, weight_shape=self.weight_shape,
-                                        acc_bits=self.acc_bits, stages=self.stages,
-                                        banks=self.banks),
-                       self.rows, self.cols)
+        pes = _pe_grid(m, self.make_pe, self.rows, self.cols, self.pe_module, self.pe)
         for i in range(self.rows):
             for j in range(self.cols):
                 pe = pes[i][j]
@@ -121,10 +149,12 @@ class OutputStationaryArray(wiring.Component):
     accumulator is zero again. The inputs must be zero while draining and while idle."""
 
     def __init__(self, *, rows: int, cols: int, act_shape, weight_shape, acc_bits: int,
-                 stages: int = 0):
+                 stages: int = 0, pe_module: str | None = None):
         self.rows, self.cols = rows, cols
         self.act_shape, self.weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
         self.acc_bits, self.stages = acc_bits, stages
+        self.pe_module = pe_module
+        self.pe = self.make_pe() if pe_module else None
         self.latency = SystolicArray.latency_of(rows, cols, stages)
         super().__init__(self.ports(rows=rows, cols=cols, act_shape=act_shape,
                                     weight_shape=weight_shape, acc_bits=acc_bits))
@@ -139,11 +169,14 @@ class OutputStationaryArray(wiring.Component):
             "y": Out(data.ArrayLayout(signed(acc_bits), cols)),
         }
 
+    def make_pe(self):
+        """One of this array's PEs."""
+        return OsPE(act_shape=self.act_shape, weight_shape=self.weight_shape,
+                    acc_bits=self.acc_bits, stages=self.stages)
+
     def elaborate(self, platform):
         m = Module()
-        pes = _pe_grid(m, lambda: OsPE(act_shape=self.act_shape, weight_shape=self.weight_shape,
-                                       acc_bits=self.acc_bits, stages=self.stages),
-                       self.rows, self.cols)
+        pes = _pe_grid(m, self.make_pe, self.rows, self.cols, self.pe_module, self.pe)
         for i in range(self.rows):
             for j in range(self.cols):
                 pe = pes[i][j]
@@ -168,10 +201,11 @@ class AdderTreeArray(wiring.Component):
     multiplier registers and a register after each of the tree's ``levels``."""
 
     def __init__(self, *, rows: int, cols: int, act_shape, weight_shape, acc_bits: int,
-                 stages: int = 0):
+                 stages: int = 0, pe_module: str | None = None):
         self.rows, self.cols = rows, cols
         self.act_shape, self.weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
         self.acc_bits, self.stages = acc_bits, stages
+        self.pe = None      # no PE grid: ``pe_module`` has nothing to name
         self.levels = max(1, (rows - 1).bit_length())
         self.latency = 1 + stages + self.levels
         super().__init__(self.ports(rows=rows, cols=cols, act_shape=act_shape,
@@ -232,11 +266,14 @@ class RowStationaryArray(wiring.Component):
       sum over all rows ``latency = rows + 1 + stages`` cycles after a ``last`` step entered."""
 
     def __init__(self, *, rows: int, cols: int, act_shape, weight_shape, acc_bits: int,
-                 stages: int, filter_spad: int, ifmap_spad: int, psum_spad: int):
+                 stages: int, filter_spad: int, ifmap_spad: int, psum_spad: int,
+                 pe_module: str | None = None):
         self.rows, self.cols = rows, cols
         self.act_shape, self.weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
         self.acc_bits, self.stages = acc_bits, stages
+        self.pe_module = pe_module
         self.depths = (filter_spad, ifmap_spad, psum_spad)
+        self.pe = self.make_pe() if pe_module else None
         self.latency = rows + 1 + stages
         super().__init__(self.ports(rows=rows, cols=cols, act_shape=act_shape,
                                     weight_shape=weight_shape, acc_bits=acc_bits,
@@ -257,14 +294,17 @@ class RowStationaryArray(wiring.Component):
             "y": Out(data.ArrayLayout(signed(acc_bits), cols)),
         }
 
+    def make_pe(self):
+        """One of this array's PEs."""
+        fdepth, idepth, pdepth = self.depths
+        return RsPE(act_shape=self.act_shape, weight_shape=self.weight_shape,
+                    acc_bits=self.acc_bits, stages=self.stages, filter_spad=fdepth,
+                    ifmap_spad=idepth, psum_spad=pdepth)
+
     def elaborate(self, platform):
         m = Module()
         rows, cols = self.rows, self.cols
-        fdepth, idepth, pdepth = self.depths
-        pes = _pe_grid(m, lambda: RsPE(act_shape=self.act_shape, weight_shape=self.weight_shape,
-                                       acc_bits=self.acc_bits, stages=self.stages,
-                                       filter_spad=fdepth, ifmap_spad=idepth,
-                                       psum_spad=pdepth), rows, cols)
+        pes = _pe_grid(m, self.make_pe, rows, cols, self.pe_module, self.pe)
         # tags: per row (filter row, lane, row offset r*D), per column (output row offset j*U)
         r_tag = [Signal(8, name=f"r_tag{i}") for i in range(rows)]
         c_tag = [Signal(8, name=f"c_tag{i}") for i in range(rows)]
@@ -323,9 +363,12 @@ def array_signature(spec) -> wiring.Signature:
     return wiring.Signature(cls.ports(**kw)).flip()
 
 
-def array_for(spec):
-    """The PE array of ``spec``'s engine (its ``latency`` equals ``spec.array_latency``)."""
+def array_for(spec, *, pe_module: str | None = None):
+    """The PE array of ``spec``'s engine (its ``latency`` equals ``spec.array_latency``).
+
+    ``pe_module``: instantiate the PEs as that Verilog module (see ``_pe_grid``; the caller emits
+    ``array.pe`` under that name; ``array.pe`` is None for an array without a PE grid)."""
     cls, kw = _array_args(spec)
-    arr = cls(**kw)
+    arr = cls(**kw, pe_module=pe_module)
     assert arr.latency == spec.array_latency, (arr.latency, spec.array_latency)
     return arr

@@ -23,11 +23,15 @@ __all__ = ["Accelerator"]
 
 
 class Accelerator(wiring.Component):
-    def __init__(self, spec: Spec, *, checks: bool = False):
+    """``pe_module``: instantiate the array's PEs as that Verilog module, emitted once by the
+    caller (gen/emit.py), instead of elaborating every PE (see hw/array.py)."""
+
+    def __init__(self, spec: Spec, *, checks: bool = False, pe_module: str | None = None):
         """``checks``: simulation assertions on the controller's registered flags (tests)."""
         if not isinstance(spec, Spec):
             raise TypeError(f"spec must be a gen.spec.Spec, not {spec!r}")
         self.spec, self.checks = spec, checks
+        self.array = array_for(spec, pe_module=pe_module)
         super().__init__({
             "s_axil": In(AxiLiteSignature(CSR_ADDR_BITS)),
             "s_axis": In(AxiStreamSignature(spec.in_stream_bits)),
@@ -37,7 +41,7 @@ class Accelerator(wiring.Component):
     def elaborate(self, platform):
         spec = self.spec
         m = Module()
-        m.submodules.array = array = array_for(spec)
+        m.submodules.array = array = self.array
         m.submodules.ctrl = ctrl = Controller(spec, checks=self.checks)
         reg = spec.buffer_reg
         m.submodules.ibuf = ibuf = Scratchpad(depth=spec.input_depth, width=spec.input_word_bits,

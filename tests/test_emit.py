@@ -1,9 +1,10 @@
 import json
+import re
 
 import pytest
 
 from conftest import make_spec
-from gen.emit import generate
+from gen.emit import generate, verilog_text
 from gen.isa import CSRS, HEADER_FIELDS
 
 
@@ -16,6 +17,15 @@ def test_generate_is_byte_identical(tmp_path):
     assert m1.read_bytes() == m2.read_bytes()
     assert str(tmp_path) not in v1.read_text()  # no source paths leak into the Verilog
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["acc_a.v", "manifest.json"]
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "is", "os", "rs"])
+def test_pe_module_emitted_once(dataflow):
+    """One PE module, instantiated rows x cols times (not one elaborated copy per PE)."""
+    spec = make_spec(name=f"t_{dataflow}", rows=4, cols=3, dataflow=dataflow)
+    v = verilog_text(spec)
+    assert v.count(f"module t_{dataflow}_pe(") == 1
+    assert len(re.findall(rf"^\s*t_{dataflow}_pe pe_\d+_\d+ \(", v, re.M)) == 12
 
 
 def test_manifest_describes_the_design(tmp_path):
