@@ -77,15 +77,18 @@ HEADER_WORDS = 6
 
 
 class Cause(enum.IntEnum):
-    """Why a command stream was refused: the ISA machine's :class:`~sim.isa_model.CommandError`
-    (the hardware flags OPCODE in ``status`` bit 1; the other causes are the ISA machine's)."""
+    """Why a command stream was refused: the ``status`` CSR's cause field and the ISA machine's
+    :class:`~sim.isa_model.CommandError`. The hardware refuses a command as it dispatches it
+    (before any payload word is written): the first error latches its cause, and the front end
+    then takes and drops every input beat and runs nothing until a soft reset (``control`` bit
+    1), which also drops a partial header or LOAD payload."""
     NONE = 0
     OPCODE = 1      # a header whose op is none of Op (or LOAD_QUANT without a post-processor)
-    ADDRESS = 2     # a LOAD or STORE whose words run past its buffer's depth (the ISA machine
-    #                 also checks a COMPUTE's footprint; the hardware does not)
+    ADDRESS = 2     # a LOAD or STORE whose words run past its buffer's (or channel memory's)
+    #                 depth; the ISA machine also checks a COMPUTE's footprint, the hardware not
     FIELD = 3       # a COMPUTE whose tile the engine cannot run (a zero p, q, r, s or count)
     TRUNCATED = 4   # the stream ended inside a header or a LOAD's payload (ISA machine only:
-    #                 the hardware waits for the rest, and a soft reset drops the partial frame)
+    #                 the hardware waits for the rest; a soft reset drops the partial frame)
 
 #: name -> (bit offset, width) within the 192-bit header.
 HEADER_FIELDS: dict[str, tuple[int, int]] = {
@@ -136,9 +139,11 @@ CSRS: list[tuple[str, int, str, str]] = [
     ("input_depth",   0x10, "ro", "input buffer depth in words"),
     ("weight_depth",  0x14, "ro", "weight buffer depth in words"),
     ("output_depth",  0x18, "ro", "output buffer depth in words"),
-    ("status",        0x1C, "ro", "busy [0] (a command is executing), error [1] (sticky: unknown "
-                                  "opcode seen)"),
-    ("control",       0x20, "wo", "write 1 to bit 0: clear counters; bit 1: clear error"),
+    ("status",        0x1C, "ro", "busy [0] (a command is executing), error [1] (sticky: a "
+                                  "command was refused), cause [7:4] (Cause of the first error)"),
+    ("control",       0x20, "wo", "write 1 to bit 0: clear counters; bit 1: soft reset (clear "
+                                  "the error and its cause, drop a partial frame, take headers "
+                                  "again)"),
     ("commands",      0x24, "ro", "commands completed since the counters were cleared"),
     ("cycles_lo",     0x28, "ro", "cycles spent executing commands (or with a header waiting)"),
     ("cycles_hi",     0x2C, "ro", ""),

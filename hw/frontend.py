@@ -19,7 +19,7 @@ from amaranth.hdl import Assert, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.isa import HEADER_WORDS, Op
+from gen.isa import HEADER_WORDS, Cause, Op
 from gen.spec import Spec
 
 from .buffer import WriteSignature, addr_bits
@@ -50,8 +50,8 @@ class FrontEnd(wiring.Component):
             "x_idle": In(1),
             "done": In(1),
             "clear_error": In(1),
-            "busy": Out(1), "error": Out(1), "idle": Out(1), "command": Out(1),
-            "waiting_input": Out(1),
+            "busy": Out(1), "error": Out(1), "cause": Out(4), "idle": Out(1),
+            "command": Out(1), "waiting_input": Out(1),
         })
 
     def _decode(self, h):
@@ -124,7 +124,7 @@ class FrontEnd(wiring.Component):
         m.d.comb += self.idle.eq(fe_idle & self.x_idle & ~queue.valid)
         m.d.sync += self.busy.eq(~self.idle)   # (a cycle late, like the counts)
         with m.If(self.clear_error):
-            m.d.sync += self.error.eq(0)
+            m.d.sync += [self.error.eq(0), self.cause.eq(0)]
         with m.FSM(name="ctrl"):
             with m.State("HDR"):
                 m.d.comb += [s_axis.tready.eq(1), fe_idle.eq(hidx == 0),
@@ -137,11 +137,23 @@ class FrontEnd(wiring.Component):
                         m.d.sync += [hidx.eq(0), cmd.eq(new)]
                         m.d.sync += [d[n].eq(v) for n, v in self._decode(new).items()]
                         m.next = "DISP"
+                self._soft_reset(m, hidx)
 
             with m.State("DISP"):
                 wait = Mux(d["compute"], queue.valid,
                            Mux(d["all"], ~n_zero, d["store"] & ~n_le1))
-                with m.If(~wait):
+                # a command the machine refuses (gen/isa.py Cause): the first error latches its
+                # cause, and the front end drops every further beat until a soft reset
+                refuse = Signal(4)
+                m.d.comb += refuse.eq(Mux(d["bad"], Cause.OPCODE,
+                                          Mux(self._past_depth(cmd, d), Cause.ADDRESS,
+                                              Mux(d["compute"] & ~d["ok"], Cause.FIELD, 0))))
+                with m.If(refuse != 0):
+                    m.d.sync += self.error.eq(1)
+                    with m.If(~self.error):
+                        m.d.sync += self.cause.eq(refuse)
+                    m.next = "ERR"
+                with m.Elif(~wait):
                     m.next = "HDR"
                     with m.If(d["load"] | d["store"]):
                         m.d.sync += [cnt.eq(cmd.count), cnt_nz.eq(d["count"]),
@@ -157,8 +169,6 @@ class FrontEnd(wiring.Component):
                         m.d.sync += [getattr(p.one, n).eq(getattr(cmd, n) == 1) for n in "pqrs"]
                         m.d.sync += [getattr(p.two, n).eq(getattr(cmd, n) == 2) for n in "pqrs"]
                         m.d.comb += x_queue.eq(d["ok"])
-                    with m.If(d["bad"]):
-                        m.d.sync += self.error.eq(1)
 
             with m.State("LOAD"):
                 m.d.comb += [s_axis.tready.eq(1), self.waiting_input.eq(1)]
@@ -171,6 +181,11 @@ class FrontEnd(wiring.Component):
                     m.d.sync += ptr.eq(ptr + 1)
                     with m.If(cnt_one):
                         m.next = "HDR"
+                self._soft_reset(m, hidx)
+
+            with m.State("ERR"):     # refused: take and drop every beat until a soft reset
+                m.d.comb += [s_axis.tready.eq(1), fe_idle.eq(1)]
+                self._soft_reset(m, hidx)
 
             with m.State("STORE"):
                 m.d.comb += [self.store.valid.eq(cnt_nz),
@@ -179,4 +194,25 @@ class FrontEnd(wiring.Component):
                     m.d.sync += [ptr.eq(ptr + 1), sidx.eq(sidx + 1)]
                 with m.If(~cnt_nz & self.store_drained):   # every word has left
                     m.next = "HDR"
+
         return m
+
+    def _soft_reset(self, m, hidx):
+        """Soft reset (control bit 1), in ERR, HDR and LOAD: back to the first word of a header,
+        dropping a partial header or LOAD payload (a truncated frame). A STORE finishes."""
+        with m.If(self.clear_error):
+            m.d.sync += hidx.eq(0)
+            m.next = "HDR"
+
+    def _past_depth(self, cmd, d):
+        """A LOAD or STORE whose words run past its buffer (or channel memory)."""
+        spec = self.spec
+        end = d["base"] + cmd.count          # one past the last word
+        checks = [(Op.LOAD_INPUT, spec.input_depth), (Op.LOAD_WEIGHT, spec.weight_depth),
+                  (Op.STORE, spec.output_depth)]
+        if spec.per_word_channels:
+            checks += [(Op.LOAD_BIAS, spec.chan_depth), (Op.LOAD_QUANT, spec.chan_depth)]
+        past = 0
+        for op, depth in checks:
+            past = past | ((cmd.op == op) & (end > depth))
+        return d["count"] & past

@@ -19,7 +19,6 @@ def _program(rng):
     cmds = [(Op.LOAD_INPUT, dict(addr=5, count=3)), (Op.LOAD_WEIGHT, dict(waddr=7, count=2)),
             (Op.COMPUTE, COMPUTE), (Op.COMPUTE, COMPUTE | dict(p=1, q=2, waddr=20)),
             (Op.STORE, dict(oaddr=3, count=4, requant=1)),
-            (Op.COMPUTE, COMPUTE | dict(r=0)),           # an invalid tile: dropped
             (Op.LOAD_BIAS, dict(count=2)), (Op.COMPUTE, COMPUTE | dict(s=2, r=1)),
             (Op.NOP, {}), (Op.LOAD_QUANT, dict(count=3)), (Op.COMPUTE, COMPUTE),
             (Op.STORE, dict(oaddr=0, count=2, relu=1, sync=1)), (Op.LOAD_INPUT, dict(count=0)),
@@ -135,3 +134,76 @@ def test_frontend_runs_a_program(pause):
             for f, i in stores]
     assert log["commands"] == len(cmds)
     assert log["error_at"] is not None      # the unknown opcode
+
+
+def _hdr(op, **f):
+    words = encode_header(Op.NOP, **f)
+    words[0] |= op
+    return words
+
+
+@pytest.mark.parametrize("bad, cause", [
+    (_hdr(9), 1),                                                      # OPCODE
+    (_hdr(Op.LOAD_INPUT, addr=4095, count=2) + [1, 2], 2),             # ADDRESS past input_depth
+    (_hdr(Op.LOAD_WEIGHT, waddr=1000, count=30) + list(range(30)), 2),  # past weight_depth
+    (_hdr(Op.STORE, oaddr=1023, count=2), 2),                          # past output_depth
+    (_hdr(Op.COMPUTE, **(COMPUTE | dict(q=0))), 3),                    # FIELD
+    (_hdr(Op.LOAD_INPUT, addr=0, count=5)[:3], 0),                     # truncated header
+    (_hdr(Op.LOAD_INPUT, addr=0, count=5) + [7, 7], 0),                # truncated payload
+])
+def test_refused_command_then_soft_reset(bad, cause):
+    # the first error latches its cause and the front end drops every later beat (it never
+    # stalls the stream, writes nothing); a soft reset then lets the next program run
+    spec = make_spec(rows=3, cols=2)     # depths 4096 / 1024 / 1024
+    dut = FrontEnd(spec)
+    after = _hdr(Op.LOAD_INPUT, addr=10, count=2) + [0x11, 0x22]
+    seen = {"wr": [], "taken": 0}
+
+    async def bench(ctx):
+        ctx.set(dut.x_idle, 1)
+        ctx.set(dut.store_drained, 1)
+        for b in bad + [0xDEAD, 0xBEEF, *_hdr(Op.LOAD_INPUT, count=1), 5]:
+            ctx.set(dut.s_axis.tdata, b)
+            ctx.set(dut.s_axis.tvalid, 1)
+            for _ in range(20):
+                await ctx.delay(1e-9)
+                ready = ctx.get(dut.s_axis.tready)
+                await ctx.tick()
+                if ready:
+                    seen["taken"] += 1
+                    break
+            else:
+                raise AssertionError("the front end stopped taking beats")
+        ctx.set(dut.s_axis.tvalid, 0)
+        for _ in range(3):
+            await ctx.tick()
+        assert ctx.get(dut.error) == (cause != 0)
+        assert ctx.get(dut.cause) == cause
+        if cause:            # refused before any payload word was written, and nothing since
+            assert seen["wr"] == [] and not ctx.get(dut.busy)
+        ctx.set(dut.clear_error, 1)
+        await ctx.tick()
+        ctx.set(dut.clear_error, 0)
+        assert not ctx.get(dut.error) and ctx.get(dut.cause) == 0
+        seen["wr"].clear()
+        for b in after:
+            ctx.set(dut.s_axis.tdata, b)
+            ctx.set(dut.s_axis.tvalid, 1)
+            await ctx.tick().until(dut.s_axis.tready)
+            await ctx.delay(1e-9)
+        ctx.set(dut.s_axis.tvalid, 0)
+        for _ in range(3):
+            await ctx.tick()
+        assert not ctx.get(dut.error)
+
+    async def watch(ctx):
+        async for _, _, en, addr in ctx.tick().sample(dut.ibuf_wr.en, dut.ibuf_wr.addr):
+            if en:
+                seen["wr"].append(addr)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(watch, background=True)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen["wr"] == [10, 11]

@@ -90,7 +90,7 @@ class Executor(wiring.Component):
     @classmethod
     def compute_ok(cls, h):
         """Whether COMPUTE header ``h`` (a :data:`~hw.interfaces.HeaderLayout` view) is a tile the
-        engine can run; the front end drops one that is not (gen/isa.py)."""
+        engine can run; the front end refuses one that is not (gen/isa.py Cause.FIELD)."""
         return (h.p != 0) & (h.q != 0) & (h.r != 0) & (h.s != 0)
 
     def datapath(self, m, x: Core):
