@@ -65,7 +65,7 @@ class Controller(wiring.Component):
         spec, checks = self.spec, self.checks
         m.submodules.front = fe = FrontEnd(spec, checks=checks)
         m.submodules.exec = exe = executor_for(spec, checks=checks)
-        m.submodules.writeback = wb = WriteBack(spec, token_delay=exe.token_delay)
+        m.submodules.writeback = wb = WriteBack(spec, token_delay=exe.token_delay, checks=checks)
         m.submodules.store = st = StoreUnit(spec, checks=checks)
         m.submodules.counters = ctr = Counters(spec)
 

@@ -5,7 +5,9 @@ The vector reaches the array ``RL`` cycles later and its sums leave it ``LT`` cy
 (``LT`` = the array latency; 0 for output-stationary, which issues its tokens as it drains), so the
 token travels a delay line of ``LT + RL`` registers: the output word is read at ``t + LT`` so it
 arrives with the sums, which are added to it (or, on the first pass, to zero or the bias) and
-written back at ``t + LT + RL``. ``done`` marks the write of a COMPUTE's last word.
+written back at ``t + LT + RL``. ``done`` marks the write of a COMPUTE's last word. With ``checks``
+a simulation assertion fails if an accumulating read meets a write of the same word still in
+flight (the executors' timing must keep them apart).
 
 The output word is read a cycle early and registered (``read_early``), so the adder starts from a
 register beside it rather than from a block RAM across the chip. That moves every read of an
@@ -17,7 +19,7 @@ holds one output channel (``Spec.per_word_channels``), a channel memory read at 
 ``chan`` two cycles ahead of the write.
 """
 
-from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.hdl import Assert, Cat, Module, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,8 +35,8 @@ __all__ = ["WriteBack"]
 class WriteBack(wiring.Component):
     """``token_delay``: cycles from a vector entering the array to its sums at ``y`` (``LT``)."""
 
-    def __init__(self, spec: Spec, *, token_delay: int):
-        self.spec, self.token_delay = spec, token_delay
+    def __init__(self, spec: Spec, *, token_delay: int, checks: bool = False):
+        self.spec, self.token_delay, self.checks = spec, token_delay, checks
         oa = addr_bits(spec.output_depth)
         super().__init__({
             "token": In(TokenSignature()),
@@ -60,7 +62,13 @@ class WriteBack(wiring.Component):
         m.d.comb += [getattr(toks[0], n).eq(getattr(self.token, n)) for n in layout.members]
         for k in range(1, LT + RL + 1):
             m.d.sync += toks[k].eq(toks[k - 1])
-        rd_tok, wr_tok = toks[LT - 1 if self.read_early else LT], toks[LT + RL]
+        rd = LT - 1 if self.read_early else LT
+        rd_tok, wr_tok = toks[rd], toks[LT + RL]
+        if self.checks:   # an accumulating read never meets a write still in flight to its word
+            for k in range(rd + 1, LT + RL + 1):
+                m.d.sync += Assert(~(rd_tok.valid & ~rd_tok.first & toks[k].valid
+                                     & (toks[k].addr == rd_tok.addr)),
+                                   f"output word read {k - rd} cycles before its last write")
         m.d.comb += [self.obuf_rd.addr.eq(rd_tok.addr), self.obuf_rd.en.eq(rd_tok.valid)]
         old = data.View(data.ArrayLayout(signed(acc_bits), cols),
                         delay(m, self.obuf_rd.data, 1, "old", reset_less=True) if self.read_early

@@ -33,7 +33,7 @@ def test_writeback_accumulates(dataflow, reg, os_tokens):
     lt = 0 if os_tokens else spec.array_latency
     rl = spec.buffer_latency
     m = Module()
-    m.submodules.wb = dut = WriteBack(spec, token_delay=lt)
+    m.submodules.wb = dut = WriteBack(spec, token_delay=lt, checks=True)
     m.submodules.obuf = obuf = Scratchpad(depth=16, width=spec.output_word_bits, registered=reg)
     wiring.connect(m, dut.obuf_rd, obuf.rd)
     wiring.connect(m, dut.obuf_wr, obuf.wr)
@@ -88,3 +88,25 @@ def test_writeback_accumulates(dataflow, reg, os_tokens):
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
+
+
+def test_writeback_check_catches_a_read_before_the_write():
+    """Two tokens for one word a cycle apart: the second's read would miss the first's sums."""
+    spec = make_spec(rows=3, cols=2, buffer_reg=True, output_depth=16)
+    dut = WriteBack(spec, token_delay=spec.array_latency, checks=True)
+
+    async def tb(ctx):
+        for first in (1, 0):
+            ctx.set(dut.token.valid, 1)
+            ctx.set(dut.token.addr, 5)
+            ctx.set(dut.token.first, first)
+            await ctx.tick()
+        ctx.set(dut.token.valid, 0)
+        for _ in range(spec.array_latency + spec.buffer_latency + 2):
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    with pytest.raises(AssertionError, match=r"output word read 1 cycles before its last write"):
+        sim.run()
