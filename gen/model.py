@@ -1,4 +1,4 @@
-"""The analytic performance model: cycles and work of a :class:`~gen.tiler.Program` on the RTL.
+"""The analytic performance model: cycles and work of a :class:`~gen.program.Program` on the RTL.
 
 It evaluates the same Program the driver replays, command by command, with the controller's timing
 (hw/controller.py and its units), so its figures are the hardware's, not an idealised array's. With
@@ -52,7 +52,7 @@ from __future__ import annotations
 import dataclasses
 
 from .isa import COUNTERS, HEADER_WORDS, PE_COUNTERS, Op
-from .tiler import Program
+from .program import Program
 
 __all__ = ["Estimate", "estimate", "BUFFER_COUNTERS", "energy", "ENERGY_LEVELS"]
 

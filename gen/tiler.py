@@ -49,14 +49,20 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
+from collections.abc import Callable
+
+from . import schedule
 from .engines.base import EngineFacts
 from .errors import AccelgenError
 from .isa import Op, field_max
 from .layer import ConvLayer
+from .model import estimate
 from .program import Command, Program
+from .schedule import TOUCHES, footprint, mark_sync
 from .spec import Spec
 
-__all__ = ["Command", "Program", "plan", "footprint", "mark_sync", "TOUCHES"]
+__all__ = ["Command", "Program", "plan", "im2col_layer", "model_cycles", "Tiling", "loop_nest",
+           "footprint", "mark_sync", "TOUCHES"]
 
 
 def _check_limits(spec: Spec, layer: ConvLayer) -> None:
@@ -200,14 +206,23 @@ def _tile_candidates(spec: Spec, layer: ConvLayer, first: tuple[int, int]):
             yield best[1]
 
 
+#: a cost model: a Program's cycles (gen/model.py by default)
+Cost = Callable[[Program], int]
+
+
+def model_cycles(program: Program) -> int:
+    """The cycle model's figure for ``program`` (gen/model.py, equal to the RTL's counter)."""
+    return estimate(program).cycles
+
+
 def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = False,
-         relu: bool = False) -> Program:
+         relu: bool = False, cost: Cost = model_cycles) -> Program:
     """Tile ``layer`` for the hardware described by ``spec``. ``requant`` and ``relu`` run the
     outputs through the post-processing unit (per-channel multipliers and shifts are loaded with
     LOAD_QUANT before the STOREs of each K tile).
 
-    The tiling is chosen by the cycle model (gen/model.py, equal to the RTL's counter) among
-    tiles sized for the whole buffers and for half of them (double buffering), and for the
+    The tiling is chosen by ``cost`` (by default the cycle model, equal to the RTL's counter)
+    among tiles sized for the whole buffers and for half of them (double buffering), and for the
     engines that stream a whole tile (ws, nlr) the fewest, largest tiles and smaller tilings of
     the map (:func:`_tile_candidates`) that let one input tile serve more K tiles; then the layer
     rewrites of the module docstring, when they are faster."""
@@ -221,40 +236,38 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
         # buffers hold and the host sends only the pixels used (ResNet's downsampling 1x1s)
         _check_limits(spec, layer)
         dense = dataclasses.replace(layer, H=layer.P, W=layer.Q, stride=1, pad=0)
-        prog = plan(spec, dense, **kw)
+        prog = plan(spec, dense, **kw, cost=cost)
         U, pad = layer.stride, layer.pad
         cmds = tuple(dataclasses.replace(c, h0=c.h0 * U - pad, w0=c.w0 * U - pad, step=U)
                      if c.op == Op.LOAD_INPUT else c for c in prog.commands)
         return dataclasses.replace(prog, layer=layer, commands=cmds)
-    from .model import estimate   # the model evaluates Programs; it imports this module
-
     try:
         _check_limits(spec, layer)
-        best = _plan_tiles(spec, layer, kw, estimate)
+        best = _plan_tiles(spec, layer, kw, cost)
     except AccelgenError:
         # every rewrite is tried before a layer is refused: its im2col form needs fewer weight
         # words per tile, a 1x1 receptive field in the input buffer and no filter-size limit
-        lowered = _plan_im2col(spec, layer, kw, estimate)
+        lowered = _plan_im2col(spec, layer, kw, cost)
         if lowered is None:
             raise           # the message about the layer itself (it names im2col's need too)
         return lowered
     if layer.Cg < spec.rows:
         # few channels leave array lanes idle (ResNet's first layer: C = 3 on 16 rows): lay
         # the receptive field out as channels (im2col) when that is faster
-        lowered = _plan_im2col(spec, layer, kw, estimate)
-        if lowered is not None and estimate(lowered).cycles < estimate(best).cycles:
+        lowered = _plan_im2col(spec, layer, kw, cost)
+        if lowered is not None and cost(lowered) < cost(best):
             best = lowered
     return best
 
 
-def _plan_im2col(spec: Spec, layer: ConvLayer, kw: dict, estimate) -> Program | None:
+def _plan_im2col(spec: Spec, layer: ConvLayer, kw: dict, cost: Cost) -> Program | None:
     """``layer`` planned as its im2col rewrite, or None where that does not apply or fit."""
     if not _im2col_applies(spec, layer):
         return None
     col = im2col_layer(layer)
     try:
         _check_limits(spec, col)
-        lowered = _plan_tiles(spec, col, kw, estimate)
+        lowered = _plan_tiles(spec, col, kw, cost)
     except AccelgenError:
         return None
     return dataclasses.replace(lowered, layer=layer, lowered=col)
@@ -267,8 +280,8 @@ def im2col_layer(layer: ConvLayer) -> ConvLayer:
                                R=1, S=1, stride=1, pad=0, dilation=1)
 
 
-def _plan_tiles(spec: Spec, layer: ConvLayer, kw: dict, estimate) -> Program:
-    """The fastest of :func:`_plan`'s tilings by the cycle model."""
+def _plan_tiles(spec: Spec, layer: ConvLayer, kw: dict, cost: Cost) -> Program:
+    """The cheapest of :func:`_plan`'s tilings by ``cost``."""
     # tiles sized for the whole buffers, and for half of each so that two fit (double buffering)
     half = dataclasses.replace(spec, input_depth=max(1, spec.input_depth // 2),
                                weight_depth=max(1, spec.weight_depth // 2),
@@ -301,240 +314,149 @@ def _plan_tiles(spec: Spec, layer: ConvLayer, kw: dict, estimate) -> Program:
             if sizing is spec:
                 raise
             continue            # the half-sized buffers cannot hold a tile
-        cycles = estimate(prog).cycles
+        cycles = cost(prog)
         if best is None or cycles < best_cycles:
             best, best_cycles = prog, cycles
     return best
 
 
-def _prefetch(cmds: list[Command]) -> list[Command]:
-    """Spread each LOAD_INPUT that goes to the other half of the input buffer over the COMPUTEs
-    of the input tile before it, in row bands, one after each: the front end then loads the next
-    tile a piece at a time while the executor computes on this one, instead of holding up the
-    next COMPUTE for the whole load. (The COMPUTEs before it read the other half, and a band
-    issued after the first of them starts once every COMPUTE before that one has finished.)"""
-    loads = [i for i, c in enumerate(cmds) if c.op == Op.LOAD_INPUT]
-    moved: dict[int, list[Command]] = {}    # command index -> bands to issue after it
-    drop = set()
-    for k, (prev, i) in enumerate(itertools.pairwise(loads)):
-        load, addr = cmds[i], cmds[i].header["addr"]
-        if addr == cmds[prev].header["addr"]:
-            continue                         # the same part: it must wait
-        computes = [j for j in range(prev + 1, i) if cmds[j].op == Op.COMPUTE]
-        if k and addr == cmds[loads[k - 1]].header["addr"]:
-            # not after the first: the last COMPUTE on that part may still run then
-            computes = computes[1:]
-        if not computes:
-            continue
-        bands = min(len(computes), load.hn)
-        size = -(-load.hn // bands)
-        for b, a in enumerate(range(0, load.hn, size)):
-            hn = min(size, load.hn - a)
-            h = {**load.header, "addr": load.header["addr"] + a * load.wn, "count": hn * load.wn}
-            moved.setdefault(computes[b], []).append(
-                dataclasses.replace(load, header=h, h0=load.h0 + a * load.step, hn=hn))
-        drop.add(i)
-    out = []
-    for i, c in enumerate(cmds):
-        if i not in drop:
-            out.append(c)
-        out.extend(moved.get(i, ()))
-    return out
+@dataclasses.dataclass(frozen=True)
+class Tiling:
+    """One tiling of a layer: the output tile, its blocks, the K and C tiles and the K group."""
+
+    facts: EngineFacts
+    pt: int                 # output tile rows, columns
+    qt: int
+    pb: int                 # block rows, columns (the whole tile on ws/nlr)
+    qb: int
+    block_words: int        # output words of one block of one K tile
+    tile_words: int         # output words of one output tile of one K tile
+    n_ct: int               # C tiles, K tiles, K tiles per group
+    n_kt: int
+    kb: int
+
+    def blocks(self, pn: int, qn: int):
+        """The blocks of a ``pn``×``qn`` output tile: (index, row, column, rows, columns)."""
+        b = 0
+        for pb0 in range(0, pn, self.pb):
+            for qb0 in range(0, qn, self.qb):
+                yield b, pb0, qb0, min(self.pb, pn - pb0), min(self.qb, qn - qb0)
+                b += 1
 
 
-def footprint(spec: Spec, h: dict) -> dict[str, tuple[int, int]]:
-    """The buffer words a COMPUTE with header ``h`` may touch, as inclusive address ranges per
-    buffer: ``ibuf`` and ``wbuf`` read, ``obuf`` read and written (gen/isa.py COMPUTE)."""
-    return spec.flow.footprint(spec, h)
-
-
-#: the buffer each LOAD/STORE touches, and its base-address field
-TOUCHES = {Op.LOAD_INPUT: ("ibuf", "addr"), Op.LOAD_WEIGHT: ("wbuf", "waddr"),
-            Op.STORE: ("obuf", "oaddr")}
-
-
-def mark_sync(spec: Spec, cmds: list[Command]) -> list[Command]:
-    """Set ``sync`` on every LOAD/STORE that touches buffer words a COMPUTE still in the
-    executor may touch, so the hardware's front end waits for them (gen/isa.py): for a LOAD the
-    last two issued before it (one running, one queued), for a STORE the last one (the hardware
-    holds a STORE until every COMPUTE but the last has written its results)."""
-    out, running = [], []
-    for c in cmds:
-        if c.op == Op.COMPUTE:
-            running = [*running[-1:], footprint(spec, c.header)]
-        elif c.op == Op.LOAD_BIAS:
-            running = []             # the hardware waits for the executor before every LOAD_BIAS
-        elif c.op in TOUCHES and running and c.count:
-            buf, field = TOUCHES[c.op]
-            lo = c.header.get(field, 0)
-            near = running[-1:] if c.op == Op.STORE else running
-            if any(lo <= f[buf][1] and f[buf][0] <= lo + c.count - 1 for f in near):
-                c = dataclasses.replace(c, header={**c.header, "sync": 1})
-                running = []         # every COMPUTE has finished once this command starts
-        out.append(c)
-    return out
+def _tiling(spec: Spec, sizing: Spec, layer: ConvLayer, tile) -> Tiling:
+    """The tiling for output tile ``tile`` (ws/nlr; the block engines size theirs) in buffers
+    of ``sizing``'s depths."""
+    facts = spec.flow.tiling_facts(spec, sizing, layer)
+    if facts.block is None:           # the whole tile streams through the array at once
+        pt, qt = tile
+        pb, qb, block_words = pt, qt, pt * qt
+    else:                             # the tile is a grid of blocks, computed one by one
+        pb, qb = _block_shape(layer, facts)
+        block_words = facts.k_tile if facts.per_word else pb * qb
+        pt, qt = _block_tile(sizing, layer, pb, qb, block_words)
+    tile_words = -(-pt // pb) * -(-qt // qb) * block_words
+    n_kt = -(-layer.Kg // facts.k_tile)
+    return Tiling(facts, pt, qt, pb, qb, block_words, tile_words,
+                  n_ct=-(-layer.Cg // facts.c_tile), n_kt=n_kt,
+                  kb=max(1, min(n_kt, sizing.output_depth // tile_words)))
 
 
 def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu: bool,
           sizing: Spec | None = None) -> Program:
-    """One tiling of ``layer``: ``tile`` is the output tile of ws/nlr (the block engines size
-    theirs), ``sizing`` the buffer depths the tile and K group are sized for (``spec``'s, or
-    half of them so that loads and stores double-buffer)."""
-    sizing = sizing or spec
-    flow = spec.flow
-    facts = flow.tiling_facts(spec, sizing, layer)
-    kt_size = facts.k_tile
-    U, D, pad = layer.stride, layer.dilation, layer.pad
-    R, S = layer.R, layer.S
-    # block_words: output words of one block
-    if facts.block is None:           # the whole tile streams through the array at once
-        pt, qt = tile
-        pb, qb = pt, qt
-        block_words = pt * qt
-    else:                             # the tile is a grid of blocks, computed one by one
-        pb, qb = _block_shape(layer, facts)
-        block_words = kt_size if facts.per_word else pb * qb
-        pt, qt = _block_tile(sizing, layer, pb, qb, block_words)
-    tile_words = -(-pt // pb) * -(-qt // qb) * block_words   # ... of one K tile
-    c_tile = facts.c_tile
-    n_ct = -(-layer.Cg // c_tile)
-    n_kt = -(-layer.Kg // kt_size)
-    kb = max(1, min(n_kt, sizing.output_depth // tile_words))
-
-    def blocks(pn, qn):
-        b = 0
-        for pb0 in range(0, pn, pb):
-            for qb0 in range(0, qn, qb):
-                yield b, pb0, qb0, min(pb, pn - pb0), min(qb, qn - qb0)
-                b += 1
-
+    """One tiling of ``layer`` (:func:`_tiling`; ``sizing``: ``spec``, or half its buffers so
+    that loads and stores double-buffer) as a Program: the loop nest, then the scheduling
+    passes of gen/schedule.py."""
+    t = _tiling(spec, sizing or spec, layer, tile)
+    U, D, R, S = layer.stride, layer.dilation, layer.R, layer.S
     # double (or triple) buffering: when two of a kind fit, loads rotate through parts of a buffer
     # and each (output tile, K group) its half of the output buffer, so the front end loads the
-    # next tile and stores the previous one while the executor computes (gen/isa.py)
-    in_words = ((min(pt, layer.P) - 1) * U + (R - 1) * D + 1) * ((min(qt, layer.Q) - 1) * U
-                                                                 + (S - 1) * D + 1)
-    w_words = flow.weight_count(spec, layer, facts, min(c_tile, layer.Cg), min(kt_size, layer.Kg))
-    # (weights in thirds when three fit: the executor may hold two COMPUTEs, one running and
-    # one queued, while the front end loads the weights of a third)
-    def slots(depth, words, most):
-        n = max(1, min(most, depth // max(1, words)))
-        return n, depth // n
+    # next tile and stores the previous one while the executor computes (gen/isa.py). Weights
+    # in thirds when three fit: the executor may hold two COMPUTEs, one running and one queued,
+    # while the front end loads the weights of a third
+    in_words = ((min(t.pt, layer.P) - 1) * U + (R - 1) * D + 1) * (
+        (min(t.qt, layer.Q) - 1) * U + (S - 1) * D + 1)
+    w_words = spec.flow.weight_count(spec, layer, t.facts, min(t.facts.c_tile, layer.Cg),
+                                     min(t.facts.k_tile, layer.Kg))
+    parts = {"in": schedule.rotation(spec.input_depth, in_words, 3),
+             "w": schedule.rotation(spec.weight_depth, w_words, 3),
+             "out": schedule.rotation(spec.output_depth, min(t.kb, t.n_kt) * t.tile_words, 2)}
+    # ws/nlr: STORE rows per queue unit, half a COMPUTE's stream (a STORE of a whole tile could
+    # hold up several 1x1 COMPUTEs, each as long as it)
+    band = max(1, R * S * t.pt // 2) if t.facts.block is None else None
+    nest = loop_nest(spec, layer, t, bias=bias, requant=requant, relu=relu)
+    cmds = schedule.queue_stores(spec, schedule.rotate(nest, parts), band)
+    cmds = schedule.mark_sync(spec, schedule.prefetch(cmds))
+    return Program(spec=spec, layer=layer, commands=tuple(cmds), tile_p=t.pt, tile_q=t.qt,
+                   k_tile=t.facts.k_tile, k_group=t.kb, has_bias=bias, requant=requant,
+                   relu=relu)
 
-    slot = {"in": slots(spec.input_depth, in_words, 3),
-            "w": slots(spec.weight_depth, w_words, 3),
-            "out": slots(spec.output_depth, min(kb, n_kt) * tile_words, 2)}
-    turn = dict.fromkeys(slot, 0)
 
-    def base(kind):
-        """The base address of the next load (or output tile) of ``kind``, in rotation."""
-        n, size = slot[kind]
-        b = turn[kind] * size
-        turn[kind] = (turn[kind] + 1) % n
-        return b
+def _output_tiles(layer: ConvLayer, t: Tiling):
+    """The loop nest's outer loops: (n, g, p0, pn, q0, qn, K tiles of the group)."""
+    for n, g in itertools.product(range(layer.N), range(layer.groups)):
+        for p0, q0 in itertools.product(range(0, layer.P, t.pt), range(0, layer.Q, t.qt)):
+            for kg0 in range(0, t.n_kt, t.kb):
+                yield (n, g, p0, min(t.pt, layer.P - p0), q0, min(t.qt, layer.Q - q0),
+                       range(kg0, min(kg0 + t.kb, t.n_kt)))
 
-    cmds: list[Command] = []
-    # STOREs wait in a queue of units (a K tile's LOAD_QUANT and STOREs, in row bands short
-    # enough to hide behind a COMPUTE) and go out one unit after each COMPUTE: a K tile's once the
-    # last C tile has moved on to the next K tile (so its COMPUTEs have finished), the last K
-    # tile's during the next output tile. A COMPUTE that writes what a waiting unit reads first
-    # takes the queue up to that unit (in order: a LOAD_QUANT's lanes serve the STOREs behind it)
-    # (first, last output word, commands, issued COMPUTEs before it may go: one after the
-    # last COMPUTE writing it, which the hardware then lets finish before the STORE reads)
-    pending: list[tuple[int, int, list[Command], int]] = []
-    issued = [0]
-    # ws/nlr: STORE rows per unit, half a COMPUTE's stream (a STORE of a whole tile could hold
-    # up several 1x1 COMPUTEs, each as long as it)
-    band = max(1, R * S * pt // 2) if facts.block is None else None
 
-    def add_compute(c):
-        lo, hi = footprint(spec, c.header)["obuf"]
-        last = max((i for i, (a, b, *_) in enumerate(pending) if a <= hi and lo <= b),
-                   default=-1)
-        for _, _, unit, _ in pending[:last + 1]:
-            cmds.extend(unit)
-        del pending[:last + 1]
-        cmds.append(c)
-        issued[0] += 1
-        if pending and pending[0][3] <= issued[0]:
-            cmds.extend(pending.pop(0)[2])
+def loop_nest(spec: Spec, layer: ConvLayer, t: Tiling, *, bias: bool, requant: bool,
+              relu: bool):
+    """The loop nest of the module docstring, in program order: :class:`~gen.schedule.Slotted`
+    commands whose addresses are relative to their input, weight and output tiles' allocations
+    (placed by :func:`~gen.schedule.rotate`), and a :class:`~gen.schedule.Release` of each K
+    tile's stores where its last COMPUTE has been issued."""
+    flow, facts = spec.flow, t.facts
+    kt_size, U, D, pad = facts.k_tile, layer.stride, layer.dilation, layer.pad
+    per_channel = (lambda kn: kn) if facts.per_word else (lambda kn: spec.cols)
+    alloc = dict.fromkeys(("in", "w", "out"), -1)
 
-    def queue(group):
-        """A K tile's stores as units: ws/nlr STOREs cut into row bands of ``band`` rows."""
-        head = [c for c in group if c.op == Op.LOAD_QUANT]
-        for st in (c for c in group if c.op == Op.STORE):
-            step = band if band else st.hn
-            for a in range(0, st.hn, step):
-                hn = min(step, st.hn - a)
-                o = st.header["oaddr"] + a * st.wn
-                unit = head + [dataclasses.replace(
-                    st, header={**st.header, "oaddr": o, "count": hn * st.wn}, h0=st.h0 + a,
-                    hn=hn)] if band else head + [st]
-                pending.append((o if band else st.header["oaddr"],
-                                o + hn * st.wn - 1 if band else st.header["oaddr"] + st.count - 1,
-                                unit, issued[0] + 1))
-                head = []
+    def new(kind):
+        alloc[kind] += 1
+        return alloc[kind]
 
-    for n in range(layer.N):
-        for g in range(layer.groups):
-            for p0 in range(0, layer.P, pt):
-                pn = min(pt, layer.P - p0)
-                for q0 in range(0, layer.Q, qt):
-                    qn = min(qt, layer.Q - q0)
-                    ht = (pn - 1) * U + (R - 1) * D + 1
-                    wt = (qn - 1) * U + (S - 1) * D + 1
-                    for kg0 in range(0, n_kt, kb):
-                        kts = range(kg0, min(kg0 + kb, n_kt))
-                        obase = base("out")
-                        groups = []
-                        for j, kt in enumerate(kts):
-                            k0 = kt * kt_size
-                            kn = min(kt_size, layer.Kg - k0)
-                            group = []
-                            if requant:
-                                group.append(Command(Op.LOAD_QUANT, {
-                                    "count": kn if facts.per_word else spec.cols}, g=g, k0=k0))
-                            for b, pb0, qb0, pbn, qbn in blocks(pn, qn):
-                                group.append(Command(
-                                    Op.STORE, {"oaddr": obase + j * tile_words + b * (
-                                        flow.block_stride(kn, block_words)),
-                                               "count": kn if facts.per_word else pbn * qbn,
-                                               "requant": int(requant), "relu": int(relu)},
-                                    n=n, g=g, k0=k0, h0=p0 + pb0, w0=q0 + qb0, hn=pbn, wn=qbn))
-                            groups.append(group)
-                        for ct in range(n_ct):
-                            c0 = ct * c_tile
-                            ibase = base("in")
-                            cmds.append(Command(
-                                Op.LOAD_INPUT, {"addr": ibase, "count": ht * wt},
-                                n=n, g=g, c0=c0, h0=p0 * U - pad, w0=q0 * U - pad, hn=ht, wn=wt))
-                            cn = min(c_tile, layer.Cg - c0)
-                            for j, kt in enumerate(kts):
-                                k0 = kt * kt_size
-                                kn = min(kt_size, layer.Kg - k0)
-                                if ct == n_ct - 1 and j:
-                                    queue(groups[j - 1])
-                                wcount = flow.weight_count(spec, layer, facts, cn, kn)
-                                wbase = base("w")
-                                cmds.append(Command(
-                                    Op.LOAD_WEIGHT, {"waddr": wbase, "count": wcount},
-                                    g=g, c0=c0, k0=k0))
-                                with_bias = bias and ct == 0
-                                if with_bias:
-                                    cmds.append(Command(Op.LOAD_BIAS, {
-                                        "count": kn if facts.per_word else spec.cols},
-                                        g=g, k0=k0))
-                                for c in flow.computes(
-                                        spec, layer, cn=cn, ct=ct, kn=kn, wt=wt, pn=pn, qn=qn,
-                                        pb=pb, qb=qb, obase=obase + j * tile_words,
-                                        block_words=block_words, with_bias=with_bias, g=g,
-                                        c0=c0, k0=k0):
-                                    h = c.header
-                                    add_compute(dataclasses.replace(c, header={
-                                        **h, "addr": h["addr"] + ibase,
-                                        "waddr": h["waddr"] + wbase}))
-                        queue(groups[-1])
-    for _, _, unit, _ in pending:
-        cmds.extend(unit)
-    return Program(spec=spec, layer=layer, commands=tuple(mark_sync(spec, _prefetch(cmds))),
-                   tile_p=pt, tile_q=qt, k_tile=kt_size,
-                   k_group=kb, has_bias=bias, requant=requant, relu=relu)
+    for n, g, p0, pn, q0, qn, kts in _output_tiles(layer, t):
+        ht = (pn - 1) * U + (layer.R - 1) * D + 1
+        wt = (qn - 1) * U + (layer.S - 1) * D + 1
+        out = new("out")
+        groups = []
+        for j, kt in enumerate(kts):        # each K tile's LOAD_QUANT and STOREs
+            k0 = kt * kt_size
+            kn = min(kt_size, layer.Kg - k0)
+            group = [Command(Op.LOAD_QUANT, {"count": per_channel(kn)}, g=g, k0=k0)] * requant
+            group += [schedule.Slotted(Command(
+                Op.STORE, {"oaddr": j * t.tile_words + b * flow.block_stride(kn, t.block_words),
+                           "count": kn if facts.per_word else pbn * qbn,
+                           "requant": int(requant), "relu": int(relu)},
+                n=n, g=g, k0=k0, h0=p0 + pb0, w0=q0 + qb0, hn=pbn, wn=qbn),
+                (("oaddr", "out", out),)) for b, pb0, qb0, pbn, qbn in t.blocks(pn, qn)]
+            groups.append(schedule.Release(tuple(group)))
+        for ct in range(t.n_ct):
+            c0 = ct * facts.c_tile
+            cn = min(facts.c_tile, layer.Cg - c0)
+            inp = new("in")
+            yield schedule.Slotted(Command(
+                Op.LOAD_INPUT, {"addr": 0, "count": ht * wt},
+                n=n, g=g, c0=c0, h0=p0 * U - pad, w0=q0 * U - pad, hn=ht, wn=wt),
+                (("addr", "in", inp),))
+            for j, kt in enumerate(kts):
+                k0 = kt * kt_size
+                kn = min(kt_size, layer.Kg - k0)
+                if ct == t.n_ct - 1 and j:
+                    yield groups[j - 1]     # the K tile before has all its COMPUTEs issued
+                w = new("w")
+                yield schedule.Slotted(Command(
+                    Op.LOAD_WEIGHT, {"waddr": 0,
+                                     "count": flow.weight_count(spec, layer, facts, cn, kn)},
+                    g=g, c0=c0, k0=k0), (("waddr", "w", w),))
+                with_bias = bias and ct == 0
+                if with_bias:
+                    yield Command(Op.LOAD_BIAS, {"count": per_channel(kn)}, g=g, k0=k0)
+                for c in flow.computes(spec, layer, cn=cn, ct=ct, kn=kn, wt=wt, pn=pn, qn=qn,
+                                       pb=t.pb, qb=t.qb, obase=j * t.tile_words,
+                                       block_words=t.block_words, with_bias=with_bias, g=g,
+                                       c0=c0, k0=k0):
+                    yield schedule.Slotted(c, (("addr", "in", inp), ("waddr", "w", w),
+                                               ("oaddr", "out", out)))
+        yield groups[-1]

@@ -13,7 +13,7 @@ from gen.frames import pack_lanes, unpack_lanes
 from gen.isa import (HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Cause, Op,
                      decode_header)
 from gen.spec import Spec
-from gen.tiler import TOUCHES
+from gen.schedule import TOUCHES
 from sim.golden import requantize, wrap
 
 __all__ = ["run", "HazardError", "CommandError", "check_command"]
