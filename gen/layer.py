@@ -1,4 +1,12 @@
-"""Convolution layer shapes.
+"""Layers: the :class:`Layer` protocol every layer kind implements, convolution (:class:`ConvLayer`)
+and fully-connected (:class:`FullyConnected`) layers.
+
+A layer kind states its tensors' shapes and work, its golden model (what the hardware must return),
+how it is planned onto a spec (a :class:`~gen.program.Program`), and how its tensors become the
+command stream's frames and the output frames its output. The tools (simulate, estimate, the network
+runner) need nothing else of a layer, so pooling or an elementwise add can be added as kinds of their
+own. Convolution is the kind the hardware executes; a fully-connected layer is planned as a 1x1
+convolution and converts its tensors at the edges.
 
 Names follow ../shared/REFERENCE.md: N batch, C input channels, H×W input, K output channels, R×S filter,
 U stride, pad, D dilation, G groups (each filter sees C/G channels). Activations are NCHW, weights KCRS
@@ -10,16 +18,63 @@ from __future__ import annotations
 import csv
 import dataclasses
 from importlib import resources
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .errors import AccelgenError
 
-__all__ = ["ConvLayer", "parse_layer", "workload_layers", "workload_table", "networks",
-           "network_layers", "read_layers_csv", "load_layers_csv", "CSV_COLUMNS"]
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .program import Program
+    from .spec import Spec
+
+__all__ = ["Layer", "ConvLayer", "FullyConnected", "parse_layer", "workload_layers",
+           "workload_table", "networks", "network_layers", "read_layers_csv", "load_layers_csv",
+           "CSV_COLUMNS"]
 
 
 #: the largest layer dimension accelgen takes (C, H, W, K, N, padding): far past any real
 #: network's, and small enough that a layer's tile program stays finite and its tensors fit
 MAX_DIM = 1 << 16
+
+
+@runtime_checkable
+class Layer(Protocol):
+    """What the tools need of a layer kind (tensors are numpy integer arrays)."""
+
+    name: str
+
+    @property
+    def input_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def output_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def macs(self) -> int: ...
+
+    def describe(self) -> str: ...
+
+    def golden(self, spec: Spec, x, w, bias=None, quant=None, relu: bool = False) -> np.ndarray:
+        """What the hardware built from ``spec`` must return: the layer's arithmetic with the
+        spec's accumulator, then the STORE path (``quant = (multiplier, shift)``, ``relu``)."""
+        ...
+
+    def plan(self, spec: Spec, *, bias: bool = False, requant: bool = False,
+             relu: bool = False) -> Program:
+        """The layer's commands on ``spec`` (gen/tiler.py)."""
+        ...
+
+    def encode(self, program: Program, x, w, bias=None, quant=None) -> list[bytes]:
+        """The input stream's frames for ``program`` (gen/frames.py)."""
+        ...
+
+    def decode(self, program: Program, frames: list[bytes]) -> np.ndarray:
+        """The output tensor from the output stream's frames."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +152,88 @@ class ConvLayer:
         if self.groups != 1:
             s += f" groups={self.groups}"
         return f"{self.name} ({s}) -> {self.N}x{self.K}x{self.P}x{self.Q}"
+
+    # -- the Layer protocol (the modules it delegates to import this one) --------------------
+    def golden(self, spec: Spec, x, w, bias=None, quant=None, relu: bool = False) -> np.ndarray:
+        from sim.golden import layer_output
+        return layer_output(spec, self, x, w, bias, quant=quant, relu=relu)
+
+    def plan(self, spec: Spec, *, bias: bool = False, requant: bool = False,
+             relu: bool = False) -> Program:
+        from .tiler import plan
+        return plan(spec, self, bias=bias, requant=requant, relu=relu)
+
+    def encode(self, program: Program, x, w, bias=None, quant=None) -> list[bytes]:
+        from .frames import encode
+        return encode(program, x, w, bias, quant)
+
+    def decode(self, program: Program, frames: list[bytes]) -> np.ndarray:
+        from .frames import decode
+        return decode(program, frames)
+
+
+@dataclasses.dataclass(frozen=True)
+class FullyConnected:
+    """A fully-connected layer: ``y[n, k] = Σ_c x[n, c] · w[k, c]`` (+ bias). Inputs (N, C),
+    weights (K, C), outputs (N, K); planned as the 1x1 convolution :attr:`conv` over a 1x1 map."""
+
+    C: int
+    K: int
+    N: int = 1
+    name: str = "fc"
+
+    def __post_init__(self):
+        for f in ("C", "K", "N"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise AccelgenError(f"layer {f} must be a positive integer, not {v!r}")
+
+    @property
+    def conv(self) -> ConvLayer:
+        """The convolution the hardware runs."""
+        return ConvLayer(C=self.C, H=1, W=1, K=self.K, N=self.N, name=self.name)
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return (self.N, self.C)
+
+    @property
+    def weight_shape(self) -> tuple[int, int]:
+        return (self.K, self.C)
+
+    @property
+    def output_shape(self) -> tuple[int, int]:
+        return (self.N, self.K)
+
+    @property
+    def macs(self) -> int:
+        return self.N * self.K * self.C
+
+    def describe(self) -> str:
+        return f"{self.name} (fully connected N={self.N} C={self.C} K={self.K}) -> {self.N}x{self.K}"
+
+    def golden(self, spec: Spec, x, w, bias=None, quant=None, relu: bool = False) -> np.ndarray:
+        return self.conv.golden(spec, *self._as_conv(x, w), bias, quant, relu)[:, :, 0, 0]
+
+    def plan(self, spec: Spec, *, bias: bool = False, requant: bool = False,
+             relu: bool = False) -> Program:
+        return self.conv.plan(spec, bias=bias, requant=requant, relu=relu)
+
+    def encode(self, program: Program, x, w, bias=None, quant=None) -> list[bytes]:
+        return self.conv.encode(program, *self._as_conv(x, w), bias, quant)
+
+    def decode(self, program: Program, frames: list[bytes]) -> np.ndarray:
+        return self.conv.decode(program, frames)[:, :, 0, 0]
+
+    def _as_conv(self, x, w):
+        """(N, C) inputs and (K, C) weights as the convolution's NCHW and KCRS tensors."""
+        import numpy as np
+        x, w = np.asarray(x), np.asarray(w)
+        for what, t, shape in (("input", x, self.input_shape), ("weights", w, self.weight_shape)):
+            if t.shape != shape:
+                raise AccelgenError(f"{what} tensor has shape {t.shape} but the fully-connected "
+                                    f"layer needs {shape}")
+        return x.reshape(*x.shape, 1, 1), w.reshape(*w.shape, 1, 1)
 
 
 _KEYS = {"N", "C", "H", "W", "K", "R", "S", "stride", "pad", "dilation", "groups"}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .isa import Op
 
 if TYPE_CHECKING:
-    from .layer import ConvLayer
+    from .layer import ConvLayer, Layer
     from .spec import Spec
 
 __all__ = ["Command", "Program"]
@@ -42,7 +42,7 @@ class Command:
 @dataclasses.dataclass(frozen=True)
 class Program:
     spec: Spec
-    layer: ConvLayer
+    layer: Layer
     commands: tuple[Command, ...]
     tile_p: int
     tile_q: int

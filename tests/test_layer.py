@@ -40,3 +40,53 @@ def test_workloads():
 def test_layer_errors(text, message):
     with pytest.raises(AccelgenError, match=message):
         parse_layer(text)
+
+
+# -- the Layer protocol ---------------------------------------------------------------------------
+
+def _run_on_isa_model(layer, spec, x, w, bias, quant=None, relu=False):
+    """A layer through its own protocol: plan, encode, the ISA machine, decode."""
+    from sim import isa_model
+    prog = layer.plan(spec, bias=bias is not None, requant=quant is not None, relu=relu)
+    return layer.decode(prog, isa_model.run(spec, layer.encode(prog, x, w, bias, quant)))
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "is", "os", "nlr", "rs"])
+def test_layer_kinds_through_the_protocol(dataflow):
+    import numpy as np
+
+    from gen.layer import FullyConnected, Layer
+    from gen.spec import spec_from_dict
+    spec = spec_from_dict({"name": "t", "dataflow": dataflow, "array": {"rows": 4, "cols": 3},
+                           "postproc": {"enabled": True}})
+    rng = np.random.default_rng(7)
+    for layer in (ConvLayer(C=5, H=6, W=5, K=4, R=3, S=2, pad=1, stride=2),
+                  FullyConnected(C=11, K=7, N=3)):
+        assert isinstance(layer, Layer)
+        x = rng.integers(-128, 128, size=layer.input_shape)
+        w = rng.integers(-128, 128, size=layer.weight_shape)
+        b = rng.integers(-500, 500, size=layer.output_shape[1])
+        y = _run_on_isa_model(layer, spec, x, w, b)
+        assert y.shape == layer.output_shape
+        assert np.array_equal(y, layer.golden(spec, x, w, b))
+        quant = (np.full(layer.output_shape[1], 300), np.full(layer.output_shape[1], 12))
+        y = _run_on_isa_model(layer, spec, x, w, None, quant, relu=True)
+        assert np.array_equal(y, layer.golden(spec, x, w, None, quant, relu=True))
+        assert y.min() >= 0
+
+
+def test_fully_connected_shapes_and_refusals():
+    import numpy as np
+
+    from gen.layer import FullyConnected
+    from gen.spec import spec_from_dict
+    fc = FullyConnected(C=6, K=2, N=2)
+    assert (fc.input_shape, fc.weight_shape, fc.output_shape, fc.macs) == ((2, 6), (2, 6),
+                                                                          (2, 2), 24)
+    assert fc.conv == ConvLayer(C=6, H=1, W=1, K=2, N=2, name="fc")
+    spec = spec_from_dict({"name": "t", "array": {"rows": 4, "cols": 4}})
+    with pytest.raises(AccelgenError, match=r"input tensor has shape \(6,\) but the "
+                                            r"fully-connected layer needs \(2, 6\)"):
+        fc.golden(spec, np.zeros(6, dtype=int), np.zeros((2, 6), dtype=int))
+    with pytest.raises(AccelgenError, match="layer K must be a positive integer, not 0"):
+        FullyConnected(C=3, K=0)
