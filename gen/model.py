@@ -3,30 +3,19 @@
 It evaluates the same Program the driver replays, command by command, with the controller's timing
 (hw/controller.py and its units), so its figures are the hardware's, not an idealised array's. With
 a host that keeps the input stream full and never stalls the output stream, ``cycles`` equals the
-RTL's cycle counter exactly (tests/test_model.py checks it against Icarus); stalls add to both.
+RTL's cycle counter exactly (tests/test_cocotb.py and tests/test_dataflows.py check every counter
+against Icarus); stalls add to both.
 
 It replays the controller's two state machines (hw/frontend.py, hw/engines/) on a timeline: the
 *front end* spends HEADER_WORDS cycles per header and one dispatch cycle, then ``count`` cycles per
 LOAD and ``count + RL + PP + 3`` per STORE (reads, read latency, post-processing pipeline PP,
 output FIFO); it queues each COMPUTE for the *executor* as soon as the queue is free, and waits,
 for a ``sync`` command or LOAD_BIAS, until every COMPUTE is written, for a STORE until all but the
-last are.
-The executor takes a queued COMPUTE a cycle after it is free and spends, from its first state
-(``L`` = array latency, ``RL`` = buffer read latency, both from the spec)::
-
-    ws    rows + 1 (first tap's weights) + per filter tap but the last max(p*q, 2*rows + cols +
-          RL + 1) (stream; the next tap's weights load into the other bank meanwhile) + p*q
-          (last stream); then the sums drain for L + RL + 3 cycles while it takes the next
-          COMPUTE. A COMPUTE queued before the running one's last tap begins follows that tap
-          as a tap follows a tap, a cycle later (CHAIN): no weight load, no drain
-    nlr   per filter tap: p*q (stream) + L + RL + 3 (drain)
-    is    per filter tap: p*q (pixel preload) + count (channel stream) + L + RL + 3
-    os    per filter tap: p*q (transposer fill) + rows (stream); then L (wait) + rows (drain)
-          + RL + 2
-    rs    once per COMPUTE: max(count*s, rs_setup_cycles) (filter fill; 0 with keep) +
-          fill_h*fill_w (ifmap fill) + q*s*count (compute) + L + RL + 3
-
-The run ends when both units are done.
+last are. The executor takes a queued COMPUTE a cycle after it is free and spends, from its first
+state, the cycles its engine's ``cost`` gives (gen/engines/; ``L`` = array latency, ``RL`` =
+buffer read latency, both from the spec). On an engine that ``chains`` (ws) a COMPUTE queued
+before the running one's last tap begins follows that tap as a tap follows a tap, a cycle later:
+no weight load, no drain. The run ends when both units are done.
 
 Buffer accesses (``buffers``) are the word counts the RTL's buffer counters report (gen/isa.py
 COUNTERS); they do not depend on stalls, so they equal the RTL's exactly even under backpressure.

@@ -3,44 +3,22 @@
 A spec is a frozen dataclass, loaded from TOML and validated in one place. Every error names the field,
 the allowed values and what was given, e.g. ``array.rows: must be an integer from 1 to 256, not 0``.
 
-Example (``specs/ws_8x8.toml``)::
+The TOML schema is written once, in the fields of :class:`Spec`: each names its ``[section]`` and
+key, kind, default (none: required) and range, and what it means. A spec file looks like this
+(``specs/ws_8x8.toml``; every table but ``[array]`` is optional)::
 
     name = "ws_8x8"
-    dataflow = "ws"
+    dataflow = "ws"        # a preset (gen/mapping.py), or "custom" with a [mapping] table
 
     [array]
     rows = 8
     cols = 8
 
-    [precision]
-    act_bits = 8
-    act_signed = true
-    weight_bits = 8
-    weight_signed = true
-    acc_bits = 32
+    [buffers]
+    output_depth = 2048
 
-    [buffers]          # depths in words; a word feeds one array edge for one cycle
-    input_depth = 4096   # words of `rows` activations
-    weight_depth = 1024  # words of `cols` weights
-    output_depth = 2048  # words of `cols` accumulators
-
-    [pipeline]         # registers for clock speed (each adds a cycle of latency, not of throughput)
-    mult_stages = 2      # 0..2: registers around each PE's multiplier (DSP input/output registers)
-    buffer_reg = true    # register every path into and out of the buffers (block RAM timing)
-
-    [spads]            # row-stationary only: per-PE scratchpad entries (Eyeriss v1's sizes)
-    filter = 224         # filter spad: weights of S taps x the filters a PE interleaves
-    ifmap = 12           # ifmap spad: the ifmap row segment a PE convolves (pixels)
-    psum = 24            # psum spad: one partial sum per interleaved filter
-
-    [energy]           # optional: energy per access in units of one MAC (accelgen estimate)
-    rf = 1.0             # register file / scratchpad; array = 2.0 (PE to PE); gb = 6.0; dram = 200
-
-    [postproc]         # optional requantisation unit on the output path (chosen per run)
-    enabled = false
-    out_bits = 8         # saturate requantised outputs to signed out_bits
-    mult_bits = 16       # unsigned per-channel multiplier width (shift 0..63)
-    rounding = "half_up" # or "half_even"
+    [postproc]
+    enabled = true
 """
 
 from __future__ import annotations
@@ -79,37 +57,56 @@ triand trior trireg unsigned use uwire vectored wait wand weak0 weak1 while wire
 MAX_DEPTH = 65536  # command address fields are 16 bits wide
 
 
-@dataclasses.dataclass(frozen=True)
+def _field(section: str, key: str, kind, default=None, low=None, high=None):
+    """A spec field: ``key`` of TOML table ``[section]`` ("": the top level), its kind (int,
+    float, bool or a named check), its default (None: required) and inclusive range."""
+    meta = {"toml": (section, key, kind, default, low, high)}
+    if default is None:
+        return dataclasses.field(metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Spec:
     """A validated accelerator spec. Construct with :func:`load_spec` or :func:`spec_from_dict`."""
 
-    name: str
-    dataflow: str
-    rows: int
-    cols: int
-    act_bits: int
-    act_signed: bool
-    weight_bits: int
-    weight_signed: bool
-    acc_bits: int
-    input_depth: int
-    weight_depth: int
-    output_depth: int
-    mult_stages: int = 2
-    buffer_reg: bool = True
-    postproc: bool = False
-    out_bits: int = 8
-    mult_bits: int = 16
-    rounding: str = "half_up"
-    filter_spad: int = 224  # row-stationary scratchpads, entries per PE (Eyeriss v1)
-    ifmap_spad: int = 12
-    psum_spad: int = 24
-    energy_mac: float = 1.0   # energy per access, normalised to a MAC (Eyeriss, ISCA 2016)
-    energy_rf: float = 1.0
-    energy_array: float = 2.0
-    energy_gb: float = 6.0
-    energy_dram: float = 200.0
-    mapping: Mapping | None = None  # None: the preset named by ``dataflow``
+    name: str = _field("", "name", "name")      # a plain identifier: names the Verilog module
+    dataflow: str = _field("", "dataflow", "dataflow", "ws")
+    rows: int = _field("array", "rows", int, None, 1, 256)
+    cols: int = _field("array", "cols", int, None, 1, 256)
+    act_bits: int = _field("precision", "act_bits", int, 8, 2, 16)
+    act_signed: bool = _field("precision", "act_signed", bool, True)
+    weight_bits: int = _field("precision", "weight_bits", int, 8, 2, 16)
+    weight_signed: bool = _field("precision", "weight_signed", bool, True)
+    acc_bits: int = _field("precision", "acc_bits", int, 32, 8, 64)
+    # [buffers]: depths in words; a word feeds one array edge for one cycle (the command address
+    # fields are 16 bits wide)
+    input_depth: int = _field("buffers", "input_depth", int, 4096, 1, MAX_DEPTH)    # `rows` acts
+    weight_depth: int = _field("buffers", "weight_depth", int, 1024, 1, MAX_DEPTH)  # weight lanes
+    output_depth: int = _field("buffers", "output_depth", int, 1024, 1, MAX_DEPTH)  # `cols` accs
+    # [pipeline]: registers for clock speed (each adds a cycle of latency, not of throughput):
+    # around each PE's multiplier (DSP input/output registers); on every buffer path (block RAM)
+    mult_stages: int = _field("pipeline", "mult_stages", int, 2, 0, 2)
+    buffer_reg: bool = _field("pipeline", "buffer_reg", bool, True)
+    # [spads]: engines with per-PE scratchpads (row-stationary): entries per PE, Eyeriss v1's
+    # sizes: the filter spad holds S taps x the filters a PE interleaves, the ifmap spad the
+    # ifmap row segment a PE convolves, the psum spad a partial sum per interleaved filter
+    filter_spad: int = _field("spads", "filter", int, 224, 1, 4096)
+    ifmap_spad: int = _field("spads", "ifmap", int, 12, 1, 255)
+    psum_spad: int = _field("spads", "psum", int, 24, 1, 256)
+    # [energy]: energy per access in units of one MAC (Eyeriss, ISCA 2016; accelgen estimate)
+    energy_mac: float = _field("energy", "mac", float, 1.0, 0.0, 1e6)
+    energy_rf: float = _field("energy", "rf", float, 1.0, 0.0, 1e6)
+    energy_array: float = _field("energy", "array", float, 2.0, 0.0, 1e6)
+    energy_gb: float = _field("energy", "gb", float, 6.0, 0.0, 1e6)
+    energy_dram: float = _field("energy", "dram", float, 200.0, 0.0, 1e6)
+    # [postproc]: the requantisation unit on the output path (chosen per run): outputs saturate
+    # to signed out_bits; an unsigned per-channel multiplier of mult_bits (shift 0..63)
+    postproc: bool = _field("postproc", "enabled", bool, False)
+    out_bits: int = _field("postproc", "out_bits", int, 8, 2, 16)
+    mult_bits: int = _field("postproc", "mult_bits", int, 16, 2, 24)
+    rounding: str = _field("postproc", "rounding", "rounding", "half_up")
+    mapping: Mapping | None = None  # [mapping] of a custom dataflow; None: the preset's
 
     def __post_init__(self):
         if self.mapping is None:
@@ -227,33 +224,21 @@ class Spec:
 
     def to_dict(self) -> dict:
         """The spec in its TOML structure (round-trips through :func:`spec_from_dict`)."""
-        return {
-            "name": self.name,
-            "dataflow": self.dataflow,
-            **({"mapping": self.mapping.to_dict()} if self.dataflow == "custom" else {}),
-            "array": {"rows": self.rows, "cols": self.cols},
-            "precision": {
-                "act_bits": self.act_bits, "act_signed": self.act_signed,
-                "weight_bits": self.weight_bits, "weight_signed": self.weight_signed,
-                "acc_bits": self.acc_bits,
-            },
-            "buffers": {
-                "input_depth": self.input_depth, "weight_depth": self.weight_depth,
-                "output_depth": self.output_depth,
-            },
-            "pipeline": {"mult_stages": self.mult_stages, "buffer_reg": self.buffer_reg},
-            **({"spads": {"filter": self.filter_spad, "ifmap": self.ifmap_spad,
-                          "psum": self.psum_spad}} if self.flow.has_spads else {}),
-            "postproc": {"enabled": self.postproc, "out_bits": self.out_bits,
-                         "mult_bits": self.mult_bits, "rounding": self.rounding},
-            # costs, not hardware: written only where they differ from the defaults, and left
-            # out of the digest (every cache of generated hardware is keyed by it)
-            **({"energy": costs} if (costs := self._energy_overrides()) else {}),
-        }
-
-    def _energy_overrides(self) -> dict:
-        return {f.name[7:]: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name.startswith("energy_") and getattr(self, f.name) != f.default}
+        out = {"name": self.name, "dataflow": self.dataflow}
+        if self.dataflow == "custom":
+            out["mapping"] = self.mapping.to_dict()
+        for section, fields in _TABLES.items():
+            if section == "spads" and not self.flow.has_spads:
+                continue
+            table = {key: getattr(self, f.name) for key, f in fields.items()}
+            if section == "energy":
+                # costs, not hardware: written only where they differ from the defaults, and
+                # left out of the digest (every cache of generated hardware is keyed by it)
+                table = {k: v for k, v in table.items() if v != fields[k].default}
+                if not table:
+                    continue
+            out[section] = table
+        return out
 
     def digest(self) -> str:
         """A content hash of the hardware the spec describes (hex, 16 digits; energy costs are
@@ -269,40 +254,16 @@ def _int_range(bits: int, signed: bool) -> tuple[int, int]:
     return 0, (1 << bits) - 1
 
 
-# (section, key, kind, default, low, high); None default = required
-_FIELDS = [
-    ("", "name", "name", None, None, None),
-    ("", "dataflow", "dataflow", "ws", None, None),
-    ("array", "rows", int, None, 1, 256),
-    ("array", "cols", int, None, 1, 256),
-    ("precision", "act_bits", int, 8, 2, 16),
-    ("precision", "act_signed", bool, True, None, None),
-    ("precision", "weight_bits", int, 8, 2, 16),
-    ("precision", "weight_signed", bool, True, None, None),
-    ("precision", "acc_bits", int, 32, 8, 64),
-    ("buffers", "input_depth", int, 4096, 1, MAX_DEPTH),
-    ("buffers", "weight_depth", int, 1024, 1, MAX_DEPTH),
-    ("buffers", "output_depth", int, 1024, 1, MAX_DEPTH),
-    ("pipeline", "mult_stages", int, 2, 0, 2),
-    ("pipeline", "buffer_reg", bool, True, None, None),
-    ("spads", "filter", int, 224, 1, 4096),
-    ("spads", "ifmap", int, 12, 1, 255),
-    ("spads", "psum", int, 24, 1, 256),
-    ("energy", "mac", float, 1.0, 0.0, 1e6),
-    ("energy", "rf", float, 1.0, 0.0, 1e6),
-    ("energy", "array", float, 2.0, 0.0, 1e6),
-    ("energy", "gb", float, 6.0, 0.0, 1e6),
-    ("energy", "dram", float, 200.0, 0.0, 1e6),
-    ("postproc", "enabled", bool, False, None, None),
-    ("postproc", "out_bits", int, 8, 2, 16),
-    ("postproc", "mult_bits", int, 16, 2, 24),
-    ("postproc", "rounding", "rounding", "half_up", None, None),
-]
-_SECTIONS = {"array", "precision", "buffers", "pipeline", "spads", "energy", "postproc"}
+#: the schema as (section, key, kind, default, low, high) rows, from :class:`Spec`'s fields
+_FIELDS = [f.metadata["toml"] for f in dataclasses.fields(Spec) if "toml" in f.metadata]
+#: section -> key -> Spec field, in TOML order (the hardware's tables first, the costs last)
+_TABLES: dict[str, dict[str, dataclasses.Field]] = {}
+for _f in sorted((f for f in dataclasses.fields(Spec) if f.metadata.get("toml", ("",))[0]),
+                 key=lambda f: f.metadata["toml"][0] == "energy"):
+    _TABLES.setdefault(_f.metadata["toml"][0], {})[_f.metadata["toml"][1]] = _f
+_SECTIONS = set(_TABLES)
 #: (section, key) -> Spec field, where they differ
-_RENAME = {("postproc", "enabled"): "postproc", ("spads", "filter"): "filter_spad",
-           ("spads", "ifmap"): "ifmap_spad", ("spads", "psum"): "psum_spad",
-           **{("energy", k): f"energy_{k}" for k in ("mac", "rf", "array", "gb", "dram")}}
+_RENAME = {(s, k): f.name for s, t in _TABLES.items() for k, f in t.items() if f.name != k}
 ROUNDING = ("half_up", "half_even")
 
 

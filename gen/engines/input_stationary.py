@@ -70,6 +70,7 @@ class InputStationary(Dataflow):
         return h["count"]
 
     def cost(self, spec, h) -> ComputeCost:
+        """Per filter tap: p*q (pixel preload) + count (channel stream) + L + RL + 3."""
         taps, pixels, kn = h["r"] * h["s"], h["p"] * h["q"], h["count"]
         L, RL = spec.array_latency, spec.buffer_latency
         return ComputeCost(taps * (pixels + kn + L + RL + 3), taps * kn,

@@ -56,6 +56,7 @@ class NoLocalReuse(Dataflow):
         return 1
 
     def cost(self, spec, h) -> ComputeCost:
+        """Per filter tap: p*q (stream) + L + RL + 3 (drain)."""
         taps, pixels = h["r"] * h["s"], h["p"] * h["q"]
         L, RL = spec.array_latency, spec.buffer_latency
         return ComputeCost(taps * (pixels + L + RL + 3), taps * pixels,

@@ -49,6 +49,8 @@ class OutputStationary(Dataflow):
         return h["count"]
 
     def cost(self, spec, h) -> ComputeCost:
+        """Per filter tap: p*q (transposer fill) + rows (stream); then L (wait) + rows (drain)
+        + RL + 2."""
         taps, pixels = h["r"] * h["s"], h["p"] * h["q"]
         L, RL, rows = spec.array_latency, spec.buffer_latency, spec.rows
         return ComputeCost(taps * (pixels + rows) + L + rows + RL + 2, taps * rows,

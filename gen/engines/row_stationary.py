@@ -185,6 +185,8 @@ class RowStationary(Dataflow):
                 "obuf": (h["oaddr"], h["oaddr"] + on - 1)}
 
     def cost(self, spec, h) -> ComputeCost:
+        """Once per COMPUTE: max(count*s, rs_setup_cycles) (filter fill; 0 with keep) +
+        fill_h*fill_w (ifmap fill) + q*s*count (compute) + L + RL + 3."""
         L, RL = spec.array_latency, spec.buffer_latency
         steps = h["q"] * h["s"] * h["count"]
         fwords = 0 if h["keep"] else h["count"] * h["s"]

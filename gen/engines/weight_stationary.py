@@ -47,6 +47,9 @@ class WeightStationary(Dataflow):
         return 2 * spec.rows + spec.cols + spec.buffer_latency + 1
 
     def cost(self, spec, h) -> ComputeCost:
+        """rows + 1 (first tap's weights) + per filter tap but the last max(p*q, 2*rows + cols +
+        RL + 1) (stream; the next tap's weights load into the other bank meanwhile) + p*q (last
+        stream); then the sums drain for L + RL + 3 cycles while it takes the next COMPUTE."""
         taps, pixels = h["r"] * h["s"], h["p"] * h["q"]
         L, RL = spec.array_latency, spec.buffer_latency
         cycles = (self.lead(spec) + (taps - 1) * max(pixels, self.tap_gap(spec)) + pixels
