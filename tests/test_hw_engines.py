@@ -9,7 +9,7 @@ import pytest
 from amaranth.hdl import Fragment
 
 from conftest import make_spec
-from gen.mapping import ENGINES
+from gen.engines import ENGINES
 from hw.buffer import Scratchpad
 from hw.engines import EXECUTORS, ExecutorSignature, executor_for
 from hw.engines.weight_stationary import WeightStationary
