@@ -46,7 +46,7 @@ running, one queued), and the program must keep every LOAD off the buffer words 
 and every STORE off those the last COMPUTE issued touches (a STORE without sync waits until all
 the COMPUTEs before that one have written their results), unless it sets ``sync``, which makes it
 wait until every COMPUTE has written its results; a LOAD_BIAS always waits so (the bias register
-belongs to the COMPUTEs). The tiler sets ``sync`` (gen/tiler.py :func:`~gen.tiler.mark_sync`);
+belongs to the COMPUTEs). The tiler sets ``sync`` (gen/schedule.py :func:`~gen.schedule.mark_sync`);
 the ISA reference machine (sim/isa_model.py) checks every unsynchronised command against the
 addresses those COMPUTEs actually touched.
 

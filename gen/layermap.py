@@ -98,7 +98,7 @@ class LayerMap:
     addressed: ConvLayer          # the layer the commands address (its im2col rewrite, or itself)
     rows: AxisFold
     cols: AxisFold
-    program: object               # gen.tiler.Program
+    program: object               # gen.program.Program
     estimate: object              # gen.model.Estimate
 
     @property

@@ -206,7 +206,7 @@ def simulate_programs(spec: Spec, programs, *, sim: str = "verilator", driver: s
     """Run a sequence of programs on the RTL of ``spec``; return a :class:`ProgramRun` per
     program (its output frames and counters).
 
-    ``programs`` holds ``(program, frames)`` pairs: a :class:`gen.tiler.Program` and its input
+    ``programs`` holds ``(program, frames)`` pairs: a :class:`gen.program.Program` and its input
     frames from :func:`gen.frames.encode`; decode each run's outputs with
     ``gen.frames.decode(program, run.outputs)``. The native driver runs them all in one
     simulator process on one (cached) build; the cocotb driver runs one cocotb job per program.

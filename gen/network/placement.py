@@ -35,7 +35,7 @@ class Step:
     node: Node
     where: str                            # "accelerator" | "host"
     hw: HwLayer | None = None
-    program: object | None = None         # gen.tiler.Program
+    program: object | None = None         # gen.program.Program
     model: object | None = None           # gen.model.Estimate
     host_ops: tuple[str, ...] = ()
     host_work: int = 0
