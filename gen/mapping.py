@@ -203,7 +203,10 @@ def validate(m: Mapping, source: str = "spec") -> Engine:
         raise AccelgenError(f"{where}: batch N on the array is not supported (images run one "
                             f"after another); unroll K, C, P or Q instead")
     # -- engines ---------------------------------------------------------------------------
-    flow = next(d for d in ENGINES.values() if d.stationary == m.stationary)
+    flow = next((d for d in ENGINES.values() if d.stationary == m.stationary), None)
+    if flow is None:
+        raise AccelgenError(f"{where}: stationary must be one of {', '.join(STATIONARY)}, not "
+                            f"{m.stationary!r}")
     if flow.accepts(m):
         return flow.engine
     hint = flow.hint

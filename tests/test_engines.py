@@ -66,3 +66,12 @@ def test_footprint_covers_the_tilers_computes(engine):
     for c in computes:
         for buf, (lo, hi) in spec.flow.footprint(spec, c.header).items():
             assert 0 <= lo <= hi < depths[buf], (buf, lo, hi, c.header)
+
+
+def test_a_mapping_no_engine_holds_is_refused():
+    from gen.mapping import Mapping
+    m = Mapping(rows=("C",), cols=("K",), stationary="psum", input="multicast",
+                weight="unicast", psum="tree")     # legal by the laws; no engine holds "psum"
+    with pytest.raises(AccelgenError, match="stationary must be one of weight, input, output, "
+                                            "none, row, not 'psum'"):
+        validate(m, "t")
