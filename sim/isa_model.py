@@ -51,11 +51,7 @@ def check_command(spec: Spec, h: dict) -> tuple[Cause, str] | None:
             return Cause.ADDRESS, (f"{Op(op).name} of {count} words at {h[field]} runs past the "
                                    f"{what} buffer's depth {depth}")
     if op == Op.COMPUTE:
-        zero = [f for f in ("p", "q", "r", "s") if not h[f]]
-        if spec.engine in ("is", "rs") and not h["count"]:
-            zero.append("count")
-        if spec.engine == "rs":
-            zero += [f for f in ("fill_h", "fill_w") if not h[f]]
+        zero = [f for f in spec.flow.compute_fields if not h[f]]
         if zero:
             return Cause.FIELD, f"COMPUTE with {', '.join(zero)} = 0"
         depths = {"ibuf": spec.input_depth, "wbuf": spec.weight_depth,

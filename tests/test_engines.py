@@ -75,3 +75,36 @@ def test_a_mapping_no_engine_holds_is_refused():
     with pytest.raises(AccelgenError, match="stationary must be one of weight, input, output, "
                                             "none, row, not 'psum'"):
         validate(m, "t")
+
+
+def _engine_name_comparisons(path):
+    """``x.engine == "ws"``-like comparisons (an engine attribute or ``eng`` against a name)."""
+    import ast
+    names = {str(e) for e in Engine}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Compare):
+            continue
+        sides = [node.left, *node.comparators]
+        consts = [c for s in sides for c in ([s] if not isinstance(s, ast.Tuple | ast.Set | ast.List)
+                                              else s.elts)
+                  if isinstance(c, ast.Constant) and c.value in names]
+        subject = any((isinstance(s, ast.Attribute) and s.attr == "engine")
+                      or (isinstance(s, ast.Name) and s.id in ("eng", "engine")) for s in sides)
+        if consts and subject:
+            found.append(f"{path}:{node.lineno}")
+    return found
+
+
+def test_no_engine_name_comparisons_outside_the_registry(tmp_path):
+    """gen/, sim/ and hw/ ask the registry; comparing an engine with a name is the old way (and
+    one that can silently send a new engine down another's path)."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    found = [hit for pkg in ("gen", "sim", "hw") for p in (root / pkg).rglob("*.py")
+             if "engines" not in p.relative_to(root).parts[1:2]
+             for hit in _engine_name_comparisons(p)]
+    assert found == []
+    bad = tmp_path / "bad.py"
+    bad.write_text('if spec.engine in ("is", "rs"):\n    pass\nif eng == "ws":\n    pass\n')
+    assert len(_engine_name_comparisons(bad)) == 2

@@ -114,6 +114,8 @@ class Dataflow:
     im2col: ClassVar[bool] = True
     #: a COMPUTE does nothing when its ``count`` is 0 (is, rs: ``count`` is its channels)
     needs_count: ClassVar[bool] = False
+    #: the COMPUTE header fields that must not be 0 (the ISA machine refuses such a command)
+    compute_fields: ClassVar[tuple[str, ...]] = ("p", "q", "r", "s")
     #: cycles before the end of a COMPUTE that its last output word's write is seen (gen/model.py)
     drain_lag: ClassVar[int] = 3
     #: a COMPUTE queued before the running one's last tap begins follows it as a tap (ws)

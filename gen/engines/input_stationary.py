@@ -31,6 +31,7 @@ class InputStationary(Dataflow):
     per_pe_cycle = (1, 2)    # reads its held pixel; receives the weight and partial sum
     per_word_channels = True
     needs_count = True
+    compute_fields = ("p", "q", "r", "s", "count")
     picture = dict(
         pe="I", right=["weights", "activations"], down=["partial sums"],
         left=("weights", "weight buffer (stream)\n+ input buffer (preload)\n(rows = "

@@ -97,6 +97,7 @@ class RowStationary(Dataflow):
     max_rows = 128            # the COMPUTE's lane field
     im2col = False
     needs_count = True
+    compute_fields = ("p", "q", "r", "s", "count", "fill_h", "fill_w")
     picture = dict(
         pe="1-D", right=["weights:bus"], down=["partial sums"],
         left=("weights", "weight buffer\n→ filter spads\n(row i: filter row\ni % R, "
