@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Malformed command streams on the ISA reference machine (sim/isa_model.py), every engine.
 
-    python bench/streams.py --streams 5000 [--seed N]
+    python bench/streams.py --streams 5000 [--seed N] [--rtl] [--sim icarus|verilator]
 
 Each stream starts from a real program (tiler + frames of a random small layer on a small spec
 of one engine) and is then: kept (``valid``: output equal to the golden model), cut at a random
@@ -12,6 +12,12 @@ must finish every stream quickly with its outputs or a :class:`~sim.isa_model.Co
 whose cause (gen/isa.py Cause) is the one the mutation calls for, at the mutated command, and
 never raise anything else. Prints per kind: streams, errors by cause, wrong causes, crashes,
 slowest stream; exits 1 on any failure.
+
+``--rtl`` then runs a sample on the RTL of every engine (sim/recover.py, the cocotb driver): per
+engine an unknown opcode, a LOAD/STORE past a depth, a zero COMPUTE field and a stream cut inside a
+frame, each followed by the driver's soft reset and a valid program: the status CSR must show the
+error and the model's cause (no error for the cut stream, which the soft reset drops), the input
+must never stall, and the program after it must come out bit-exact with the golden model.
 """
 
 from __future__ import annotations
@@ -112,10 +118,47 @@ def make_stream(spec, rng, kind):
     return [*frames[:j], f, *frames[j + 1:]], program, None, expect, j
 
 
+def rtl_sample(seed: int, sim: str, in_pause: float = 0.3, out_pause: float = 0.3) -> int:
+    """The RTL sample (see the module doc); returns the number of failures."""
+    from sim.recover import after_bad_stream
+    rng = np.random.default_rng(seed)
+    failures = 0
+    for flow in ENGINES:
+        spec = small_spec(flow)
+        for kind in ("opcode", "range", "field", "truncated"):
+            bad, _, _, expect, _ = make_stream(spec, rng, kind)
+            beat = spec.in_stream_bits // 8
+            stream = b"".join(bad)
+            if kind == "truncated":        # cut inside a frame, on a beat boundary
+                stream = stream[:max(beat, len(stream) // beat * beat - 3 * beat)]
+                expect = Cause.NONE
+            try:
+                run(spec, [stream], hazards=False)
+                model = Cause.NONE
+            except CommandError as e:
+                model = e.cause if e.cause != Cause.TRUNCATED else Cause.NONE
+            frames, program, (layer, x, w, b), _, _ = make_stream(spec, rng, "valid")
+            t = time.monotonic()
+            r = after_bad_stream(spec, [stream], program, frames, sim=sim, in_pause=in_pause,
+                                 out_pause=out_pause, seed=int(rng.integers(1 << 16)))
+            got = Cause(r.counters["bad_cause"])
+            ok_cause = got == model == expect and r.counters["bad_error"] == (got != 0)
+            exact = np.array_equal(decode(program, r.outputs),
+                                   golden.layer_output(spec, layer, x, w, b))
+            failures += not (ok_cause and exact)
+            print(f"rtl {flow:4s} {kind:10s} status cause {got.name:9s} (model {model.name}), "
+                  f"then {layer.describe()}: {'bit-exact' if exact else 'MISMATCH'}"
+                  f"{'' if ok_cause else '  WRONG CAUSE'} ({time.monotonic() - t:.1f} s)",
+                  flush=True)
+    return failures
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--streams", type=int, default=2000, help="streams (default 2000)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rtl", action="store_true", help="also a sample on every engine's RTL")
+    ap.add_argument("--sim", default="icarus", choices=["icarus", "verilator"])
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     specs = {e: small_spec(e) for e in ENGINES}
@@ -169,6 +212,12 @@ def main(argv=None) -> int:
     bad = sum(r["wrong"] + r["crashes"] for r in rows.values())
     print(f"streams: {total:,} streams on {', '.join(ENGINES)}; {bad} failures; slowest "
           f"{slowest * 1000:.0f} ms; {time.monotonic() - t0:.0f} s")
+    if args.rtl:
+        t1 = time.monotonic()
+        rtl_bad = rtl_sample(args.seed, args.sim)
+        print(f"streams --rtl: {4 * len(ENGINES)} malformed streams on the {args.sim} RTL of "
+              f"{', '.join(ENGINES)}; {rtl_bad} failures; {time.monotonic() - t1:.0f} s")
+        bad += rtl_bad
     return 1 if bad else 0
 
 

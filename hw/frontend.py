@@ -187,6 +187,11 @@ class FrontEnd(wiring.Component):
                 m.d.comb += [s_axis.tready.eq(1), fe_idle.eq(1)]
                 self._soft_reset(m, hidx)
 
+            with m.State("DRAIN"):   # soft reset: the executor's COMPUTEs finish first
+                m.d.comb += fe_idle.eq(1)
+                with m.If(self.x_idle & ~queue.valid):
+                    m.next = "HDR"
+
             with m.State("STORE"):
                 m.d.comb += [self.store.valid.eq(cnt_nz),
                              cnt_dec.eq(self.store.valid & self.store.ready)]
@@ -198,11 +203,12 @@ class FrontEnd(wiring.Component):
         return m
 
     def _soft_reset(self, m, hidx):
-        """Soft reset (control bit 1), in ERR, HDR and LOAD: back to the first word of a header,
-        dropping a partial header or LOAD payload (a truncated frame). A STORE finishes."""
+        """Soft reset (control bit 1), in ERR, HDR and LOAD: drop a partial header or LOAD
+        payload (a truncated frame), wait in DRAIN until the executor has written every COMPUTE
+        it holds, then take a header's first word. A STORE finishes."""
         with m.If(self.clear_error):
             m.d.sync += hidx.eq(0)
-            m.next = "HDR"
+            m.next = "DRAIN"
 
     def _past_depth(self, cmd, d):
         """A LOAD or STORE whose words run past its buffer (or channel memory)."""

@@ -92,4 +92,5 @@ class AcceleratorTB:
         status = await self.read_csr("status")
         counters = await self.read_counters()
         counters["error"] = (status >> 1) & 1
+        counters["cause"] = (status >> 4) & 0xF     # gen/isa.py Cause
         return results, counters

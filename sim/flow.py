@@ -311,10 +311,13 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
             # start-up), for the next run's expected wall time
             record_time(rate_key(sim, driver),
                         model.cycles / max(1e-3, time.monotonic() - t_run))
-    y = framing.decode(program, outs)
     if counters.get("error"):
-        raise AccelgenError(f"the hardware flagged a command error (status.error); see "
-                            f"{job_dir / 'sim.log'}")
+        from gen.isa import Cause
+        cause = counters.get("cause", 0)
+        name = Cause(cause).name if cause in iter(Cause) else str(cause)
+        raise AccelgenError(f"the hardware refused a command (status.error, cause {name}: "
+                            f"see gen/isa.py Cause); see {job_dir / 'sim.log'}")
+    y = framing.decode(program, outs)
     return SimResult(spec=spec, layer=layer, sim=sim, output=y, expected=expected,
                      counters=counters, verilog=vpath, job_dir=job_dir,
                      program_summary=program.summary(), wall_seconds=time.monotonic() - t0,

@@ -453,7 +453,8 @@ def _parse(path: Path, spec, n_programs: int, out_bytes: int, sim: str,
             vals = [int(v) for v in line.split()[1:]]
             sim_cycles, status, commands, cnts = vals[1], vals[2], vals[3], vals[4:]
             counters = {"commands": commands, **dict(zip(COUNTERS, cnts, strict=True)),
-                        "error": (status >> 1) & 1, "sim_cycles": sim_cycles}
+                        "error": (status >> 1) & 1, "cause": (status >> 4) & 0xF,
+                        "sim_cycles": sim_cycles}
             if frame:
                 beats.append(bytes(frame))   # a last frame without tlast
                 frame = bytearray()
