@@ -20,8 +20,8 @@ Properties (asserted at every cycle up to the depth):
   or past the buffer's depth.
 
 Mode ``free`` leaves the input stream's content free too (any command stream): ``axis_out`` and
-``axil`` hold; ``addr`` does not yet (the front end does not bound a command's addresses by the
-buffer depths: a LOAD past the depth wraps), so it is asserted only with a program. ``cover-*``
+``axil`` hold; ``addr`` does not yet (the front end refuses a LOAD or STORE past a depth, but
+not a COMPUTE whose footprint runs past one), so it is asserted only with a program. ``cover-*``
 asks the solver for a trace in which the whole program has come out, so the depth is known to
 reach a complete run.
 """
