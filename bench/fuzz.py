@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="hypothesis seed")
     ap.add_argument("--family", default=",".join(fuzzing.FAMILIES),
                     help="families to run, comma-separated")
-    ap.add_argument("--slow", type=float, default=10.0, help="seconds a case may take")
+    ap.add_argument("--slow", type=float, default=30.0, help="seconds a case may take (on a "
+                    "loaded machine a valid simulate case plans and checks its layer for ~10 s)")
     args = ap.parse_args(argv)
     families = [f.strip() for f in args.family.split(",") if f.strip()]
     bad = [f for f in families if f not in fuzzing.FAMILIES]
