@@ -13,6 +13,7 @@
     python bench/simspeed.py                                    # everything (long: cocotb builds)
     python bench/simspeed.py --only conv3x rate --cocotb-sizes 16
     python bench/simspeed.py --only build --sizes 8,16,32 --cocotb-sizes ""
+    ACCELGEN_CACHE=/tmp/c python bench/simspeed.py --cold-in-place     # each build once
 
 The cold-cache builds go to a fresh temporary cache; the other sections use ``$ACCELGEN_CACHE``
 (or ~/.cache/accelgen), so a second run times cached builds only.
@@ -84,15 +85,21 @@ def _build(spec, driver, sim):
     return cocotb_build(vpath, top, sim)
 
 
-def bench_build(sizes, cocotb_sizes, sim):
-    print(f"Cold generate + build ({sim}; a fresh cache each; 2-core machine, other jobs running)")
+def bench_build(sizes, cocotb_sizes, sim, in_place=False):
+    where = "in $ACCELGEN_CACHE, kept" if in_place else "a fresh cache each"
+    print(f"Cold generate + build ({sim}; {where}; 2-core machine, other jobs running)")
     print(f"{'array':>7} {'Verilog MB':>10} {'generate s':>10} {'native build s':>14} "
           f"{'cocotb build s':>14}")
     saved = os.environ.get("ACCELGEN_CACHE")
     try:
         for n in sizes:
             with tempfile.TemporaryDirectory() as d:
-                os.environ["ACCELGEN_CACHE"] = d
+                if in_place:
+                    if saved is None or any((Path(saved) / "generated").glob(f"ws_{n}x{n}-*")):
+                        sys.exit("--cold-in-place needs $ACCELGEN_CACHE set to a cache without "
+                                 f"ws_{n}x{n} builds")
+                else:
+                    os.environ["ACCELGEN_CACHE"] = d
                 spec = _spec(n)
                 t0 = time.monotonic()
                 vpath, _ = verilog_for(spec)
@@ -184,11 +191,14 @@ def main(argv=None):
     ap.add_argument("--cocotb-sizes", default="16",
                     help="sizes also run with the cocotb driver ('' for none)")
     ap.add_argument("--sim", default="verilator", choices=["icarus", "verilator"])
+    ap.add_argument("--cold-in-place", action="store_true",
+                    help="time the cold builds in $ACCELGEN_CACHE (which must not hold them yet) "
+                         "and keep them for the other sections")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     cocotb_sizes = [int(s) for s in args.cocotb_sizes.split(",") if s]
     if "build" in args.only:
-        bench_build(sizes, cocotb_sizes, args.sim)
+        bench_build(sizes, cocotb_sizes, args.sim, args.cold_in_place)
     if "rate" in args.only:
         bench_rate(sizes, cocotb_sizes, args.sim)
     if "conv3x" in args.only:
