@@ -12,6 +12,7 @@ layers) in one simulator process and returns each one's output frames and counte
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -22,13 +23,13 @@ from gen import frames as framing
 from gen.emit import generate, hardware_fingerprint
 from gen.errors import AccelgenError
 from gen.isa import Op, identity
-from gen.layer import ConvLayer
+from gen.layer import Layer
 from gen.model import Estimate, estimate
 from gen.progress import cache_dir, record_time, step
 from gen.spec import Spec
-from gen.tiler import Program, plan
+from gen.program import Program
 
-from . import golden, native
+from . import native
 from .job import load_result, write_job
 from .runner import build, locked, run_job
 
@@ -45,7 +46,7 @@ def rate_key(sim: str, driver: str = "native") -> str:
 @dataclasses.dataclass
 class SimResult:
     spec: Spec
-    layer: ConvLayer
+    layer: Layer
     sim: str
     output: np.ndarray
     expected: np.ndarray
@@ -114,13 +115,13 @@ def first_mismatch(y: np.ndarray, g: np.ndarray):
 MAX_TENSOR_ELEMENTS = 1 << 28
 
 
-def random_tensors(spec: Spec, layer: ConvLayer, seed: int = 0, *, bias: bool = False,
+def random_tensors(spec: Spec, layer: Layer, seed: int = 0, *, bias: bool = False,
                    extreme: str | None = None):
     """Random input/weight (and bias) tensors within the spec's precisions.
 
     ``extreme`` = "min" or "max" fills input and weights with the extreme value instead. A layer
     whose tensors would not fit in memory (more than :data:`MAX_TENSOR_ELEMENTS`) is refused."""
-    elements = layer.N * layer.C * layer.H * layer.W + layer.K * layer.Cg * layer.R * layer.S
+    elements = math.prod(layer.input_shape) + math.prod(layer.weight_shape)
     if elements > MAX_TENSOR_ELEMENTS:
         raise AccelgenError(
             f"layer {layer.describe()} has {elements:,} input and weight values, more than the "
@@ -138,7 +139,7 @@ def random_tensors(spec: Spec, layer: ConvLayer, seed: int = 0, *, bias: bool = 
         x = rng.integers(alo, ahi + 1, layer.input_shape)
         w = rng.integers(wlo, whi + 1, layer.weight_shape)
     lim = 1 << min(20, spec.acc_bits - 2)
-    b = rng.integers(-lim, lim, layer.K) if bias else None
+    b = rng.integers(-lim, lim, layer.output_shape[1]) if bias else None
     return x, w, b
 
 
@@ -239,13 +240,14 @@ def simulate_programs(spec: Spec, programs, *, sim: str = "verilator", driver: s
     return runs
 
 
-def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = "icarus",
+def simulate_layer(spec: Spec, layer: Layer, x, w, bias=None, *, sim: str = "icarus",
                    driver: str | None = None, work_dir: Path | None = None,
                    in_pause: float = 0.0, out_pause: float = 0.0, seed: int = 0,
                    waves: str | bool | None = None, via_uart: bool = False,
                    uart_divisor: int = 8, quant=None, relu: bool = False,
                    announce=None) -> SimResult:
-    """Run ``layer`` on the RTL and compare with the golden model.
+    """Run ``layer`` (any kind of gen/layer.py's :class:`~gen.layer.Layer` protocol: planned,
+    encoded and decoded by its own methods) on the RTL and compare with its golden model.
 
     ``driver`` is "native" (the default: the clock, streams and CSRs inside the simulator,
     sim/native.py) or "cocotb" (cocotbext-axi bus models, sim/driver.py). ``via_uart`` runs the
@@ -266,14 +268,14 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
         raise AccelgenError("the UART top runs with the cocotb driver only (driver='cocotb')")
     _check_driver(driver, sim, waves)
     x, w, bias = framing.check_tensors(spec, layer, x, w, bias)
-    program = plan(spec, layer, bias=bias is not None, requant=quant is not None, relu=relu)
+    program = layer.plan(spec, bias=bias is not None, requant=quant is not None, relu=relu)
     if quant is not None:
         quant = framing.check_quant(spec, layer, *quant)
     model = estimate(program)
     if announce is not None:
         announce(program, model)
-    frames = framing.encode(program, x, w, bias, quant)
-    expected = golden.layer_output(spec, layer, x, w, bias, quant, relu)
+    frames = layer.encode(program, x, w, bias, quant)
+    expected = layer.golden(spec, x, w, bias, quant, relu)
     if work_dir is None:
         work_dir = Path(tempfile.mkdtemp(prefix="accelgen-sim-"))
     job_dir = Path(work_dir)
@@ -317,7 +319,7 @@ def simulate_layer(spec: Spec, layer: ConvLayer, x, w, bias=None, *, sim: str = 
         name = Cause(cause).name if cause in iter(Cause) else str(cause)
         raise AccelgenError(f"the hardware refused a command (status.error, cause {name}: "
                             f"see gen/isa.py Cause); see {job_dir / 'sim.log'}")
-    y = framing.decode(program, outs)
+    y = layer.decode(program, outs)
     return SimResult(spec=spec, layer=layer, sim=sim, output=y, expected=expected,
                      counters=counters, verilog=vpath, job_dir=job_dir,
                      program_summary=program.summary(), wall_seconds=time.monotonic() - t0,

@@ -146,15 +146,15 @@ def test_console_entry_point(spec_file, tmp_path):
 
 def test_mismatch_exits_1_and_names_first_index(spec_file, monkeypatch, capsys):
     """The comparison can fail: a golden model off by one at one index is reported, exit 1."""
-    import sim.flow
-    real = sim.flow.golden.conv2d
+    import sim.golden
+    real = sim.golden.conv2d
 
     def off_by_one(*a, **kw):
         y = real(*a, **kw)
         y[0, 1, 2, 0] += 1
         return y
 
-    monkeypatch.setattr(sim.flow.golden, "conv2d", off_by_one)
+    monkeypatch.setattr(sim.golden, "conv2d", off_by_one)
     rc = main(["simulate", str(spec_file), "--layer", "C=3,H=5,W=5,K=2,R=3,S=3", "--seed", "4"])
     out = capsys.readouterr().out
     assert rc == 1

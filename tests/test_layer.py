@@ -90,3 +90,19 @@ def test_fully_connected_shapes_and_refusals():
         fc.golden(spec, np.zeros(6, dtype=int), np.zeros((2, 6), dtype=int))
     with pytest.raises(AccelgenError, match="layer K must be a positive integer, not 0"):
         FullyConnected(C=3, K=0)
+
+
+def test_fully_connected_on_the_rtl(tmp_path):
+    """A second layer kind runs on the RTL through sim/flow.simulate_layer by the protocol alone:
+    output equal to its golden model, the model's cycles equal to the RTL's counter."""
+    from gen.layer import FullyConnected
+    from gen.spec import spec_from_dict
+    from sim.flow import random_tensors, simulate_layer
+    spec = spec_from_dict({"name": "fc_ws_4x3", "array": {"rows": 4, "cols": 3},
+                           "buffers": {"input_depth": 64, "weight_depth": 64,
+                                       "output_depth": 32}})
+    fc = FullyConnected(C=9, K=5, N=3)
+    x, w, b = random_tensors(spec, fc, seed=3, bias=True)
+    res = simulate_layer(spec, fc, x, w, b, work_dir=tmp_path)
+    assert res.output.shape == (3, 5) and res.match
+    assert res.counters["cycles"] == res.model.cycles
