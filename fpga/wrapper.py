@@ -8,7 +8,7 @@ nothing is constant and nothing is optimised away; every output is registered an
 flip-flop per design input bit plus the XOR tree; it is identical for every config compared.
 """
 
-from amaranth.hdl import Cat, ClockDomain, ClockSignal, Module, ResetInserter, Signal
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Module, ResetInserter, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,7 +33,8 @@ class SynthWrapper(wiring.Component):
         core = self.core
         ins, outs = [], []
         for _, member, value in core.signature.flatten(core):
-            (ins if member.flow == In else outs).append(value)
+            # (a lib.data view's len() counts its elements: take its bits)
+            (ins if member.flow == In else outs).append(Value.cast(value))
         lfsr = Signal(16, init=0xACE1)
         fb = lfsr[15] ^ lfsr[13] ^ lfsr[12] ^ lfsr[10]
         m.d.sync += lfsr.eq(Cat(fb ^ self.din, lfsr[:15]))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import AccelgenError
 from .isa import (ACCEL_ID, CSR_ADDR_BITS, CSRS, HEADER_FIELDS, HEADER_WORDS, ISA_VERSION,
-                  QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Op)
+                  SIGNED_FIELDS, Op)
 from .spec import Spec
 
 __all__ = ["verilog_text", "manifest", "generate", "tool_versions"]
@@ -100,7 +100,9 @@ def manifest(spec: Spec, verilog: str) -> dict:
             "header_word_bits": 32,
             "header_word_position": "low 32 bits of each input beat",
             "opcodes": {op.name: int(op) for op in Op},
-            "fields": {name: {"offset": off, "width": w} for name, (off, w) in HEADER_FIELDS.items()},
+            "fields": {name: {"offset": off, "width": w,
+                              **({"signed": True} if name in SIGNED_FIELDS else {})}
+                       for name, (off, w) in HEADER_FIELDS.items()},
         },
         "payloads": {
             "input_word": {"lanes": spec.rows, "lane_bits": spec.act_bits,
@@ -116,12 +118,17 @@ def manifest(spec: Spec, verilog: str) -> dict:
                             "lane0": "low bits", "meaning": "lane j = output channel k0+j of one "
                                                             "output pixel"},
         } | ({
-            "quant_beat": {"lanes": 1, "multiplier_bits": [0, spec.mult_bits],
-                           "shift_bits": [QUANT_SHIFT_OFFSET, QUANT_SHIFT_OFFSET + QUANT_SHIFT_BITS],
-                           "meaning": "cols beats per LOAD_QUANT, lane 0 first"},
+            "quant_beat": {"lanes": 1, "fp32_scale_bits": [0, 32],
+                           "meaning": "cols beats per LOAD_QUANT, lane 0 first: each output "
+                                      "channel's fp32 requantisation scale (IEEE-754 bits)"},
             "output_word_requant": {"lanes": spec.cols, "lane_bits": spec.out_bits,
-                                    "signed": True, "rounding": spec.rounding,
-                                    "meaning": "a STORE with requant set"},
+                                    "signed": "two's complement when the STORE's qmin < 0, "
+                                              "else unsigned",
+                                    "rounding": "onnxruntime's: fp32(acc) * fp32 scale, clamp "
+                                                "to [qmin - zero_point, qmax - zero_point], "
+                                                "nearest even, + zero_point",
+                                    "meaning": "a STORE with requant set (zero_point, qmin, "
+                                               "qmax in its header)"},
         } if spec.postproc else {}),
         "array": {"rows": spec.rows, "cols": spec.cols,
                   "latency": spec.array_latency, "mult_stages": spec.mult_stages},

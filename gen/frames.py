@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import AccelgenError
-from .isa import HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Op, encode_header
+from .isa import HEADER_WORDS, Op, encode_header
 from .layer import ConvLayer
+from .quant import Requant
 from .spec import Spec
 from .program import Program
 
@@ -92,29 +93,18 @@ def check_tensors(spec: Spec, layer: ConvLayer, x, w, bias=None):
     return tuple(out)
 
 
-def check_quant(spec: Spec, layer: ConvLayer, mult, shift):
-    """Validate per-output-channel requantisation parameters; scalars broadcast to (K,)."""
-    out = []
-    for what, v, hi, field in (("multiplier", mult, (1 << spec.mult_bits) - 1,
-                                "postproc.mult_bits"),
-                               ("shift", shift, (1 << QUANT_SHIFT_BITS) - 1, "the 6-bit shift")):
-        a = np.asarray(v)
-        if a.ndim == 0:
-            a = np.full(layer.K, a)
-        if a.shape != (layer.K,):
-            raise AccelgenError(f"requantisation {what} has shape {a.shape} but the layer needs "
-                                f"one per output channel ({layer.K},) or a scalar")
-        if not np.issubdtype(a.dtype, np.integer):
-            raise AccelgenError(f"requantisation {what} must be integers, not {a.dtype}")
-        if a.size and (a.min() < 0 or a.max() > hi):
-            raise AccelgenError(f"requantisation {what} values span {a.min()}..{a.max()} but "
-                                f"{field} allows 0..{hi}")
-        out.append(a.astype(np.int64))
-    return tuple(out)
+def check_quant(program: Program, quant) -> Requant:
+    """The requantisation ``quant`` (a :class:`~gen.quant.Requant`) checked for ``program``'s
+    layer and spec, with the program's ReLU folded into its range."""
+    if not isinstance(quant, Requant):
+        raise AccelgenError(f"requantisation parameters must be a gen.quant.Requant (fp32 scale "
+                            f"per output channel, zero point, clamp range), not "
+                            f"{type(quant).__name__}")
+    return quant.resolved(program.spec, program.layer.K, program.relu)
 
 
-def _header_bytes(spec: Spec, cmd) -> bytes:
-    words = encode_header(cmd.op, **cmd.header)
+def _header_bytes(spec: Spec, cmd, extra=None) -> bytes:
+    words = encode_header(cmd.op, **cmd.header, **(extra or {}))
     return pack_lanes(np.array(words, dtype=np.int64).reshape(HEADER_WORDS, 1), 32,
                       spec.in_stream_bits // 8)
 
@@ -135,18 +125,26 @@ def im2col(layer, x: np.ndarray) -> np.ndarray:
 
 
 def encode(program: Program, x, w, bias=None, quant=None) -> list[bytes]:
-    """The input stream for ``program``: one frame (bytes) per command. ``quant`` is
-    ``(multiplier, shift)`` per output channel when the program requantises."""
+    """The input stream for ``program``: one frame (bytes) per command. ``quant`` (a
+    :class:`~gen.quant.Requant`) when the program requantises: its fp32 scales go into the
+    LOAD_QUANT beats, its zero point and clamp range (ReLU folded) into every STORE's header."""
     spec, layer = program.spec, program.layer
     x, w, bias = check_tensors(spec, layer, x, w, bias)
     if program.lowered is not None:      # the commands address the im2col layer
         x, w, layer = im2col(layer, x), w.reshape(w.shape[0], -1, 1, 1), program.lowered
     if program.has_bias and bias is None:
         raise AccelgenError("the program was planned with a bias but no bias tensor was given")
+    store_fields = {}
     if program.requant:
         if quant is None:
-            raise AccelgenError("the program requantises but no multiplier/shift was given")
-        mult, shift = check_quant(spec, layer, *quant)
+            raise AccelgenError("the program requantises but no requantisation (gen.quant."
+                                "Requant: scale, zero point, range) was given")
+        quant = check_quant(program, quant)
+        scale_bits = quant.scale_bits()
+        store_fields = {"zero_point": quant.zero_point, "qmin": quant.qmin, "qmax": quant.qmax}
+    elif quant is not None:
+        raise AccelgenError("requantisation parameters were given but the program was planned "
+                            "without requant")
     rows = spec.rows
     beat = spec.in_stream_bits // 8
     pad = layer.pad
@@ -176,17 +174,19 @@ def encode(program: Program, x, w, bias=None, quant=None) -> list[bytes]:
             lanes = np.zeros((cmd.count, 1), dtype=np.int64)
             ks = slice(cmd.g * Kg + cmd.k0, cmd.g * Kg + min(cmd.k0 + cmd.count, Kg))
             if cmd.op == Op.LOAD_QUANT:
-                lanes[:ks.stop - ks.start, 0] = mult[ks] | shift[ks] << QUANT_SHIFT_OFFSET
+                lanes[:ks.stop - ks.start, 0] = scale_bits[ks]
                 payload = pack_lanes(lanes, 32, beat)
             else:
                 lanes[:ks.stop - ks.start, 0] = bias[ks]
                 payload = pack_lanes(lanes, spec.acc_bits, beat)
-        frames.append(_header_bytes(spec, cmd) + payload)
+        extra = store_fields if cmd.op == Op.STORE else None
+        frames.append(_header_bytes(spec, cmd, extra) + payload)
     return frames
 
 
-def decode(program: Program, out_frames: list[bytes]) -> np.ndarray:
-    """Assemble the output tensor (NKPQ, int64) from the STORE frames, in program order."""
+def decode(program: Program, out_frames: list[bytes], quant=None) -> np.ndarray:
+    """Assemble the output tensor (NKPQ, int64) from the STORE frames, in program order. A
+    requantised program's outputs are unsigned when ``quant``'s range is (``qmin >= 0``)."""
     spec, layer = program.spec, program.layer
     stores = [c for c in program.commands if c.op == Op.STORE]
     if len(out_frames) != len(stores):
@@ -195,13 +195,14 @@ def decode(program: Program, out_frames: list[bytes]) -> np.ndarray:
             f"{len(stores)} STOREs")
     y = np.zeros(layer.output_shape, dtype=np.int64)
     beat = spec.out_stream_bits // 8
+    signed = not (program.requant and quant is not None and not check_quant(program, quant).signed)
     Kg = layer.Kg
     for cmd, data in zip(stores, out_frames, strict=True):
         if len(data) != cmd.count * beat:
             raise AccelgenError(
                 f"an output frame has {len(data)} bytes, expected {cmd.count * beat}")
         lane_bits = spec.out_bits if cmd.header.get("requant") else spec.acc_bits
-        vals = unpack_lanes(data, lane_bits, spec.cols, beat, signed=True)
+        vals = unpack_lanes(data, lane_bits, spec.cols, beat, signed=signed)
         tile, kn = spec.flow.store_tile(spec, cmd, vals, Kg)
         k = cmd.g * Kg + cmd.k0
         y[cmd.n, k:k + kn, cmd.h0:cmd.h0 + cmd.hn, cmd.w0:cmd.w0 + cmd.wn] = tile

@@ -13,8 +13,10 @@ beats on the AXI4-Stream output, ``tlast`` on the last one.
                   for output channel ``k0 + j``; word ``(r*S + s)*rows + i`` is input channel ``c0 + i``.
 ``LOAD_BIAS``     ``count`` beats, each an ``acc_bits`` bias in its low bits: ``cols`` lanes (lane 0
                   first) into the bias register, or, for is, one per output word from ``addr``.
-``LOAD_QUANT``    ``cols`` beats, lane 0 first, each a requantisation multiplier (unsigned, bits 0..23)
-                  and right shift (bits 24..29), into the post-processing unit's lane registers.
+``LOAD_QUANT``    ``count`` beats, each an fp32 requantisation scale (its IEEE-754 bits in bits 0..31):
+                  ``cols`` beats, lane 0 first, into the post-processing unit's lane registers, or,
+                  where words hold one channel each (is, rs), into its channel memory from
+                  ``addr`` (a STORE's word ``i`` uses entry ``i``).
 ``COMPUTE``       A convolution tile. Output pixel (p, q) of the ``p``×``q`` tile at filter tap (r, s)
                   reads input word ``addr + p*row_step + r*dil_step + q*stride + s*dilation``. The
                   first (r, s) pass starts from zero (or the bias when ``bias`` is set) unless
@@ -33,9 +35,13 @@ beats on the AXI4-Stream output, ``tlast`` on the last one.
                   k*s + s'`` (lane i). Output word ``oaddr + q*count + k`` (``count`` filters
                   interleaved, at most the psum spad) holds channel k, lane j output row j.
                   With ``keep`` the filter spads are reused from the previous COMPUTE.
-``STORE``         Stream ``count`` output words from ``oaddr``. With ``requant`` each lane is multiplied
-                  by its multiplier, shifted right with the spec's rounding, saturated to ``out_bits``
-                  and packed ``out_bits`` wide; with ``relu`` negative results become zero.
+``STORE``         Stream ``count`` output words from ``oaddr``. With ``requant`` each lane is
+                  requantised exactly as onnxruntime does (hw/requant.py: ``fp32(acc)`` times the
+                  lane's fp32 scale, rounded to nearest even, ``+ zero_point``, clamped to
+                  ``[qmin, qmax]``; those three are signed header fields) and packed ``out_bits``
+                  wide (``relu`` is then ignored: the host folds a ReLU into ``qmin``, as
+                  onnxruntime's quantizer does); without, the accumulators leave as they are, and
+                  with ``relu`` negative ones become zero.
 ================  ==========================================================================
 
 **Concurrency.** A front end parses headers, runs LOADs and STOREs, and queues each COMPUTE for an
@@ -58,7 +64,8 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Op", "Cause", "HEADER_WORDS", "HEADER_FIELDS", "CSRS", "COUNTERS", "PE_COUNTERS",
+__all__ = ["Op", "Cause", "HEADER_WORDS", "HEADER_FIELDS", "SIGNED_FIELDS", "CSRS", "COUNTERS",
+           "PE_COUNTERS",
            "CSR_ADDR_BITS", "ACCEL_ID",
            "encode_header", "decode_header", "field_max", "identity", "csr_offset"]
 
@@ -120,12 +127,17 @@ HEADER_FIELDS["fill_h"] = HEADER_FIELDS["dil_step"]
 #: same weights, lane and filter window), so the filter fill is skipped: the row-stationary reuse
 #: of filter rows across ifmap blocks. Shares requant's bit, which only STORE uses
 HEADER_FIELDS["keep"] = HEADER_FIELDS["requant"]
+#: STORE with requant: the output zero point and the clamp range, 17-bit two's complement, in
+#: fields a STORE does not otherwise use (addr/waddr, p/q, row_step/dil_step)
+HEADER_FIELDS["zero_point"] = (32, 17)
+HEADER_FIELDS["qmin"] = (64, 17)
+HEADER_FIELDS["qmax"] = (96, 17)
+#: header fields holding two's complement values: encode_header takes them negative,
+#: decode_header returns them sign-extended
+SIGNED_FIELDS = frozenset({"zero_point", "qmin", "qmax"})
 
 ACCEL_ID = 0x41434731  # "ACG1"
 
-#: LOAD_QUANT beat layout: multiplier in bits [0, 24), shift in bits [24, 30)
-QUANT_SHIFT_OFFSET = 24
-QUANT_SHIFT_BITS = 6
 
 CSR_ADDR_BITS = 8
 
@@ -183,7 +195,7 @@ PE_COUNTERS = {"pe_macs": "mac", "rf_accesses": "rf", "array_moves": "array"}
 for _k, (_name, _text) in enumerate({**_BUFFER_COUNTERS, **_PE_COUNTERS}.items()):
     CSRS += [(f"{_name}_lo", 0x4C + 8 * _k, "ro", _text), (f"{_name}_hi", 0x50 + 8 * _k, "ro", "")]
 
-ISA_VERSION = 8
+ISA_VERSION = 9
 
 
 def identity(spec) -> dict[str, int]:
@@ -220,12 +232,18 @@ def encode_header(op: Op, **fields: int) -> list[int]:
     for name, v in fields.items():
         off, width = HEADER_FIELDS[name]
         v = int(v)
-        if not 0 <= v < (1 << width):
+        lo = -(1 << (width - 1)) if name in SIGNED_FIELDS else 0
+        if not lo <= v < (1 << width) + lo:
             raise ValueError(f"header field {name} must fit in {width} bits, not {v}")
-        value |= v << off
+        value |= (v & ((1 << width) - 1)) << off
     return [(value >> (32 * i)) & 0xFFFFFFFF for i in range(HEADER_WORDS)]
 
 
 def decode_header(words: list[int]) -> dict[str, int]:
     value = sum(w << (32 * i) for i, w in enumerate(words))
-    return {name: (value >> off) & ((1 << width) - 1) for name, (off, width) in HEADER_FIELDS.items()}
+    out = {name: (value >> off) & ((1 << width) - 1) for name, (off, width) in HEADER_FIELDS.items()}
+    for name in SIGNED_FIELDS:
+        width = HEADER_FIELDS[name][1]
+        if out[name] >> (width - 1):
+            out[name] -= 1 << width
+    return out

@@ -60,7 +60,8 @@ class Layer(Protocol):
 
     def golden(self, spec: Spec, x, w, bias=None, quant=None, relu: bool = False) -> np.ndarray:
         """What the hardware built from ``spec`` must return: the layer's arithmetic with the
-        spec's accumulator, then the STORE path (``quant = (multiplier, shift)``, ``relu``)."""
+        spec's accumulator, then the STORE path (``quant``: a :class:`gen.quant.Requant`;
+        ``relu``)."""
         ...
 
     def plan(self, spec: Spec, *, bias: bool = False, requant: bool = False,
@@ -72,8 +73,9 @@ class Layer(Protocol):
         """The input stream's frames for ``program`` (gen/frames.py)."""
         ...
 
-    def decode(self, program: Program, frames: list[bytes]) -> np.ndarray:
-        """The output tensor from the output stream's frames."""
+    def decode(self, program: Program, frames: list[bytes], quant=None) -> np.ndarray:
+        """The output tensor from the output stream's frames (``quant``: the requantisation,
+        whose range says whether requantised lanes are signed)."""
         ...
 
 
@@ -167,9 +169,9 @@ class ConvLayer:
         from .frames import encode
         return encode(program, x, w, bias, quant)
 
-    def decode(self, program: Program, frames: list[bytes]) -> np.ndarray:
+    def decode(self, program: Program, frames: list[bytes], quant=None) -> np.ndarray:
         from .frames import decode
-        return decode(program, frames)
+        return decode(program, frames, quant)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,8 +224,8 @@ class FullyConnected:
     def encode(self, program: Program, x, w, bias=None, quant=None) -> list[bytes]:
         return self.conv.encode(program, *self._as_conv(x, w), bias, quant)
 
-    def decode(self, program: Program, frames: list[bytes]) -> np.ndarray:
-        return self.conv.decode(program, frames)[:, :, 0, 0]
+    def decode(self, program: Program, frames: list[bytes], quant=None) -> np.ndarray:
+        return self.conv.decode(program, frames, quant)[:, :, 0, 0]
 
     def _as_conv(self, x, w):
         """(N, C) inputs and (K, C) weights as the convolution's NCHW and KCRS tensors."""

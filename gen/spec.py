@@ -100,12 +100,10 @@ class Spec:
     energy_array: float = _field("energy", "array", float, 2.0, 0.0, 1e6)
     energy_gb: float = _field("energy", "gb", float, 6.0, 0.0, 1e6)
     energy_dram: float = _field("energy", "dram", float, 200.0, 0.0, 1e6)
-    # [postproc]: the requantisation unit on the output path (chosen per run): outputs saturate
-    # to signed out_bits; an unsigned per-channel multiplier of mult_bits (shift 0..63)
+    # [postproc]: the requantisation unit on the output path (chosen per STORE), exact with
+    # onnxruntime's fp32 steps (hw/requant.py): int8 or uint8 outputs for out_bits = 8
     postproc: bool = _field("postproc", "enabled", bool, False)
     out_bits: int = _field("postproc", "out_bits", int, 8, 2, 16)
-    mult_bits: int = _field("postproc", "mult_bits", int, 16, 2, 24)
-    rounding: str = _field("postproc", "rounding", "rounding", "half_up")
     mapping: Mapping | None = None  # [mapping] of a custom dataflow; None: the preset's
 
     def __post_init__(self):
@@ -182,11 +180,12 @@ class Spec:
 
     @property
     def postproc_latency(self) -> int:
-        """Pipeline stages of the requantisation unit on the STORE path (0 without one)."""
-        return 3 if self.postproc else 0
+        """Pipeline stages of the requantisation unit on the STORE path (0 without one):
+        hw/requant.py's ``StoreRequantizer.latency``."""
+        return 15 if self.postproc else 0
 
     def out_range(self) -> tuple[int, int]:
-        """The saturation range of requantised outputs (signed ``out_bits``)."""
+        """The default clamp range of requantised outputs (signed ``out_bits``)."""
         return _int_range(self.out_bits, True)
 
     @property
@@ -264,7 +263,11 @@ for _f in sorted((f for f in dataclasses.fields(Spec) if f.metadata.get("toml", 
 _SECTIONS = set(_TABLES)
 #: (section, key) -> Spec field, where they differ
 _RENAME = {(s, k): f.name for s, t in _TABLES.items() for k, f in t.items() if f.name != k}
-ROUNDING = ("half_up", "half_even")
+#: fields of earlier versions, refused with what replaced them
+_REMOVED = {("postproc", "mult_bits"): "requantisation is exact with onnxruntime's fp32 steps "
+                                       "now (an fp32 scale per output channel, no multiplier)",
+            ("postproc", "rounding"): "requantisation rounds to nearest even, as onnxruntime "
+                                      "does"}
 
 
 def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
@@ -281,6 +284,9 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
             raise AccelgenError(f"{source}: [{section}] must be a table, not {data[section]!r}")
         known = {k for s, k, *_ in _FIELDS if s == section}
         for key in data.get(section, {}):
+            if (section, key) in _REMOVED:
+                raise AccelgenError(f"{source}: {section}.{key} is no longer a field: "
+                                    f"{_REMOVED[section, key]}; delete it")
             if key not in known:
                 raise AccelgenError(
                     f"{source}: unknown field {section}.{key}; allowed: {', '.join(sorted(known))}")
@@ -315,10 +321,6 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
                 raise AccelgenError(
                     f"{source}: {path} must be a plain identifier (letters, digits, '_', not starting "
                     f"with a digit, at most 64 characters, not a Verilog keyword), not {value!r}")
-        elif kind == "rounding":
-            if value not in ROUNDING:
-                raise AccelgenError(
-                    f"{source}: {path} must be one of {', '.join(ROUNDING)}, not {value!r}")
         elif kind == "dataflow":
             if isinstance(value, str):
                 value = value.lower()         # "WS" and "ws" name the same preset
@@ -346,10 +348,6 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
     if values["rows"] > flow.max_rows:
         raise AccelgenError(f"{source}: array.rows must be at most {flow.max_rows} on the "
                             f"{flow.name} engine (the COMPUTE lane field), not {values['rows']}")
-    if values["postproc"] and values["acc_bits"] + values["mult_bits"] > 63:
-        raise AccelgenError(
-            f"{source}: precision.acc_bits + postproc.mult_bits must be at most 63 for the "
-            f"requantisation product, not {values['acc_bits'] + values['mult_bits']}")
     if values["acc_bits"] < values["act_bits"] + values["weight_bits"]:
         raise AccelgenError(
             f"{source}: precision.acc_bits must be at least act_bits + weight_bits "

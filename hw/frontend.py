@@ -118,7 +118,9 @@ class FrontEnd(wiring.Component):
             m.d.comb += [wr.addr.eq(ptr), wr.data.eq(s_axis.tdata)]
         req = self.store.payload
         m.d.comb += [req.addr.eq(ptr), req.idx.eq(sidx), req.last.eq(cnt_one),
-                     req.requant.eq(cmd.requant), req.relu.eq(cmd.relu)]
+                     req.requant.eq(cmd.requant), req.relu.eq(cmd.relu),
+                     req.zero_point.eq(cmd.zero_point), req.qmin.eq(cmd.qmin),
+                     req.qmax.eq(cmd.qmax)]
 
         fe_idle = Signal()
         m.d.comb += self.idle.eq(fe_idle & self.x_idle & ~queue.valid)

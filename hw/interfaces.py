@@ -17,7 +17,7 @@
   output word its sums go to (hw/writeback.py).
 """
 
-from amaranth.hdl import unsigned
+from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 
@@ -43,8 +43,13 @@ ComputeLayout = data.StructLayout({"cmd": HeaderLayout, "one": _Bounds, "two": _
                                    "wbot": PTR})
 
 #: one STORE beat: the output word's address and its index within the STORE (the per-word
-#: requantisation parameters' address), the STORE's last beat, and the STORE's options
-StoreRequest = data.StructLayout({"addr": 16, "idx": 17, "last": 1, "requant": 1, "relu": 1})
+#: requantisation parameters' address), the STORE's last beat, and the STORE's options and
+#: requantisation fields
+StoreRequest = data.StructLayout({
+    "addr": 16, "idx": 17, "last": 1, "requant": 1, "relu": 1,
+    # requant: the STORE header's zero point and clamp range (17-bit two's complement)
+    **{name: signed(HEADER_FIELDS[name][1]) for name in ("zero_point", "qmin", "qmax")},
+})
 
 
 class TokenSignature(wiring.Signature):

@@ -8,23 +8,28 @@ this unit computes the same function without a floating-point unit, per lane, in
 :data:`Fp32Requantizer.latency` registered stages:
 
 1. ``a = |acc|``; the scale's exponent ``e`` and significand ``M = 1.frac`` (23 + 1 bits).
-2. and 3. normalise ``a`` (shift left until its top bit is set: 2**k-bit steps, large ones in stage
-   2, small in 3); ``ea`` = the position of ``a``'s leading one.
-4. round the normalised ``a`` to 24 significant bits, ties to even (only when ``acc_bits > 24``; a
+2.–4. normalise ``a`` (shift left by ``2**k`` while its top ``2**k`` bits are zero, two steps a
+   stage); ``ea`` = the position of ``a``'s leading one.
+5. round the normalised ``a`` to 24 significant bits, ties to even (only when ``acc_bits > 24``; a
    carry out renormalises): ``fp32(acc) = ±Fm·2**(ea-23)`` with ``2**23 <= Fm < 2**24``, exactly
    the int-to-float conversion.
-5. ``P = Fm·M``, exact in 48 bits, and ``u0 = 150 - ea - e``.
-6. ``P`` lies in ``[2**46, 2**48)``: keep its top 24 bits (position 24 or 23, by bit 47) rounded to
-   nearest even with guard and sticky bits — exactly the fp32 product ``±Pm·2**-u`` with
-   ``u = u0 - P[47]`` (``Pm`` may round up to ``2**24``; its value is what matters).
-7. ``q = RNE(Pm / 2**u)``, the integer rounding. ``Pm >= 2**23`` and ``Pm <= 2**24``, so
+6. the multipliers' operands registered again (on ECP5 in the DSPs' input registers) and
+   ``u0 = 150 - ea - e``.
+7.–9. ``P = Fm·M``, exact in 48 bits: four 12×12-bit partial products (a DSP each, registered),
+   then the middle two's sum, then the whole.
+10.–11. ``P`` lies in ``[2**46, 2**48)``: keep its top 24 bits (position 24 or 23, by bit 47)
+   rounded to nearest even with guard and sticky bits — exactly the fp32 product ``±Pm·2**-u``
+   with ``u = u0 - P[47]`` (``Pm`` may round up to ``2**24``; its value is what matters).
+12.–13. ``q = RNE(Pm / 2**u)``, the integer rounding. ``Pm >= 2**23`` and ``Pm <= 2**24``, so
    ``u <= 22 - out_bits`` means ``|f| >= 2**(out_bits + 1)``: every clamp range (below) is
    narrower, so ``q`` saturates; ``u >= 25`` means ``|f| <= 1/2``, which rounds to 0 (an exact
    1/2 is a tie to even: 0). Only ``out_bits + 2`` shifts remain between: a small multiplexer.
-8. ``t = zp ± q`` (the product's sign: the accumulator's xor the scale's).
-9. clamp ``t`` to ``[qmin, qmax]``; the output is its low ``out_bits`` bits.
+14. ``t = zp ± q`` (the product's sign: the accumulator's xor the scale's).
+15. clamp ``t`` to ``[qmin, qmax]``; the output is its low ``out_bits`` bits.
 
-Why this equals the fp32 steps: stages 1–4 are the IEEE int-to-float conversion and stages 5–6 the
+No stage holds more than a DSP, a carry chain or a few LUT levels (ECP5: see /work/notes/rq.md).
+
+Why this equals the fp32 steps: stages 1–5 are the IEEE int-to-float conversion and stages 6–11 the
 IEEE multiply of two normal numbers, for every product that is a normal fp32 number. The fp32
 cases left out all give the same integer: an fp32 overflow (infinity) clamps to the top or bottom
 exactly as a large ``q`` does; a product below 2**-126 (subnormal or zero in fp32) and a
@@ -32,11 +37,13 @@ subnormal or zero scale (``|f| < 2**acc_bits·2**-126 < 1/2``) round to 0. Clamp
 integer rounding (onnxruntime) or after it (here) is the same, because the bounds are integers
 and rounding is monotone. ``zp``, ``qmin`` and ``qmax`` are within ``[-2**(out_bits-1),
 2**out_bits - 1]`` (an int8 or uint8 range for ``out_bits = 8``), so ``|qmax - zp|`` and
-``|qmin - zp|`` are below ``2**(out_bits+1)``: the saturation of stage 7 is never visible.
+``|qmin - zp|`` are below ``2**(out_bits+1)``: the saturation of stage 13 is never visible.
 A ReLU folded into the output range, or a Clip, is just a narrower ``[qmin, qmax]``.
 
 Every input (accumulator, scale bits, zero point, clamp bounds) is sampled in the same cycle and
 travels down the pipeline with its accumulator, so each word may have its own parameters. The
+pipeline's registers have no reset (the store unit tracks which words are valid), so the ones
+around the multipliers fold into the ECP5 DSPs' own (fpga/absorb.py). The
 scale must not be NaN or infinite (the host refuses those; an exponent of 255 here acts as a
 large finite scale).
 """
@@ -45,7 +52,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Fp32Requantizer"]
+from gen.spec import Spec
+
+__all__ = ["Fp32Requantizer", "RequantSignature", "StoreRequantizer"]
 
 
 class Fp32Requantizer(wiring.Component):
@@ -73,7 +82,7 @@ class Fp32Requantizer(wiring.Component):
         The results, :attr:`latency` cycles after their inputs.
     """
 
-    latency = 9
+    latency = 15
 
     def __init__(self, *, lanes: int, acc_bits: int, out_bits: int):
         for name, value, lo, hi in (("lanes", lanes, 1, 1024), ("acc_bits", acc_bits, 2, 64),
@@ -106,116 +115,186 @@ class Fp32Requantizer(wiring.Component):
         m = Module()
         ob = self._out_bits
         # the zero point and clamp bounds travel beside the lanes (shared by all of them)
+        # (the zero point is added in the second-last stage, the clamp is the last)
         zp, qmin, qmax = self.zero_point, self.qmin, self.qmax
         for k in range(1, self.latency):
-            nzp = Signal(signed(ob + 1), name=f"s{k}_zp")
-            nlo = Signal(signed(ob + 1), name=f"s{k}_qmin")
-            nhi = Signal(signed(ob + 1), name=f"s{k}_qmax")
-            m.d.sync += [nzp.eq(zp), nlo.eq(qmin), nhi.eq(qmax)]
-            zp, qmin, qmax = nzp, nlo, nhi
-            if k == 7:
-                zp_at_8 = zp
+            nzp = Signal(signed(ob + 1), name=f"s{k}_zp", reset_less=True)
+            nlo = Signal(signed(ob + 1), name=f"s{k}_qmin", reset_less=True)
+            nhi = Signal(signed(ob + 1), name=f"s{k}_qmax", reset_less=True)
+            m.d.sync += [nlo.eq(qmin), nhi.eq(qmax)]
+            if k < self.latency - 1:
+                m.d.sync += nzp.eq(zp)
+                zp = nzp
+            qmin, qmax = nlo, nhi
         for j in range(self._lanes):
-            out = self._lane(m, j, self.i[j], self.scale[j], zp_at_8, qmin, qmax)
+            out = self._lane(m, j, self.i[j], self.scale[j], zp, qmin, qmax)
             m.d.comb += self.o[j].eq(out)
         return m
 
     def _lane(self, m, j, acc, scale, zp, qmin, qmax):
         W, ob = self._acc_bits, self._out_bits
+        stage = [0]
 
-        def reg(shape, name, value):
-            s = Signal(shape, name=f"{name}_{j}")
-            m.d.sync += s.eq(value)
-            return s
+        def regs(**values):
+            """Register ``values`` (name -> value, or (shape, value)) as the next stage."""
+            stage[0] += 1
+            out = {}
+            for name, v in values.items():
+                shape, v = v if isinstance(v, tuple) else (v.shape(), v)
+                r = Signal(shape, name=f"s{stage[0]}_{name}_{j}", reset_less=True)
+                m.d.sync += r.eq(v)
+                out[name] = r
+            return out
 
         # 1. magnitude and sign; scale fields
-        s1_neg = reg(1, "s1_neg", acc[-1] ^ scale[31])
-        s1_mag = reg(unsigned(W), "s1_mag", Mux(acc[-1], -acc, acc))
-        s1_exp = reg(unsigned(8), "s1_exp", scale[23:31])
-        s1_frac = reg(unsigned(23), "s1_frac", scale[:23])
+        p = regs(neg=acc[-1] ^ scale[31], mag=(unsigned(W), Mux(acc[-1], -acc, acc)),
+                 exp=scale[23:31], frac=scale[:23])
+        p["zero"] = p["mag"] == 0          # (registered with the next stage)
+        keep = ("neg", "exp", "frac")
 
-        # 2./3. normalise: shift left by 2**k while the top 2**k bits are zero
-        steps = [1 << k for k in reversed(range((W - 1).bit_length()))]
-        split = (len(steps) + 1) // 2
+        # 2.-4. normalise: shift left by 2**k while the top 2**k bits are zero, two steps a stage
         lz_bits = max(1, W.bit_length())
-
-        def normalise(v, lz, ks):
-            for k in ks:
+        steps = [1 << k for k in reversed(range((W - 1).bit_length()))]
+        steps = [None] * (6 - len(steps)) + steps          # acc_bits <= 64: at most 6 steps
+        v, lz = p["mag"], Const(0, lz_bits)
+        for g in range(3):
+            for k in steps[2 * g:2 * g + 2]:
+                if k is None:
+                    continue
                 top_zero = v[W - k:] == 0
                 v2 = Signal(unsigned(W), name=f"norm{k}_{j}")
                 lz2 = Signal(unsigned(lz_bits), name=f"lz{k}_{j}")
                 m.d.comb += [v2.eq(Mux(top_zero, v << k, v)), lz2.eq(lz + Mux(top_zero, k, 0))]
                 v, lz = v2, lz2
-            return v, lz
+            zero = (p["zero"] | (p["exp"] == 0)) if g == 0 else p["zero"]
+            p = regs(v=(unsigned(W), v), lz=(unsigned(lz_bits), lz), zero=zero,
+                     **{k: p[k] for k in keep})
+            v, lz = p["v"], p["lz"]
 
-        v, lz = normalise(s1_mag, Const(0, lz_bits), steps[:split])
-        s2_v = reg(unsigned(W), "s2_v", v)
-        s2_lz = reg(unsigned(lz_bits), "s2_lz", lz)
-        s2_zero = reg(1, "s2_zero", (s1_mag == 0) | (s1_exp == 0))
-        s2_neg, s2_exp, s2_frac = (reg(s.shape(), n, s) for s, n in
-                                   ((s1_neg, "s2_neg"), (s1_exp, "s2_exp"), (s1_frac, "s2_frac")))
-        v, lz = normalise(s2_v, s2_lz, steps[split:])
-        s3_v = reg(unsigned(W), "s3_v", v)
-        s3_lz = reg(unsigned(lz_bits), "s3_lz", lz)
-        s3_zero, s3_neg, s3_exp, s3_frac = (reg(s.shape(), n, s) for s, n in (
-            (s2_zero, "s3_zero"), (s2_neg, "s3_neg"), (s2_exp, "s3_exp"), (s2_frac, "s3_frac")))
-
-        # 4. round to 24 significant bits (fp32(acc)); ea = W - 1 - lz (+1 on a carry out)
+        # 5. round to 24 significant bits (fp32(acc)); ea = W - 1 - lz (+1 on a carry out)
         ea_shape = signed(lz_bits + 2)
         if W > 24:
-            top = s3_v[W - 24:]
-            guard = s3_v[W - 25]
-            sticky = s3_v[:W - 25].any() if W > 25 else Const(0)
+            top = v[W - 24:]
+            guard = v[W - 25]
+            sticky = v[:W - 25].any() if W > 25 else Const(0)
             rounded = Signal(unsigned(25), name=f"fround_{j}")
             m.d.comb += rounded.eq(top + (guard & (sticky | top[0])))
             fm = Mux(rounded[24], rounded[1:], rounded[:24])
-            ea = (W - 1) - s3_lz + rounded[24]
+            ea = (W - 1) - lz + rounded[24]
         else:
-            fm = Cat(Const(0, 24 - W), s3_v)
-            ea = (W - 1) - s3_lz
-        s4_fm = reg(unsigned(24), "s4_fm", fm)
-        s4_ea = reg(ea_shape, "s4_ea", ea)
-        s4_zero, s4_neg, s4_exp, s4_frac = (reg(s.shape(), n, s) for s, n in (
-            (s3_zero, "s4_zero"), (s3_neg, "s4_neg"), (s3_exp, "s4_exp"), (s3_frac, "s4_frac")))
+            fm = Cat(Const(0, 24 - W), v)
+            ea = (W - 1) - lz
+        p = regs(fm=(unsigned(24), fm), ea=(ea_shape, ea), zero=p["zero"],
+                 **{k: p[k] for k in keep})
+        # 6. the multipliers' operands again, with nothing before them in the cycle: on ECP5
+        # these registers fold into the DSPs' input registers, so the route to the DSP column
+        # gets a whole cycle; the exponent of the product's integer point
+        p = regs(fm=p["fm"], man=Cat(p["frac"], Const(1, 1)),
+                 u0=(signed(11), 150 - p["ea"] - p["exp"]), zero=p["zero"], neg=p["neg"])
 
-        # 5. the exact product of the significands; the exponent of its integer point
-        s5_p = reg(unsigned(48), "s5_p", s4_fm * Cat(s4_frac, Const(1, 1)))
-        s5_u0 = reg(signed(11), "s5_u0", 150 - s4_ea - s4_exp)
-        s5_zero, s5_neg = reg(1, "s5_zero", s4_zero), reg(1, "s5_neg", s4_neg)
+        # 7.-9. the exact product of the significands, as four 12x12-bit partial products (one
+        # DSP each, nothing after it in the cycle), then the middle pair's sum, then the whole
+        fl, fh, ml, mh = p["fm"][:12], p["fm"][12:], p["man"][:12], p["man"][12:]
+        p = regs(ll=(unsigned(24), fl * ml), lh=(unsigned(24), fl * mh),
+                 hl=(unsigned(24), fh * ml), hh=(unsigned(24), fh * mh),
+                 u0=p["u0"], zero=p["zero"], neg=p["neg"])
+        p = regs(out=(unsigned(48), Cat(p["ll"], p["hh"])), mid=(unsigned(25), p["lh"] + p["hl"]),
+                 u0=p["u0"], zero=p["zero"], neg=p["neg"])
+        p = regs(p=(unsigned(48), p["out"] + (p["mid"] << 12)), u0=p["u0"], zero=p["zero"],
+                 neg=p["neg"])
 
-        # 6. round the product to 24 significant bits (the fp32 multiply)
-        hi = s5_p[47]
-        mant = Mux(hi, s5_p[24:48], s5_p[23:47])
-        guard = Mux(hi, s5_p[23], s5_p[22])
-        sticky = s5_p[:22].any() | (hi & s5_p[22])
-        u = Signal(signed(12), name=f"u_{j}")
-        m.d.comb += u.eq(s5_u0 - hi)
-        s6_pm = reg(unsigned(25), "s6_pm", mant + (guard & (sticky | mant[0])))
+        # 10.-11. round the product to 24 significant bits (the fp32 multiply): Pm
+        P = p["p"]
+        hi = P[47]
+        mant = Mux(hi, P[24:48], P[23:47])
+        guard = Mux(hi, P[23], P[22])
+        sticky = P[:22].any() | (hi & P[22])
+        p = regs(mant=(unsigned(24), mant), up=guard & (sticky | mant[0]),
+                 u=(signed(12), p["u0"] - hi), zero=p["zero"], neg=p["neg"])
         base = 23 - ob                       # the smallest shift that does not surely saturate
-        s6_sat = reg(1, "s6_sat", ~s5_zero & (u < base))
-        s6_zero = reg(1, "s6_zero", s5_zero | (u > 24))
-        s6_sh = reg(unsigned((ob + 1).bit_length()), "s6_sh", (u - base)[:(ob + 1).bit_length()])
-        s6_neg = reg(1, "s6_neg", s5_neg)
+        shw = (ob + 1).bit_length()
+        u = p["u"]
+        p = regs(pm=(unsigned(25), p["mant"] + p["up"]), sat=~p["zero"] & (u < base),
+                 zero=p["zero"] | (u > 24), sh=(unsigned(shw), (u - base)[:shw]), neg=p["neg"])
 
-        # 7. round to an integer: q = RNE(Pm / 2**u), u = base + sh
+        # 12.-13. round to an integer: q = RNE(Pm / 2**u), u = base + sh
         qw = ob + 3
         q0 = Signal(unsigned(qw), name=f"q0_{j}")
         g = Signal(name=f"g_{j}")
         st = Signal(name=f"st_{j}")
-        with m.Switch(s6_sh):
+        with m.Switch(p["sh"]):
             for sh in range(ob + 2):
                 uu = base + sh
                 with m.Case(sh):
-                    m.d.comb += [q0.eq(s6_pm[uu:]), g.eq(s6_pm[uu - 1]),
-                                 st.eq(s6_pm[:uu - 1].any())]
-        big = 1 << (ob + 1)
-        q = Mux(s6_sat, big, Mux(s6_zero, 0, q0 + (g & (st | q0[0]))))
-        s7_q = reg(unsigned(qw), "s7_q", q)
-        s7_neg = reg(1, "s7_neg", s6_neg)
+                    m.d.comb += [q0.eq(p["pm"][uu:]), g.eq(p["pm"][uu - 1]),
+                                 st.eq(p["pm"][:uu - 1].any())]
+        p = regs(q0=q0, up=g & (st | q0[0]), sat=p["sat"], zero=p["zero"], neg=p["neg"])
+        q = Mux(p["sat"], 1 << (ob + 1), Mux(p["zero"], 0, p["q0"] + p["up"]))
+        p = regs(q=(unsigned(qw), q), neg=p["neg"])
 
-        # 8. the zero point
-        s8_t = reg(signed(qw + 2), "s8_t", Mux(s7_neg, zp - s7_q, zp + s7_q))
+        # 14. the zero point
+        p = regs(t=(signed(qw + 2), Mux(p["neg"], zp - p["q"], zp + p["q"])))
 
-        # 9. clamp
-        s9_o = reg(signed(ob + 1), "s9_o", Mux(s8_t < qmin, qmin, Mux(s8_t > qmax, qmax, s8_t)))
-        return s9_o[:ob]
+        # 15. clamp
+        t = p["t"]
+        p = regs(o=(signed(ob + 1), Mux(t < qmin, qmin, Mux(t > qmax, qmax, t))))
+        assert stage[0] == self.latency
+        return p["o"][:ob]
+
+
+class RequantSignature(wiring.Signature):
+    """A requantiser seen from the store unit (hw/store.py): accumulator lanes ``i`` with each
+    lane's LOAD_QUANT word ``param`` (fp32 scale bits) and the STORE's options and header
+    fields (``zero_point``, ``qmin``, ``qmax``: 17-bit two's complement, gen/isa.py) go in; the
+    packed output word ``o`` comes out ``latency`` cycles later."""
+
+    def __init__(self, spec: Spec):
+        field = 17
+        super().__init__({
+            "i": Out(data.ArrayLayout(signed(spec.acc_bits), spec.cols)),
+            "param": Out(data.ArrayLayout(unsigned(32), spec.cols)),
+            "requant": Out(1),
+            "relu": Out(1),
+            "zero_point": Out(signed(field)),
+            "qmin": Out(signed(field)),
+            "qmax": Out(signed(field)),
+            "o": In(spec.output_word_bits),
+        })
+
+
+class StoreRequantizer(wiring.Component):
+    """The STORE path's post-processing (gen/isa.py STORE): with ``requant``, the
+    :class:`Fp32Requantizer` on every lane, ``out_bits`` per lane packed from lane 0 up (the
+    STORE's ``relu`` is folded into ``qmin`` by the host); without, the accumulators as they
+    are, negative ones zeroed with ``relu``, after the same :attr:`latency`, so the STORE path
+    has one fixed latency."""
+
+    latency = Fp32Requantizer.latency
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        super().__init__(RequantSignature(spec).flip())
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self.spec
+        ob = spec.out_bits
+        m.submodules.fp32 = rq = Fp32Requantizer(lanes=spec.cols, acc_bits=spec.acc_bits,
+                                                 out_bits=ob)
+        m.d.comb += [rq.i.eq(self.i), rq.scale.eq(self.param),
+                     rq.zero_point.eq(self.zero_point[:ob + 1]),
+                     rq.qmin.eq(self.qmin[:ob + 1]), rq.qmax.eq(self.qmax[:ob + 1])]
+        # the accumulators pass beside it: ReLU'd as they enter, then delayed to match
+        raw = Signal(data.ArrayLayout(signed(spec.acc_bits), spec.cols), name="raw1",
+                     reset_less=True)
+        for j in range(spec.cols):
+            m.d.sync += raw[j].eq(Mux(self.relu & (self.i[j] < 0), 0, self.i[j]))
+        use = Signal(name="requant1")
+        m.d.sync += use.eq(self.requant)
+        for k in range(2, self.latency + 1):
+            raw_k = Signal.like(raw, name=f"raw{k}", reset_less=True)
+            use_k = Signal(name=f"requant{k}")
+            m.d.sync += [raw_k.eq(raw), use_k.eq(use)]
+            raw, use = raw_k, use_k
+        m.d.comb += self.o.eq(Mux(use, rq.o.as_value(), raw.as_value()))
+        return m

@@ -7,9 +7,10 @@ cycles later (plus the requantiser's ``latency``) in a FIFO of ``RL + PP + 3`` w
 one, a word leaving on ``m_axis`` gives one back), and a request is accepted only with a credit,
 so ``m_axis`` runs at one beat per cycle and honours backpressure whatever the latencies are.
 
-The requantiser is a sub-unit with :class:`~hw.postproc.RequantSignature` (flipped) and a
+The requantiser is a sub-unit with :class:`~hw.requant.RequantSignature` (flipped) and a
 ``latency`` equal to ``Spec.postproc_latency`` (``requantizer`` plugs one in;
-:class:`~hw.postproc.Requantizer` by default). The store unit keeps the LOAD_QUANT
+:class:`~hw.requant.StoreRequantizer`, exact with onnxruntime, by default); it gets the STORE's
+``requant``/``relu`` options and its zero point and clamp range. The store unit keeps the LOAD_QUANT
 words it takes on ``quant_wr`` and hands each lane its raw word: per lane in shift registers (a
 LOAD_QUANT's ``cols`` beats, lane 0 first), or per output word from a channel memory addressed
 by the word's index in the STORE when words hold one channel each (``Spec.per_word_channels``).
@@ -24,7 +25,7 @@ from gen.spec import Spec
 from .buffer import ReadSignature, WriteSignature, addr_bits
 from .host import AxiStreamSignature
 from .interfaces import StoreRequest
-from .postproc import Requantizer, RequantSignature
+from .requant import RequantSignature, StoreRequantizer
 from .regs import delay
 
 __all__ = ["StoreUnit"]
@@ -40,10 +41,10 @@ class StoreUnit(wiring.Component):
                              f"requantiser; enable [postproc] or leave requantizer unset")
         self.requantizer = rq = None
         if spec.postproc:
-            rq = Requantizer(spec) if requantizer is None else requantizer
+            rq = StoreRequantizer(spec) if requantizer is None else requantizer
             if rq.signature.members != RequantSignature(spec).flip().members:
                 raise TypeError(f"the requantiser {type(rq).__name__} must have the ports of "
-                                f"hw.postproc.RequantSignature(spec), flipped")
+                                f"hw.requant.RequantSignature(spec), flipped")
             if rq.latency != spec.postproc_latency:
                 raise ValueError(f"the requantiser's latency is {rq.latency} cycles but "
                                  f"Spec.postproc_latency is {spec.postproc_latency}; make them "
@@ -63,6 +64,8 @@ class StoreUnit(wiring.Component):
         m.submodules.requant = rq
         port = RequantSignature(spec).create(path=("rq",))
         connect(m, port, rq)
+        m.d.comb += [port.zero_point.eq(req.zero_point), port.qmin.eq(req.qmin),
+                     port.qmax.eq(req.qmax)]
         m.d.comb += [port.i.as_value().eq(self.obuf_rd.data), port.requant.eq(req.requant),
                      port.relu.eq(req.relu)]
         if spec.per_word_channels:

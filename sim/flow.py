@@ -253,8 +253,9 @@ def simulate_layer(spec: Spec, layer: Layer, x, w, bias=None, *, sim: str = "ica
     sim/native.py) or "cocotb" (cocotbext-axi bus models, sim/driver.py). ``via_uart`` runs the
     board-level UART top (hw/bridge.py) instead of the bare accelerator, driven through
     gen/hostlink.py as the pyserial board driver would (cocotb only), ``uart_divisor`` clocks per
-    bit. ``quant = (multiplier, shift)`` (per output channel, or scalars) requantises the
-    outputs and ``relu`` clamps them, in the post-processing unit. ``waves``: "fst" or "vcd"
+    bit. ``quant`` (a :class:`gen.quant.Requant`: fp32 scale per output channel, zero point,
+    clamp range) requantises the outputs as onnxruntime does and ``relu`` clamps them, in the
+    post-processing unit. ``waves``: "fst" or "vcd"
     (True means "fst"). ``announce(program, model)`` is called once the layer is planned, before
     anything slow (the CLI prints its header)."""
     t0 = time.monotonic()
@@ -270,7 +271,7 @@ def simulate_layer(spec: Spec, layer: Layer, x, w, bias=None, *, sim: str = "ica
     x, w, bias = framing.check_tensors(spec, layer, x, w, bias)
     program = layer.plan(spec, bias=bias is not None, requant=quant is not None, relu=relu)
     if quant is not None:
-        quant = framing.check_quant(spec, layer, *quant)
+        framing.check_quant(program, quant)    # a bad parameter is named before anything runs
     model = estimate(program)
     if announce is not None:
         announce(program, model)
@@ -319,7 +320,7 @@ def simulate_layer(spec: Spec, layer: Layer, x, w, bias=None, *, sim: str = "ica
         name = Cause(cause).name if cause in iter(Cause) else str(cause)
         raise AccelgenError(f"the hardware refused a command (status.error, cause {name}: "
                             f"see gen/isa.py Cause); see {job_dir / 'sim.log'}")
-    y = layer.decode(program, outs)
+    y = layer.decode(program, outs, quant)
     return SimResult(spec=spec, layer=layer, sim=sim, output=y, expected=expected,
                      counters=counters, verilog=vpath, job_dir=job_dir,
                      program_summary=program.summary(), wall_seconds=time.monotonic() - t0,

@@ -2,14 +2,15 @@
 
 It knows nothing of tiles or arrays. Products and sums are exact in int64, then wrapped to the
 accumulator width (two's complement), which is what a ``acc_bits`` accumulator that wraps on overflow
-computes whatever the order of additions (addition modulo 2**acc_bits is associative).
+computes whatever the order of additions (addition modulo 2**acc_bits is associative). The STORE
+path's requantisation is onnxruntime's, in fp32 steps (:func:`requantize_fp32`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["conv2d", "wrap", "requantize", "requantize_fp32", "postprocess", "layer_output"]
+__all__ = ["conv2d", "wrap", "requantize_fp32", "postprocess", "layer_output"]
 
 
 def wrap(y: np.ndarray, bits: int) -> np.ndarray:
@@ -51,33 +52,6 @@ def conv2d(x, w, bias=None, *, stride=1, pad=0, dilation=1, groups=1, acc_bits=3
     return wrap(y, acc_bits)
 
 
-def requantize(y, mult, shift, *, out_bits: int = 8, rounding: str = "half_up",
-               relu: bool = False) -> np.ndarray:
-    """Requantise NKPQ accumulators per output channel: ``y * mult[k]`` shifted right by
-    ``shift[k]`` with rounding ``half_up`` (ties toward +inf) or ``half_even`` (ties to even),
-    saturated to signed ``out_bits``, then ReLU if asked. ``mult`` and ``shift`` are (K,) arrays of
-    non-negative integers; the product is exact in int64."""
-    y = np.asarray(y, dtype=np.int64)
-    K = y.shape[1]
-    m = np.asarray(mult, dtype=np.int64).reshape(1, K, 1, 1)
-    s = np.asarray(shift, dtype=np.int64).reshape(1, K, 1, 1)
-    t = y * m
-    half = np.where(s > 0, np.int64(1) << np.maximum(s - 1, 0), 0)
-    q = t >> s
-    if rounding == "half_up":
-        r = (t + half) >> s
-    elif rounding == "half_even":
-        rem = t - (q << s)
-        r = q + ((rem > half) | ((rem == half) & (s > 0) & (q & 1).astype(bool)))
-    else:
-        raise ValueError(f"rounding must be half_up or half_even, not {rounding!r}")
-    lo, hi = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
-    r = np.clip(r, lo, hi)
-    if relu:
-        r = np.maximum(r, 0)
-    return r.astype(np.int64)
-
-
 def requantize_fp32(acc, scale, zero_point, qmin, qmax, axis: int = 1) -> np.ndarray:
     """onnxruntime's requantisation (MLAS ``MlasRequantizeOutput``), in its fp32 steps:
     ``f = fp32(acc)`` (round to nearest even once ``|acc| > 2**24``), ``f = f * scale`` (one
@@ -86,7 +60,7 @@ def requantize_fp32(acc, scale, zero_point, qmin, qmax, axis: int = 1) -> np.nda
     nearest even like the CPU's (its int64 -> float32 cast rounds once, correctly).
 
     ``scale`` is one fp32 value, one per channel along ``axis`` (for a convolution or a
-    QLinearMatMul, ``fp32(fp32(sx * sw[c]) / sy)``: sim/netgolden.py :func:`requant_scale`), or
+    QLinearMatMul, ``fp32(fp32(sx * sw[c]) / sy)``: gen/quant.py :func:`~gen.quant.requant_scale`), or
     an array that broadcasts against ``acc``; ``zero_point``, ``qmin`` and ``qmax`` are integers
     or integer arrays that broadcast against ``acc``.
     ``[qmin, qmax]`` is the output type's range, narrowed by a ReLU or Clip folded into it.
@@ -108,10 +82,11 @@ def requantize_fp32(acc, scale, zero_point, qmin, qmax, axis: int = 1) -> np.nda
 
 
 def postprocess(y, spec, quant=None, relu: bool = False) -> np.ndarray:
-    """What the STORE path does to accumulators: requantise with ``quant = (mult, shift)`` (the
-    spec's ``out_bits`` and rounding) and/or ReLU."""
+    """What the STORE path does to NKPQ accumulators: requantise with ``quant`` (a
+    :class:`gen.quant.Requant`, ReLU folded into its range) or, without, ReLU alone."""
     if quant is not None:
-        return requantize(y, *quant, out_bits=spec.out_bits, rounding=spec.rounding, relu=relu)
+        q = quant.resolved(spec, np.shape(y)[1], relu)
+        return requantize_fp32(y, q.scale, q.zero_point, q.qmin, q.qmax)
     return np.maximum(y, 0) if relu else np.asarray(y, dtype=np.int64)
 
 

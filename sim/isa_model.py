@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from gen.frames import pack_lanes, unpack_lanes
-from gen.isa import (HEADER_WORDS, QUANT_SHIFT_BITS, QUANT_SHIFT_OFFSET, Cause, Op,
-                     decode_header)
-from gen.spec import Spec
+from gen.isa import HEADER_WORDS, Cause, Op, decode_header
 from gen.schedule import TOUCHES
-from sim.golden import requantize, wrap
+from gen.spec import Spec
+from sim.golden import requantize_fp32, wrap
 
 __all__ = ["run", "HazardError", "CommandError", "check_command"]
 
@@ -74,8 +73,7 @@ class Machine:
         self.chan_bias = np.zeros(max(1, spec.chan_depth), dtype=np.int64)   # per-word channels
         self.chan_quant = np.zeros(max(1, spec.chan_depth), dtype=np.int64)
         self.bias_reg = np.zeros(spec.cols, dtype=np.int64)
-        self.q_mult = np.zeros(spec.cols, dtype=np.int64)
-        self.q_shift = np.zeros(spec.cols, dtype=np.int64)
+        self.q_scale = np.zeros(spec.cols, dtype=np.int64)    # fp32 bits per lane
         self.spads = {"filter": np.zeros((0, spec.rows), dtype=np.int64)}   # row-stationary
         self.touched: dict[str, np.ndarray] = {}
 
@@ -147,25 +145,19 @@ def run(spec: Spec, frames: list[bytes], *, hazards: bool = True) -> list[bytes]
             vals = unpack_lanes(payload, 32, 1, beat, False)[:, 0]
             if spec.per_word_channels:
                 m.chan_quant[h["addr"]:h["addr"] + count] = vals
-            m.q_mult = np.concatenate([m.q_mult, vals & ((1 << spec.mult_bits) - 1)])[-spec.cols:]
-            m.q_shift = np.concatenate([m.q_shift, (vals >> QUANT_SHIFT_OFFSET)
-                                      & ((1 << QUANT_SHIFT_BITS) - 1)])[-spec.cols:]
+            m.q_scale = np.concatenate([m.q_scale, vals])[-spec.cols:]
             i += count
         elif op == Op.COMPUTE:
             for dst, y, init, base in spec.flow.isa_compute(spec, h, m):
                 m.obuf[dst] = wrap(y + base if init else m.obuf[dst] + y, spec.acc_bits)
         elif op == Op.STORE:
             acc = m.obuf[h["oaddr"]:h["oaddr"] + count]
-            if h["requant"] and spec.per_word_channels:
-                qm = m.chan_quant[:count] & ((1 << spec.mult_bits) - 1)
-                qs = (m.chan_quant[:count] >> QUANT_SHIFT_OFFSET) & ((1 << QUANT_SHIFT_BITS) - 1)
-                y = requantize(acc[None, :, :, None], qm, qs, out_bits=spec.out_bits,
-                               rounding=spec.rounding, relu=bool(h["relu"]))
-                out.append(pack_lanes(y[0, :, :, 0], spec.out_bits, obeat))
-            elif h["requant"]:
-                y = requantize(acc.T[None, :, :, None], m.q_mult, m.q_shift, out_bits=spec.out_bits,
-                               rounding=spec.rounding, relu=bool(h["relu"]))
-                out.append(pack_lanes(y[0, :, :, 0].T, spec.out_bits, obeat))
+            if h["requant"]:   # fp32-exact; relu is folded into qmin by the host
+                bits = m.chan_quant[:count, None] if spec.per_word_channels else m.q_scale[None, :]
+                scale = bits.astype(np.uint32).view(np.float32)
+                with np.errstate(over="ignore"):
+                    y = requantize_fp32(acc, scale, h["zero_point"], h["qmin"], h["qmax"])
+                out.append(pack_lanes(y, spec.out_bits, obeat))
             else:
                 out.append(pack_lanes(np.maximum(acc, 0) if h["relu"] else acc, spec.acc_bits,
                                       obeat))

@@ -33,6 +33,7 @@ import numpy as np
 
 from gen.errors import AccelgenError
 from gen.network.graph import Graph, Node
+from gen.quant import requant_scale
 from sim.golden import requantize_fp32 as requantize
 
 __all__ = ["run", "requantize", "conv_acc", "matmul_acc", "requant_scale", "DELEGATED", "EXACT",
@@ -65,11 +66,6 @@ def fma32(a, b, c) -> np.ndarray:
         away = np.nextafter(toward0, np.where(s > 0, np.float32(np.inf), np.float32(-np.inf)))
         r = np.where(tie, np.where((err > 0) == (s > 0), away, toward0), r)
     return r
-
-
-def requant_scale(sx, sw, sy) -> np.ndarray:
-    """``fp32(fp32(sx·sw[c]) / sy)`` per output channel, in that order (qlinearconv.cc)."""
-    return (f32(sx) * np.asarray(sw, dtype=np.float32)) / f32(sy)
 
 
 def _wrap32(v):

@@ -22,7 +22,7 @@ def make_spec(name="t", rows=3, cols=5, dataflow="ws", mapping=None, **kw):
     bufs = {k: kw.pop(k) for k in list(kw) if k in ("input_depth", "weight_depth",
                                                      "output_depth")}
     pipe = {k: kw.pop(k) for k in list(kw) if k in ("mult_stages", "buffer_reg")}
-    post = {k: kw.pop(k) for k in list(kw) if k in ("out_bits", "mult_bits", "rounding")}
+    post = {k: kw.pop(k) for k in list(kw) if k in ("out_bits",)}
     if "postproc" in kw:
         post["enabled"] = kw.pop("postproc")
     extra = {"mapping": mapping} if mapping is not None else {}
@@ -33,3 +33,24 @@ def make_spec(name="t", rows=3, cols=5, dataflow="ws", mapping=None, **kw):
                            "array": {"rows": rows, "cols": cols},
                            "precision": prec, "buffers": bufs, "pipeline": pipe,
                            "postproc": post})
+
+
+def random_requant(spec, layer, x, w, b=None, seed=0, signed=None):
+    """A gen.quant.Requant for the layer's accumulators: per-channel fp32 scales that bring each
+    channel's typical accumulator near the range's edge (so outputs spread and some saturate at
+    both ends), a signed or unsigned range, the zero point at an end or inside."""
+    import numpy as np
+
+    from gen.quant import Requant
+    from sim import golden
+    rng = np.random.default_rng(seed)
+    acc = golden.conv2d(x, w, b, stride=layer.stride, pad=layer.pad, dilation=layer.dilation,
+                        groups=layer.groups, acc_bits=spec.acc_bits)
+    mag = np.maximum(np.percentile(np.abs(acc), 80, axis=(0, 2, 3)), 1.0)
+    ob = spec.out_bits
+    scale = ((1 << (ob - 1)) / mag * rng.uniform(0.5, 2.0, layer.K)).astype(np.float32)
+    if signed is None:
+        signed = bool(rng.random() < 0.5)
+    lo, hi = (-(1 << (ob - 1)), (1 << (ob - 1)) - 1) if signed else (0, (1 << ob) - 1)
+    zp = int(rng.choice([lo, hi, (lo + hi) // 2]))
+    return Requant(scale, zp, lo, hi)

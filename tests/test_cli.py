@@ -242,15 +242,38 @@ def test_simulate_requant_cli(tmp_path, capsys):
                     'weight_depth = 64\noutput_depth = 64\n[postproc]\nenabled = true\n')
     y = tmp_path / "y.npy"
     rc = main(["simulate", str(spec), "--layer", "C=3,H=5,W=5,K=4,R=3,S=3,pad=1",
-               "--requant", "300,12", "--relu", "--output", str(y)])
+               "--requant", "0.004", "--zero-point", "-20", "--relu", "--output", str(y)])
     assert rc == 0 and "PASS" in capsys.readouterr().out
     out = np.load(y)
-    assert out.dtype == np.int8 and out.min() >= 0
-    rc = main(["simulate", str(spec), "--layer", "C=3,H=5,W=5,K=4", "--requant", "3"])
-    assert rc == 2 and "--requant must be MULT,SHIFT" in _err_line(capsys)
-    rc = main(["simulate", str(spec), "--layer", "C=3,H=5,W=5,K=4", "--requant", "70000,3"])
-    assert rc == 2 and "multiplier values span 70000..70000 but postproc.mult_bits allows " \
-        "0..65535" in _err_line(capsys)
+    assert out.dtype == np.int8 and out.min() == -20 and out.max() > -20
+    sc = tmp_path / "s.npy"
+    np.save(sc, np.array([0.01, 0.002, 0.05, 0.001], np.float32))
+    rc = main(["simulate", str(spec), "--layer", "C=3,H=5,W=5,K=4,R=3,S=3,pad=1",
+               "--quant-scale", str(sc), "--zero-point", "128", "--out-range", "0,255",
+               "--output", str(y)])
+    assert rc == 0 and "PASS" in capsys.readouterr().out
+    out = np.load(y)
+    assert out.dtype == np.uint8 and out.min() == 0 and out.max() == 255
+    for args, msg in (
+            (["--requant", "3,1"], "--requant must be an fp32 scale (a number, e.g. 0.0125), "
+                                   "not '3,1'"),
+            (["--requant", "-0.5"], "requantisation scale must be positive and finite in fp32, "
+                                    "not -0.5 (channel 0)"),
+            (["--requant", "1e39"], "requantisation scale must be positive and finite in fp32, "
+                                    "not 1e+39"),
+            (["--requant", "0.1", "--out-range=-5,200"],
+             "requantisation range [-5, 200] must lie within the signed [-128, 127] or the "
+             "unsigned [0, 255] range of postproc.out_bits=8"),
+            (["--requant", "0.1", "--out-range", "0"], "--out-range must be QMIN,QMAX"),
+            (["--requant", "0.1", "--zero-point", "300"],
+             "requantisation zero_point must be from -128 to 255 (postproc.out_bits=8), not 300"),
+            (["--zero-point", "3"], "--zero-point and --out-range go with a requantisation "
+                                    "scale"),
+            (["--requant", "0.1", "--quant-scale", str(sc)], "not both"),
+            (["--quant-scale", str(sc)], "requantisation scale has shape (4,) but the layer "
+                                         "needs one per output channel (5,) or a scalar")):
+        rc = main(["simulate", str(spec), "--layer", "C=3,H=5,W=5,K=5", *args])
+        assert rc == 2 and msg in _err_line(capsys), args
 
 
 def test_requant_needs_the_unit(spec_file, capsys):

@@ -4,9 +4,10 @@ against the golden model."""
 import numpy as np
 import pytest
 
-from conftest import make_spec
+from conftest import make_spec, random_requant
 from gen.layer import ConvLayer
 from gen.model import estimate
+from gen.quant import Requant
 from gen.tiler import plan
 from sim.flow import random_tensors, simulate_layer
 
@@ -95,13 +96,14 @@ def test_icarus_accumulator_wraps(tmp_path):
 
 @pytest.mark.parametrize("pause", [0.0, 0.3])
 def test_icarus_requant_relu(pause, tmp_path):
-    """Per-channel requantisation to int8 with ReLU, half-to-even rounding."""
+    """Per-channel fp32 requantisation to int8 with a folded ReLU (outputs from the zero point)."""
     layer = ConvLayer(C=5, H=6, W=6, K=7, R=3, S=3, pad=1)
-    rng = np.random.default_rng(11)
-    quant = (rng.integers(1, 1 << 16, layer.K), rng.integers(14, 22, layer.K))
-    res = _run(dict(RAGGED, name="ws_q", postproc=True, rounding="half_even"), layer, "icarus",
-               tmp_path, bias=True, quant=quant, relu=True, pause=pause)
-    assert res.output.min() == 0 and res.output.max() <= 127 and (res.output > 0).any()
+    spec_kw = dict(RAGGED, name="ws_q", postproc=True)
+    x, w, b = random_tensors(make_spec(**spec_kw), layer, 0, bias=True)
+    quant = random_requant(make_spec(**spec_kw), layer, x, w, b, 11, signed=True)
+    quant = Requant(quant.scale, -7, quant.qmin, quant.qmax)
+    res = _run(spec_kw, layer, "icarus", tmp_path, bias=True, quant=quant, relu=True, pause=pause)
+    assert res.output.min() == -7 and res.output.max() == 127 and (res.output > -7).mean() > 0.3
 
 
 def test_icarus_unsigned_activations_and_1x1_array(tmp_path):

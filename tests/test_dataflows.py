@@ -10,12 +10,11 @@ the smallest failing layer.
 
 import os
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_spec
+from conftest import make_spec, random_requant
 from gen.layer import ConvLayer
 from gen.model import estimate
 from gen.tiler import plan
@@ -38,12 +37,12 @@ SPECS = {
     "os_p": dict(name="os_p_4x2", rows=4, cols=2, dataflow="custom", mapping=_OS_P,
                  mult_stages=0, **_BUF),
     "is_q": dict(name="is_q_2x4", rows=2, cols=4, dataflow="custom", mapping=_IS_Q,
-                 buffer_reg=False, rounding="half_even", **_BUF),
+                 buffer_reg=False, **_BUF),
     # small spads so layers fold R (7 > 3 rows) and S (ifmap spad of 8), and K (4 filters)
     "rs": dict(name="rs_3x4", rows=3, cols=4, dataflow="rs",
                spads={"filter": 16, "ifmap": 8, "psum": 4}, **_BUF),
     "rs_r": dict(name="rs_r_4x2", rows=4, cols=2, dataflow="custom", mapping=_RS_R,
-                 mult_stages=1, buffer_reg=False, rounding="half_even",
+                 mult_stages=1, buffer_reg=False,
                  spads={"filter": 9, "ifmap": 5, "psum": 3}, **_BUF),
 }
 
@@ -69,10 +68,7 @@ def run(spec_kw, layer, tmp_path, *, sim="icarus", bias=False, quant=False, relu
         pause=0.0, seed=0):
     spec = make_spec(**spec_kw)
     x, w, b = random_tensors(spec, layer, seed, bias=bias)
-    q = None
-    if quant:
-        rng = np.random.default_rng(seed)
-        q = (rng.integers(1, 1 << 16, layer.K), rng.integers(10, 20, layer.K))
+    q = random_requant(spec, layer, x, w, b, seed) if quant else None
     res = simulate_layer(spec, layer, x, w, b, sim=sim, work_dir=tmp_path, in_pause=pause,
                          out_pause=pause, seed=seed, quant=q, relu=relu)
     assert res.match, (spec.engine, layer.describe(), res.summary()["first_mismatch"])

@@ -10,10 +10,11 @@ from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 
 from amaranth_stream import run_top
-from conftest import make_spec
+from conftest import make_spec, random_requant
 from gen import frames as framing
 from gen.isa import ACCEL_ID, CSR_ADDR_BITS, CSRS, Op, csr_offset
 from gen.layer import ConvLayer
+from gen.quant import Requant
 from gen.tiler import plan
 from hw.array import SystolicArray
 from hw.buffer import BANK, Scratchpad
@@ -206,44 +207,46 @@ def test_top_runs_programs(spec_kw, layer, bias, pause):
     _run_top(make_spec(**spec_kw), layer, bias, pause)
 
 
-@pytest.mark.parametrize("rounding", ["half_up", "half_even"])
+@pytest.mark.parametrize("signed", [True, False])
 @pytest.mark.parametrize("requant,relu", [(True, False), (True, True), (False, True)])
-def test_top_postprocessing(rounding, requant, relu):
-    """Requantisation (per-channel multiplier and shift, both roundings, saturation) and ReLU."""
-    spec = make_spec(rows=3, cols=4, postproc=True, rounding=rounding, out_bits=8,
-                     mult_bits=12, input_depth=64, weight_depth=64, output_depth=40)
+def test_top_postprocessing(signed, requant, relu):
+    """fp32-exact requantisation (per-channel scales, zero point, int8 or uint8 range,
+    saturation at both ends, a folded ReLU) and ReLU alone, through the whole accelerator."""
+    spec = make_spec(rows=3, cols=4, postproc=True, out_bits=8, input_depth=64, weight_depth=64,
+                     output_depth=40)
     _run_top(spec, ConvLayer(C=4, H=5, W=5, K=6, R=3, S=3, pad=1), True, 0.2, requant=requant,
-             relu=relu)
+             relu=relu, signed=signed)
 
 
-@pytest.mark.parametrize("rounding", ["half_up", "half_even"])
-def test_top_rounding_ties(rounding):
-    """Multiplier 1, shift 1: every odd accumulator is a tie, rounded as the spec says."""
-    spec = make_spec(rows=2, cols=2, postproc=True, rounding=rounding, out_bits=16)
+def test_top_rounding_ties():
+    """Scale 1/2: every odd accumulator is an exact tie, rounded to even; 16-bit outputs."""
+    spec = make_spec(rows=2, cols=2, postproc=True, out_bits=16)
     layer = ConvLayer(C=2, H=4, W=4, K=2, R=1, S=1)
-    y, g = _run_top(spec, layer, False, 0.0, requant=True, quant=(np.ones(2, int), np.ones(2, int)),
+    y, g = _run_top(spec, layer, False, 0.0, requant=True, quant=Requant(np.float32(0.5), 3),
                     small=True)
-    assert (g != 0).any()
+    assert (g != 3).any()
 
 
-def _run_top(spec, layer, bias, pause, requant=False, relu=False, quant=None, small=False):
+def _run_top(spec, layer, bias, pause, requant=False, relu=False, quant=None, small=False,
+             signed=None):
     rng = np.random.default_rng(3)
     lim = 8 if small else 128
     x = rng.integers(-lim, lim, layer.input_shape)
     w = rng.integers(-lim, lim, layer.weight_shape)
     b = rng.integers(-1000, 1000, layer.K) if bias else None
     if requant and quant is None:
-        # shifts around log2 of the accumulators, so outputs land in range and saturate
-        quant = (rng.integers(0, 1 << spec.mult_bits, layer.K), rng.integers(8, 24, layer.K))
+        quant = random_requant(spec, layer, x, w, b, 3, signed=signed)
+        quant = Requant(quant.scale, (quant.qmin + quant.qmax) // 2 + 9, quant.qmin, quant.qmax)
     prog = plan(spec, layer, bias=bias, requant=requant, relu=relu)
     outs, _ = run_top(Accelerator(spec, checks=True), spec, framing.encode(prog, x, w, b, quant),
                       prog.count(Op.STORE), in_pause=pause, out_pause=pause)
-    y = framing.decode(prog, outs)
+    y = framing.decode(prog, outs, quant)
     g = golden.postprocess(golden.conv2d(x, w, b, stride=layer.stride, pad=layer.pad,
                                          dilation=layer.dilation, groups=layer.groups,
                                          acc_bits=spec.acc_bits), spec, quant, relu)
     assert np.array_equal(y, g)
     if requant and not small:  # the test means something: some outputs saturate, some do not
-        lo, hi = spec.out_range()
-        assert ((g == hi) | (g == lo)).any() and ((g > lo) & (g < hi) & (g != 0)).any()
+        q = quant.resolved(spec, layer.K, relu)
+        assert (g == q.qmax).any() and (g == q.qmin).any()
+        assert ((g > q.qmin) & (g < q.qmax)).mean() > 0.2
     return y, g

@@ -13,7 +13,7 @@ from gen.engines import ENGINES
 from hw.buffer import Scratchpad
 from hw.engines import EXECUTORS, ExecutorSignature, executor_for
 from hw.engines.weight_stationary import WeightStationary
-from hw.postproc import Requantizer
+from hw.requant import StoreRequantizer
 
 
 def test_every_engine_has_an_executor():
@@ -42,5 +42,5 @@ def test_buffer_latency_is_the_scratchpads(reg):
 
 def test_postproc_latency_is_the_requantisers():
     spec = make_spec(postproc=True)
-    assert Requantizer(spec).latency == spec.postproc_latency
+    assert StoreRequantizer(spec).latency == spec.postproc_latency
     assert make_spec(postproc=False).postproc_latency == 0

@@ -11,9 +11,8 @@ from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from conftest import make_spec
-from gen.isa import QUANT_SHIFT_OFFSET
 from hw.buffer import Scratchpad
-from hw.postproc import Requantizer
+from hw.requant import StoreRequantizer
 from hw.store import StoreUnit
 from sim import golden
 
@@ -29,19 +28,17 @@ def _run(spec, *, requant, relu, pause, seed, n=40):
     words = nrng.integers(-(1 << 14), 1 << 14, (spec.output_depth, cols))
     per_word = spec.per_word_channels
     nparam = spec.chan_depth if per_word else cols
-    mult = nrng.integers(0, 1 << spec.mult_bits, nparam)
-    shift = nrng.integers(4, 20, nparam)
+    scale = (nrng.random(nparam) * 2.0 ** -7).astype(np.float32)
+    bits = scale.view(np.uint32)
+    zp = -5
+    qmin, qmax = (zp if relu else -128), 127        # a ReLU is folded into the range
     reads = [rng.randrange(spec.output_depth) for _ in range(n)]
     want = []
     for i, a in enumerate(reads):
         y = words[a]
         if spec.postproc and requant:
-            mm = mult[i % nparam] if per_word else mult
-            ss = shift[i % nparam] if per_word else shift
-            r = golden.requantize(y.reshape(1, cols, 1, 1) if not per_word else
-                                  y.reshape(1, 1, cols, 1), np.atleast_1d(mm),
-                                  np.atleast_1d(ss), out_bits=spec.out_bits,
-                                  rounding=spec.rounding, relu=relu).ravel()
+            sc = scale[i % nparam] if per_word else scale
+            r = golden.requantize_fp32(y, sc, zp, qmin, qmax)
             want.append(_pack(r, spec.out_bits))
         else:
             want.append(_pack(np.maximum(y, 0) if relu and spec.postproc else y, acc))
@@ -62,7 +59,7 @@ def _run(spec, *, requant, relu, pause, seed, n=40):
         ctx.set(obuf.wr.en, 0)
         for k in range(nparam):     # LOAD_QUANT beats: lane (or channel) k
             ctx.set(dut.quant_wr.addr, k)
-            ctx.set(dut.quant_wr.data, int(mult[k]) | int(shift[k]) << QUANT_SHIFT_OFFSET)
+            ctx.set(dut.quant_wr.data, int(bits[k]))
             ctx.set(dut.quant_wr.en, 1)
             await ctx.tick()
         ctx.set(dut.quant_wr.en, 0)
@@ -74,7 +71,8 @@ def _run(spec, *, requant, relu, pause, seed, n=40):
                 ctx.set(req.valid, 0)
                 await ctx.tick()
             ctx.set(req.payload, {"addr": a, "idx": i % nparam if per_word else i,
-                                  "last": i == n - 1, "requant": requant, "relu": relu})
+                                  "last": i == n - 1, "requant": requant, "relu": relu,
+                                  "zero_point": zp, "qmin": qmin, "qmax": qmax})
             ctx.set(req.valid, 1)
             await ctx.tick().until(req.ready)
         ctx.set(req.valid, 0)
@@ -112,17 +110,17 @@ def test_store_streams_words_in_order(reg, pause):
 @pytest.mark.parametrize("requant,relu", [(True, False), (True, True), (False, True)])
 def test_store_requantises(dataflow, requant, relu):
     """Lane parameters (ws) or per-word channel parameters (is), both options."""
-    spec = make_spec(rows=2, cols=3, dataflow=dataflow, postproc=True, out_bits=8, mult_bits=12,
-                     output_depth=32, rounding="half_even")
+    spec = make_spec(rows=2, cols=3, dataflow=dataflow, postproc=True, out_bits=8,
+                     output_depth=32)
     _run(spec, requant=requant, relu=relu, pause=0.3, seed=2)
 
 
 def test_store_refuses_a_requantiser_of_another_latency():
-    class Slow(Requantizer):
+    class Slow(StoreRequantizer):
         latency = 4
 
     spec = make_spec(rows=2, cols=3, postproc=True)
-    assert Requantizer.latency == spec.postproc_latency   # the two statements agree
+    assert StoreRequantizer.latency == spec.postproc_latency   # the two statements agree
     with pytest.raises(ValueError, match=r"^the requantiser's latency is 4 cycles but "
-                                         r"Spec.postproc_latency is 3; make them agree$"):
+                                         r"Spec.postproc_latency is 15; make them agree$"):
         StoreUnit(spec, requantizer=Slow(spec))

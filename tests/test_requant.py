@@ -217,7 +217,7 @@ def test_rtl_equals_golden_long():
 
 def test_constructor_checks():
     dut = Fp32Requantizer(lanes=3, acc_bits=32, out_bits=8)
-    assert (dut.lanes, dut.acc_bits, dut.out_bits, dut.latency) == (3, 32, 8, 9)
+    assert (dut.lanes, dut.acc_bits, dut.out_bits, dut.latency) == (3, 32, 8, 15)
     with pytest.raises(ValueError, match=r"^out_bits must be an integer from 2 to 16, not 17$"):
         Fp32Requantizer(lanes=3, acc_bits=32, out_bits=17)
     with pytest.raises(ValueError, match=r"^acc_bits must be an integer from 2 to 64, not True$"):
@@ -341,3 +341,76 @@ def test_golden_equals_onnxruntime(act, fmt):
 @pytest.mark.parametrize("act", ["uint8", "int8"])
 def test_golden_equals_onnxruntime_large(act):
     assert _ort_conv_check(act, "qdq", 256, seed=2) > 2_000_000
+
+
+def test_store_requantizer_switches_per_word():
+    """The STORE path's unit: requantised words (out_bits per lane, packed from lane 0) and raw
+    accumulators (ReLU'd or not) interleaved cycle by cycle, one fixed latency."""
+    from conftest import make_spec
+    from hw.requant import StoreRequantizer
+    spec = make_spec(rows=2, cols=3, postproc=True, out_bits=8, acc_bits=24)
+    dut = StoreRequantizer(spec)
+    rng = np.random.default_rng(4)
+    n = 200
+    acc = rng.integers(-(1 << 23), 1 << 23, (n, 3))
+    scale = (rng.random((n, 3)) * 2.0 ** -14).astype(np.float32)
+    mode = rng.integers(0, 3, n)              # 0 requant, 1 raw, 2 raw + relu
+    zp, qmin, qmax = _ranges(rng, n, 8)
+    want = []
+    for t in range(n):
+        if mode[t] == 0:
+            q = golden(acc[t:t + 1], _bits(scale[t:t + 1]), zp[t:t + 1], qmin[t:t + 1],
+                       qmax[t:t + 1])[0] & 0xFF
+            want.append(sum(int(v) << (8 * j) for j, v in enumerate(q)))
+        else:
+            y = np.maximum(acc[t], 0) if mode[t] == 2 else acc[t]
+            want.append(sum((int(v) & 0xFFFFFF) << (24 * j) for j, v in enumerate(y)))
+    got = []
+
+    async def tb(ctx):
+        for t in range(n + dut.latency):
+            if t < n:
+                ctx.set(dut.i.as_value(), sum((int(v) & 0xFFFFFF) << (24 * j)
+                                              for j, v in enumerate(acc[t])))
+                ctx.set(dut.param.as_value(), sum(int(b) << (32 * j)
+                                                  for j, b in enumerate(_bits(scale[t]))))
+                ctx.set(dut.requant, int(mode[t] == 0))
+                ctx.set(dut.relu, int(mode[t] == 2))
+                ctx.set(dut.zero_point, int(zp[t]))
+                ctx.set(dut.qmin, int(qmin[t]))
+                ctx.set(dut.qmax, int(qmax[t]))
+            if t >= dut.latency:
+                got.append(ctx.get(dut.o))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert got == want
+
+
+@pytest.mark.parametrize("act", ["uint8", "int8"])
+def test_network_layers_requantised_on_the_isa_model(act):
+    """gen/network/lower.py's on-chip requantisation (requant_params on the STORE path, the ISA
+    reference machine) gives each conv node's output exactly as onnxruntime's reference does."""
+    pytest.importorskip("onnxruntime")
+    from conftest import make_spec
+    from gen.network import load, lower
+    from gen.network.zoo import NetBuilder, quantize
+    from sim import netgolden
+    rng = np.random.default_rng(3)
+    b = NetBuilder("rq", (1, 6, 10, 10), seed=3)
+    y = b.conv(b.relu(b.conv(b.input, 9, 3)), 5, 3, stride=2, pads=(1, 0, 2, 1))
+    cal = [rng.normal(size=(1, 6, 10, 10)).astype(np.float32) for _ in range(2)]
+    qm = quantize(b.model(y), cal, activations=act, per_channel=True)
+    g = load(qm)
+    env = netgolden.run(g, (rng.normal(size=(1, 6, 10, 10)) * 2).astype(np.float32))
+    spec = make_spec(rows=4, cols=3, postproc=True, input_depth=512, weight_depth=256,
+                     output_depth=128)
+    convs = [n for n in g.nodes if n.op == "QLinearConv"]
+    for node in convs:
+        hw = lower.lower(spec, g, node, env[node.inputs[0]])
+        out = lower.outputs_on_isa(spec, g, node, hw)
+        assert out.dtype == env[node.output].dtype
+        np.testing.assert_array_equal(out, env[node.output], err_msg=node.name)

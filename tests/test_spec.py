@@ -75,6 +75,15 @@ def test_unknown_fields_named():
         spec_from_dict({"name": "t", "array": {"cols": 4}}, source="t")
 
 
+@pytest.mark.parametrize("key,value", [("mult_bits", 16), ("rounding", "half_even")])
+def test_removed_postproc_fields_named(key, value):
+    d = _spec()
+    d["postproc"] = {"enabled": True, key: value}
+    with pytest.raises(AccelgenError, match=rf"^t: postproc\.{key} is no longer a field: "
+                                            rf"requantisation .*; delete it$"):
+        spec_from_dict(d, source="t")
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(AccelgenError, match=r"spec file not found"):
         load_spec(tmp_path / "nope.toml")

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_spec
+from conftest import make_spec, random_requant
 from gen import frames as framing
 from gen.errors import AccelgenError
 from gen.isa import Op, decode_header, encode_header
@@ -22,11 +22,9 @@ def _check(spec, layer, seed=0, bias=False, requant=False, relu=False):
     w = rng.integers(lo, hi + 1, layer.weight_shape)
     lim = 1 << min(20, spec.acc_bits - 2)
     b = rng.integers(-lim, lim, layer.K) if bias else None
-    quant = None
-    if requant:
-        quant = (rng.integers(0, 1 << spec.mult_bits, layer.K), rng.integers(0, 40, layer.K))
+    quant = random_requant(spec, layer, x, w, b, seed) if requant else None
     prog = plan(spec, layer, bias=bias, requant=requant, relu=relu)
-    y = framing.decode(prog, isa_model.run(spec, framing.encode(prog, x, w, b, quant)))
+    y = framing.decode(prog, isa_model.run(spec, framing.encode(prog, x, w, b, quant)), quant)
     g = golden.postprocess(golden.conv2d(x, w, b, stride=layer.stride, pad=layer.pad,
                                          dilation=layer.dilation, groups=layer.groups,
                                          acc_bits=spec.acc_bits), spec, quant, relu)
@@ -48,9 +46,7 @@ def cases(draw):
                      output_depth=draw(st.integers(1, 60)),
                      act_signed=draw(st.booleans()),
                      acc_bits=draw(st.sampled_from([16, 20, 32])),
-                     postproc=draw(st.booleans()), out_bits=draw(st.integers(2, 12)),
-                     mult_bits=draw(st.integers(2, 24)),
-                     rounding=draw(st.sampled_from(["half_up", "half_even"])))
+                     postproc=draw(st.booleans()), out_bits=draw(st.integers(2, 16)))
     groups = draw(st.integers(1, 3))
     layer_kw = dict(
         N=draw(st.integers(1, 2)), C=groups * draw(st.integers(1, 5)),
@@ -126,6 +122,13 @@ def test_header_roundtrip():
                                                                         65535)
     with pytest.raises(ValueError):
         encode_header(Op.STORE, count=1 << 17)
+    # a requantising STORE's signed fields: two's complement, sign-extended on decode
+    h = decode_header(encode_header(Op.STORE, requant=1, oaddr=5, count=9, zero_point=-128,
+                                    qmin=-65536, qmax=65535))
+    assert (h["zero_point"], h["qmin"], h["qmax"], h["oaddr"], h["count"]) == \
+        (-128, -65536, 65535, 5, 9)
+    with pytest.raises(ValueError, match="header field qmax must fit in 17 bits, not 65536"):
+        encode_header(Op.STORE, qmax=65536)
 
 
 @pytest.mark.parametrize("bits,signed", [(8, True), (4, False), (5, True), (32, True), (16, False)])

@@ -99,11 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
                                         "against the golden model")
     s.add_argument("spec", help=_SPEC_HELP)
     _layer_options(s)
-    s.add_argument("--requant", help="requantise every output channel: MULT,SHIFT (needs "
-                                     "[postproc] enabled in the spec)")
-    s.add_argument("--quant-mult", help="per-output-channel multipliers, (K,) .npy")
-    s.add_argument("--quant-shift", help="per-output-channel right shifts, (K,) .npy")
-    s.add_argument("--relu", action="store_true", help="clamp negative outputs to zero")
+    s.add_argument("--requant", metavar="SCALE",
+                   help="requantise every output channel as onnxruntime does: fp32(acc) * SCALE "
+                        "(fp32), round to nearest even, + zero point, clamp (needs [postproc] "
+                        "enabled in the spec)")
+    s.add_argument("--quant-scale", metavar="FILE",
+                   help="per-output-channel fp32 requantisation scales, (K,) .npy")
+    s.add_argument("--zero-point", type=int, metavar="ZP",
+                   help="requantised outputs' zero point (default 0)")
+    s.add_argument("--out-range", metavar="QMIN,QMAX",
+                   help="clamp range of requantised outputs, e.g. 0,255 for uint8 (default: "
+                        "signed postproc.out_bits; write --out-range=-128,0 when QMIN is negative)")
+    s.add_argument("--relu", action="store_true",
+                   help="clamp negative outputs to zero (with requantisation: outputs below the "
+                        "zero point, as a ReLU folded into the range)")
     s.add_argument("--sim", default="icarus", choices=["icarus", "verilator"],
                    help="the simulator")
     s.add_argument("--driver", default="native", choices=["native", "cocotb"],

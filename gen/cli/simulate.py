@@ -61,29 +61,41 @@ def layer_from_args(args, spec):
 
 
 def quant_from_args(args):
-    """(multiplier, shift) from --requant M,S or --quant-mult/--quant-shift .npy files."""
-    if args.requant and (args.quant_mult or args.quant_shift):
-        raise AccelgenError("give --requant MULT,SHIFT or --quant-mult/--quant-shift files, "
-                            "not both")
-    if args.requant:
+    """A :class:`gen.quant.Requant` from --requant SCALE or --quant-scale FILE, with
+    --zero-point and --out-range; None without a scale."""
+    from gen.quant import Requant
+    if args.requant is not None and args.quant_scale:
+        raise AccelgenError("give --requant SCALE or --quant-scale FILE, not both")
+    if args.requant is not None:
         try:
-            mult, shift = (int(v) for v in args.requant.split(","))
+            scale = float(args.requant)
         except ValueError:
-            raise AccelgenError(f"--requant must be MULT,SHIFT (two integers), not "
+            raise AccelgenError(f"--requant must be an fp32 scale (a number, e.g. 0.0125), not "
                                 f"{args.requant!r}") from None
-        return mult, shift
-    if args.quant_mult or args.quant_shift:
-        if not (args.quant_mult and args.quant_shift):
-            raise AccelgenError("per-channel requantisation needs both --quant-mult and "
-                                "--quant-shift")
-        return load_npy(args.quant_mult, "quant-mult"), load_npy(args.quant_shift, "quant-shift")
-    return None
+    elif args.quant_scale:
+        scale = load_npy(args.quant_scale, "quant-scale")
+    else:
+        if args.zero_point is not None or args.out_range is not None:
+            raise AccelgenError("--zero-point and --out-range go with a requantisation scale: "
+                                "add --requant SCALE or --quant-scale FILE")
+        return None
+    qmin = qmax = None
+    if args.out_range is not None:
+        try:
+            qmin, qmax = (int(v) for v in args.out_range.split(","))
+        except ValueError:
+            raise AccelgenError(f"--out-range must be QMIN,QMAX (two integers, e.g. 0,255), not "
+                                f"{args.out_range!r}") from None
+    zp = 0 if args.zero_point is None else args.zero_point
+    return Requant(scale, zp, qmin, qmax)
 
 
 def _output_dtype(spec, quant):
     import numpy as np
     if quant is not None:
-        return np.int8 if spec.out_bits <= 8 else np.int16
+        if quant.signed:
+            return np.int8 if spec.out_bits <= 8 else np.int16
+        return np.uint8 if spec.out_bits <= 8 else np.uint16
     return np.int64 if spec.acc_bits > 32 else np.int32
 
 

@@ -18,6 +18,11 @@ onnxruntime's exactly (mod 2**32, where both wrap). Requantisation stays a separ
 (:func:`requantize`: per-channel fp32 scale, zero point and clamp range, sim/netgolden.py's
 arithmetic). Strides that differ per axis run as stride 1 and are subsampled on the host; fully
 connected layers run as 1×1 convolutions over a row of ``M`` pixels.
+
+On the chip, :func:`requant_params` gives the node's requantisation for the STORE path
+(gen/quant.py :class:`~gen.quant.Requant`): the same fp32 scale, zero point and clamp range, applied
+exactly by the post-processing unit (hw/requant.py), so the accelerator returns the node's
+int8/uint8 output directly.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ import numpy as np
 
 from ..errors import AccelgenError
 from ..layer import ConvLayer
+from ..quant import Requant, requant_scale
 from .graph import Graph, Node
 
-__all__ = ["HwLayer", "lower", "requantize", "accumulators_on_isa", "LOWERED_OPS"]
+__all__ = ["HwLayer", "lower", "requantize", "requant_params", "finish_outputs",
+           "accumulators_on_isa", "outputs_on_isa", "LOWERED_OPS"]
 
 LOWERED_OPS = ("QLinearConv", "QLinearMatMul")
 
@@ -114,10 +121,30 @@ def finish(hw: HwLayer, y: np.ndarray) -> np.ndarray:
     return ((y + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
+def requant_params(graph: Graph, node: Node, relu: bool = False) -> Requant:
+    """The requantisation of a QLinearConv/QLinearMatMul ``node`` for the STORE path: its
+    per-channel fp32 scale ``fp32(fp32(sx·sw[c]) / sy)``, output zero point and the output type's
+    range (uint8 outputs leave the chip as unsigned bytes). ``relu``: a ReLU that follows the
+    node, folded into the range (``qmin = zero point``)."""
+    qx, qy = graph.q(node.inputs[0]), graph.q(node.output)
+    scale = requant_scale(qx.s, node.attrs["w_scale"], qy.s)
+    k = np.size(node.attrs["w_scale"])
+    if k == 1:
+        scale = np.asarray(scale, dtype=np.float32).reshape(())
+    zp = int(qy.zp)
+    return Requant(scale, zp, max(qy.qmin, zp) if relu else qy.qmin, qy.qmax)
+
+
+def finish_outputs(graph: Graph, node: Node, hw: HwLayer, y: np.ndarray) -> np.ndarray:
+    """The accelerator's requantised NKPQ output (a program planned with ``requant`` and
+    :func:`requant_params`) as the node's output tensor, in its dtype."""
+    qy = graph.q(node.output)
+    return finish(hw, y).astype(np.int8 if qy.dtype == "int8" else np.uint8)
+
+
 def requantize(graph: Graph, node: Node, acc: np.ndarray) -> np.ndarray:
     """The node's output from its int32 accumulators: per-channel fp32 scale
     ``fp32(fp32(sx·sw[c]) / sy)``, zero point and clamp range (sim/netgolden.py)."""
-    from sim.netgolden import requant_scale
     from sim.netgolden import requantize as rq
     qx, qy = graph.q(node.inputs[0]), graph.q(node.output)
     scale = requant_scale(qx.s, node.attrs["w_scale"], qy.s)
@@ -136,3 +163,16 @@ def accumulators_on_isa(spec, hw: HwLayer) -> np.ndarray:
     program = plan(spec, hw.layer, bias=True)
     out = isa_model.run(spec, frames.encode(program, hw.x, hw.w, hw.bias))
     return finish(hw, frames.decode(program, out))
+
+
+def outputs_on_isa(spec, graph: Graph, node: Node, hw: HwLayer) -> np.ndarray:
+    """Run ``hw`` with the node's requantisation on the STORE path through the tiler, frame
+    encoder and the ISA reference machine: the node's int8/uint8 output."""
+    from sim import isa_model
+
+    from .. import frames
+    from ..tiler import plan
+    quant = requant_params(graph, node)
+    program = plan(spec, hw.layer, bias=True, requant=True)
+    out = isa_model.run(spec, frames.encode(program, hw.x, hw.w, hw.bias, quant))
+    return finish_outputs(graph, node, hw, frames.decode(program, out, quant))
