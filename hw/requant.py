@@ -10,11 +10,10 @@ this unit computes the same function without a floating-point unit, per lane, in
 1. ``a = |acc|``; the scale's exponent ``e`` and significand ``M = 1.frac`` (23 + 1 bits).
 2.–4. normalise ``a`` (shift left by ``2**k`` while its top ``2**k`` bits are zero, two steps a
    stage); ``ea`` = the position of ``a``'s leading one.
-5. round the normalised ``a`` to 24 significant bits, ties to even (only when ``acc_bits > 24``; a
-   carry out renormalises): ``fp32(acc) = ±Fm·2**(ea-23)`` with ``2**23 <= Fm < 2**24``, exactly
-   the int-to-float conversion.
-6. the multipliers' operands registered again (on ECP5 in the DSPs' input registers) and
-   ``u0 = 150 - ea - e``.
+5. round the normalised ``a`` to 24 significant bits, ties to even (only when ``acc_bits > 24``).
+6. a carry out of the top renormalises: ``fp32(acc) = ±Fm·2**(ea-23)`` with
+   ``2**23 <= Fm < 2**24``, exactly the int-to-float conversion; ``u0 = 150 - ea - e``. These
+   are the multipliers' operand registers (on ECP5 the DSPs' input registers).
 7.–9. ``P = Fm·M``, exact in 48 bits: four 12×12-bit partial products (a DSP each, registered),
    then the middle two's sum, then the whole.
 10.–11. ``P`` lies in ``[2**46, 2**48)``: keep its top 24 bits (position 24 or 23, by bit 47)
@@ -171,26 +170,24 @@ class Fp32Requantizer(wiring.Component):
                      **{k: p[k] for k in keep})
             v, lz = p["v"], p["lz"]
 
-        # 5. round to 24 significant bits (fp32(acc)); ea = W - 1 - lz (+1 on a carry out)
-        ea_shape = signed(lz_bits + 2)
+        # 5. round to 24 significant bits (fp32(acc)), a carry out of the top renormalises:
+        # ea = W - 1 - lz + carry; e1 = 150 - (W - 1 - lz) - e, so u0 = e1 - carry
+        e1 = (150 - (W - 1) - p["exp"]) + lz
         if W > 24:
             top = v[W - 24:]
             guard = v[W - 25]
             sticky = v[:W - 25].any() if W > 25 else Const(0)
-            rounded = Signal(unsigned(25), name=f"fround_{j}")
-            m.d.comb += rounded.eq(top + (guard & (sticky | top[0])))
-            fm = Mux(rounded[24], rounded[1:], rounded[:24])
-            ea = (W - 1) - lz + rounded[24]
+            rounded = top + (guard & (sticky | top[0]))
         else:
-            fm = Cat(Const(0, 24 - W), v)
-            ea = (W - 1) - lz
-        p = regs(fm=(unsigned(24), fm), ea=(ea_shape, ea), zero=p["zero"],
-                 **{k: p[k] for k in keep})
-        # 6. the multipliers' operands again, with nothing before them in the cycle: on ECP5
-        # these registers fold into the DSPs' input registers, so the route to the DSP column
-        # gets a whole cycle; the exponent of the product's integer point
-        p = regs(fm=p["fm"], man=Cat(p["frac"], Const(1, 1)),
-                 u0=(signed(11), 150 - p["ea"] - p["exp"]), zero=p["zero"], neg=p["neg"])
+            rounded = Cat(Const(0, 24 - W), v, Const(0, 1))
+        p = regs(r=(unsigned(25), rounded), e1=(signed(11), e1), zero=p["zero"], neg=p["neg"],
+                 frac=p["frac"])
+        # 6. the multipliers' operands, with no more than a multiplexer before them in the
+        # cycle: on ECP5 these registers fold into the DSPs' input registers, so the route to
+        # the DSP column gets most of a cycle; the exponent of the product's integer point
+        r = p["r"]
+        p = regs(fm=(unsigned(24), Mux(r[24], r[1:], r[:24])), man=Cat(p["frac"], Const(1, 1)),
+                 u0=(signed(11), p["e1"] - r[24]), zero=p["zero"], neg=p["neg"])
 
         # 7.-9. the exact product of the significands, as four 12x12-bit partial products (one
         # DSP each, nothing after it in the cycle), then the middle pair's sum, then the whole
