@@ -48,7 +48,7 @@ def _run_on_isa_model(layer, spec, x, w, bias, quant=None, relu=False):
     """A layer through its own protocol: plan, encode, the ISA machine, decode."""
     from sim import isa_model
     prog = layer.plan(spec, bias=bias is not None, requant=quant is not None, relu=relu)
-    return layer.decode(prog, isa_model.run(spec, layer.encode(prog, x, w, bias, quant)))
+    return layer.decode(prog, isa_model.run(spec, layer.encode(prog, x, w, bias, quant)), quant)
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "is", "os", "nlr", "rs"])
@@ -56,6 +56,7 @@ def test_layer_kinds_through_the_protocol(dataflow):
     import numpy as np
 
     from gen.layer import FullyConnected, Layer
+    from gen.quant import Requant
     from gen.spec import spec_from_dict
     spec = spec_from_dict({"name": "t", "dataflow": dataflow, "array": {"rows": 4, "cols": 3},
                            "postproc": {"enabled": True}})
@@ -69,10 +70,10 @@ def test_layer_kinds_through_the_protocol(dataflow):
         y = _run_on_isa_model(layer, spec, x, w, b)
         assert y.shape == layer.output_shape
         assert np.array_equal(y, layer.golden(spec, x, w, b))
-        quant = (np.full(layer.output_shape[1], 300), np.full(layer.output_shape[1], 12))
+        quant = Requant(np.full(layer.output_shape[1], 0.01, np.float32), -3)
         y = _run_on_isa_model(layer, spec, x, w, None, quant, relu=True)
         assert np.array_equal(y, layer.golden(spec, x, w, None, quant, relu=True))
-        assert y.min() >= 0
+        assert y.min() == -3 and y.max() > -3       # the ReLU folded: nothing below the zero point
 
 
 def test_fully_connected_shapes_and_refusals():
