@@ -68,18 +68,26 @@ class StoreUnit(wiring.Component):
                      port.qmax.eq(req.qmax)]
         m.d.comb += [port.i.as_value().eq(self.obuf_rd.data), port.requant.eq(req.requant),
                      port.relu.eq(req.relu)]
+        # LOAD_QUANT beats are written a cycle after they arrive (registered here), so the
+        # input stream's valid does not fan out to every parameter bit in the cycle it arrives
+        # (a STORE reads them at the earliest after a whole header)
+        q_en = Signal(name="q_en")
+        q_addr = Signal.like(self.quant_wr.addr, name="q_addr", reset_less=True)
+        q_data = Signal(32, name="q_data", reset_less=True)
+        m.d.sync += [q_en.eq(self.quant_wr.en), q_addr.eq(self.quant_wr.addr),
+                     q_data.eq(self.quant_wr.data[:32])]
         if spec.per_word_channels:
             m.submodules.quant_mem = mem = memory.Memory(shape=unsigned(32),
                                                          depth=spec.chan_depth, init=[])
             wr, rd = mem.write_port(), mem.read_port()
-            m.d.comb += [wr.addr.eq(self.quant_wr.addr), wr.data.eq(self.quant_wr.data[:32]),
-                         wr.en.eq(self.quant_wr.en), rd.addr.eq(req.idx), rd.en.eq(en)]
+            m.d.comb += [wr.addr.eq(q_addr), wr.data.eq(q_data), wr.en.eq(q_en),
+                         rd.addr.eq(req.idx), rd.en.eq(en)]
             word = delay(m, rd.data, spec.buffer_latency - 1, "q_word")
             m.d.comb += [port.param[j].eq(word) for j in range(spec.cols)]
         else:   # lane registers shift like the bias register
             lanes = Signal(data.ArrayLayout(unsigned(32), spec.cols))
-            with m.If(self.quant_wr.en):
-                m.d.sync += lanes.eq(Cat(lanes.as_value()[32:], self.quant_wr.data[:32]))
+            with m.If(q_en):
+                m.d.sync += lanes.eq(Cat(lanes.as_value()[32:], q_data))
             m.d.comb += port.param.eq(lanes)
         return port.o, rq.latency
 
