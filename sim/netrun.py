@@ -4,9 +4,11 @@ The graph runs node by node as in sim/netgolden.py; each node gen/network/placem
 accelerator is lowered (gen/network/lower.py) for its actual input and run on the RTL through
 sim/flow.py (plan -> frames -> Verilog -> simulator -> output, with the cycle counters; the native
 driver by default), or on the ISA reference machine (``backend="isa"``: no timing, seconds instead
-of minutes). The layer's int32 accumulators are checked against the numpy reference's for the same
-input, then requantised on the host (sim/netgolden.py's fp32 steps, onnxruntime's arithmetic);
-every other node runs on the host in exact numpy. The chain is the reference run: each layer takes
+of minutes). On a spec with the post-processing unit the layer requantises on the STORE path and
+returns the node's int8/uint8 output, checked against the numpy reference's output for the same
+input; otherwise it returns int32 accumulators, checked against the reference's and requantised on
+the host (sim/netgolden.py's fp32 steps, onnxruntime's arithmetic). Every other node runs on the
+host in exact numpy. The chain is the reference run: each layer takes
 the previous layer's output as the hardware produced it.
 """
 
@@ -38,8 +40,9 @@ class LayerResult:
     backend: str                    # "rtl" | "isa"
     model_cycles: int               # gen.model.estimate of the Program the RTL runs
     cycles: int | None              # the RTL's cycle counter (None on the ISA model)
-    acc_equal: bool                 # accumulators == the numpy reference's for the same input
-    first_mismatch: dict | None     # the first differing accumulator: index, hw, reference
+    compared: str                   # "outputs" (requantised on chip) | "accumulators"
+    equal: bool                     # == the numpy reference's for the same input
+    first_mismatch: dict | None     # the first differing value: index, hw, reference
     seconds: float
     counters: dict | None = None    # every RTL counter
 
@@ -47,7 +50,8 @@ class LayerResult:
         return {"node": self.node, "op": self.op, "layer": self.layer, "where": self.backend,
                 "cycles": self.cycles, "model_cycles": self.model_cycles,
                 "cycles_equal": None if self.cycles is None else self.cycles == self.model_cycles,
-                "accumulators_equal": self.acc_equal, "first_mismatch": self.first_mismatch,
+                "compared": self.compared, "equal": self.equal,
+                "first_mismatch": self.first_mismatch,
                 "seconds": round(self.seconds, 2)}
 
 
@@ -110,24 +114,34 @@ def run(spec, graph: Graph, inputs, steps: list[Step], *, backend: str = "rtl",
         t0 = time.monotonic()
         x = env[node.inputs[0]]
         hw = low.lower(spec, graph, node, x)
+        quant = low.requant_params(graph, node) if step.requant_on_chip else None
         cycles = counters = None
         if backend == "rtl":
             from .flow import simulate_layer
             job = Path(work_dir) / _job_name(i, node.name)
             job.mkdir(parents=True, exist_ok=True)
             res = simulate_layer(spec, hw.layer, hw.x, hw.w, hw.bias, sim=sim, driver=driver,
-                                 work_dir=job)
-            acc = low.finish(hw, res.output)
+                                 work_dir=job, quant=quant)
             cycles, counters = res.cycles, res.counters
+            got = (low.finish_outputs(graph, node, hw, res.output) if quant is not None
+                   else low.finish(hw, res.output))
+        elif quant is not None:
+            got = low.outputs_on_isa(spec, graph, node, hw)
         else:
-            acc = low.accumulators_on_isa(spec, hw)
-        mm = first_difference(acc, reference_acc(graph, node, x))
+            got = low.accumulators_on_isa(spec, hw)
+        if quant is not None:          # the node's output, requantised on the STORE path
+            mm = first_difference(got, netgolden.run_node(graph, node, env))
+            out = got
+        else:                          # int32 accumulators, requantised here
+            mm = first_difference(got, reference_acc(graph, node, x))
+            out = low.requantize(graph, node, got)
         r = LayerResult(node.name, node.op, hw.layer.describe(), backend, step.model.cycles,
-                        cycles, mm is None, mm, time.monotonic() - t0, counters)
+                        cycles, "outputs" if quant is not None else "accumulators", mm is None,
+                        mm, time.monotonic() - t0, counters)
         results.append(r)
         if on_done:
             on_done(step, r)
-        return low.requantize(graph, node, acc)
+        return out
 
     host_seconds = {}
 

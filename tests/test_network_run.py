@@ -51,10 +51,16 @@ def _err_line(capsys):
     return err[0]
 
 
-def test_digits_on_isa_model_as_onnxruntime(digits_data, tmp_path, capsys):
+LAYERS = ["conv2", "conv5", "conv9", "gemm14"]
+# ws_8x8 requantises on the STORE path (its [postproc] unit); os_8x8 has no unit: the host does
+SPECS = [("ws_8x8", True), ("os_8x8", False)]
+
+
+@pytest.mark.parametrize("spec,on_chip", SPECS)
+def test_digits_on_isa_model_as_onnxruntime(digits_data, tmp_path, capsys, spec, on_chip):
     d, x, y = digits_data
     out = tmp_path / "probs.npy"
-    rc = main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--check",
+    rc = main(["run", spec, MODEL, "--input", str(d / "x.npy"), "--isa", "--check",
                "--labels", str(d / "y.npy"), "--output", str(out), "--json"])
     s = json.loads(capsys.readouterr().out)
     assert rc == 0 and s["match"]
@@ -62,8 +68,11 @@ def test_digits_on_isa_model_as_onnxruntime(digits_data, tmp_path, capsys):
     assert got.dtype == want.dtype == np.float32 and got.shape == want.shape == (12, 10)
     np.testing.assert_array_equal(got, want)
     where = {n["node"]: n["where"] for n in s["nodes"]}
-    assert [n for n, w in where.items() if w == "ISA"] == ["conv2", "conv5", "conv9", "gemm14"]
-    assert s["host_ops"]["requantise"] == ["conv2", "conv5", "conv9", "gemm14"]
+    assert [n for n, w in where.items() if w == "ISA"] == LAYERS
+    if on_chip:
+        assert "requantise" not in s["host_ops"]
+    else:
+        assert s["host_ops"]["requantise"] == LAYERS
     assert {"QuantizeLinear", "MaxPool", "QLinearGlobalAveragePool", "QLinearSoftmax",
             "DequantizeLinear"} <= set(s["host_ops"])
     c = s["check"]
@@ -71,49 +80,75 @@ def test_digits_on_isa_model_as_onnxruntime(digits_data, tmp_path, capsys):
     assert c["run_vs_reference"]["equal"] and c["outputs_vs_onnxruntime"]["equal"]
     assert s["accuracy"]["run"] == s["accuracy"]["onnxruntime"] == pytest.approx(
         float((want.argmax(1) == y).mean()))
-    assert all(n["accumulators_equal"] for n in s["nodes"] if n["where"] == "ISA")
+    layers = [n for n in s["nodes"] if n["where"] == "ISA"]
+    assert all(n["equal"] for n in layers)
+    assert {n["compared"] for n in layers} == {"outputs" if on_chip else "accumulators"}
     assert s["model_cycles"] == sum(n["model_cycles"] for n in s["nodes"] if n["where"] == "ISA")
 
 
 def test_text_summary_lists_host_ops(digits_data, capsys):
     d, _, _ = digits_data
-    assert main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa"]) == 0
+    assert main(["run", "os_8x8", MODEL, "--input", str(d / "x.npy"), "--isa"]) == 0
     cap = capsys.readouterr()
     lines = cap.out.splitlines()
     assert lines[0].startswith("accelgen run: digits_cnn")
+    assert "requantisation on the host" in lines[2]
     row = next(ln for ln in lines if ln.startswith("conv5 "))
     assert "QLinearConv" in row and " ISA " in row and "requantise" in row
     assert "host ops     QuantizeLinear (input_QuantizeLinear); requantise (4: conv2, conv5, " \
            "conv9, gemm14); MaxPool (maxpool7)" in cap.out
+    assert "4 of 4 layers' accumulators equal" in cap.out
     assert "result       PASS" in cap.out
-    assert "[4/4] gemm14: model 321 cycles" not in cap.err      # batch 12, not 8
-    assert "[4/4] gemm14: model" in cap.err
+    assert "[4/4] gemm14: model" in cap.err and "accumulators equal to the reference" in cap.err
+
+    assert main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa"]) == 0
+    cap = capsys.readouterr()
+    lines = cap.out.splitlines()
+    assert "requantisation on the accelerator (STORE path)" in lines[2]
+    row = next(ln for ln in lines if ln.startswith("conv5 "))
+    assert "requantise" not in row
+    assert "host ops     QuantizeLinear (input_QuantizeLinear); MaxPool (maxpool7)" in cap.out
+    assert "4 of 4 layers' outputs equal" in cap.out
 
 
-def test_check_names_a_perturbed_hardware_layer(digits_data, monkeypatch, capsys):
-    """A fault in one layer's accumulators (as a broken array would give) is caught by the
-    per-layer check and named by --check with its index and both values."""
+@pytest.mark.parametrize("spec,on_chip", SPECS)
+def test_check_names_a_perturbed_hardware_layer(digits_data, monkeypatch, capsys, spec, on_chip):
+    """A fault in one layer's result (as a broken array or requantiser would give) is caught by
+    the per-layer check and named by --check with its index and both values."""
     from gen.network import lower
-    real = lower.accumulators_on_isa
+    if on_chip:            # the node's requantised output
+        real_out = lower.outputs_on_isa
 
-    def faulty(spec, hw):
-        acc = real(spec, hw)
-        if hw.node == "conv5":
-            acc = acc.copy()
-            acc[1, 3, 2, 4] += 4000
-        return acc
+        def faulty(spec, graph, node, hw):
+            y = real_out(spec, graph, node, hw)
+            if node.name == "conv5":
+                y = y.copy()
+                y[1, 3, 2, 4] ^= 1
+            return y
 
-    monkeypatch.setattr(lower, "accumulators_on_isa", faulty)
+        monkeypatch.setattr(lower, "outputs_on_isa", faulty)
+    else:                  # its int32 accumulators
+        real_acc = lower.accumulators_on_isa
+
+        def faulty(spec, hw):
+            acc = real_acc(spec, hw)
+            if hw.node == "conv5":
+                acc = acc.copy()
+                acc[1, 3, 2, 4] += 4000
+            return acc
+
+        monkeypatch.setattr(lower, "accumulators_on_isa", faulty)
     d, _, _ = digits_data
-    rc = main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--check"])
+    rc = main(["run", spec, MODEL, "--input", str(d / "x.npy"), "--isa", "--check"])
     out = capsys.readouterr().out
+    what = "outputs" if on_chip else "accumulators"
     assert rc == 1
     assert "result       FAIL" in out
-    assert "3 of 4 layers' accumulators equal" in out
+    assert f"3 of 4 layers' {what} equal" in out
     assert "ISA run vs numpy reference: first difference at node 'conv5' (QLinearConv)" in out
     assert "index [1, 3, 2, 4]" in out
     row = next(ln for ln in out.splitlines() if ln.startswith("conv5 "))
-    assert "ACC DIFFER" in row
+    assert f"{what.upper()} DIFFER" in row
 
 
 def test_check_names_the_node_onnxruntime_disagrees_with(digits_data, monkeypatch, capsys):
@@ -155,11 +190,12 @@ def _tiny_model(tmp_path, act="uint8", fmt="qdq"):
     return path, xin
 
 
-def test_tiny_network_on_icarus(tmp_path, capsys):
-    """A small network end to end on the RTL (Icarus): output bit-exact with onnxruntime, RTL
-    cycles equal to the model's."""
+@pytest.mark.parametrize("postproc", [True, False])
+def test_tiny_network_on_icarus(tmp_path, capsys, postproc):
+    """A small network end to end on the RTL (Icarus), requantised on the STORE path or on the
+    host: output bit-exact with onnxruntime, RTL cycles equal to the model's."""
     spec = tmp_path / "spec.toml"
-    spec.write_text(TINY_SPEC)
+    spec.write_text(TINY_SPEC + ("[postproc]\nenabled = true\n" if postproc else ""))
     model, x = _tiny_model(tmp_path)
     out = tmp_path / "y.npy"
     rc = main(["run", str(spec), str(model), "--input", str(tmp_path / "x.npy"), "--check",
@@ -171,6 +207,8 @@ def test_tiny_network_on_icarus(tmp_path, capsys):
     assert len(rtl) == 2 and all(n["cycles"] == n["model_cycles"] for n in rtl)
     assert s["cycles_equal"] and s["cycles"] == s["model_cycles"] > 0
     assert s["sim"] == "icarus" and s["driver"] == "native"
+    assert {n["compared"] for n in rtl} == {"outputs" if postproc else "accumulators"}
+    assert ("requantise" in s["host_ops"]) != postproc
 
 
 @pytest.mark.parametrize("fmt,act", [("qoperator", "uint8"), ("qdq", "int8")])
@@ -261,13 +299,18 @@ def test_estimate_onnx_same_programs_as_run(digits_data, tmp_path, capsys):
     assert {r["layer"]: r["cycles"] for r in s["layers"]} == ran
     assert plot.stat().st_size > 0
     h = s["host"]
-    assert h["by_op"]["requantise"]["nodes"] == 4
+    assert "requantise" not in h["by_op"]         # on ws_8x8's STORE path
     assert h["by_op"]["MaxPool"]["work"] == 12 * 16 * 4 * 4 * 4      # 2x2 windows
     assert h["macs"] == s["total"]["macs"] and h["share"] == pytest.approx(
         h["work"] / (h["work"] + h["macs"]))
+    assert main(["estimate", "ws_8x8", "os_8x8", "--onnx", MODEL, "--json"]) == 0
+    os_host = json.loads(capsys.readouterr().out)["specs"][1]["host"]
+    assert os_host["by_op"]["requantise"] == {"nodes": 4, "work": 8 * 8 * 8 + 16 * 8 * 8
+                                              + 32 * 4 * 4 + 10}
     assert main(["estimate", "ws_8x8", "os_8x8", "--onnx", MODEL]) == 0
     out = capsys.readouterr().out
-    assert "conv9" in out and "host (exact numpy): QuantizeLinear 64" in out
+    assert "conv9" in out and "host (exact numpy, ws_8x8): QuantizeLinear 64" in out
+    assert "host (exact numpy, os_8x8): QuantizeLinear 64, requantise x4 2,058" in out
     assert main(["estimate", "ws_8x8", "--network", "lenet5", "--batch", "2"]) == 2
     assert "--batch sets an ONNX model's batch" in _err_line(capsys)
     assert main(["estimate", "ws_8x8", "--onnx", MODEL, "--network", "lenet5"]) == 2

@@ -190,6 +190,9 @@ def cmd_run(args) -> int:
     inputs = {in_name: x}
     accel = [s for s in steps if s.on_accelerator]
     model_total = sum(s.model.cycles for s in accel)
+    on_chip = sum(s.requant_on_chip for s in accel)
+    where_rq = ("on the accelerator (STORE path)" if accel and on_chip == len(accel) else
+                "on the host" if not on_chip else f"on the accelerator for {on_chip} layers")
     if not args.json:
         label = (f"{where} on {sim} ({args.driver or 'native'} driver)" if backend == "rtl"
                  else "ISA model (no timing)")
@@ -197,7 +200,7 @@ def cmd_run(args) -> int:
         print(f"  input        {in_name} {tuple(x.shape)} float32, batch {x.shape[0]}")
         print(f"  nodes        {len(steps)}: {len(accel)} conv/FC layers on the accelerator "
               f"(model {model_total:,} cycles), {len(steps) - len(accel)} on the host; "
-              f"requantisation on the host", flush=True)
+              f"requantisation {where_rq}", flush=True)
 
     def started(step, i):
         p.start(f"{step.hw.layer.describe()} on {where}, model {step.model.cycles:,} cycles",
@@ -207,8 +210,8 @@ def cmd_run(args) -> int:
         cyc = (f"{r.cycles:,} cycles (model {r.model_cycles:,}"
                + (", equal)" if r.cycles == r.model_cycles else ", DIFFERENT)")
                if r.cycles is not None else f"model {r.model_cycles:,} cycles")
-        p.done(f"{r.node}: {cyc}, accumulators "
-               + ("equal to the reference" if r.acc_equal else "DIFFER from the reference")
+        p.done(f"{r.node}: {cyc}, {r.compared} "
+               + ("equal to the reference" if r.equal else "DIFFER from the reference")
                + f", {r.seconds:.1f} s")
 
     with Items(len(accel), "layers", quiet=args.json) as p:
@@ -227,7 +230,7 @@ def cmd_run(args) -> int:
         except OSError as e:
             raise AccelgenError(f"cannot write {output}: {e.strerror}") from None
 
-    layers_ok = all(r.acc_equal for r in net.layers)
+    layers_ok = all(r.equal for r in net.layers)
     cycles_ok = all(r.cycles == r.model_cycles for r in net.layers if r.cycles is not None)
     match = layers_ok and (check is None or check["equal"])
     rows = _rows(graph, steps, net, where)
@@ -260,11 +263,11 @@ def cmd_run(args) -> int:
     print(f"{'node':<28} {'op':<26} {'where':<5} {'cycles':>12} {'model':>12}  "
           f"{'on host':<12} {'s':>6}")
     for r in rows:
-        acc = "" if r["where"] == "host" or r["accumulators_equal"] else "  ACC DIFFER"
+        acc = "" if r["where"] == "host" or r["equal"] else f"  {r['compared'].upper()} DIFFER"
         print(f"{r['node'][:28]:<28} {r['op'][:26]:<26} {r['where']:<5} "
               f"{_fmt(r.get('cycles')) if r['where'] != 'host' else '':>12} "
               f"{_fmt(r.get('model_cycles')) if r['where'] != 'host' else '':>12}  "
-              f"{'all' if r['where'] == 'host' else ', '.join(r['host_ops']):<12} "
+              f"{'all' if r['where'] == 'host' else ', '.join(r['host_ops']) or '-':<12} "
               f"{r['seconds']:>6.2f}{acc}")
     rtl_total = sum(r.cycles for r in net.layers) if backend == "rtl" else None
     print(f"{'total':<28} {'':<26} {'':<5} {_fmt(rtl_total):>12} {model_total:>12,}")
@@ -272,8 +275,9 @@ def cmd_run(args) -> int:
         f"{op} ({len(ns)}: {', '.join(ns)})" if len(ns) > 1 else f"{op} ({ns[0]})"
         for op, ns in host.items()))
     n = len(net.layers)
-    eq = sum(r.acc_equal for r in net.layers)
-    line = f"{eq} of {n} layers' accumulators equal to the numpy reference"
+    eq = sum(r.equal for r in net.layers)
+    what = " and ".join(dict.fromkeys(r.compared for r in net.layers)) or "outputs"
+    line = f"{eq} of {n} layers' {what} equal to the numpy reference"
     if backend == "rtl":
         line += (f"; RTL cycles == model on "
                  f"{sum(r.cycles == r.model_cycles for r in net.layers)} of {n}")

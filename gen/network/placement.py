@@ -3,10 +3,12 @@
 Conv and fully-connected nodes (QLinearConv, QLinearMatMul) run on the accelerator: lowered by
 gen/network/lower.py, tiled by ``gen.tiler.plan`` (with the bias, which carries the zero-point
 correction) and timed by ``gen.model.estimate``, the same Program the RTL runs. Their
-requantisation (int32 -> fp32 steps -> int8/uint8) and every other node run on the host in exact
-numpy (sim/netgolden.py). :func:`place` checks every layer against the spec before anything runs,
-so a layer the spec cannot run is refused up front, naming the node; ``accelgen run`` and
-``accelgen estimate --onnx`` share it.
+requantisation (int32 -> onnxruntime's fp32 steps -> int8/uint8, the ReLU/Clip the quantizer folded
+into the output range included) runs on the STORE path when the spec has the post-processing unit
+(``[postproc] enabled``, hw/requant.py: exact), else on the host. Every other node runs on the host
+in exact numpy (sim/netgolden.py). :func:`place` checks every layer against the spec before
+anything runs, so a layer the spec cannot run is refused up front, naming the node; ``accelgen
+run`` and ``accelgen estimate --onnx`` share it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from ..errors import AccelgenError
 from .graph import Graph, Node
-from .lower import LOWERED_OPS, HwLayer, lower
+from .lower import LOWERED_OPS, HwLayer, lower, requant_params
 
 __all__ = ["Step", "place", "host_work", "REQUANT", "PLAN_OPTIONS"]
 
@@ -39,6 +41,7 @@ class Step:
     model: object | None = None           # gen.model.Estimate
     host_ops: tuple[str, ...] = ()
     host_work: int = 0
+    requant_on_chip: bool = False         # the Program requantises on the STORE path
 
     @property
     def on_accelerator(self) -> bool:
@@ -74,6 +77,7 @@ def _check_spec(spec) -> None:
 def place(spec, graph: Graph) -> list[Step]:
     """One :class:`Step` per node of ``graph``, in order. Raises AccelgenError naming the first
     node the spec cannot run (precision, buffers, engine limits)."""
+    from ..frames import check_quant
     from ..model import estimate
     from ..tiler import plan
 
@@ -87,12 +91,16 @@ def place(spec, graph: Graph) -> list[Step]:
         src = graph.tensors[node.inputs[0]]
         x = np.full(src.shape, src.q.zp, dtype=np.int64)
         hw = lower(spec, graph, node, x)
+        on_chip = bool(spec.postproc)
         try:
-            program = plan(spec, hw.layer, **PLAN_OPTIONS)
+            program = plan(spec, hw.layer, **PLAN_OPTIONS, requant=on_chip)
+            if on_chip:
+                check_quant(program, requant_params(graph, node))
         except AccelgenError as e:
             raise AccelgenError(f"node {node.name!r} ({node.op}, layer "
                                 f"{hw.layer.describe()}) cannot run on {spec.name}: {e}") from None
+        out = int(np.prod(graph.tensors[node.output].shape))
         steps.append(Step(node, "accelerator", hw, program, estimate(program),
-                          host_ops=(REQUANT,),
-                          host_work=int(np.prod(graph.tensors[node.output].shape))))
+                          host_ops=() if on_chip else (REQUANT,),
+                          host_work=0 if on_chip else out, requant_on_chip=on_chip))
     return steps
