@@ -142,7 +142,10 @@ def run_cli(argv: list[str], root: Path, cwd: Path | None = None,
 
     cwd = Path(cwd or root / "work")
     cwd.mkdir(parents=True, exist_ok=True)
-    allowed = [(cwd / o).resolve() for o in outputs]
+    # the outputs named, and the user's cache and config folders (accelgen's cache, a library's
+    # own: matplotlib writes its font cache there the first time it is imported)
+    allowed = [(cwd / o).resolve() for o in outputs] + [(root / "home" / d).resolve()
+                                                        for d in (".cache", ".config")]
     before = _tree(root)
     out, err = io.StringIO(), io.StringIO()
     rc, reached, tb = None, None, None
@@ -168,8 +171,8 @@ def run_cli(argv: list[str], root: Path, cwd: Path | None = None,
         if before.get(rel) == stamp:
             continue
         p = (root / rel).resolve()
-        if p == cwd.resolve() or any(p == a or a in p.parents or p in a.parents
-                                     for a in allowed):
+        if p in (cwd.resolve(), (root / "home").resolve()) or any(
+                p == a or a in p.parents or p in a.parents for a in allowed):
             continue
         stray.append(rel)
     return Outcome(list(argv), rc, out.getvalue(), err.getvalue(), reached, tb, sorted(stray),
