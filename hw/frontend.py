@@ -142,6 +142,10 @@ class FrontEnd(wiring.Component):
                 self._soft_reset(m, hidx)
 
             with m.State("DISP"):
+                # a LOAD's or STORE's counter and pointer, loaded whatever the command (only
+                # LOAD and STORE use them), so they wait for no dispatch decision
+                m.d.sync += [cnt.eq(cmd.count), cnt_nz.eq(d["count"]), cnt_one.eq(d["one"]),
+                             ptr.eq(d["base"]), sidx.eq(0)]
                 wait = Mux(d["compute"], queue.valid,
                            Mux(d["all"], ~n_zero, d["store"] & ~n_le1))
                 # a command the machine refuses (gen/isa.py Cause): the first error latches its
@@ -157,9 +161,6 @@ class FrontEnd(wiring.Component):
                     m.next = "ERR"
                 with m.Elif(~wait):
                     m.next = "HDR"
-                    with m.If(d["load"] | d["store"]):
-                        m.d.sync += [cnt.eq(cmd.count), cnt_nz.eq(d["count"]),
-                                     cnt_one.eq(d["one"]), ptr.eq(d["base"]), sidx.eq(0)]
                     with m.If(d["load"] & d["count"]):
                         m.next = "LOAD"
                     with m.If(d["store"] & d["count"]):
