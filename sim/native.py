@@ -18,9 +18,9 @@ simulator process::
     results = run(bdir, spec, [NativeProgram(frames, n_out, bound), ...], work_dir)
     results[0].outputs, results[0].counters       # output frames (bytes), counters (dict)
 
-The program file (``program.bin``, big-endian u32 words): per program ``n_frames n_out bound``, then
-per frame its beat count and its beats (each beat byte-reversed, so ``$fread`` puts byte 0 in the
-low bits); ``0xFFFFFFFF`` ends the run. The result file (``result.txt``) holds ``id`` (the
+The program file (``program.bin``, big-endian u32 words): per program ``n_frames n_out bound
+n_beats``, then per frame its beat count and its beats (each beat byte-reversed, so ``$fread`` puts
+byte 0 in the low bits); ``0xFFFFFFFF`` ends the run. The result file (``result.txt``) holds ``id`` (the
 identity CSRs), one ``o LAST DATA`` line per output beat, ``p INDEX SIM_CYCLES STATUS COMMANDS
 COUNTERS...`` after each program, and ``end`` — or a ``timeout``/``deadlock`` line.
 """
@@ -121,6 +121,8 @@ module accelgen_tb;
   reg running = 0;
   integer prog = 0, src_seq = 0, src_taken = 0, n_frames = 0, frames_left = 0, beats_left = 0;
   integer n_out = 0, out_frames = 0, out_base = 0, in_beats = 0, out_beats = 0;
+  integer n_beats = 0, in_base = 0;
+  reg prog_done = 0;
   reg [31:0] w32, v, v2;
   reg [IW-1:0] beat;
 
@@ -141,6 +143,11 @@ module accelgen_tb;
       $finish;
     end
   end
+
+  // every beat of the current program sent and every output frame received; registered, so
+  // the program loop below waits on one event instead of waking every cycle
+  always @(posedge clk)
+    prog_done <= in_beats - in_base >= n_beats && out_frames - out_base >= n_out;
 
   // seeded pauses: a Galois LFSR per stream, a pause when its low 16 bits fall under the threshold
   always @(posedge clk) begin
@@ -268,16 +275,18 @@ module accelgen_tb;
       r = $fread(w32, fd);
       n_out = w32;
       r = $fread(w32, fd);
+      bound = w32;
+      r = $fread(w32, fd);
+      n_beats = w32;
       start = cycle;
       last_io = cycle;
-      bound = w32;
       csr_write(8'h{control:02x}, 32'h3);          // clear the counters and the error flag
       out_base = out_frames;
+      in_base = in_beats;
       src_seq = src_seq + 1;
       @(negedge clk);
-      while (src_taken != src_seq || frames_left != 0 || beats_left != 0 || s_axis__tvalid
-             || out_frames - out_base < n_out)
-        @(negedge clk);
+      @(negedge clk);                              // prog_done has seen the new bases
+      wait (prog_done);
       csr_read(8'h{status:02x}, v);
       while (v[0]) csr_read(8'h{status:02x}, v);
       $fwrite(fo, "p %0d %0d %0d", prog, cycle - start, v);
@@ -302,7 +311,8 @@ def _write_program_file(path: Path, programs: list[NativeProgram], in_bytes: int
         for p in programs:
             if not 0 <= p.bound < END:
                 raise AccelgenError(f"a program's cycle bound must be below 2**32, not {p.bound}")
-            f.write(struct.pack(">III", len(p.frames), p.n_out, p.bound))
+            beats = sum(len(fr) for fr in p.frames) // in_bytes
+            f.write(struct.pack(">IIII", len(p.frames), p.n_out, p.bound, beats))
             for fr in p.frames:
                 if len(fr) % in_bytes or not fr:
                     raise AccelgenError(f"a frame of {len(fr)} bytes is not a whole number of "
