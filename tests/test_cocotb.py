@@ -124,7 +124,11 @@ def test_simulators_agree_on_cycles(tmp_path):
     spec_kw, layer, _ = CASES["ragged"]
     a = _run(spec_kw, layer, "icarus", tmp_path / "i")
     b = _run(spec_kw, layer, "verilator", tmp_path / "v")
-    assert a.counters == b.counters
+    # every hardware counter; sim_cycles is the harness's own count, up to the status poll that
+    # sees the design idle, whose phase depends on when the simulator resumes the CSR master
+    dut = [k for k in a.counters if k != "sim_cycles"]
+    assert {k: a.counters[k] for k in dut} == {k: b.counters[k] for k in dut}
+    assert abs(a.counters["sim_cycles"] - b.counters["sim_cycles"]) <= 8
 
 
 @pytest.mark.slow
