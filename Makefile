@@ -15,7 +15,7 @@ setup:
 demo: setup
 	$(BIN)/accelgen generate specs/ws_8x8.toml -o build/ws_8x8
 	$(BIN)/accelgen simulate specs/ws_8x8.toml --layer lenet5:conv2 --seed 1 --backpressure 0.1
-	$(BIN)/python tools/digits_data.py --count 8 -o build/digits
+	$(BIN)/python tools/digits_data.py --count 6 -o build/digits
 	$(BIN)/accelgen run specs/ws_8x8.toml models/digits_cnn_int8.onnx --input build/digits/x.npy \
 	    --labels build/digits/labels.npy --check --output build/digits/probabilities.npy
 
