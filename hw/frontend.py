@@ -56,18 +56,20 @@ class FrontEnd(wiring.Component):
 
     def _decode(self, h):
         """The decode of header ``h``: the command's class, whether its fields are valid, its
-        buffer base address. The front end registers it as a header's last word arrives."""
+        buffer base address, whether a LOAD or STORE runs past its buffer. The front end registers
+        it as a header's last word arrives, so dispatch and refusal start from flip-flops."""
         spec = self.spec
         loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]
         if spec.postproc:
             loads.append(Op.LOAD_QUANT)
         known = [Op.NOP, Op.COMPUTE, Op.STORE, *loads]
+        base = Mux(h.op == Op.LOAD_WEIGHT, h.waddr,   # the first buffer address
+                   Mux(h.op == Op.STORE, h.oaddr, h.addr))
         return {"compute": h.op == Op.COMPUTE, "ok": executor_class(spec).compute_ok(h),
                 "all": h.sync | (h.op == Op.LOAD_BIAS),   # waits for every COMPUTE
                 "store": h.op == Op.STORE, "load": h.op.matches(*loads),
-                "count": h.count != 0, "one": h.count == 1,
-                "base": Mux(h.op == Op.LOAD_WEIGHT, h.waddr,   # the first buffer address
-                            Mux(h.op == Op.STORE, h.oaddr, h.addr)),
+                "count": h.count != 0, "one": h.count == 1, "base": base,
+                "past": self._past_depth(h, {"base": base, "count": h.count != 0}),
                 "bad": ~h.op.matches(*known)}
 
     def elaborate(self, platform):
@@ -152,7 +154,7 @@ class FrontEnd(wiring.Component):
                 # cause, and the front end drops every further beat until a soft reset
                 refuse = Signal(4)
                 m.d.comb += refuse.eq(Mux(d["bad"], Cause.OPCODE,
-                                          Mux(self._past_depth(cmd, d), Cause.ADDRESS,
+                                          Mux(d["past"], Cause.ADDRESS,
                                               Mux(d["compute"] & ~d["ok"], Cause.FIELD, 0))))
                 with m.If(refuse != 0):
                     m.d.sync += self.error.eq(1)
