@@ -10,7 +10,7 @@ import json
 import sys
 
 from ..errors import AccelgenError
-from .args import prepare_output
+from .args import POSITIVE, SPEC_HELP, prepare_output
 
 __all__ = ["cmd_estimate", "estimate_rows", "network_rows", "specs_from_args"]
 
@@ -437,3 +437,35 @@ def _save(fig, path):
         raise AccelgenError(f"cannot write {path}: {e.strerror}") from None
     finally:
         plt.close(fig)
+
+
+def add_parser(sub) -> None:
+    """The ``estimate`` command's parser."""
+    e = sub.add_parser("estimate", help="cycles, utilisation and energy from the analytic model "
+                                        "(exact against the RTL's counters), for one spec or "
+                                        "several side by side")
+    e.add_argument("spec", nargs="*", help=SPEC_HELP + "; several are compared side by side")
+    e.add_argument("--dataflows", help="compare these presets (e.g. ws,os,is,nlr,rs), each built "
+                                       "with the buffers and precisions of SPEC (or the "
+                                       "defaults)")
+    e.add_argument("--array", help="array shape ROWSxCOLS for every spec (e.g. 8x8)")
+    e.add_argument("--layer", help="one layer, as for simulate")
+    e.add_argument("--network", help="a shipped network: lenet5, alexnet, vgg16, resnet18, "
+                                     "mobilenetv2")
+    e.add_argument("--csv", help="a CSV layer table: columns C,H,W,K,R,S[,N,stride,pad,"
+                                 "dilation,groups,repeat,layer,network] (case-insensitive), or a "
+                                 "SCALE-Sim topology file")
+    e.add_argument("--onnx", help="a quantized ONNX model: its conv/FC layers as 'accelgen run' "
+                                  "runs them, and the share of the ops left on the host")
+    e.add_argument("--batch", type=POSITIVE, help="with --onnx: the batch of a model whose "
+                                                  "batch dimension is symbolic (default 1)")
+    e.add_argument("--json", action="store_true", help="print every figure as JSON")
+    e.add_argument("--plot", help="utilisation and energy bars (.png or .svg); grouped by spec "
+                                  "when several")
+    e.add_argument("--log-scale", action="store_true", help="energy axis of --plot on a log "
+                                                            "scale")
+    e.add_argument("--csv-out", help="write one row per (spec, layer) to this .csv file")
+    e.add_argument("--explain", action="store_true",
+                   help="show how the tiler laid out each layer (tiles, K groups, rewrites, "
+                        "commands)")
+    e.set_defaults(func=cmd_estimate)

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from ..errors import AccelgenError
-from .args import prepare_output
+from .args import (POSITIVE, SPEC_HELP, Parser, abs_path, layer_options, positive_float,
+                   prepare_output)
 
 __all__ = ["cmd_generate", "cmd_show", "cmd_layers", "cmd_synth", "cmd_sweep", "cmd_fpga"]
 
@@ -211,3 +212,80 @@ def cmd_layers(args) -> int:
     for name, layer in workload_layers().items():
         print(f"{name:24s} {layer.describe().split(' ', 1)[1]}  MACs {layer.macs:,}")
     return 0
+
+
+def add_generate(sub) -> None:
+    """The ``generate`` command's parser."""
+    g = sub.add_parser("generate", help="emit Verilog and manifest.json for a spec")
+    g.add_argument("spec", help=SPEC_HELP)
+    g.add_argument("-o", "--output", required=True, help="output directory (created)")
+    g.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    g.set_defaults(func=cmd_generate)
+
+
+def add_parser(sub) -> None:
+    """The parsers of ``show``, ``layers``, ``synth``, ``sweep`` and ``fpga``."""
+    sh = sub.add_parser("show", help="draw the PE array and its interconnect (PNG or SVG)")
+    sh.add_argument("spec", help=SPEC_HELP)
+    sh.add_argument("-o", "--output", help="picture file, .png or .svg (default NAME.png, "
+                                           "or NAME-LAYER.png with --layer)")
+    sh.add_argument("--layer", help="draw how this layer maps onto the array (as for simulate: "
+                                    "KEY=VALUE pairs or NETWORK:LAYER) and print its folds and "
+                                    "tiling")
+    sh.set_defaults(func=cmd_show)
+    ls = sub.add_parser("layers", help="list the shipped workload layers")
+    ls.set_defaults(func=cmd_layers)
+    y = sub.add_parser("synth", help="synthesise and place & route a spec (YoWASP Yosys + "
+                                     "nextpnr)")
+    y.add_argument("spec", help=SPEC_HELP)
+    y.add_argument("--target", default="ecp5-85k", choices=["ecp5-85k", "ecp5-25k", "ice40-up5k"],
+                   help="FPGA device")
+    y.add_argument("--freq", type=positive_float, default=100.0,
+                   help="clock asked of nextpnr, MHz")
+    y.add_argument("--seed", type=POSITIVE, default=1, help="placement seed")
+    y.add_argument("--timeout", type=positive_float, help="seconds allowed per tool step "
+                                                          "(default: no limit)")
+    y.add_argument("--work-dir", type=abs_path, help="where the netlist, reports and logs go "
+                                                     "(default build/synth/...)")
+    y.add_argument("--no-pnr", action="store_true",
+                   help="Yosys only: cell counts (LUTs, FFs before register folding, DSPs, "
+                        "BRAMs) without place and route, for design-space loops")
+    y.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    y.set_defaults(func=cmd_synth)
+    w = sub.add_parser("sweep", help="synthesis sweep over spec fields into SQLite "
+                                     "('sweep SWEEP.toml', or 'sweep report DB --plot F.png')")
+    w.add_argument("sweep", help="sweep TOML file, or the word 'report'")
+    w.add_argument("what", nargs="*", help="with 'report': the sweep database")
+    w.add_argument("--db", type=abs_path, help="results database (default: SWEEP.db beside "
+                                               "the file)")
+    w.add_argument("--jobs", type=POSITIVE, help="local worker processes (default: all "
+                                                        "cores)")
+    w.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786) instead of the "
+                                       "local pool")
+    w.add_argument("--retry-failed", action="store_true", help="rerun configs recorded as failed")
+    w.add_argument("--csv", help="export the results to this CSV file")
+    w.add_argument("--plot", help="with 'report': Pareto plot (.png or .svg)")
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
+    w.set_defaults(func=cmd_sweep)
+    f = sub.add_parser("fpga", help="board bitstreams (amaranth-boards + YoWASP) and the host "
+                                    "driver ('fpga build SPEC', 'fpga run SPEC --port P')")
+    fs = f.add_subparsers(dest="action", required=True, parser_class=Parser)
+    fb = fs.add_parser("build", help="build a board bitstream: the accelerator behind a UART "
+                                     "host bridge")
+    fb.add_argument("spec", help=SPEC_HELP)
+    fb.add_argument("--board", default="ulx3s", choices=["ulx3s", "icebreaker"], help="board")
+    fb.add_argument("--baud", type=POSITIVE, default=115200, help="UART baud rate")
+    fb.add_argument("--seed", type=POSITIVE, default=1, help="placement seed")
+    fb.add_argument("-o", "--output", help="build directory (default build/fpga/SPEC-BOARD)")
+    fb.add_argument("--plan-only", action="store_true",
+                    help="elaborate and write the build plan without running any tool")
+    fb.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    fr = fs.add_parser("run", help="run a conv layer on a board over its serial port and check "
+                                   "it against the golden model")
+    fr.add_argument("spec", help=SPEC_HELP)
+    fr.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB0")
+    fr.add_argument("--board", default="ulx3s", choices=["ulx3s", "icebreaker"], help="board")
+    fr.add_argument("--baud", type=POSITIVE, default=115200, help="UART baud rate")
+    layer_options(fr)
+    fr.add_argument("-o", "--output", help="write the output tensor (NKPQ) to this .npy file")
+    f.set_defaults(func=cmd_fpga)

@@ -15,7 +15,7 @@ import json
 import time
 
 from ..errors import AccelgenError
-from .args import load_npy, prepare_output
+from .args import SPEC_HELP, abs_path, load_npy, prepare_output
 
 __all__ = ["cmd_run"]
 
@@ -306,3 +306,35 @@ def _json_default(v):
     if isinstance(v, np.ndarray):
         return v.tolist()
     raise TypeError(type(v))
+
+
+def add_parser(sub) -> None:
+    """The ``run`` command's parser."""
+    r = sub.add_parser("run", help="run a quantized ONNX network end to end, its conv/FC layers "
+                                   "on the generated RTL, and write its output as onnxruntime "
+                                   "would")
+    r.add_argument("spec", help=SPEC_HELP)
+    r.add_argument("model", help="the quantized .onnx model (onnxruntime quantize_static, QDQ "
+                                 "or QOperator)")
+    r.add_argument("--input", required=True,
+                   help="what the model takes: a float32 .npy of its input shape, the first "
+                        "dimension the batch")
+    r.add_argument("--output", help="write the model's output here (.npy; .npz for several "
+                                    "outputs), dtype and shape as onnxruntime returns it")
+    r.add_argument("--sim", choices=["icarus", "verilator"],
+                   help="the simulator (default: icarus)")
+    r.add_argument("--driver", choices=["native", "cocotb"],
+                   help="native: clock, streams and CSRs inside the simulator (fast, the "
+                        "default); cocotb: cocotbext-axi bus models driven from Python")
+    r.add_argument("--isa", action="store_true",
+                   help="run the conv/FC layers on the ISA reference model instead of the RTL "
+                        "(fast, no cycle counts)")
+    r.add_argument("--check", action="store_true",
+                   help="also run onnxruntime and the numpy reference: compare every tensor, "
+                        "name the first differing node; exit 1 on any difference")
+    r.add_argument("--labels", help="class indices, one per batch item (.npy): print the "
+                                    "top-1 accuracy")
+    r.add_argument("--work-dir", type=abs_path, help="keep each layer's simulation job here "
+                                                     "(default: a temporary folder, removed)")
+    r.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    r.set_defaults(func=cmd_run)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import AccelgenError
-from .args import load_npy, prepare_output
+from .args import SPEC_HELP, abs_path, layer_options, probability, load_npy, prepare_output
 
 __all__ = ["cmd_simulate", "layer_from_args", "quant_from_args"]
 
@@ -227,3 +227,42 @@ def cmd_simulate(args) -> int:
         print(f"  rerun        accelgen simulate {args.spec} {rerun}")
     print(f"  wall time    {res.wall_seconds:.1f} s")
     return 0 if res.match else 1
+
+
+def add_parser(sub) -> None:
+    """The ``simulate`` command's parser."""
+    s = sub.add_parser("simulate", help="run a conv layer on the generated RTL and check it "
+                                        "against the golden model")
+    s.add_argument("spec", help=SPEC_HELP)
+    layer_options(s)
+    s.add_argument("--requant", metavar="SCALE",
+                   help="requantise every output channel as onnxruntime does: fp32(acc) * SCALE "
+                        "(fp32), round to nearest even, + zero point, clamp (needs [postproc] "
+                        "enabled in the spec)")
+    s.add_argument("--quant-scale", metavar="FILE",
+                   help="per-output-channel fp32 requantisation scales, (K,) .npy")
+    s.add_argument("--zero-point", type=int, metavar="ZP",
+                   help="requantised outputs' zero point (default 0)")
+    s.add_argument("--out-range", metavar="QMIN,QMAX",
+                   help="clamp range of requantised outputs, e.g. 0,255 for uint8 (default: "
+                        "signed postproc.out_bits; write --out-range=-128,0 when QMIN is negative)")
+    s.add_argument("--relu", action="store_true",
+                   help="clamp negative outputs to zero (with requantisation: outputs below the "
+                        "zero point, as a ReLU folded into the range)")
+    s.add_argument("--sim", default="icarus", choices=["icarus", "verilator"],
+                   help="the simulator")
+    s.add_argument("--driver", default="native", choices=["native", "cocotb"],
+                   help="native: clock, streams and CSRs inside the simulator (fast); cocotb: "
+                        "cocotbext-axi bus models driven from Python (protocol checks)")
+    s.add_argument("--backpressure", type=probability, default=0.0,
+                   help="probability of a pause cycle on each AXI stream (seeded by --seed)")
+    s.add_argument("--output", help="write the output tensor (NKPQ) to this .npy file")
+    s.add_argument("--waves", nargs="?", const="fst", choices=["fst", "vcd"],
+                   help="record waveforms in the work directory (FST unless 'vcd' is given)")
+    s.add_argument("--save-tensors", metavar="DIR",
+                   help="write the layer's tensors (input, weights, bias, expected output) as "
+                        ".npy files in DIR, to rerun them with --input/--weights/--bias")
+    s.add_argument("--work-dir", type=abs_path, help="keep the simulation job here (default: a "
+                                                     "temporary directory)")
+    s.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    s.set_defaults(func=cmd_simulate)
