@@ -28,7 +28,7 @@ KINDS = ("traceback", "stray_write", "protocol", "meaning", "slow")
 
 
 def _campaign(row, runner, family, examples, slow):
-    import fuzzing
+    import fuzz_oracle
 
     def run(case):
         t = time.monotonic()
@@ -36,7 +36,7 @@ def _campaign(row, runner, family, examples, slow):
         if time.monotonic() - t > slow:
             problems.append(("slow", f"{time.monotonic() - t:.1f} s: {case!r:.300}"))
         row["cases"] += 1
-        row["refused"] += fuzzing.LAST_REFUSED
+        row["refused"] += fuzz_oracle.LAST_REFUSED
         for kind, msg in problems:
             row[kind] += 1
             ex = examples.setdefault(f"{family}/{kind}", [])
