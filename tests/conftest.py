@@ -54,3 +54,12 @@ def random_requant(spec, layer, x, w, b=None, seed=0, signed=None):
     lo, hi = (-(1 << (ob - 1)), (1 << (ob - 1)) - 1) if signed else (0, (1 << ob) - 1)
     zp = int(rng.choice([lo, hi, (lo + hi) // 2]))
     return Requant(scale, zp, lo, hi)
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    """A small spec (tests/cli_helpers.py ``SPEC``) written to ``spec.toml``."""
+    from cli_helpers import SPEC
+    p = tmp_path / "spec.toml"
+    p.write_text(SPEC)
+    return p

@@ -8,32 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_helpers import SPEC, err_line
 from gen.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC = """
-name = "cli_ws"
-[array]
-rows = 3
-cols = 4
-[buffers]
-input_depth = 256
-weight_depth = 128
-output_depth = 64
-"""
-
-
-@pytest.fixture
-def spec_file(tmp_path):
-    p = tmp_path / "spec.toml"
-    p.write_text(SPEC)
-    return p
-
-
-def _err_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "Traceback" not in err[0], err
-    return err[0]
 
 
 def test_generate(spec_file, tmp_path, capsys):
@@ -99,7 +77,7 @@ def test_user_errors_are_one_line(args, message, spec_file, tmp_path, capsys):
     except SystemExit as e:  # argparse's own errors
         rc = e.code
     assert rc == 2
-    assert message.format(tmp=tmp_path) in _err_line(capsys)
+    assert message.format(tmp=tmp_path) in err_line(capsys)
 
 
 def test_tensor_shape_errors(spec_file, tmp_path, capsys):
@@ -109,18 +87,18 @@ def test_tensor_shape_errors(spec_file, tmp_path, capsys):
                "--weights", str(tmp_path / "w.npy")])
     assert rc == 2
     assert "weights have 3 channels per filter but input has C=4 with groups=1" in \
-        _err_line(capsys)
+        err_line(capsys)
     np.save(tmp_path / "w.npy", np.full((2, 4, 3, 3), 1000))
     rc = main(["simulate", str(spec_file), "--input", str(tmp_path / "x.npy"),
                "--weights", str(tmp_path / "w.npy")])
-    assert rc == 2 and "weights tensor values span 1000..1000" in _err_line(capsys)
+    assert rc == 2 and "weights tensor values span 1000..1000" in err_line(capsys)
 
 
 def test_missing_icarus_is_explained(spec_file, monkeypatch, capsys):
     monkeypatch.setenv("PATH", "/nonexistent")
     rc = main(["simulate", str(spec_file), "--layer", "C=2,H=3,W=3,K=2"])
     assert rc == 2
-    assert _err_line(capsys) == ("accelgen: error: Icarus Verilog (iverilog) is not installed; "
+    assert err_line(capsys) == ("accelgen: error: Icarus Verilog (iverilog) is not installed; "
                                  "install it with 'apt-get install iverilog' (or run 'make setup' "
                                  "as root)")
 
@@ -129,7 +107,7 @@ def test_bad_spec_name_writes_nothing(tmp_path, capsys):
     p = tmp_path / "evil.toml"
     p.write_text('name = "../../evil"\n[array]\nrows = 2\ncols = 2\n')
     rc = main(["generate", str(p), "-o", str(tmp_path / "out")])
-    assert rc == 2 and "name must be a plain identifier" in _err_line(capsys)
+    assert rc == 2 and "name must be a plain identifier" in err_line(capsys)
     assert not (tmp_path / "out").exists() and not (tmp_path.parent / "evil.v").exists()
 
 
@@ -195,45 +173,7 @@ def test_save_tensors_rerun_bit_exact(spec_file, tmp_path, capsys, monkeypatch):
     (tmp_path / "file").write_text("")
     assert main(["simulate", str(spec_file), "--layer", layer,
                  "--save-tensors", str(tmp_path / "file" / "d")]) == 2
-    assert "cannot write tensors to" in _err_line(capsys)
-
-
-def test_estimate(spec_file, tmp_path, capsys):
-    assert main(["estimate", str(spec_file), "--network", "lenet5", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert [r["layer"] for r in out["layers"]] == ["lenet5:conv1", "lenet5:conv2"]
-    assert out["total"]["macs"] == 117_600 + 240_000
-    assert 0 < out["total"]["utilisation"] < 1
-    csv_file = tmp_path / "l.csv"
-    csv_file.write_text("layer,C,H,W,K,R,S,pad,repeat\nx,3,8,8,4,3,3,1,2\n")
-    assert main(["estimate", str(spec_file), "--csv", str(csv_file)]) == 0
-    assert "total (with repeats)" in capsys.readouterr().out
-    csv_file.write_text("C,H\n3,8\n")
-    assert main(["estimate", str(spec_file), "--csv", str(csv_file)]) == 2
-    assert "l.csv: line 1: missing columns W, K, R, S" in _err_line(capsys)
-    assert main(["estimate", str(spec_file), "--network", "vgg99"]) == 2
-    assert "unknown network 'vgg99'" in _err_line(capsys)
-
-
-def test_estimate_energy_and_plot(spec_file, tmp_path, capsys):
-    assert main(["estimate", str(spec_file), "--network", "lenet5", "--json",
-                 "--plot", str(tmp_path / "e.png")]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
-    assert out["energy_costs"] == {"mac": 1.0, "rf": 1.0, "array": 2.0, "gb": 6.0, "dram": 200.0}
-    for r in out["layers"]:
-        e, a = r["energy"], r["accesses"]
-        assert e["dram"] == 200 * a["dram"] and e["gb"] == 6 * a["gb"] and a["dram"] > 0
-        assert e["total"] == sum(e[k] for k in out["energy_costs"])
-        assert e["per_mac"] == e["total"] / r["macs"]
-    # costs from the spec's [energy] table
-    spec = tmp_path / "e.toml"
-    spec.write_text(spec_file.read_text() + "\n[energy]\ndram = 100\n")
-    assert main(["estimate", str(spec), "--network", "lenet5", "--json"]) == 0
-    half = json.loads(capsys.readouterr().out)
-    assert half["layers"][0]["energy"]["dram"] == out["layers"][0]["energy"]["dram"] / 2
-    assert main(["estimate", str(spec_file), "--network", "lenet5", "--plot", "x.jpg"]) == 2
-    assert "must end in .png or .svg" in _err_line(capsys)
+    assert "cannot write tensors to" in err_line(capsys)
 
 
 def test_simulate_requant_cli(tmp_path, capsys):
@@ -273,12 +213,12 @@ def test_simulate_requant_cli(tmp_path, capsys):
             (["--quant-scale", str(sc)], "requantisation scale has shape (4,) but the layer "
                                          "needs one per output channel (5,) or a scalar")):
         rc = main(["simulate", str(spec), "--layer", "C=3,H=5,W=5,K=5", *args])
-        assert rc == 2 and msg in _err_line(capsys), args
+        assert rc == 2 and msg in err_line(capsys), args
 
 
 def test_requant_needs_the_unit(spec_file, capsys):
     rc = main(["simulate", str(spec_file), "--layer", "C=3,H=5,W=5,K=4", "--relu"])
-    assert rc == 2 and "set [postproc] enabled = true in the spec" in _err_line(capsys)
+    assert rc == 2 and "set [postproc] enabled = true in the spec" in err_line(capsys)
 
 
 def test_show(spec_file, tmp_path, capsys):
@@ -287,7 +227,7 @@ def test_show(spec_file, tmp_path, capsys):
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
     assert b"<svg" in (tmp_path / "a.svg").read_bytes()[:500]
     assert main(["show", str(spec_file), "-o", str(tmp_path / "a.jpg")]) == 2
-    assert "must end in .png or .svg, not '.jpg'" in _err_line(capsys)
+    assert "must end in .png or .svg, not '.jpg'" in err_line(capsys)
 
 
 def test_show_layer(tmp_path, capsys, monkeypatch):
@@ -313,7 +253,7 @@ def test_show_layer(tmp_path, capsys, monkeypatch):
     assert main(["show", "os_8x8", "--layer", "C=3,H=5,W=5,K=4", "-o", "o.png"]) == 0
     assert "rows (8) = P=5×Q=5: extent 25, 4 passes" in capsys.readouterr().out
     assert main(["show", "ws_8x8", "--layer", "C=3,H=5"]) == 2
-    assert "layer is missing W=" in _err_line(capsys)
+    assert "layer is missing W=" in err_line(capsys)
 
 
 @pytest.mark.parametrize("name", ["is_8x8", "os_8x8", "nlr_8x8", "os_kp_8x8", "rs_12x14"])
@@ -353,7 +293,7 @@ def test_invalid_layer_options_are_refused(flag, value, message, source, spec_fi
     with pytest.raises(SystemExit) as e:
         main(["simulate", str(spec_file), *args, flag, value])
     assert e.value.code == 2
-    assert message in _err_line(capsys)
+    assert message in err_line(capsys)
     assert not list(tmp_path.glob("*.npy"))[2:]   # nothing written
 
 
@@ -362,7 +302,7 @@ def test_output_path_is_the_one_reported(spec_file, tmp_path, capsys):
     refused before any work, and y.npy is written exactly where it is reported."""
     layer = ["--layer", "C=2,H=4,W=4,K=2,R=3,S=3"]
     rc = main(["simulate", str(spec_file), *layer, "--output", str(tmp_path / "y.txt")])
-    assert rc == 2 and "--output " in _err_line(capsys) and not list(tmp_path.iterdir())[1:]
+    assert rc == 2 and "--output " in err_line(capsys) and not list(tmp_path.iterdir())[1:]
     out = tmp_path / "new" / "dir" / "y.npy"
     assert main(["simulate", str(spec_file), *layer, "--output", str(out)]) == 0
     assert f"output       {out}" in capsys.readouterr().out
@@ -375,11 +315,11 @@ def test_outputs_are_checked_before_the_work(spec_file, tmp_path, capsys):
     blocker.write_text("")
     rc = main(["simulate", str(spec_file), "--layer", "C=2,H=4,W=4,K=2,R=3,S=3",
                "--output", str(blocker / "y.npy"), "--work-dir", str(tmp_path / "job")])
-    assert rc == 2 and "cannot create the folder" in _err_line(capsys)
+    assert rc == 2 and "cannot create the folder" in err_line(capsys)
     assert not (tmp_path / "job").exists()          # no simulation ran
     rc = main(["estimate", str(spec_file), "--network", "lenet5", "--plot",
                str(tmp_path / "e.jpg")])
-    assert rc == 2 and "must end in .png or .svg, not '.jpg'" in _err_line(capsys)
+    assert rc == 2 and "must end in .png or .svg, not '.jpg'" in err_line(capsys)
 
 
 def test_relative_work_dir(spec_file, tmp_path, monkeypatch, capsys):
@@ -405,7 +345,7 @@ def test_shipped_specs_by_name_and_case_insensitive_dataflow(tmp_path, monkeypat
     assert main(["estimate", "ws_8x8", "--layer", "C=8,H=4,W=4,K=8"]) == 0
     assert "ws_8x8 (8x8 WS)" in capsys.readouterr().out
     assert main(["estimate", "no_such_spec", "--layer", "C=8,H=4,W=4,K=8"]) == 2
-    assert "shipped one (" in _err_line(capsys)
+    assert "shipped one (" in err_line(capsys)
     p = tmp_path / "up.toml"
     p.write_text(SPEC.replace('name = "cli_ws"', 'name = "cli_up"\ndataflow = "NLR"'))
     assert main(["estimate", str(p), "--layer", "C=8,H=4,W=4,K=8", "--json"]) == 0
@@ -432,46 +372,6 @@ def test_version_and_help_defaults(capsys):
                 assert a.help, (parser.prog, a.option_strings or a.dest)
 
 
-CSV_CASES = [
-    # a misspelt column used to be ignored silently (padding gave results without padding)
-    ("layer,C,H,W,K,R,S,paddin\nx,3,8,8,4,3,3,1\n", "line 1: unknown column 'paddin'; known "
-     "columns: network, layer, N, C, H, W, K, R, S, stride, pad, dilation, groups, repeat"),
-    ("layer,C,H,W,K,R,S,pad,padding\nx,3,8,8,4,3,3,1,1\n",
-     "column 'padding' gives pad a second time"),
-    ("layer,C,H,W,K,R,S\nx,3,8,8,4,3,three\n", "line 2 (layer x): S must be an integer, not "
-     "'three'"),
-    ("layer,C,H,W,K,R,S,stride\nok,3,8,8,4,3,3,1\nbad,3,8,8,4,3,3,0\n",
-     "line 3 (layer bad): layer stride must be an integer from 1 to 65536, not 0"),
-    ("layer,C,H,W,K,R,S\nx,3,8,8,4,3,3,9\n", "line 2 (layer x): more values than named columns"),
-    ("", "empty; a layer table has a header row"),
-]
-
-
-@pytest.mark.parametrize("text,message", CSV_CASES)
-def test_estimate_csv_errors(text, message, spec_file, tmp_path, capsys):
-    f = tmp_path / "t.csv"
-    f.write_text(text)
-    assert main(["estimate", str(spec_file), "--csv", str(f)]) == 2
-    err = _err_line(capsys)
-    assert f"{f}: " in err and message in err, err
-
-
-def test_estimate_csv_formats(spec_file, tmp_path, capsys):
-    """Headers are matched case-insensitively with spaces trimmed, ``padding`` is ``pad``, and a
-    SCALE-Sim topology file reads as the same layers (no padding, so H and W come padded)."""
-    ours = tmp_path / "ours.csv"
-    ours.write_text(" Layer , c, h ,w,K,r,s, Stride ,Padding\nconv,3,8,8,4,3,3,1,1\n")
-    scalesim = tmp_path / "topo.csv"
-    scalesim.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
-                        "Channels, Num Filter, Strides,\nconv, 10, 10, 3, 3, 3, 4, 1,\n")
-    results = []
-    for f in (ours, scalesim):
-        assert main(["estimate", str(spec_file), "--csv", str(f), "--json"]) == 0
-        results.append(json.loads(capsys.readouterr().out)["layers"][0])
-    assert results[0]["layer"] == results[1]["layer"] == "conv"
-    assert results[0]["macs"] == results[1]["macs"] == 4 * 8 * 8 * 3 * 9
-
-
 def test_interrupted_generate_prints_one_line(tmp_path):
     """Ctrl-C while elaborating: one line, not thousands of Amaranth UnusedElaboratable
     warnings about the half-built design."""
@@ -489,58 +389,6 @@ def test_interrupted_generate_prints_one_line(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     assert err.strip().splitlines() == ["accelgen: interrupted"], err[-2000:]
-
-
-def test_estimate_dataflows_side_by_side(tmp_path, capsys):
-    """Five dataflows, one command: one table, one grouped plot, one CSV (the figures equal the
-    single-spec estimates of the same presets)."""
-    out = tmp_path / "cmp"
-    assert main(["estimate", "--dataflows", "WS,os,is,nlr,rs", "--array", "4x6", "--network",
-                 "lenet5", "--plot", str(out / "c.png"), "--csv-out", str(out / "c.csv"),
-                 "--json"]) == 0
-    res = json.loads(capsys.readouterr().out)["specs"]
-    assert [s["spec"] for s in res] == ["ws_4x6", "os_4x6", "is_4x6", "nlr_4x6", "rs_4x6"]
-    assert (out / "c.png").read_bytes()[:4] == b"\x89PNG"
-    rows = (out / "c.csv").read_text().splitlines()
-    assert len(rows) == 1 + 5 * 2 and rows[0].startswith("spec,layer,repeat,macs,cycles")
-    from gen.layer import parse_layer
-    from gen.model import estimate
-    from gen.spec import spec_from_dict
-    from gen.tiler import plan
-    spec = spec_from_dict({"name": "x", "dataflow": "os", "array": {"rows": 4, "cols": 6}})
-    assert res[1]["layers"][1]["cycles"] == estimate(plan(spec, parse_layer("lenet5:conv2"))).cycles
-    assert main(["estimate", "--dataflows", "ws,os", "--array", "4x6", "--layer",
-                 "C=8,H=6,W=6,K=8,R=3,S=3"]) == 0
-    text = capsys.readouterr().out
-    assert "side by side" in text and "ws_4x6" in text and "os_4x6" in text
-
-
-@pytest.mark.parametrize("args,message", [
-    (["--dataflows", "ws,xs"], "--dataflows takes presets from ws, is, os, nlr, rs"),
-    (["--dataflows", "ws,ws"], "--dataflows names a dataflow twice"),
-    (["--dataflows", "ws", "--array", "8by8"], "--array must be ROWSxCOLS"),
-    (["--array", "0x4", "ws_8x8"], "--array must be ROWSxCOLS"),
-    ([], "estimate needs a SPEC"),
-    (["ws_8x8", "ws_8x8"], "two specs are named alike"),
-])
-def test_estimate_compare_errors(args, message, capsys):
-    assert main(["estimate", *args, "--layer", "C=8,H=6,W=6,K=8"]) == 2
-    assert message in _err_line(capsys)
-
-
-def test_estimate_explain_and_csv_out(spec_file, tmp_path, capsys):
-    assert main(["estimate", str(spec_file), "--network", "lenet5", "--explain", "--csv-out",
-                 str(tmp_path / "r.csv")]) == 0
-    out = capsys.readouterr().out
-    assert "output tiles of" in out and "commands load_input" in out
-    assert "lenet5:conv2" in (tmp_path / "r.csv").read_text()
-
-
-def test_layer_beyond_the_weight_buffer_runs_as_im2col(spec_file, capsys):
-    # 9x9 taps x 3 lanes = 243 words > weight_depth 128: the im2col rewrite (C=243, 1x1) fits
-    assert main(["estimate", str(spec_file), "--layer", "C=3,H=40,W=40,K=2,R=9,S=9",
-                 "--explain"]) in (0, None)
-    assert "im2col" in capsys.readouterr().out
 
 
 def test_first_build_shows_progress(spec_file, tmp_path, capsys, monkeypatch):
