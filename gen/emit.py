@@ -8,6 +8,7 @@ timestamps are emitted).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -34,6 +35,70 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
+#: the attribute that marks a memory whose initial contents are all zero (see _zero_inits)
+_ZERO_ATTR = "accelgen_zero_init"
+_ZERO_RE = re.compile(r"^( *)\(\* " + _ZERO_ATTR + r" = 32'd1 \*\)\n"
+                      r"((?:\1\(\*.*\*\)\n)*)"
+                      r"\1reg (\[\d+:0\] )?(\\?[\w$.\\]+ ?) \[(\d+):0\];\n", re.M)
+
+
+@contextlib.contextmanager
+def _zero_inits():
+    """Emit memories whose initial contents are all zero (every scratchpad: Amaranth gives each
+    memory an initial value, zero by default) without their initial contents, marked with
+    ``_ZERO_ATTR``; :func:`_zero_loops` then writes the zeroing as one loop per memory.
+
+    Amaranth 0.5 writes a memory's initial contents bit by bit (a 4096-word x 1024-bit output
+    buffer is 4 M bit objects, most of the time to generate a 32x32 array) and Yosys then writes
+    one assignment per word, which Verilator compiles as C++ statements. The loop gives every
+    word the same value at time 0, so the design behaves identically. Amaranth's emitter is
+    private API: if it is not there (another Amaranth), the contents are written as before."""
+    from amaranth.back import rtlil
+
+    emitter = getattr(rtlil, "ModuleEmitter", None)
+    orig = getattr(emitter, "emit_memory", None)
+    if orig is None:
+        yield
+        return
+
+    def emit_memory(self, cell_idx, cell):
+        if any(cell.init):
+            return orig(self, cell_idx, cell)
+        self.builder.contents[self.memories[cell_idx].memid].attribute(_ZERO_ATTR, 1)
+
+    emitter.emit_memory = emit_memory
+    try:
+        yield
+    finally:
+        emitter.emit_memory = orig
+
+
+def _zero_loops(verilog: str) -> str:
+    """Replace each ``_ZERO_ATTR`` mark on a memory by a loop that sets its every word to 0 at
+    time 0 (in a named block, so the loop variable is local)."""
+    count = 0
+
+    def loop(m: re.Match) -> str:
+        nonlocal count
+        ind, attrs, rng, name, last = m.groups()
+        count += 1
+        width = int(rng[1:rng.index(":")]) + 1 if rng else 1
+        block = f"accelgen_zeroed_{count}"
+        return (f"{attrs}{ind}reg {rng or ''}{name} [{last}:0];\n"
+                f"{ind}initial begin : {block}\n"
+                f"{ind}  integer i;\n"
+                f"{ind}  for (i = 0; i <= {last}; i = i + 1)\n"
+                f"{ind}    {name}[i] = {width}'d0;\n"
+                f"{ind}end\n")
+
+    out = _ZERO_RE.sub(loop, verilog)
+    if f"(* {_ZERO_ATTR} " in out:
+        raise AccelgenError(f"Yosys wrote a zero-initialised memory in a form gen/emit.py does "
+                            f"not recognise; report this with the spec (Amaranth "
+                            f"{tool_versions()['amaranth']})")
+    return out
+
+
 def verilog_text(spec: Spec) -> str:
     """Elaborate ``Accelerator(spec)`` and convert it to Verilog (module name = spec name).
 
@@ -47,11 +112,14 @@ def verilog_text(spec: Spec) -> str:
     pe_module = f"{spec.name}_pe"
     try:
         acc = Accelerator(spec, pe_module=pe_module)
-        top = verilog.convert(acc, name=spec.name, emit_src=False)
-        pe = getattr(acc.array, "pe", None)
-        if pe is None:      # an array without a PE grid
-            return top
-        return verilog.convert(pe, name=pe_module, emit_src=False) + top
+        with _zero_inits():
+            top = _zero_loops(verilog.convert(acc, name=spec.name, emit_src=False))
+            pe = getattr(acc.array, "pe", None)
+            if pe is None:      # an array without a PE grid
+                return top
+            return _zero_loops(verilog.convert(pe, name=pe_module, emit_src=False)) + top
+    except AccelgenError:
+        raise
     except Exception as e:  # a missing or too old Yosys surfaces here
         if "Yosys" in str(e) or "yosys" in str(e):
             raise AccelgenError(
