@@ -8,10 +8,12 @@ in bytes, as cocotbext-axi and a memory-mapped DMA see them.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .errors import AccelgenError
-from .isa import HEADER_WORDS, Op, encode_header
+from .isa import HEADER_WORDS, Op, encode_header, store_beats
 from .layer import ConvLayer
 from .quant import Requant
 from .spec import Spec
@@ -193,14 +195,20 @@ def decode(program: Program, out_frames: list[bytes], quant=None) -> np.ndarray:
         raise AccelgenError(
             f"the hardware returned {len(out_frames)} output frames but the program has "
             f"{len(stores)} STOREs")
-    y = np.zeros(layer.output_shape, dtype=np.int64)
+    kr, ks = program.pool or (1, 1)
+    N, K, P, Q = layer.output_shape
+    y = np.zeros((N, K, P // kr, Q // ks), dtype=np.int64)
     beat = spec.out_stream_bits // 8
     signed = not (program.requant and quant is not None and not check_quant(program, quant).signed)
     Kg = layer.Kg
     for cmd, data in zip(stores, out_frames, strict=True):
-        if len(data) != cmd.count * beat:
+        beats = store_beats(cmd.header)
+        if len(data) != beats * beat:
             raise AccelgenError(
-                f"an output frame has {len(data)} bytes, expected {cmd.count * beat}")
+                f"an output frame has {len(data)} bytes, expected {beats * beat}")
+        if program.pool:     # the STORE's windows: its region of the pooled map
+            cmd = dataclasses.replace(cmd, h0=cmd.h0 // kr, w0=cmd.w0 // ks, hn=cmd.hn // kr,
+                                      wn=cmd.wn // ks)
         lane_bits = spec.out_bits if cmd.header.get("requant") else spec.acc_bits
         vals = unpack_lanes(data, lane_bits, spec.cols, beat, signed=signed)
         tile, kn = spec.flow.store_tile(spec, cmd, vals, Kg)

@@ -42,6 +42,15 @@ beats on the AXI4-Stream output, ``tlast`` on the last one.
                   wide (``relu`` is then ignored: the host folds a ReLU into ``qmin``, as
                   onnxruntime's quantizer does); without, the accumulators leave as they are, and
                   with ``relu`` negative ones become zero.
+                  With ``pool`` (specs with the pooling unit, ``[pool] enabled``; engines whose
+                  words are pixels: ws, os, nlr) the ``count`` words from ``oaddr`` are rows of
+                  ``pool_w`` words (``count`` a multiple of ``pool_r * pool_w``, ``pool_w`` of
+                  ``pool_s``), cut into non-overlapping ``pool_r`` × ``pool_s`` windows; the
+                  STORE answers with one word per window (``count / (pool_r * pool_s)`` beats,
+                  windows in row-major order), each lane the maximum of the window's lanes after
+                  the requantisation or ReLU above (signed unless the requantised range is
+                  unsigned, ``qmin >= 0``): hw/pool.py. It reads the window's words in turn
+                  (row by row), so it takes ``count`` read cycles like a plain STORE.
 ================  ==========================================================================
 
 **Concurrency.** A front end parses headers, runs LOADs and STOREs, and queues each COMPUTE for an
@@ -67,7 +76,8 @@ import enum
 __all__ = ["Op", "Cause", "HEADER_WORDS", "HEADER_FIELDS", "SIGNED_FIELDS", "CSRS", "COUNTERS",
            "PE_COUNTERS",
            "CSR_ADDR_BITS", "ACCEL_ID",
-           "encode_header", "decode_header", "field_max", "identity", "csr_offset"]
+           "encode_header", "decode_header", "field_max", "identity", "csr_offset",
+           "store_beats"]
 
 
 class Op(enum.IntEnum):
@@ -96,6 +106,8 @@ class Cause(enum.IntEnum):
     FIELD = 3       # a COMPUTE whose tile the engine cannot run (a zero p, q, r, s or count)
     TRUNCATED = 4   # the stream ended inside a header or a LOAD's payload (ISA machine only:
     #                 the hardware waits for the rest; a soft reset drops the partial frame)
+    #   FIELD also: a pooling STORE on a spec without the pooling unit; the ISA machine also
+    #   refuses a pooling STORE whose window fields do not tile its words (the hardware not)
 
 #: name -> (bit offset, width) within the 192-bit header.
 HEADER_FIELDS: dict[str, tuple[int, int]] = {
@@ -132,6 +144,12 @@ HEADER_FIELDS["keep"] = HEADER_FIELDS["requant"]
 HEADER_FIELDS["zero_point"] = (32, 17)
 HEADER_FIELDS["qmin"] = (64, 17)
 HEADER_FIELDS["qmax"] = (96, 17)
+#: STORE with pool: max-pool the words in ``pool_r`` × ``pool_s`` windows of rows of ``pool_w``
+#: words (the bits of accumulate, r and s, which only COMPUTE uses, and 15 free bits)
+HEADER_FIELDS["pool"] = HEADER_FIELDS["accumulate"]
+HEADER_FIELDS["pool_r"] = HEADER_FIELDS["r"]
+HEADER_FIELDS["pool_s"] = HEADER_FIELDS["s"]
+HEADER_FIELDS["pool_w"] = (145, 15)
 #: header fields holding two's complement values: encode_header takes them negative,
 #: decode_header returns them sign-extended
 SIGNED_FIELDS = frozenset({"zero_point", "qmin", "qmax"})
@@ -147,7 +165,7 @@ CSRS: list[tuple[str, int, str, str]] = [
     ("version",       0x04, "ro", "ISA version"),
     ("shape",         0x08, "ro", "rows [15:0], cols [31:16]"),
     ("precision",     0x0C, "ro", "act_bits [7:0], weight_bits [15:8], acc_bits [23:16], "
-                                  "act_signed [24], weight_signed [25], postproc [26]"),
+                                  "act_signed [24], weight_signed [25], postproc [26], pool [27]"),
     ("input_depth",   0x10, "ro", "input buffer depth in words"),
     ("weight_depth",  0x14, "ro", "weight buffer depth in words"),
     ("output_depth",  0x18, "ro", "output buffer depth in words"),
@@ -195,7 +213,7 @@ PE_COUNTERS = {"pe_macs": "mac", "rf_accesses": "rf", "array_moves": "array"}
 for _k, (_name, _text) in enumerate({**_BUFFER_COUNTERS, **_PE_COUNTERS}.items()):
     CSRS += [(f"{_name}_lo", 0x4C + 8 * _k, "ro", _text), (f"{_name}_hi", 0x50 + 8 * _k, "ro", "")]
 
-ISA_VERSION = 9
+ISA_VERSION = 10
 
 
 def identity(spec) -> dict[str, int]:
@@ -207,12 +225,20 @@ def identity(spec) -> dict[str, int]:
         "shape": spec.rows | spec.cols << 16,
         "precision": (spec.act_bits | spec.weight_bits << 8 | spec.acc_bits << 16
                       | int(spec.act_signed) << 24 | int(spec.weight_signed) << 25
-                      | int(spec.postproc) << 26),
+                      | int(spec.postproc) << 26 | int(spec.pool) << 27),
         "input_depth": spec.input_depth,
         "weight_depth": spec.weight_depth,
         "output_depth": spec.output_depth,
         "dataflow": spec.engine.code,
     }
+
+
+def store_beats(h: dict) -> int:
+    """The beats a STORE with header fields ``h`` answers with: one per word, or with ``pool``
+    one per ``pool_r`` × ``pool_s`` window."""
+    if h.get("pool"):
+        return h.get("count", 0) // (h["pool_r"] * h["pool_s"])
+    return h.get("count", 0)
 
 
 def csr_offset(name: str) -> int:

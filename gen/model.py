@@ -9,7 +9,8 @@ against Icarus); stalls add to both.
 It replays the controller's two state machines (hw/frontend.py, hw/engines/) on a timeline: the
 *front end* spends HEADER_WORDS cycles per header and one dispatch cycle, then ``count`` cycles per
 LOAD and ``count + RL + PP + 3`` per STORE (reads, read latency, post-processing pipeline PP,
-output FIFO); it queues each COMPUTE for the *executor* as soon as the queue is free, and waits,
+output FIFO; a pooling STORE reads its ``count`` words as fast, hw/pool.py adds no latency);
+it queues each COMPUTE for the *executor* as soon as the queue is free, and waits,
 for a ``sync`` command or LOAD_BIAS, until every COMPUTE is written, for a STORE until all but the
 last are. The executor takes a queued COMPUTE a cycle after it is free and spends, from its first
 state, the cycles its engine's ``cost`` gives (gen/engines/; ``L`` = array latency, ``RL`` =
@@ -40,7 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .isa import COUNTERS, HEADER_WORDS, PE_COUNTERS, Op
+from .isa import COUNTERS, HEADER_WORDS, PE_COUNTERS, Op, store_beats
 from .program import Program
 
 __all__ = ["Estimate", "estimate", "BUFFER_COUNTERS", "energy", "ENERGY_LEVELS"]
@@ -149,8 +150,8 @@ def estimate(program: Program) -> Estimate:
             acc["obuf_reads"] += h["count"]
     rf, arr = flow.per_pe_cycle
     pe_cycles = busy * spec.rows * spec.cols
-    dram = sum(c.count * _lanes(spec, c.op) for c in program.commands
-               if c.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.STORE))
+    dram = sum((store_beats(c.header) if c.op == Op.STORE else c.count) * _lanes(spec, c.op)
+               for c in program.commands if c.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.STORE))
     gb = ((acc["ibuf_reads"] + acc["ibuf_writes"]) * spec.rows
            + (acc["wbuf_reads"] + acc["wbuf_writes"]) * spec.weight_lanes
            + (acc["obuf_reads"] + acc["obuf_writes"]) * spec.cols)

@@ -9,7 +9,7 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING
 
-from .isa import Op
+from .isa import Op, store_beats
 
 if TYPE_CHECKING:
     from .layer import ConvLayer, Layer
@@ -54,6 +54,9 @@ class Program:
     lowered: ConvLayer | None = None
     requant: bool = False
     relu: bool = False
+    #: the STOREs max-pool their words in non-overlapping (rows, cols) windows (gen/pooled.py):
+    #: the output is the pooled map
+    pool: tuple[int, int] | None = None
 
     @property
     def macs(self) -> int:
@@ -73,5 +76,6 @@ class Program:
             "tile_p": self.tile_p, "tile_q": self.tile_q, "k_group": self.k_group,
             "input_words": sum(c.count for c in self.commands if c.op == Op.LOAD_INPUT),
             "weight_words": sum(c.count for c in self.commands if c.op == Op.LOAD_WEIGHT),
-            "output_words": sum(c.count for c in self.commands if c.op == Op.STORE),
+            "output_words": sum(store_beats(c.header) for c in self.commands
+                                if c.op == Op.STORE),
         }

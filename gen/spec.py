@@ -104,6 +104,10 @@ class Spec:
     # onnxruntime's fp32 steps (hw/requant.py): int8 or uint8 outputs for out_bits = 8
     postproc: bool = _field("postproc", "enabled", bool, False)
     out_bits: int = _field("postproc", "out_bits", int, 8, 2, 16)
+    # [pool]: the max-pooling stage on the output path, after the requantiser (chosen per STORE,
+    # hw/pool.py): non-overlapping windows reduced as a STORE reads them, so a conv layer's
+    # following MaxPool runs on the way out (engines whose output words are pixels)
+    pool: bool = _field("pool", "enabled", bool, False)
     mapping: Mapping | None = None  # [mapping] of a custom dataflow; None: the preset's
 
     def __post_init__(self):
@@ -345,6 +349,10 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
             f"{source}: [spads] sizes the per-PE scratchpads of the "
             f"{', '.join(d.name for d in owners)} engine; remove it, or set dataflow = "
             + " or ".join(f'"{d.engine}"' for d in owners))
+    if values["pool"] and flow.per_word_channels:
+        raise AccelgenError(f"{source}: pool.enabled needs output words that hold pixels (lanes "
+                            f"= channels); the {flow.name} engine's words hold one channel each, "
+                            f"so pooling stays on the host: remove [pool] or use ws, os or nlr")
     if values["rows"] > flow.max_rows:
         raise AccelgenError(f"{source}: array.rows must be at most {flow.max_rows} on the "
                             f"{flow.name} engine (the COMPUTE lane field), not {values['rows']}")

@@ -61,8 +61,8 @@ from .program import Command, Program
 from .schedule import TOUCHES, footprint, mark_sync
 from .spec import Spec
 
-__all__ = ["Command", "Program", "plan", "im2col_layer", "model_cycles", "Tiling", "loop_nest",
-           "footprint", "mark_sync", "TOUCHES"]
+__all__ = ["Command", "Program", "plan", "plan_layer", "im2col_layer", "model_cycles", "Tiling",
+           "loop_nest", "footprint", "mark_sync", "TOUCHES"]
 
 
 def _check_limits(spec: Spec, layer: ConvLayer) -> None:
@@ -216,7 +216,8 @@ def model_cycles(program: Program) -> int:
 
 
 def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = False,
-         relu: bool = False, cost: Cost = model_cycles) -> Program:
+         relu: bool = False, pool: tuple[int, int] | None = None,
+         cost: Cost = model_cycles) -> Program:
     """Tile ``layer`` for the hardware described by ``spec``. ``requant`` and ``relu`` run the
     outputs through the post-processing unit (per-channel multipliers and shifts are loaded with
     LOAD_QUANT before the STOREs of each K tile).
@@ -225,18 +226,31 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
     among tiles sized for the whole buffers and for half of them (double buffering), and for the
     engines that stream a whole tile (ws, nlr) the fewest, largest tiles and smaller tilings of
     the map (:func:`_tile_candidates`) that let one input tile serve more K tiles; then the layer
-    rewrites of the module docstring, when they are faster."""
+    rewrites of the module docstring, when they are faster.
+
+    ``pool`` (rows, cols): the STOREs max-pool the outputs in non-overlapping windows of that
+    size (the pooling unit, hw/pool.py) and the Program's output is the pooled map
+    (gen/pooled.py :func:`~gen.pooled.plan_pooled`)."""
     if (requant or relu) and not spec.postproc:
         raise AccelgenError(f"requantisation and ReLU need the post-processing unit, which "
                             f"{spec.name} does not have; set [postproc] enabled = true in the spec")
-    kw = dict(bias=bias, requant=requant, relu=relu)
+    kw = dict(bias=bias, requant=requant, relu=relu, pool=pool)
+    if pool is not None:
+        from .pooled import plan_pooled
+        return plan_pooled(spec, layer, kw, cost)
+    return plan_layer(spec, layer, kw, cost)
+
+
+def plan_layer(spec: Spec, layer: ConvLayer, kw: dict, cost: Cost) -> Program:
+    """:func:`plan`'s tiling and rewrites of ``layer`` with its options ``kw`` (bias, requant,
+    relu, pool: the STOREs' pooling windows, in output tiles of whole windows)."""
     if layer.R == layer.S == 1 and layer.stride > 1:
         # a strided 1x1 layer reads every stride-th pixel: plan it as a stride-1 layer over
         # just those pixels, which the LOAD_INPUTs sample from the input (Command.step), so the
         # buffers hold and the host sends only the pixels used (ResNet's downsampling 1x1s)
         _check_limits(spec, layer)
         dense = dataclasses.replace(layer, H=layer.P, W=layer.Q, stride=1, pad=0)
-        prog = plan(spec, dense, **kw, cost=cost)
+        prog = plan_layer(spec, dense, kw, cost)
         U, pad = layer.stride, layer.pad
         cmds = tuple(dataclasses.replace(c, h0=c.h0 * U - pad, w0=c.w0 * U - pad, step=U)
                      if c.op == Op.LOAD_INPUT else c for c in prog.commands)
@@ -296,6 +310,14 @@ def _plan_tiles(spec: Spec, layer: ConvLayer, kw: dict, cost: Cost) -> Program:
             tiles += [fh, *_tile_candidates(half, layer, fh)]
         except AccelgenError:
             pass
+        if kw.get("pool"):   # tiles of whole pooling windows
+            kr, ks = kw["pool"]
+            tiles = [(pt // kr * kr, qt // ks * ks) for pt, qt in tiles
+                     if pt >= kr and qt >= ks and qt // ks * ks <= field_max("pool_w")]
+            if not tiles:
+                raise AccelgenError(f"the buffers cannot hold an output tile of whole {kr}x{ks} "
+                                    f"pooling windows; raise buffers.output_depth and "
+                                    f"buffers.input_depth, or keep the pooling on the host")
         # (a tile whose K group is the same under both sizings plans the same program: once)
         kt = spec.flow.facts(spec, layer).k_tile
         n_kt = -(-layer.Kg // kt)
@@ -363,7 +385,7 @@ def _tiling(spec: Spec, sizing: Spec, layer: ConvLayer, tile) -> Tiling:
 
 
 def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu: bool,
-          sizing: Spec | None = None) -> Program:
+          pool: tuple[int, int] | None = None, sizing: Spec | None = None) -> Program:
     """One tiling of ``layer`` (:func:`_tiling`; ``sizing``: ``spec``, or half its buffers so
     that loads and stores double-buffer) as a Program: the loop nest, then the scheduling
     passes of gen/schedule.py."""
@@ -384,7 +406,9 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
     # ws/nlr: STORE rows per queue unit, half a COMPUTE's stream (a STORE of a whole tile could
     # hold up several 1x1 COMPUTEs, each as long as it)
     band = max(1, R * S * t.pt // 2) if t.facts.block is None else None
-    nest = loop_nest(spec, layer, t, bias=bias, requant=requant, relu=relu)
+    if pool and band:     # (bands of whole pooling windows)
+        band = max(pool[0], band // pool[0] * pool[0])
+    nest = loop_nest(spec, layer, t, bias=bias, requant=requant, relu=relu, pool=pool)
     cmds = schedule.queue_stores(spec, schedule.rotate(nest, parts), band)
     cmds = schedule.mark_sync(spec, schedule.prefetch(cmds))
     return Program(spec=spec, layer=layer, commands=tuple(cmds), tile_p=t.pt, tile_q=t.qt,
@@ -402,7 +426,7 @@ def _output_tiles(layer: ConvLayer, t: Tiling):
 
 
 def loop_nest(spec: Spec, layer: ConvLayer, t: Tiling, *, bias: bool, requant: bool,
-              relu: bool):
+              relu: bool, pool: tuple[int, int] | None = None):
     """The loop nest of the module docstring, in program order: :class:`~gen.schedule.Slotted`
     commands whose addresses are relative to their input, weight and output tiles' allocations
     (placed by :func:`~gen.schedule.rotate`), and a :class:`~gen.schedule.Release` of each K
@@ -420,6 +444,7 @@ def loop_nest(spec: Spec, layer: ConvLayer, t: Tiling, *, bias: bool, requant: b
         ht = (pn - 1) * U + (layer.R - 1) * D + 1
         wt = (qn - 1) * U + (layer.S - 1) * D + 1
         out = new("out")
+        pooling = {"pool": 1, "pool_r": pool[0], "pool_s": pool[1], "pool_w": qn} if pool else {}
         groups = []
         for j, kt in enumerate(kts):        # each K tile's LOAD_QUANT and STOREs
             k0 = kt * kt_size
@@ -428,7 +453,7 @@ def loop_nest(spec: Spec, layer: ConvLayer, t: Tiling, *, bias: bool, requant: b
             group += [schedule.Slotted(Command(
                 Op.STORE, {"oaddr": j * t.tile_words + b * flow.block_stride(kn, t.block_words),
                            "count": kn if facts.per_word else pbn * qbn,
-                           "requant": int(requant), "relu": int(relu)},
+                           "requant": int(requant), "relu": int(relu), **pooling},
                 n=n, g=g, k0=k0, h0=p0 + pb0, w0=q0 + qb0, hn=pbn, wn=qbn),
                 (("oaddr", "out", out),)) for b, pb0, qb0, pbn, qbn in t.blocks(pn, qn)]
             groups.append(schedule.Release(tuple(group)))

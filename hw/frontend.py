@@ -65,7 +65,9 @@ class FrontEnd(wiring.Component):
         known = [Op.NOP, Op.COMPUTE, Op.STORE, *loads]
         base = Mux(h.op == Op.LOAD_WEIGHT, h.waddr,   # the first buffer address
                    Mux(h.op == Op.STORE, h.oaddr, h.addr))
+        nopool = (h.op == Op.STORE) & h.pool if not spec.pool else 0   # no pooling unit
         return {"compute": h.op == Op.COMPUTE, "ok": executor_class(spec).compute_ok(h),
+                "nopool": nopool,
                 "all": h.sync | (h.op == Op.LOAD_BIAS),   # waits for every COMPUTE
                 "store": h.op == Op.STORE, "load": h.op.matches(*loads),
                 "count": h.count != 0, "one": h.count == 1, "base": base,
@@ -120,7 +122,8 @@ class FrontEnd(wiring.Component):
             m.d.comb += [wr.addr.eq(ptr), wr.data.eq(s_axis.tdata)]
         req = self.store.payload
         m.d.comb += [req.addr.eq(ptr), req.idx.eq(sidx), req.last.eq(cnt_one),
-                     req.requant.eq(cmd.requant), req.relu.eq(cmd.relu),
+                     req.requant.eq(cmd.requant), req.relu.eq(cmd.relu), req.first.eq(1),
+                     req.emit.eq(1),
                      req.zero_point.eq(cmd.zero_point), req.qmin.eq(cmd.qmin),
                      req.qmax.eq(cmd.qmax)]
 
@@ -129,7 +132,7 @@ class FrontEnd(wiring.Component):
         m.d.sync += self.busy.eq(~self.idle)   # (a cycle late, like the counts)
         with m.If(self.clear_error):
             m.d.sync += [self.error.eq(0), self.cause.eq(0)]
-        with m.FSM(name="ctrl"):
+        with m.FSM(name="ctrl") as fsm:
             with m.State("HDR"):
                 m.d.comb += [s_axis.tready.eq(1), fe_idle.eq(hidx == 0),
                              self.waiting_input.eq(hidx != 0)]
@@ -155,7 +158,8 @@ class FrontEnd(wiring.Component):
                 refuse = Signal(4)
                 m.d.comb += refuse.eq(Mux(d["bad"], Cause.OPCODE,
                                           Mux(d["past"], Cause.ADDRESS,
-                                              Mux(d["compute"] & ~d["ok"], Cause.FIELD, 0))))
+                                              Mux((d["compute"] & ~d["ok"]) | d["nopool"],
+                                                  Cause.FIELD, 0))))
                 with m.If(refuse != 0):
                     m.d.sync += self.error.eq(1)
                     with m.If(~self.error):
@@ -205,7 +209,44 @@ class FrontEnd(wiring.Component):
                 with m.If(~cnt_nz & self.store_drained):   # every word has left
                     m.next = "HDR"
 
+        if spec.pool:
+            self._pool_walk(m, cmd, ptr, d["base"], fsm.ongoing("DISP"),
+                            cnt_dec & fsm.ongoing("STORE"), req)
         return m
+
+    def _pool_walk(self, m, cmd, ptr, base, disp, step, req):
+        """A pooling STORE's read order (gen/isa.py): window by window, each row by row, in rows
+        of ``pool_w`` words; ``first`` and ``emit`` mark a window's first and last word. The
+        counters count down to zero and load in DISP (``disp``) from the registered command;
+        ``step``: a read is taken. A STORE without ``pool`` reads its words in order."""
+        b = Signal(8, name="pool_b")             # words left in this row of the window
+        a = Signal(8, name="pool_a")             # rows left in the window
+        cleft = Signal(15, name="pool_c")        # words of the row right of this window
+        wbase = Signal(PTR, name="pool_wbase")   # the window's first word
+        rowp = Signal(PTR, name="pool_rowp")     # this row of the window's first word
+        first = Signal(name="pool_first")
+        pooled = cmd.pool
+        b_last, a_last, c_last = b == 0, a == 0, cleft == 0
+        done = b_last & a_last                   # this read completes a window
+        m.d.comb += [req.first.eq(~pooled | first), req.emit.eq(~pooled | done)]
+        restart = [b.eq(cmd.pool_s - 1), a.eq(cmd.pool_r - 1)]
+        with m.If(disp):
+            m.d.sync += [*restart, cleft.eq(cmd.pool_w - cmd.pool_s), wbase.eq(base),
+                         rowp.eq(base), first.eq(1)]
+        with m.Elif(step & pooled):
+            m.d.sync += first.eq(done)
+            with m.If(~b_last):                  # the next word of the row
+                m.d.sync += b.eq(b - 1)
+            with m.Elif(~a_last):                # the window's next row
+                m.d.sync += [b.eq(cmd.pool_s - 1), a.eq(a - 1), rowp.eq(rowp + cmd.pool_w),
+                             ptr.eq(rowp + cmd.pool_w)]
+            with m.Elif(~c_last):                # the next window of the band
+                nxt = wbase + cmd.pool_s
+                m.d.sync += [*restart, cleft.eq(cleft - cmd.pool_s), wbase.eq(nxt),
+                             rowp.eq(nxt), ptr.eq(nxt)]
+            with m.Else():                       # the next band starts after this word
+                m.d.sync += [*restart, cleft.eq(cmd.pool_w - cmd.pool_s), wbase.eq(ptr + 1),
+                             rowp.eq(ptr + 1)]
 
     def _soft_reset(self, m, hidx):
         """Soft reset (control bit 1), in ERR, HDR and LOAD: drop a partial header or LOAD

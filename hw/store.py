@@ -16,7 +16,7 @@ LOAD_QUANT's ``cols`` beats, lane 0 first), or per output word from a channel me
 by the word's index in the STORE when words hold one channel each (``Spec.per_word_channels``).
 """
 
-from amaranth.hdl import Assert, Cat, Module, Signal, unsigned
+from amaranth.hdl import Assert, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
@@ -25,6 +25,7 @@ from gen.spec import Spec
 from .buffer import ReadSignature, WriteSignature, addr_bits
 from .host import AxiStreamSignature
 from .interfaces import StoreRequest
+from .pool import PoolMax
 from .requant import RequantSignature, StoreRequantizer
 from .regs import delay
 
@@ -105,16 +106,48 @@ class StoreUnit(wiring.Component):
         SL = spec.buffer_latency + pp
         m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=obits + 1, depth=SL + 3)
         credits = Signal(range(SL + 4), init=SL + 3)
-        st = [Signal(2, name=f"st{k}") for k in range(SL + 1)]  # (valid, last) beside each read
-        m.d.comb += st[0].eq(Cat(en, req.last))
+        # beside each read: (valid, last, the window's first word, its last word (a word
+        # leaves), the STORE's requant, its range unsigned)
+        st = [Signal(6, name=f"st{k}") for k in range(SL + 1)]
+        m.d.comb += st[0].eq(Cat(en, req.last, req.first, req.emit, req.requant,
+                                 req.qmin >= 0))
         for k in range(1, SL + 1):
             m.d.sync += st[k].eq(st[k - 1])
-        m.d.comb += [ofifo.w_en.eq(st[SL][0]), ofifo.w_data.eq(Cat(out_word, st[SL][1]))]
-        m.d.sync += credits.eq(credits - en + (ofifo.r_rdy & m_axis.tready))
+        w_en, w_word = st[SL][0], out_word
+        if spec.pool:
+            w_en, w_word = self._pool(m, out_word, st[SL])
+        m.d.comb += [ofifo.w_en.eq(w_en), ofifo.w_data.eq(Cat(w_word, st[SL][1]))]
+        # only a word that completes a window takes a FIFO place
+        m.d.sync += credits.eq(credits - (en & req.emit) + (ofifo.r_rdy & m_axis.tready))
         m.d.comb += [m_axis.tvalid.eq(ofifo.r_rdy), m_axis.tdata.eq(ofifo.r_data[:obits]),
                      m_axis.tlast.eq(ofifo.r_data[obits]), ofifo.r_en.eq(m_axis.tready),
                      self.request.ready.eq(credits != 0), self.drained.eq(credits == SL + 3)]
         if self.checks:   # every FIFO place is free, claimed by a read in flight, or full
-            inflight = sum(s[0] for s in st[1:])
+            inflight = sum(s[0] & s[3] for s in st[1:])
             m.d.sync += Assert(credits + inflight + ofifo.level == SL + 3, "store credits")
         return m
+
+    def _pool(self, m, word, st):
+        """The pooling stage (hw/pool.py) on the words leaving the requantiser: their lanes
+        (requantised ``out_bits``, signed or unsigned by the STORE's range, or accumulators)
+        extended to one signed width, reduced per window, and packed back; the FIFO's write."""
+        spec = self.spec
+        cols, acc, ob = spec.cols, spec.acc_bits, spec.out_bits
+        width = max(acc, ob + 1) if spec.postproc else acc
+        m.submodules.pool = pool = PoolMax(cols, width)
+        valid, first, emit, requant, unsigned_ = st[0], st[2], st[3], st[4], st[5]
+        for j in range(cols):
+            raw = word[j * acc:(j + 1) * acc].as_signed()
+            lane = raw
+            if spec.postproc:
+                q = word[j * ob:(j + 1) * ob]
+                lane = Mux(requant, Mux(unsigned_, q.as_unsigned(), q.as_signed()), raw)
+            m.d.comb += pool.i.payload.data[j].eq(lane)
+        m.d.comb += [pool.i.valid.eq(valid), pool.i.payload.first.eq(first),
+                     pool.i.payload.last.eq(emit), pool.o.ready.eq(1)]
+        out = Cat(pool.o.payload[j][:acc] for j in range(cols))
+        if spec.postproc:
+            out = Mux(requant, Cat(pool.o.payload[j][:ob] for j in range(cols)), out)
+        packed = Signal(spec.output_word_bits, name="pooled")
+        m.d.comb += packed.eq(out)
+        return pool.o.valid, packed

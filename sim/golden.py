@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["conv2d", "wrap", "requantize_fp32", "postprocess", "layer_output"]
+__all__ = ["conv2d", "wrap", "requantize_fp32", "postprocess", "maxpool", "layer_output"]
 
 
 def wrap(y: np.ndarray, bits: int) -> np.ndarray:
@@ -90,9 +90,31 @@ def postprocess(y, spec, quant=None, relu: bool = False) -> np.ndarray:
     return np.maximum(y, 0) if relu else np.asarray(y, dtype=np.int64)
 
 
-def layer_output(spec, layer, x, w, bias=None, quant=None, relu: bool = False) -> np.ndarray:
+def maxpool(y, kernel: tuple[int, int], stride: tuple[int, int] | None = None) -> np.ndarray:
+    """Max-pooling of NKPQ ``y`` over ``kernel`` windows at ``stride`` (default: the kernel, the
+    non-overlapping windows the STORE path pools), no padding, floor mode: output rows
+    ``(P - kh) // sh + 1``. An exact integer max, so it commutes with the (monotone)
+    requantisation: pooling before or after it gives the same outputs."""
+    y = np.asarray(y, dtype=np.int64)
+    (kh, kw), (sh, sw) = kernel, stride or kernel
+    P, Q = y.shape[2], y.shape[3]
+    if P < kh or Q < kw:
+        raise ValueError(f"a {kh}x{kw} pooling window does not fit the {P}x{Q} map")
+    Po, Qo = (P - kh) // sh + 1, (Q - kw) // sw + 1
+    out = None
+    for a in range(kh):
+        for b in range(kw):
+            v = y[:, :, a:a + (Po - 1) * sh + 1:sh, b:b + (Qo - 1) * sw + 1:sw]
+            out = v if out is None else np.maximum(out, v)
+    return out
+
+
+def layer_output(spec, layer, x, w, bias=None, quant=None, relu: bool = False,
+                 pool: tuple[int, int] | None = None) -> np.ndarray:
     """What the hardware built from ``spec`` must return for ``layer``: the convolution with the
-    spec's accumulator, then the STORE path's post-processing."""
+    spec's accumulator, then the STORE path's post-processing, then ``pool`` (a non-overlapping
+    max-pooling window) if given."""
     y = conv2d(x, w, bias, stride=layer.stride, pad=layer.pad, dilation=layer.dilation,
                groups=layer.groups, acc_bits=spec.acc_bits)
-    return postprocess(y, spec, quant, relu)
+    y = postprocess(y, spec, quant, relu)
+    return maxpool(y, pool) if pool else y

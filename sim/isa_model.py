@@ -49,6 +49,14 @@ def check_command(spec: Spec, h: dict) -> tuple[Cause, str] | None:
         if h[field] + count > depth:
             return Cause.ADDRESS, (f"{Op(op).name} of {count} words at {h[field]} runs past the "
                                    f"{what} buffer's depth {depth}")
+    if op == Op.STORE and h["pool"]:
+        if not spec.pool:
+            return Cause.FIELD, (f"a pooling STORE, but {spec.name} has no pooling unit "
+                                 f"([pool] enabled)")
+        kr, ks, pw = h["pool_r"], h["pool_s"], h["pool_w"]
+        if not (kr and ks and pw) or pw % ks or count % (kr * pw):
+            return Cause.FIELD, (f"a pooling STORE of {count} words with {kr}x{ks} windows in "
+                                 f"rows of {pw} words: the windows must tile the words")
     if op == Op.COMPUTE:
         zero = [f for f in spec.flow.compute_fields if not h[f]]
         if zero:
@@ -151,14 +159,24 @@ def run(spec: Spec, frames: list[bytes], *, hazards: bool = True) -> list[bytes]
             for dst, y, init, base in spec.flow.isa_compute(spec, h, m):
                 m.obuf[dst] = wrap(y + base if init else m.obuf[dst] + y, spec.acc_bits)
         elif op == Op.STORE:
-            acc = m.obuf[h["oaddr"]:h["oaddr"] + count]
-            if h["requant"]:   # fp32-exact; relu is folded into qmin by the host
-                bits = m.chan_quant[:count, None] if spec.per_word_channels else m.q_scale[None, :]
-                scale = bits.astype(np.uint32).view(np.float32)
-                with np.errstate(over="ignore"):
-                    y = requantize_fp32(acc, scale, h["zero_point"], h["qmin"], h["qmax"])
-                out.append(pack_lanes(y, spec.out_bits, obeat))
-            else:
-                out.append(pack_lanes(np.maximum(acc, 0) if h["relu"] else acc, spec.acc_bits,
-                                      obeat))
+            out.append(_store(spec, m, h, obeat))
     return out
+
+
+def _store(spec: Spec, m: Machine, h: dict, obeat: int) -> bytes:
+    """A STORE's output frame: the words requantised (or ReLU'd), then max-pooled."""
+    count = h["count"]
+    acc = m.obuf[h["oaddr"]:h["oaddr"] + count]
+    if h["requant"]:   # fp32-exact; relu is folded into qmin by the host
+        bits = m.chan_quant[:count, None] if spec.per_word_channels else m.q_scale[None, :]
+        scale = bits.astype(np.uint32).view(np.float32)
+        with np.errstate(over="ignore"):
+            y = requantize_fp32(acc, scale, h["zero_point"], h["qmin"], h["qmax"])
+        bits = spec.out_bits
+    else:
+        y, bits = (np.maximum(acc, 0) if h["relu"] else acc), spec.acc_bits
+    if h["pool"] and count:   # words in rows of pool_w, max over each window (per lane)
+        kr, ks, pw = h["pool_r"], h["pool_s"], h["pool_w"]
+        y = y.reshape(count // (kr * pw), kr, pw // ks, ks, -1).max(axis=(1, 3))
+        y = y.reshape(-1, y.shape[-1])
+    return pack_lanes(y, bits, obeat)

@@ -26,6 +26,8 @@ def make_spec(name="t", rows=3, cols=5, dataflow="ws", mapping=None, **kw):
     if "postproc" in kw:
         post["enabled"] = kw.pop("postproc")
     extra = {"mapping": mapping} if mapping is not None else {}
+    if "pool" in kw:
+        extra["pool"] = {"enabled": kw.pop("pool")}
     if "spads" in kw:
         extra["spads"] = kw.pop("spads")
     assert not kw, kw

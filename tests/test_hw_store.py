@@ -21,7 +21,10 @@ def _pack(lanes, bits):
     return sum((int(v) & ((1 << bits) - 1)) << (bits * j) for j, v in enumerate(lanes))
 
 
-def _run(spec, *, requant, relu, pause, seed, n=40):
+def _run(spec, *, requant, relu, pause, seed, n=40, windows=None, unsigned=False):
+    """``windows``: pooled reads, a list of windows (each a list of addresses) whose per-lane
+    maximum leaves as one word (the requests' ``first``/``emit`` marks), instead of ``n``
+    single reads."""
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
     cols, acc = spec.cols, spec.acc_bits
@@ -30,18 +33,25 @@ def _run(spec, *, requant, relu, pause, seed, n=40):
     nparam = spec.chan_depth if per_word else cols
     scale = (nrng.random(nparam) * 2.0 ** -7).astype(np.float32)
     bits = scale.view(np.uint32)
-    zp = -5
+    zp = 100 if unsigned else -5
     qmin, qmax = (zp if relu else -128), 127        # a ReLU is folded into the range
-    reads = [rng.randrange(spec.output_depth) for _ in range(n)]
+    if unsigned:
+        qmin, qmax = (zp if relu else 0), 255
+    if windows is None:
+        windows = [[rng.randrange(spec.output_depth)] for _ in range(n)]
+    n = len(windows)
     want = []
-    for i, a in enumerate(reads):
-        y = words[a]
+    for i, win in enumerate(windows):
         if spec.postproc and requant:
             sc = scale[i % nparam] if per_word else scale
-            r = golden.requantize_fp32(y, sc, zp, qmin, qmax)
-            want.append(_pack(r, spec.out_bits))
+            r = golden.requantize_fp32(words[win], sc, zp, qmin, qmax, axis=1)
+            want.append(_pack(r.max(axis=0), spec.out_bits))
         else:
-            want.append(_pack(np.maximum(y, 0) if relu and spec.postproc else y, acc))
+            y = words[win]
+            want.append(_pack((np.maximum(y, 0) if relu and spec.postproc else y).max(axis=0),
+                              acc))
+    reads = [(a, k == 0, k == len(win) - 1, i)
+             for i, win in enumerate(windows) for k, a in enumerate(win)]
 
     m = Module()
     m.submodules.store = dut = StoreUnit(spec, checks=True)
@@ -66,13 +76,14 @@ def _run(spec, *, requant, relu, pause, seed, n=40):
         await ctx.tick().repeat(4)
         assert ctx.get(dut.drained)
         req = dut.request
-        for i, a in enumerate(reads):
+        for k, (a, first, emit, i) in enumerate(reads):
             while rng.random() < pause:
                 ctx.set(req.valid, 0)
                 await ctx.tick()
             ctx.set(req.payload, {"addr": a, "idx": i % nparam if per_word else i,
-                                  "last": i == n - 1, "requant": requant, "relu": relu,
-                                  "zero_point": zp, "qmin": qmin, "qmax": qmax})
+                                  "last": k == len(reads) - 1, "requant": requant,
+                                  "relu": relu, "zero_point": zp, "qmin": qmin, "qmax": qmax,
+                                  "first": first, "emit": emit})
             ctx.set(req.valid, 1)
             await ctx.tick().until(req.ready)
         ctx.set(req.valid, 0)
@@ -113,6 +124,19 @@ def test_store_requantises(dataflow, requant, relu):
     spec = make_spec(rows=2, cols=3, dataflow=dataflow, postproc=True, out_bits=8,
                      output_depth=32)
     _run(spec, requant=requant, relu=relu, pause=0.3, seed=2)
+
+
+@pytest.mark.parametrize("postproc,requant,unsigned", [(True, True, False), (True, True, True),
+                                                      (True, False, False),
+                                                      (False, False, False)])
+def test_store_pools_windows(postproc, requant, unsigned):
+    """The pooling stage after the requantiser (or on the accumulators): 2x2 windows, 1x3, a
+    single word, under backpressure; signed and unsigned requantised lanes."""
+    spec = make_spec(rows=2, cols=3, postproc=postproc, pool=True, output_depth=32)
+    rng = random.Random(3)
+    windows = [rng.sample(range(32), k) for k in (4, 4, 3, 1, 4, 2, 4, 4, 1, 3)]
+    _run(spec, requant=requant, relu=False, pause=0.4, seed=3, windows=windows,
+         unsigned=unsigned)
 
 
 def test_store_refuses_a_requantiser_of_another_latency():
