@@ -7,8 +7,10 @@ driver by default), or on the ISA reference machine (``backend="isa"``: no timin
 of minutes). On a spec with the post-processing unit the layer requantises on the STORE path and
 returns the node's int8/uint8 output, checked against the numpy reference's output for the same
 input; otherwise it returns int32 accumulators, checked against the reference's and requantised on
-the host (sim/netgolden.py's fp32 steps, onnxruntime's arithmetic). Every other node runs on the
-host in exact numpy. The chain is the reference run: each layer takes
+the host (sim/netgolden.py's fp32 steps, onnxruntime's arithmetic). A MaxPool fused into its
+conv (gen/network/poolfuse.py) comes out of that conv's STORE path: the conv's own output never
+leaves the chip, so the run has no tensor for it. Every other node runs on the host in exact
+numpy. The chain is the reference run: each layer takes
 the previous layer's output as the hardware produced it.
 """
 
@@ -26,6 +28,8 @@ from gen.errors import AccelgenError
 from gen.network import lower as low
 from gen.network.graph import Graph, Node
 from gen.network.placement import Step
+from gen.network.poolfuse import pool_window
+from gen.pooled import ConvPool
 
 from . import netgolden
 
@@ -114,28 +118,32 @@ def run(spec, graph: Graph, inputs, steps: list[Step], *, backend: str = "rtl",
         t0 = time.monotonic()
         x = env[node.inputs[0]]
         hw = low.lower(spec, graph, node, x)
+        layer = hw.layer if step.pool is None else ConvPool(hw.layer, *pool_window(step.pool))
         quant = low.requant_params(graph, node) if step.requant_on_chip else None
         cycles = counters = None
         if backend == "rtl":
             from .flow import simulate_layer
             job = Path(work_dir) / _job_name(i, node.name)
             job.mkdir(parents=True, exist_ok=True)
-            res = simulate_layer(spec, hw.layer, hw.x, hw.w, hw.bias, sim=sim, driver=driver,
+            res = simulate_layer(spec, layer, hw.x, hw.w, hw.bias, sim=sim, driver=driver,
                                  work_dir=job, quant=quant)
             cycles, counters = res.cycles, res.counters
             got = (low.finish_outputs(graph, node, hw, res.output) if quant is not None
                    else low.finish(hw, res.output))
         elif quant is not None:
-            got = low.outputs_on_isa(spec, graph, node, hw)
+            got = low.outputs_on_isa(spec, graph, node, hw, layer)
         else:
             got = low.accumulators_on_isa(spec, hw)
         if quant is not None:          # the node's output, requantised on the STORE path
-            mm = first_difference(got, netgolden.run_node(graph, node, env))
+            ref = netgolden.run_node(graph, node, env)
+            if step.pool is not None:  # ... and pooled there: the MaxPool's output
+                ref = netgolden.run_node(graph, step.pool, {**env, node.output: ref})
+            mm = first_difference(got, ref)
             out = got
         else:                          # int32 accumulators, requantised here
             mm = first_difference(got, reference_acc(graph, node, x))
             out = low.requantize(graph, node, got)
-        r = LayerResult(node.name, node.op, hw.layer.describe(), backend, step.model.cycles,
+        r = LayerResult(node.name, node.op, layer.describe(), backend, step.model.cycles,
                         cycles, "outputs" if quant is not None else "accumulators", mm is None,
                         mm, time.monotonic() - t0, counters)
         results.append(r)
@@ -146,6 +154,10 @@ def run(spec, graph: Graph, inputs, steps: list[Step], *, backend: str = "rtl",
     host_seconds = {}
 
     def on_host(graph, node, env):
+        if by_node[node.name].fused_into:
+            # pooled on its conv's STORE path: the conv's output, which never left the chip,
+            # held the pooled map; it becomes this node's
+            return env.pop(node.inputs[0])
         t0 = time.monotonic()
         y = netgolden.run_node(graph, node, env)
         host_seconds[node.name] = time.monotonic() - t0

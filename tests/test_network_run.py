@@ -68,22 +68,29 @@ def test_digits_on_isa_model_as_onnxruntime(digits_data, tmp_path, capsys, spec,
     assert got.dtype == want.dtype == np.float32 and got.shape == want.shape == (12, 10)
     np.testing.assert_array_equal(got, want)
     where = {n["node"]: n["where"] for n in s["nodes"]}
-    assert [n for n, w in where.items() if w == "ISA"] == LAYERS
+    # ws_8x8 pools maxpool7 on conv5's STORE path ([pool]); os_8x8 on the host
+    assert [n for n, w in where.items() if w == "ISA"] == (
+        [*LAYERS[:2], "maxpool7", *LAYERS[2:]] if on_chip else LAYERS)
     if on_chip:
-        assert "requantise" not in s["host_ops"]
+        assert "requantise" not in s["host_ops"] and "MaxPool" not in s["host_ops"]
+        pool = next(n for n in s["nodes"] if n["node"] == "maxpool7")
+        assert pool["fused_into"] == "conv5" and pool["host_ops"] == []
+        # conv5's own output never leaves the chip: every other tensor is compared
+        assert s["check"]["run_vs_reference"]["tensors"] == len(s["nodes"]) - 1
     else:
         assert s["host_ops"]["requantise"] == LAYERS
-    assert {"QuantizeLinear", "MaxPool", "QLinearGlobalAveragePool", "QLinearSoftmax",
+        assert "MaxPool" in s["host_ops"]
+    assert {"QuantizeLinear", "QLinearGlobalAveragePool", "QLinearSoftmax",
             "DequantizeLinear"} <= set(s["host_ops"])
     c = s["check"]
     assert c["equal"] and c["reference_vs_onnxruntime"]["tensors"] == len(s["nodes"])
     assert c["run_vs_reference"]["equal"] and c["outputs_vs_onnxruntime"]["equal"]
     assert s["accuracy"]["run"] == s["accuracy"]["onnxruntime"] == pytest.approx(
         float((want.argmax(1) == y).mean()))
-    layers = [n for n in s["nodes"] if n["where"] == "ISA"]
-    assert all(n["equal"] for n in layers)
+    layers = [n for n in s["nodes"] if n["where"] == "ISA" and "fused_into" not in n]
+    assert len(layers) == 4 and all(n["equal"] for n in layers)
     assert {n["compared"] for n in layers} == {"outputs" if on_chip else "accumulators"}
-    assert s["model_cycles"] == sum(n["model_cycles"] for n in s["nodes"] if n["where"] == "ISA")
+    assert s["model_cycles"] == sum(n["model_cycles"] for n in layers)
 
 
 def test_text_summary_lists_host_ops(digits_data, capsys):
@@ -107,7 +114,10 @@ def test_text_summary_lists_host_ops(digits_data, capsys):
     assert "requantisation on the accelerator (STORE path)" in lines[2]
     row = next(ln for ln in lines if ln.startswith("conv5 "))
     assert "requantise" not in row
-    assert "host ops     QuantizeLinear (input_QuantizeLinear); MaxPool (maxpool7)" in cap.out
+    assert "host ops     QuantizeLinear (input_QuantizeLinear); QLinearGlobalAveragePool" in cap.out
+    assert "1 MaxPool on their STORE path" in lines[2]
+    row = next(ln for ln in lines if ln.startswith("maxpool7 "))
+    assert " ISA " in row and "in conv5" in row
     assert "4 of 4 layers' outputs equal" in cap.out
 
 
@@ -119,11 +129,11 @@ def test_check_names_a_perturbed_hardware_layer(digits_data, monkeypatch, capsys
     if on_chip:            # the node's requantised output
         real_out = lower.outputs_on_isa
 
-        def faulty(spec, graph, node, hw):
-            y = real_out(spec, graph, node, hw)
-            if node.name == "conv5":
+        def faulty(spec, graph, node, hw, layer=None):
+            y = real_out(spec, graph, node, hw, layer)
+            if node.name == "conv5":          # (its 2x2-pooled output on ws_8x8)
                 y = y.copy()
-                y[1, 3, 2, 4] ^= 1
+                y[1, 3, 2, 3] ^= 1
             return y
 
         monkeypatch.setattr(lower, "outputs_on_isa", faulty)
@@ -145,8 +155,14 @@ def test_check_names_a_perturbed_hardware_layer(digits_data, monkeypatch, capsys
     assert rc == 1
     assert "result       FAIL" in out
     assert f"3 of 4 layers' {what} equal" in out
-    assert "ISA run vs numpy reference: first difference at node 'conv5' (QLinearConv)" in out
-    assert "index [1, 3, 2, 4]" in out
+    if on_chip:   # conv5's output never leaves the chip: its pooled output is maxpool7's
+        assert ("ISA run vs numpy reference: first difference at node 'maxpool7' (MaxPool)"
+                in out)
+        assert "index [1, 3, 2, 3]" in out
+    else:
+        assert ("ISA run vs numpy reference: first difference at node 'conv5' (QLinearConv)"
+                in out)
+        assert "index [1, 3, 2, 4]" in out
     row = next(ln for ln in out.splitlines() if ln.startswith("conv5 "))
     assert f"{what.upper()} DIFFER" in row
 
@@ -190,12 +206,14 @@ def _tiny_model(tmp_path, act="uint8", fmt="qdq"):
     return path, xin
 
 
-@pytest.mark.parametrize("postproc", [True, False])
-def test_tiny_network_on_icarus(tmp_path, capsys, postproc):
-    """A small network end to end on the RTL (Icarus), requantised on the STORE path or on the
-    host: output bit-exact with onnxruntime, RTL cycles equal to the model's."""
+@pytest.mark.parametrize("postproc,pool", [(True, True), (False, False)])
+def test_tiny_network_on_icarus(tmp_path, capsys, postproc, pool):
+    """A small network end to end on the RTL (Icarus), requantised and max-pooled on the STORE
+    path or both on the host: output bit-exact with onnxruntime, RTL cycles equal to the
+    model's."""
     spec = tmp_path / "spec.toml"
-    spec.write_text(TINY_SPEC + ("[postproc]\nenabled = true\n" if postproc else ""))
+    spec.write_text(TINY_SPEC + ("[postproc]\nenabled = true\n" if postproc else "")
+                    + ("[pool]\nenabled = true\n" if pool else ""))
     model, x = _tiny_model(tmp_path)
     out = tmp_path / "y.npy"
     rc = main(["run", str(spec), str(model), "--input", str(tmp_path / "x.npy"), "--check",
@@ -203,8 +221,10 @@ def test_tiny_network_on_icarus(tmp_path, capsys, postproc):
     s = json.loads(capsys.readouterr().out)
     assert rc == 0, s
     np.testing.assert_array_equal(np.load(out), _ort(str(model), x))
-    rtl = [n for n in s["nodes"] if n["where"] == "RTL"]
+    rtl = [n for n in s["nodes"] if n["where"] == "RTL" and "fused_into" not in n]
     assert len(rtl) == 2 and all(n["cycles"] == n["model_cycles"] for n in rtl)
+    pooled = [n["node"] for n in s["nodes"] if "fused_into" in n]
+    assert len(pooled) == int(pool) and ("MaxPool" in s["host_ops"]) != pool
     assert s["cycles_equal"] and s["cycles"] == s["model_cycles"] > 0
     assert s["sim"] == "icarus" and s["driver"] == "native"
     assert {n["compared"] for n in rtl} == {"outputs" if postproc else "accumulators"}
@@ -291,7 +311,7 @@ def test_estimate_onnx_same_programs_as_run(digits_data, tmp_path, capsys):
     d, _, _ = digits_data
     assert main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--json"]) == 0
     ran = {n["node"]: n["model_cycles"] for n in json.loads(capsys.readouterr().out)["nodes"]
-           if n["where"] == "ISA"}
+           if n["where"] == "ISA" and "fused_into" not in n}
     plot = tmp_path / "p.png"
     assert main(["estimate", "ws_8x8", "--onnx", MODEL, "--batch", "12", "--json",
                  "--plot", str(plot)]) == 0
@@ -300,11 +320,13 @@ def test_estimate_onnx_same_programs_as_run(digits_data, tmp_path, capsys):
     assert plot.stat().st_size > 0
     h = s["host"]
     assert "requantise" not in h["by_op"]         # on ws_8x8's STORE path
-    assert h["by_op"]["MaxPool"]["work"] == 12 * 16 * 4 * 4 * 4      # 2x2 windows
+    assert "MaxPool" not in h["by_op"]            # pooled on conv5's STORE path
+    assert next(r for r in s["layers"] if r["layer"] == "conv5")["tiling"]["pool"] == [2, 2]
     assert h["macs"] == s["total"]["macs"] and h["share"] == pytest.approx(
         h["work"] / (h["work"] + h["macs"]))
     assert main(["estimate", "ws_8x8", "os_8x8", "--onnx", MODEL, "--json"]) == 0
     os_host = json.loads(capsys.readouterr().out)["specs"][1]["host"]
+    assert os_host["by_op"]["MaxPool"]["work"] == 16 * 4 * 4 * 4      # 2x2 windows
     assert os_host["by_op"]["requantise"] == {"nodes": 4, "work": 8 * 8 * 8 + 16 * 8 * 8
                                               + 32 * 4 * 4 + 10}
     assert main(["estimate", "ws_8x8", "os_8x8", "--onnx", MODEL]) == 0

@@ -165,14 +165,13 @@ def accumulators_on_isa(spec, hw: HwLayer) -> np.ndarray:
     return finish(hw, frames.decode(program, out))
 
 
-def outputs_on_isa(spec, graph: Graph, node: Node, hw: HwLayer) -> np.ndarray:
+def outputs_on_isa(spec, graph: Graph, node: Node, hw: HwLayer, layer=None) -> np.ndarray:
     """Run ``hw`` with the node's requantisation on the STORE path through the tiler, frame
-    encoder and the ISA reference machine: the node's int8/uint8 output."""
+    encoder and the ISA reference machine: the node's int8/uint8 output (``layer``: the layer
+    that runs instead of ``hw.layer``, a gen/pooled.py ConvPool of it: the pooled output)."""
     from sim import isa_model
-
-    from .. import frames
-    from ..tiler import plan
+    layer = hw.layer if layer is None else layer
     quant = requant_params(graph, node)
-    program = plan(spec, hw.layer, bias=True, requant=True)
-    out = isa_model.run(spec, frames.encode(program, hw.x, hw.w, hw.bias, quant))
-    return finish_outputs(graph, node, hw, frames.decode(program, out, quant))
+    program = layer.plan(spec, bias=True, requant=True)
+    out = isa_model.run(spec, layer.encode(program, hw.x, hw.w, hw.bias, quant))
+    return finish_outputs(graph, node, hw, layer.decode(program, out, quant))

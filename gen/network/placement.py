@@ -5,10 +5,13 @@ gen/network/lower.py, tiled by ``gen.tiler.plan`` (with the bias, which carries 
 correction) and timed by ``gen.model.estimate``, the same Program the RTL runs. Their
 requantisation (int32 -> onnxruntime's fp32 steps -> int8/uint8, the ReLU/Clip the quantizer folded
 into the output range included) runs on the STORE path when the spec has the post-processing unit
-(``[postproc] enabled``, hw/requant.py: exact), else on the host. Every other node runs on the host
-in exact numpy (sim/netgolden.py). :func:`place` checks every layer against the spec before
-anything runs, so a layer the spec cannot run is refused up front, naming the node; ``accelgen
-run`` and ``accelgen estimate --onnx`` share it.
+(``[postproc] enabled``, hw/requant.py: exact), else on the host. A MaxPool after a conv runs on
+that conv's STORE path where gen/network/poolfuse.py finds it fits (the spec's pooling unit,
+non-overlapping windows): the conv's step plans a :class:`~gen.pooled.ConvPool` and the MaxPool's
+step is ``fused`` into it; else (with the reason in its ``note``) on the host. Every other node
+runs on the host in exact numpy (sim/netgolden.py). :func:`place` checks every layer against the
+spec before anything runs, so a layer the spec cannot run is refused up front, naming the node;
+``accelgen run`` and ``accelgen estimate --onnx`` share it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 from ..errors import AccelgenError
 from .graph import Graph, Node
 from .lower import LOWERED_OPS, HwLayer, lower, requant_params
+from .poolfuse import fusable_pool, pool_window
 
 __all__ = ["Step", "place", "host_work", "REQUANT", "PLAN_OPTIONS"]
 
@@ -42,9 +46,13 @@ class Step:
     host_ops: tuple[str, ...] = ()
     host_work: int = 0
     requant_on_chip: bool = False         # the Program requantises on the STORE path
+    pool: Node | None = None              # the MaxPool the Program pools on the STORE path
+    fused_into: str | None = None         # a MaxPool run by that conv's Program: its name
+    note: str = ""                        # why a MaxPool after a conv stays on the host
 
     @property
     def on_accelerator(self) -> bool:
+        """A layer with a Program of its own (not a MaxPool fused into one)."""
         return self.where == "accelerator"
 
 
@@ -79,21 +87,38 @@ def place(spec, graph: Graph) -> list[Step]:
     node the spec cannot run (precision, buffers, engine limits)."""
     from ..frames import check_quant
     from ..model import estimate
+    from ..pooled import ConvPool
     from ..tiler import plan
 
     _check_spec(spec)
     steps = []
+    fused, notes = {}, {}                 # MaxPool name -> its conv's; why it stays on the host
     for node in graph.nodes:
+        if node.name in fused:
+            steps.append(Step(node, "fused", fused_into=fused[node.name]))
+            continue
         if node.op not in LOWERED_OPS:
             steps.append(Step(node, "host", host_ops=(node.op,),
-                              host_work=host_work(graph, node)))
+                              host_work=host_work(graph, node), note=notes.get(node.name, "")))
             continue
         src = graph.tensors[node.inputs[0]]
         x = np.full(src.shape, src.q.zp, dtype=np.int64)
         hw = lower(spec, graph, node, x)
         on_chip = bool(spec.postproc)
+        pool, why = fusable_pool(spec, graph, node)
+        if pool is not None:
+            try:
+                program = ConvPool(hw.layer, *pool_window(pool)).plan(
+                    spec, **PLAN_OPTIONS, requant=on_chip)
+                fused[pool.name] = node.name
+            except AccelgenError as e:    # (the buffers cannot hold whole windows, ...)
+                pool, why = None, f"{e}"
+        if why:
+            notes[next(n.name for n in graph.nodes if n.op == "MaxPool"
+                       and node.output in n.inputs)] = f"on the host: {why}"
         try:
-            program = plan(spec, hw.layer, **PLAN_OPTIONS, requant=on_chip)
+            if pool is None:
+                program = plan(spec, hw.layer, **PLAN_OPTIONS, requant=on_chip)
             if on_chip:
                 check_quant(program, requant_params(graph, node))
         except AccelgenError as e:
@@ -102,5 +127,6 @@ def place(spec, graph: Graph) -> list[Step]:
         out = int(np.prod(graph.tensors[node.output].shape))
         steps.append(Step(node, "accelerator", hw, program, estimate(program),
                           host_ops=() if on_chip else (REQUANT,),
-                          host_work=0 if on_chip else out, requant_on_chip=on_chip))
+                          host_work=0 if on_chip else out, requant_on_chip=on_chip,
+                          pool=pool))
     return steps
