@@ -36,8 +36,8 @@ from gen.network.graph import Graph, Node
 from gen.quant import requant_scale
 from sim.golden import requantize_fp32 as requantize
 
-__all__ = ["run", "requantize", "conv_acc", "matmul_acc", "requant_scale", "DELEGATED", "EXACT",
-           "fma32"]
+__all__ = ["run", "requantize", "conv_acc", "matmul_acc", "reference_acc", "requant_scale",
+           "DELEGATED", "EXACT", "fma32"]
 
 EXACT = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QLinearAdd",
          "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearSoftmax", "MaxPool", "Reshape",
@@ -104,6 +104,15 @@ def matmul_acc(x, w, bias, zx, zw) -> np.ndarray:
     wf = np.asarray(w, dtype=np.float64) - np.asarray(zw, dtype=np.float64).reshape(1, -1)
     assert wf.shape[0] * 255.0 * 255.0 < 2.0 ** 52
     return _wrap32(np.rint(xf @ wf).astype(np.int64) + np.asarray(bias, dtype=np.int64))
+
+
+def reference_acc(graph: Graph, node: Node, x) -> np.ndarray:
+    """The int32 accumulators of a conv/FC ``node`` (QLinearConv, QLinearMatMul) for input ``x``."""
+    a, qx = node.attrs, graph.q(node.inputs[0])
+    if node.op == "QLinearMatMul":
+        return matmul_acc(x, a["w"], a["bias"], qx.zp, a["w_zp"])
+    return conv_acc(x, a["w"], a["bias"], qx.zp, a["w_zp"], a["strides"], a["pads"],
+                    a["dilations"], a["group"])
 
 
 def _store(v, q) -> np.ndarray:

@@ -32,14 +32,6 @@ class LayerRun:
     seconds: float
 
 
-def _reference_acc(graph: Graph, node: Node, x) -> np.ndarray:
-    a, qx = node.attrs, graph.q(node.inputs[0])
-    if node.op == "QLinearMatMul":
-        return netgolden.matmul_acc(x, a["w"], a["bias"], qx.zp, a["w_zp"])
-    return netgolden.conv_acc(x, a["w"], a["bias"], qx.zp, a["w_zp"], a["strides"], a["pads"],
-                              a["dilations"], a["group"])
-
-
 def run(spec, graph: Graph, inputs, *, layers: list | None = None):
     """Every tensor of the network, with conv/FC accumulators from the ISA model. Returns
     ``(env, [LayerRun])``."""
@@ -50,7 +42,7 @@ def run(spec, graph: Graph, inputs, *, layers: list | None = None):
         x = env[node.inputs[0]]
         hw = low.lower(spec, graph, node, x)
         acc = low.accumulators_on_isa(spec, hw)
-        ref = _reference_acc(graph, node, x)
+        ref = netgolden.reference_acc(graph, node, x)
         runs.append(LayerRun(node.name, hw.layer.describe(), acc, bool(np.array_equal(acc, ref)),
                              time.monotonic() - t0))
         return low.requantize(graph, node, acc)

@@ -26,12 +26,13 @@ import numpy as np
 
 from gen.errors import AccelgenError
 from gen.network import lower as low
-from gen.network.graph import Graph, Node
+from gen.network.graph import Graph
 from gen.network.placement import Step
 from gen.network.poolfuse import pool_window
 from gen.pooled import ConvPool
 
 from . import netgolden
+from .netgolden import reference_acc
 
 __all__ = ["LayerResult", "NetRun", "run", "reference_acc", "first_difference", "model_outputs"]
 
@@ -64,15 +65,6 @@ class NetRun:
     env: dict                       # every tensor by name
     layers: list[LayerResult]       # the accelerator nodes, in order
     host_seconds: dict              # host node name -> seconds
-
-
-def reference_acc(graph: Graph, node: Node, x) -> np.ndarray:
-    """The numpy reference's int32 accumulators of a conv/FC ``node`` for input ``x``."""
-    a, qx = node.attrs, graph.q(node.inputs[0])
-    if node.op == "QLinearMatMul":
-        return netgolden.matmul_acc(x, a["w"], a["bias"], qx.zp, a["w_zp"])
-    return netgolden.conv_acc(x, a["w"], a["bias"], qx.zp, a["w_zp"], a["strides"], a["pads"],
-                              a["dilations"], a["group"])
 
 
 def first_difference(ours, ref) -> dict | None:
