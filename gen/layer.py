@@ -176,19 +176,22 @@ class ConvLayer:
 
 @dataclasses.dataclass(frozen=True)
 class FullyConnected:
-    """A fully-connected layer: ``y[n, k] = Σ_c x[n, c] · w[k, c]`` (+ bias). Inputs (N, C),
-    weights (K, C), outputs (N, K); planned as the 1x1 convolution :attr:`conv` over a 1x1 map."""
+    """A fully-connected layer: ``y[n, k] = Σ_c x[n, c] · w[k, c]`` (+ bias). Inputs (N, C):
+    N × in_features; weights (K, C): out_features × in_features; outputs (N, K). Planned as the
+    1x1 convolution :attr:`conv` over a 1x1 map; its :class:`~gen.program.Program` records this
+    layer (``program.layer``), and its errors speak of features, not of NCHW/KCRS tensors."""
 
-    C: int
-    K: int
+    C: int          # in_features
+    K: int          # out_features
     N: int = 1
     name: str = "fc"
 
     def __post_init__(self):
-        for f in ("C", "K", "N"):
+        for f, what in (("C", "in_features"), ("K", "out_features"), ("N", "batch")):
             v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise AccelgenError(f"layer {f} must be a positive integer, not {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_DIM:
+                raise AccelgenError(f"fully-connected layer {f} ({what}) must be an integer from 1 "
+                                    f"to {MAX_DIM}, not {v!r}")
 
     @property
     def conv(self) -> ConvLayer:
@@ -215,27 +218,44 @@ class FullyConnected:
         return f"{self.name} (fully connected N={self.N} C={self.C} K={self.K}) -> {self.N}x{self.K}"
 
     def golden(self, spec: Spec, x, w, bias=None, quant=None, relu: bool = False) -> np.ndarray:
-        return self.conv.golden(spec, *self._as_conv(x, w), bias, quant, relu)[:, :, 0, 0]
+        return self.conv.golden(spec, *self._as_conv(x, w, bias), quant, relu)[:, :, 0, 0]
 
     def plan(self, spec: Spec, *, bias: bool = False, requant: bool = False,
              relu: bool = False) -> Program:
-        return self.conv.plan(spec, bias=bias, requant=requant, relu=relu)
+        try:
+            program = self.conv.plan(spec, bias=bias, requant=requant, relu=relu)
+        except AccelgenError as e:
+            raise AccelgenError(f"fully-connected layer {self.name} (N={self.N}, in_features "
+                                f"C={self.C}, out_features K={self.K}), planned as a 1x1 "
+                                f"convolution: {e}") from None
+        return dataclasses.replace(program, layer=self)
 
     def encode(self, program: Program, x, w, bias=None, quant=None) -> list[bytes]:
-        return self.conv.encode(program, *self._as_conv(x, w), bias, quant)
+        return self.conv.encode(self._conv_program(program), *self._as_conv(x, w, bias), quant)
 
     def decode(self, program: Program, frames: list[bytes], quant=None) -> np.ndarray:
-        return self.conv.decode(program, frames, quant)[:, :, 0, 0]
+        return self.conv.decode(self._conv_program(program), frames, quant)[:, :, 0, 0]
 
-    def _as_conv(self, x, w):
-        """(N, C) inputs and (K, C) weights as the convolution's NCHW and KCRS tensors."""
+    def _conv_program(self, program: Program) -> Program:
+        """``program`` (this layer's plan) as the convolution's, for gen/frames.py."""
+        if program.layer != self:
+            raise AccelgenError(f"the program was planned for {program.layer.describe()}, not "
+                                f"for {self.describe()}")
+        return dataclasses.replace(program, layer=self.conv)
+
+    def _as_conv(self, x, w, bias=None):
+        """(N, C) inputs, (K, C) weights and (K,) bias as the convolution's NCHW and KCRS
+        tensors (and bias), their shapes checked in fully-connected terms."""
         import numpy as np
         x, w = np.asarray(x), np.asarray(w)
-        for what, t, shape in (("input", x, self.input_shape), ("weights", w, self.weight_shape)):
-            if t.shape != shape:
+        for what, t, shape, dims in (
+                ("input", x, self.input_shape, "N x in_features"),
+                ("weights", w, self.weight_shape, "out_features x in_features"),
+                ("bias", None if bias is None else np.asarray(bias), (self.K,), "out_features")):
+            if t is not None and t.shape != shape:
                 raise AccelgenError(f"{what} tensor has shape {t.shape} but the fully-connected "
-                                    f"layer needs {shape}")
-        return x.reshape(*x.shape, 1, 1), w.reshape(*w.shape, 1, 1)
+                                    f"layer needs {shape} ({dims})")
+        return x.reshape(*x.shape, 1, 1), w.reshape(*w.shape, 1, 1), bias
 
 
 _KEYS = {"N", "C", "H", "W", "K", "R", "S", "stride", "pad", "dilation", "groups"}

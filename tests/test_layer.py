@@ -89,8 +89,49 @@ def test_fully_connected_shapes_and_refusals():
     with pytest.raises(AccelgenError, match=r"input tensor has shape \(6,\) but the "
                                             r"fully-connected layer needs \(2, 6\)"):
         fc.golden(spec, np.zeros(6, dtype=int), np.zeros((2, 6), dtype=int))
-    with pytest.raises(AccelgenError, match="layer K must be a positive integer, not 0"):
+    with pytest.raises(AccelgenError, match=r"fully-connected layer K \(out_features\) must be "
+                                            r"an integer from 1 to 65536, not 0"):
         FullyConnected(C=3, K=0)
+
+
+def test_fully_connected_speaks_fc_terms():
+    """A fully-connected layer's program records the layer itself, and its errors name features
+    (N x in_features, out_features x in_features), not NCHW/KCRS or filters."""
+    import numpy as np
+
+    from gen.layer import FullyConnected
+    from gen.spec import spec_from_dict
+    spec = spec_from_dict({"name": "t", "array": {"rows": 4, "cols": 4}})
+    fc = FullyConnected(C=6, K=3, N=2)
+    x, w = np.zeros((2, 6), dtype=int), np.zeros((3, 6), dtype=int)
+    prog = fc.plan(spec, bias=True)
+    assert prog.layer == fc and prog.macs == fc.macs
+    assert prog.layer.describe() == "fc (fully connected N=2 C=6 K=3) -> 2x3"
+    cases = [
+        (lambda: fc.encode(prog, np.zeros((2, 7), dtype=int), w, np.zeros(3, dtype=int)),
+         r"input tensor has shape \(2, 7\) but the fully-connected layer needs \(2, 6\) "
+         r"\(N x in_features\)"),
+        (lambda: fc.golden(spec, x, w.T), r"weights tensor has shape \(6, 3\) but the "
+         r"fully-connected layer needs \(3, 6\) \(out_features x in_features\)"),
+        # the golden model used to fail with a numpy reshape error here
+        (lambda: fc.golden(spec, x, w, np.zeros(4, dtype=int)),
+         r"bias tensor has shape \(4,\) but the fully-connected layer needs \(3,\) "
+         r"\(out_features\)"),
+        (lambda: fc.encode(prog, x, w, np.zeros(4, dtype=int)), r"needs \(3,\) \(out_features\)"),
+        (lambda: FullyConnected(C=70000, K=3), r"fully-connected layer C \(in_features\) must "
+         r"be an integer from 1 to 65536, not 70000"),
+        (lambda: FullyConnected(C=50, K=3).plan(spec_from_dict(
+            {"name": "t", "array": {"rows": 4, "cols": 4},
+             "buffers": {"input_depth": 2, "weight_depth": 1, "output_depth": 2}})),
+         r"^fully-connected layer fc \(N=1, in_features C=50, out_features K=3\), planned as a "
+         r"1x1 convolution: .*raise buffers.weight_depth"),
+        (lambda: FullyConnected(C=6, K=3, N=1).encode(prog, x, w),
+         r"the program was planned for fc \(fully connected N=2 C=6 K=3\)"),
+    ]
+    for call, message in cases:
+        with pytest.raises(AccelgenError, match=message) as e:
+            call()
+        assert "NCHW" not in str(e.value) and "KCRS" not in str(e.value)
 
 
 def test_fully_connected_on_the_rtl(tmp_path):
