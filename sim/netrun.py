@@ -8,10 +8,11 @@ of minutes). On a spec with the post-processing unit the layer requantises on th
 returns the node's int8/uint8 output, checked against the numpy reference's output for the same
 input; otherwise it returns int32 accumulators, checked against the reference's and requantised on
 the host (sim/netgolden.py's fp32 steps, onnxruntime's arithmetic). A MaxPool fused into its
-conv (gen/network/poolfuse.py) comes out of that conv's STORE path: the conv's own output never
-leaves the chip, so the run has no tensor for it. Every other node runs on the host in exact
-numpy. The chain is the reference run: each layer takes
-the previous layer's output as the hardware produced it.
+conv (gen/network/poolfuse.py) comes out of that conv's STORE path (its requantised outputs
+pooled, or its accumulators, requantised here: max commutes with the monotone
+requantisation): the conv's own output never leaves the chip, so the run has no tensor for it.
+Every other node runs on the host in exact numpy. The chain is the reference run: each layer
+takes the previous layer's output as the hardware produced it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from gen.network.placement import Step
 from gen.network.poolfuse import pool_window
 from gen.pooled import ConvPool
 
-from . import netgolden
+from . import golden, netgolden
 from .netgolden import reference_acc
 
 __all__ = ["LayerResult", "NetRun", "run", "reference_acc", "first_difference", "model_outputs"]
@@ -125,15 +126,18 @@ def run(spec, graph: Graph, inputs, steps: list[Step], *, backend: str = "rtl",
         elif quant is not None:
             got = low.outputs_on_isa(spec, graph, node, hw, layer)
         else:
-            got = low.accumulators_on_isa(spec, hw)
+            got = low.accumulators_on_isa(spec, hw, layer)
         if quant is not None:          # the node's output, requantised on the STORE path
             ref = netgolden.run_node(graph, node, env)
             if step.pool is not None:  # ... and pooled there: the MaxPool's output
                 ref = netgolden.run_node(graph, step.pool, {**env, node.output: ref})
             mm = first_difference(got, ref)
             out = got
-        else:                          # int32 accumulators, requantised here
-            mm = first_difference(got, reference_acc(graph, node, x))
+        else:                          # int32 accumulators (max-pooled), requantised here
+            ref = reference_acc(graph, node, x)
+            if step.pool is not None:
+                ref = golden.maxpool(ref, pool_window(step.pool))
+            mm = first_difference(got, ref)
             out = low.requantize(graph, node, got)
         r = LayerResult(node.name, node.op, layer.describe(), backend, step.model.cycles,
                         cycles, "outputs" if quant is not None else "accumulators", mm is None,

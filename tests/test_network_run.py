@@ -93,6 +93,21 @@ def test_digits_on_isa_model_as_onnxruntime(digits_data, tmp_path, capsys, spec,
     assert s["model_cycles"] == sum(n["model_cycles"] for n in layers)
 
 
+def test_digits_pooled_accumulators_on_nlr(digits_data, capsys):
+    """nlr_8x8 has the pooling unit but no post-processing unit: conv5's int32 accumulators are
+    max-pooled on its STORE path and requantised on the host (max commutes with the monotone
+    requantisation): bit-exact with onnxruntime."""
+    d, _, _ = digits_data
+    rc = main(["run", "nlr_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--check",
+               "--json"])
+    s = json.loads(capsys.readouterr().out)
+    assert rc == 0 and s["match"] and s["check"]["equal"]
+    nodes = {n["node"]: n for n in s["nodes"]}
+    assert nodes["maxpool7"]["fused_into"] == "conv5" and "MaxPool" not in s["host_ops"]
+    assert nodes["conv5"]["compared"] == "accumulators" and nodes["conv5"]["equal"]
+    assert "conv5" in s["host_ops"]["requantise"]
+
+
 def test_text_summary_lists_host_ops(digits_data, capsys):
     d, _, _ = digits_data
     assert main(["run", "os_8x8", MODEL, "--input", str(d / "x.npy"), "--isa"]) == 0
@@ -140,8 +155,8 @@ def test_check_names_a_perturbed_hardware_layer(digits_data, monkeypatch, capsys
     else:                  # its int32 accumulators
         real_acc = lower.accumulators_on_isa
 
-        def faulty(spec, hw):
-            acc = real_acc(spec, hw)
+        def faulty(spec, hw, layer=None):
+            acc = real_acc(spec, hw, layer)
             if hw.node == "conv5":
                 acc = acc.copy()
                 acc[1, 3, 2, 4] += 4000
@@ -206,7 +221,7 @@ def _tiny_model(tmp_path, act="uint8", fmt="qdq"):
     return path, xin
 
 
-@pytest.mark.parametrize("postproc,pool", [(True, True), (False, False)])
+@pytest.mark.parametrize("postproc,pool", [(True, True), (False, False), (False, True)])
 def test_tiny_network_on_icarus(tmp_path, capsys, postproc, pool):
     """A small network end to end on the RTL (Icarus), requantised and max-pooled on the STORE
     path or both on the host: output bit-exact with onnxruntime, RTL cycles equal to the

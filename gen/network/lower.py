@@ -153,16 +153,15 @@ def requantize(graph: Graph, node: Node, acc: np.ndarray) -> np.ndarray:
     return out.astype(np.int8 if qy.dtype == "int8" else np.uint8)
 
 
-def accumulators_on_isa(spec, hw: HwLayer) -> np.ndarray:
+def accumulators_on_isa(spec, hw: HwLayer, layer=None) -> np.ndarray:
     """Run ``hw`` through today's tiler, frame encoder and the ISA reference machine
-    (gen.tiler.plan + gen.frames.encode + sim.isa_model.run): the node's int32 accumulators."""
+    (gen.tiler.plan + gen.frames.encode + sim.isa_model.run): the node's int32 accumulators
+    (``layer``: a gen/pooled.py ConvPool of ``hw.layer`` instead: them max-pooled)."""
     from sim import isa_model
-
-    from .. import frames
-    from ..tiler import plan
-    program = plan(spec, hw.layer, bias=True)
-    out = isa_model.run(spec, frames.encode(program, hw.x, hw.w, hw.bias))
-    return finish(hw, frames.decode(program, out))
+    layer = hw.layer if layer is None else layer
+    program = layer.plan(spec, bias=True)
+    out = isa_model.run(spec, layer.encode(program, hw.x, hw.w, hw.bias))
+    return finish(hw, layer.decode(program, out))
 
 
 def outputs_on_isa(spec, graph: Graph, node: Node, hw: HwLayer, layer=None) -> np.ndarray:

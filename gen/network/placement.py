@@ -124,7 +124,7 @@ def place(spec, graph: Graph) -> list[Step]:
         except AccelgenError as e:
             raise AccelgenError(f"node {node.name!r} ({node.op}, layer "
                                 f"{hw.layer.describe()}) cannot run on {spec.name}: {e}") from None
-        out = int(np.prod(graph.tensors[node.output].shape))
+        out = int(np.prod(graph.tensors[(pool or node).output].shape))
         steps.append(Step(node, "accelerator", hw, program, estimate(program),
                           host_ops=() if on_chip else (REQUANT,),
                           host_work=0 if on_chip else out, requant_on_chip=on_chip,

@@ -1,9 +1,11 @@
 """Which MaxPool nodes run on the accelerator, fused into the conv before them (gen/pooled.py).
 
 A MaxPool runs on the STORE path of the QLinearConv that produces its input when: the spec has
-the pooling unit (``[pool] enabled``) and requantises on the chip (``[postproc]``: the pool then
-sees the conv node's int8/uint8 outputs, and max commutes with the monotone requantisation, so
-the result equals onnxruntime's); the MaxPool is the conv output's only reader and that output is
+the pooling unit (``[pool] enabled``); it pools the conv node's int8/uint8 outputs where the spec
+requantises on the chip (``[postproc]``), else its int32 accumulators, which the host then
+requantises (max commutes with the monotone requantisation, so either equals onnxruntime's
+MaxPool of the conv's output; accumulators wider than int32 would wrap apart, so those stay);
+the MaxPool is the conv output's only reader and that output is
 not a model output (it never leaves the chip); its windows do not overlap and need no padding
 (kernel == strides, pads 0: the digits model's 2x2); the conv has one stride. Otherwise the
 MaxPool stays on the host, and :func:`fusable_pool` says why (ResNet's 3x3 stride-2 pool: its
@@ -34,8 +36,9 @@ def fusable_pool(spec, graph: Graph, node: Node) -> tuple[Node | None, str]:
     why = ""
     if not spec.pool:
         why = f"{spec.name} has no pooling unit ([pool] enabled)"
-    elif not spec.postproc:
-        why = f"{spec.name} requantises on the host ([postproc] enabled)"
+    elif not spec.postproc and spec.acc_bits != 32:
+        why = (f"{spec.name} requantises on the host from {spec.acc_bits}-bit accumulators, "
+               f"which wrap unlike onnxruntime's int32 before the max")
     elif len(readers) > 1 or node.output in graph.outputs:
         why = f"the output of {node.name} is read by more than the MaxPool"
     elif strides != (kh, kw) or any(pads):
