@@ -368,3 +368,26 @@ def test_digits_whole_test_split_on_rtl(tmp_path, capsys):
     s = json.loads(capsys.readouterr().out)
     assert rc == 0 and s["match"] and s["check"]["equal"] and s["cycles_equal"]
     assert s["accuracy"]["run"] == s["accuracy"]["onnxruntime"] > 0.98
+
+
+def test_overlapping_maxpool_stays_on_the_host_with_its_reason(tmp_path, capsys):
+    """ResNet's 3x3 stride-2 padded MaxPool after a conv: its windows overlap, so it runs on the
+    host and --json says why; a 2x2 one after the next conv is pooled on its STORE path. Both
+    bit-exact with onnxruntime (ISA model)."""
+    b = NetBuilder("pools", (1, 4, 12, 12), seed=5)
+    x = b.maxpool(b.relu(b.conv(b.input, 8, 3, 1, pads=1)), 3, 2, 1)
+    x = b.maxpool(b.relu(b.conv(x, 8, 3, 1, pads=1)), 2)
+    rng = np.random.default_rng(1)
+    m = quantize(b.model(x), [rng.normal(size=(1, 4, 12, 12)).astype(np.float32)
+                              for _ in range(2)], activations="uint8", per_channel=True)
+    path = tmp_path / "pools.onnx"
+    path.write_bytes(m.SerializeToString())
+    np.save(tmp_path / "x.npy", rng.normal(size=(1, 4, 12, 12)).astype(np.float32))
+    rc = main(["run", "ws_8x8", str(path), "--input", str(tmp_path / "x.npy"), "--isa",
+               "--check", "--json"])
+    s = json.loads(capsys.readouterr().out)
+    assert rc == 0 and s["match"] and s["check"]["equal"]
+    pools = [n for n in s["nodes"] if n["op"] == "MaxPool"]
+    assert len(pools) == 2
+    assert pools[0]["where"] == "host" and "overlap or pad" in pools[0]["note"]
+    assert pools[1]["where"] == "ISA" and "fused_into" in pools[1]
