@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import AccelgenError
 
-__all__ = ["Requant", "requant_scale"]
+__all__ = ["Requant", "requant_scale", "gap_scale"]
 
 
 def requant_scale(sx, sw, sy) -> np.ndarray:
@@ -28,6 +28,14 @@ def requant_scale(sx, sw, sy) -> np.ndarray:
     weight scales ``sw`` (one or per channel) and output scale ``sy``."""
     f32 = np.float32
     return (f32(sx) * np.asarray(sw, dtype=np.float32)) / f32(sy)
+
+
+def gap_scale(sx, sy, image_size: int) -> np.float32:
+    """``fp32(sx / fp32(sy·H·W))``, in that order (MLAS's QLinearGlobalAveragePool, qlgavgpool.cpp):
+    the scale of a global average pool over ``image_size = H·W`` pixels, whose accumulator is the
+    integer sum ``Σx - zx·H·W``."""
+    f32 = np.float32
+    return f32(sx) / (f32(sy) * f32(image_size))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -33,11 +33,11 @@ import numpy as np
 
 from gen.errors import AccelgenError
 from gen.network.graph import Graph, Node
-from gen.quant import requant_scale
+from gen.quant import gap_scale, requant_scale
 from sim.golden import requantize_fp32 as requantize
 
-__all__ = ["run", "requantize", "conv_acc", "matmul_acc", "reference_acc", "requant_scale",
-           "DELEGATED", "EXACT", "fma32"]
+__all__ = ["run", "requantize", "conv_acc", "matmul_acc", "gap_acc", "reference_acc",
+           "requant_scale", "DELEGATED", "EXACT", "fma32"]
 
 EXACT = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QLinearAdd",
          "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearSoftmax", "MaxPool", "Reshape",
@@ -106,9 +106,18 @@ def matmul_acc(x, w, bias, zx, zw) -> np.ndarray:
     return _wrap32(np.rint(xf @ wf).astype(np.int64) + np.asarray(bias, dtype=np.int64))
 
 
+def gap_acc(x, zx) -> np.ndarray:
+    """int32 accumulators ``Σx - zx·H·W`` of a global average pool (NCHW ``x``; N, C, 1, 1)."""
+    x = np.asarray(x, dtype=np.int64)
+    return _wrap32(x.sum(axis=(2, 3), keepdims=True) - zx * x.shape[2] * x.shape[3])
+
+
 def reference_acc(graph: Graph, node: Node, x) -> np.ndarray:
-    """The int32 accumulators of a conv/FC ``node`` (QLinearConv, QLinearMatMul) for input ``x``."""
+    """The int32 accumulators of a lowered ``node`` (QLinearConv, QLinearMatMul,
+    QLinearGlobalAveragePool) for input ``x``."""
     a, qx = node.attrs, graph.q(node.inputs[0])
+    if node.op == "QLinearGlobalAveragePool":
+        return gap_acc(x, qx.zp)
     if node.op == "QLinearMatMul":
         return matmul_acc(x, a["w"], a["bias"], qx.zp, a["w_zp"])
     return conv_acc(x, a["w"], a["bias"], qx.zp, a["w_zp"], a["strides"], a["pads"],
@@ -137,9 +146,8 @@ def _qadd(a, b, qa, qb, qc):
 
 def _gap_int(x, qx, qy):
     n, c, h, w = x.shape
-    acc = np.asarray(x, dtype=np.int64).sum(axis=(2, 3), keepdims=True) - qx.zp * h * w
-    scale = qx.s / (qy.s * f32(h * w))
-    return _store(requantize(acc, scale, qy.zp, qy.qmin, qy.qmax), qy)
+    scale = gap_scale(qx.s, qy.s, h * w)
+    return _store(requantize(gap_acc(x, qx.zp), scale, qy.zp, qy.qmin, qy.qmax), qy)
 
 
 def _windows(x, kernel, strides, pads, fill):

@@ -1,11 +1,13 @@
-"""A whole network with its conv and fully-connected layers on the ISA reference machine.
+"""A whole network with its lowered layers (conv, fully connected, global average pool) on the ISA
+reference machine.
 
-Each QLinearConv/QLinearMatMul node is lowered (gen/network/lower.py), tiled by today's
-``gen.tiler.plan``, encoded by ``gen.frames.encode`` and executed by ``sim.isa_model.run``: the
-node's int32 accumulators come from the accelerator's command stream. Requantisation and every
-other op run on the host in exact numpy (sim/netgolden.py). :func:`ort_accumulators` gets
-onnxruntime's own int32 accumulators for a node (its ConvInteger/MatMulInteger kernels, plus the
-bias) to check them directly.
+Each node gen/network/lower.py lowers (QLinearConv, QLinearMatMul, QLinearGlobalAveragePool) is
+tiled by today's ``gen.tiler.plan``, encoded by ``gen.frames.encode`` and executed by
+``sim.isa_model.run``: the node's int32 accumulators come from the accelerator's command stream.
+Requantisation and every other op run on the host in exact numpy (sim/netgolden.py).
+:func:`ort_accumulators` gets onnxruntime's own int32 accumulators for a node (its
+ConvInteger/MatMulInteger kernels, plus the bias; a global average pool's ReduceSum) to check
+them directly.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class LayerRun:
 
 
 def run(spec, graph: Graph, inputs, *, layers: list | None = None):
-    """Every tensor of the network, with conv/FC accumulators from the ISA model. Returns
+    """Every tensor of the network, with the lowered layers' accumulators from the ISA model. Returns
     ``(env, [LayerRun])``."""
     runs = [] if layers is None else layers
 
@@ -60,6 +62,8 @@ def ort_accumulators(graph: Graph, node: Node, x) -> np.ndarray:
     from .ortref import session
     a, qx = node.attrs, graph.q(node.inputs[0])
     x = np.asarray(x)
+    if node.op == "QLinearGlobalAveragePool":
+        return _ort_gap_accumulators(x, qx.zp)
     # ConvInteger takes uint8 inputs: an int8 tensor moves to uint8 with its zero point (the
     # differences x - zx, which are all the kernel uses, are unchanged)
     xu = (x.astype(np.int16) + (128 if qx.dtype == "int8" else 0)).astype(np.uint8)
@@ -85,4 +89,22 @@ def ort_accumulators(graph: Graph, node: Node, x) -> np.ndarray:
     y = session(m).run(None, {"x": xu})[0].astype(np.int64)
     bias = np.asarray(a["bias"], dtype=np.int64)
     y = y + (bias.reshape(1, -1, 1, 1) if node.op == "QLinearConv" else bias)
+    return ((y + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def _ort_gap_accumulators(x, zx) -> np.ndarray:
+    """A global average pool's int32 accumulators ``Σx - zx·H·W`` from onnxruntime's ReduceSum
+    over the int32 input (onnxruntime has no integer GAP kernel of its own to ask)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from .ortref import session
+    xi = np.asarray(x, dtype=np.int32)
+    n = helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=1)
+    g = helper.make_graph([n], "gap", [helper.make_tensor_value_info("x", TensorProto.INT32,
+                                                                      xi.shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+                          [numpy_helper.from_array(np.array([2, 3], np.int64), "axes")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    y = session(m).run(None, {"x": xi})[0].astype(np.int64) - zx * xi.shape[2] * xi.shape[3]
     return ((y + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)

@@ -200,7 +200,9 @@ def cmd_estimate(args) -> int:
     stream = not args.json and len(specs) == 1
     results = []
     hosts = {}
-    count = (sum(n.op in _LOWERED for n in graph.nodes) if graph is not None else len(layers))
+    if graph is not None:
+        from ..network.lower import LOWERED_OPS
+    count = (sum(n.op in LOWERED_OPS for n in graph.nodes) if graph is not None else len(layers))
     with _Progress(len(specs) * count, quiet=stream) as progress:
         for spec in specs:
             if stream:
@@ -261,9 +263,6 @@ def cmd_estimate(args) -> int:
         if path is not None:
             print(f"{what}: {path}")
     return 0
-
-
-_LOWERED = ("QLinearConv", "QLinearMatMul")
 
 
 def _print_host(host: dict, spec: str | None) -> None:

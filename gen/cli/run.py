@@ -208,7 +208,7 @@ def cmd_run(args) -> int:
         print(f"  input        {in_name} {tuple(x.shape)} float32, batch {x.shape[0]}")
         fused = [s for s in steps if s.fused_into]
         pooled = f", {len(fused)} MaxPool on their STORE path" if fused else ""
-        print(f"  nodes        {len(steps)}: {len(accel)} conv/FC layers on the accelerator "
+        print(f"  nodes        {len(steps)}: {len(accel)} layers on the accelerator "
               f"(model {model_total:,} cycles){pooled}, "
               f"{len(steps) - len(accel) - len(fused)} on the host; "
               f"requantisation {where_rq}", flush=True)

@@ -36,6 +36,13 @@ def _same_q(a: QParams, b: QParams) -> bool:
             and a.zp == b.zp)
 
 
+def _avgpool_op(at: dict, x_shape) -> str:
+    """An average pool whose window is the whole unpadded map is onnxruntime's global average
+    pool (qlinear_pool.cc falls back to it: the integer sum, not fp32 window sums)."""
+    whole = tuple(at["kernel"]) == tuple(x_shape[2:]) and not any(at["pads"])
+    return "QLinearGlobalAveragePool" if whole else "QLinearAveragePool"
+
+
 def _y(imp, qn):
     return imp.qparams(qn, qn.input[1], qn.input[2] if len(qn.input) > 2 else None, "uint8")
 
@@ -119,8 +126,9 @@ def group(imp, node, qn) -> bool:
             return False
         at = shapes.pool_attrs(imp, node, xt.shape)
         shape = shapes.pool(xt.shape, at)
-        imp.emit("QLinearAveragePool" if op == "AveragePool" else "MaxPool", [x], y, shape,
-                 yq.dtype, yq, src, **at)
+        qop = _avgpool_op(at, xt.shape) if op == "AveragePool" else "MaxPool"
+        imp.emit(qop, [x], y, shape, yq.dtype, yq, src,
+                 **(at if qop != "QLinearGlobalAveragePool" else {}))
     elif op == "GlobalAveragePool":
         imp.emit("QLinearGlobalAveragePool", [x], y, (*xt.shape[:2], 1, 1), yq.dtype, yq, src)
     elif op == "Softmax":
@@ -253,6 +261,8 @@ def qoperator(imp, node):
         yq = _qp(imp, node, 3, 4)
         if op == "QLinearAveragePool":
             at = shapes.pool_attrs(imp, node, xt.shape)
+            op = _avgpool_op(at, xt.shape)
+        if op == "QLinearAveragePool":
             imp.emit(op, [node.input[0]], y, shapes.pool(xt.shape, at), yq.dtype, yq, [name], **at)
         elif op == "QLinearGlobalAveragePool":
             imp.emit(op, [node.input[0]], y, (*xt.shape[:2], 1, 1), yq.dtype, yq, [name])

@@ -1,4 +1,5 @@
-"""Lower a network's conv and fully-connected nodes to the integer layer the accelerator runs.
+"""Lower a network's conv, fully-connected and global-average-pool nodes to the integer layer the
+accelerator runs.
 
 onnxruntime's int32 accumulator is ``acc = Σ (x - zx)(w - zw) + bias`` with padding by ``zx``. The
 array multiplies the spec's signed integers, so for a QLinearConv/QLinearMatMul node:
@@ -19,6 +20,16 @@ onnxruntime's exactly (mod 2**32, where both wrap). Requantisation stays a separ
 arithmetic). Strides that differ per axis run as stride 1 and are subsampled on the host; fully
 connected layers run as 1×1 convolutions over a row of ``M`` pixels.
 
+A QLinearGlobalAveragePool node (and an AveragePool whose window is the whole unpadded map, which
+the importer makes one, as onnxruntime runs it) is onnxruntime's ``acc = Σx - zx·H·W`` with the
+scale ``fp32(sx / fp32(sy·H·W))`` (gen/quant.py :func:`~gen.quant.gap_scale`) and the same
+requantisation steps: the sum of a 1×1 convolution with one output channel and weights of 1, over
+``C' = H·W`` input channels (the pixels of a channel, laid out across the array's rows by the host,
+as a matmul's rows) and an ``N × C`` map (each pixel one channel of one image), with
+``bias = -zx'·H·W``. Each cycle then adds one array-row's worth of values (the input stream's
+bound); a depthwise ``H×W`` convolution of ones (groups = C) would run one filter tap per pass,
+38× slower on ws_16x16 (ResNet-18's 7×7×512 pool: 125,448 cycles against 3,319).
+
 On the chip, :func:`requant_params` gives the node's requantisation for the STORE path
 (gen/quant.py :class:`~gen.quant.Requant`): the same fp32 scale, zero point and clamp range, applied
 exactly by the post-processing unit (hw/requant.py), so the accelerator returns the node's
@@ -32,14 +43,15 @@ import dataclasses
 import numpy as np
 
 from ..errors import AccelgenError
-from ..layer import ConvLayer
-from ..quant import Requant, requant_scale
+from ..layer import MAX_DIM, ConvLayer
+from ..quant import Requant, gap_scale, requant_scale
 from .graph import Graph, Node
 
 __all__ = ["HwLayer", "lower", "requantize", "requant_params", "finish_outputs",
            "accumulators_on_isa", "outputs_on_isa", "LOWERED_OPS"]
 
-LOWERED_OPS = ("QLinearConv", "QLinearMatMul")
+LOWERED_OPS = ("QLinearConv", "QLinearMatMul", "QLinearGlobalAveragePool")
+GAP = "QLinearGlobalAveragePool"
 
 
 @dataclasses.dataclass
@@ -56,6 +68,7 @@ class HwLayer:
     out_shape: tuple[int, ...]
     matmul: bool
     x_offset: int                      # x' = x + x_offset
+    pool: bool = False                 # a global average pool: outputs (1, 1, N, C) -> NC11
 
 
 def _shift(node: Node, what: str, lo_t: int, hi_t: int, lo: int, hi: int, field: str) -> int:
@@ -67,8 +80,24 @@ def _shift(node: Node, what: str, lo_t: int, hi_t: int, lo: int, hi: int, field:
                         f"precisions")
 
 
+def _lower_gap(spec, node: Node, xs: np.ndarray, zx: int, off: int) -> HwLayer:
+    """A global average pool as the sum the module docstring describes: ``xs`` (NCHW, the spec's
+    integers) laid out as (1, H·W, N, C), weights of 1, ``bias = -zx·H·W``."""
+    n, c, h, w = xs.shape
+    hw = h * w
+    if hw > MAX_DIM:
+        raise AccelgenError(f"node {node.name!r}: a global average pool over {h}x{w} = {hw} "
+                            f"pixels exceeds the {MAX_DIM} input channels a layer can have")
+    layer = ConvLayer(C=hw, H=n, W=c, K=1, name=node.name)
+    xt = xs.reshape(n, c, hw).transpose(2, 0, 1)[None]
+    bias = np.array([-zx * hw], dtype=np.int64)
+    return HwLayer(node.name, layer, xt, np.ones((1, hw, 1, 1), dtype=np.int64), bias, (1, 1),
+                   (n, c, 1, 1), False, off, pool=True)
+
+
 def lower(spec, graph: Graph, node: Node, x: np.ndarray) -> HwLayer:
-    """The hardware layer of a QLinearConv or QLinearMatMul ``node`` for its integer input ``x``."""
+    """The hardware layer of a QLinearConv, QLinearMatMul or QLinearGlobalAveragePool ``node``
+    for its integer input ``x``."""
     if node.op not in LOWERED_OPS:
         raise AccelgenError(f"node {node.name!r} ({node.op}) does not run on the accelerator")
     a = node.attrs
@@ -77,6 +106,8 @@ def lower(spec, graph: Graph, node: Node, x: np.ndarray) -> HwLayer:
     off = _shift(node, "activations", qx.qmin, qx.qmax, alo, ahi, "precision.act_bits/act_signed")
     zx = qx.zp + off
     xs = np.asarray(x, dtype=np.int64) + off
+    if node.op == GAP:
+        return _lower_gap(spec, node, xs, zx, off)
     wlo, whi = spec.weight_range()
     w = np.asarray(a["w"], dtype=np.int64)
     if node.op == "QLinearMatMul":
@@ -114,6 +145,8 @@ def finish(hw: HwLayer, y: np.ndarray) -> np.ndarray:
     """The accelerator's NKPQ output as the node's int32 accumulators (subsampled, reshaped,
     wrapped to 32 bits as onnxruntime's int32 accumulator wraps)."""
     y = np.asarray(y, dtype=np.int64)
+    if hw.pool:
+        y = y[0, 0].reshape(hw.out_shape)
     if hw.subsample != (1, 1):
         y = y[:, :, ::hw.subsample[0], ::hw.subsample[1]]
     if hw.matmul:
@@ -121,15 +154,24 @@ def finish(hw: HwLayer, y: np.ndarray) -> np.ndarray:
     return ((y + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
-def requant_params(graph: Graph, node: Node, relu: bool = False) -> Requant:
-    """The requantisation of a QLinearConv/QLinearMatMul ``node`` for the STORE path: its
-    per-channel fp32 scale ``fp32(fp32(sx·sw[c]) / sy)``, output zero point and the output type's
-    range (uint8 outputs leave the chip as unsigned bytes). ``relu``: a ReLU that follows the
-    node, folded into the range (``qmin = zero point``)."""
+def _scale(graph: Graph, node: Node) -> np.ndarray:
+    """The node's fp32 requantisation scale: ``fp32(fp32(sx·sw[c]) / sy)`` per output channel,
+    or a global average pool's ``fp32(sx / fp32(sy·H·W))``."""
     qx, qy = graph.q(node.inputs[0]), graph.q(node.output)
-    scale = requant_scale(qx.s, node.attrs["w_scale"], qy.s)
-    k = np.size(node.attrs["w_scale"])
-    if k == 1:
+    if node.op == GAP:
+        _, _, h, w = graph.tensors[node.inputs[0]].shape
+        return np.asarray(gap_scale(qx.s, qy.s, h * w), dtype=np.float32)
+    return requant_scale(qx.s, node.attrs["w_scale"], qy.s)
+
+
+def requant_params(graph: Graph, node: Node, relu: bool = False) -> Requant:
+    """The requantisation of a lowered ``node`` for the STORE path: its fp32 scale (per channel
+    ``fp32(fp32(sx·sw[c]) / sy)``; a global average pool's ``fp32(sx / fp32(sy·H·W))``), output
+    zero point and the output type's range (uint8 outputs leave the chip as unsigned bytes).
+    ``relu``: a ReLU that follows the node, folded into the range (``qmin = zero point``)."""
+    qy = graph.q(node.output)
+    scale = _scale(graph, node)
+    if scale.size == 1:
         scale = np.asarray(scale, dtype=np.float32).reshape(())
     zp = int(qy.zp)
     return Requant(scale, zp, max(qy.qmin, zp) if relu else qy.qmin, qy.qmax)
@@ -143,11 +185,11 @@ def finish_outputs(graph: Graph, node: Node, hw: HwLayer, y: np.ndarray) -> np.n
 
 
 def requantize(graph: Graph, node: Node, acc: np.ndarray) -> np.ndarray:
-    """The node's output from its int32 accumulators: per-channel fp32 scale
-    ``fp32(fp32(sx·sw[c]) / sy)``, zero point and clamp range (sim/netgolden.py)."""
+    """The node's output from its int32 accumulators: the fp32 scale of :func:`requant_params`,
+    zero point and clamp range (sim/netgolden.py)."""
     from sim.netgolden import requantize as rq
-    qx, qy = graph.q(node.inputs[0]), graph.q(node.output)
-    scale = requant_scale(qx.s, node.attrs["w_scale"], qy.s)
+    qy = graph.q(node.output)
+    scale = _scale(graph, node)
     axis = acc.ndim - 1 if node.op == "QLinearMatMul" else 1
     out = rq(acc, scale, qy.zp, qy.qmin, qy.qmax, axis=axis)
     return out.astype(np.int8 if qy.dtype == "int8" else np.uint8)

@@ -1,7 +1,9 @@
 """Where each node of a network runs on a spec, and what the analytic model expects of it.
 
-Conv and fully-connected nodes (QLinearConv, QLinearMatMul) run on the accelerator: lowered by
-gen/network/lower.py, tiled by ``gen.tiler.plan`` (with the bias, which carries the zero-point
+Conv, fully-connected and global-average-pool nodes (QLinearConv, QLinearMatMul,
+QLinearGlobalAveragePool, which an AveragePool over the whole unpadded map becomes at import) run
+on the accelerator: lowered by gen/network/lower.py (a global average pool as a sum over the array's
+rows), tiled by ``gen.tiler.plan`` (with the bias, which carries the zero-point
 correction) and timed by ``gen.model.estimate``, the same Program the RTL runs. Their
 requantisation (int32 -> onnxruntime's fp32 steps -> int8/uint8, the ReLU/Clip the quantizer folded
 into the output range included) runs on the STORE path when the spec has the post-processing unit
@@ -9,9 +11,10 @@ into the output range included) runs on the STORE path when the spec has the pos
 that conv's STORE path where gen/network/poolfuse.py finds it fits (the spec's pooling unit,
 non-overlapping windows): the conv's step plans a :class:`~gen.pooled.ConvPool` and the MaxPool's
 step is ``fused`` into it; else (with the reason in its ``note``) on the host. Every other node
-runs on the host in exact numpy (sim/netgolden.py). :func:`place` checks every layer against the
-spec before anything runs, so a layer the spec cannot run is refused up front, naming the node;
-``accelgen run`` and ``accelgen estimate --onnx`` share it.
+runs on the host in exact numpy (sim/netgolden.py); a QLinearAveragePool there has
+:data:`AVGPOOL_NOTE` as its note. :func:`place` checks every layer against the spec before
+anything runs, so a layer the spec cannot run is refused up front, naming the node; ``accelgen
+run`` and ``accelgen estimate --onnx`` share it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ __all__ = ["Step", "place", "host_work", "REQUANT", "PLAN_OPTIONS"]
 REQUANT = "requantise"
 #: how a network's layers are tiled (the bias always carries the zero-point correction)
 PLAN_OPTIONS = {"bias": True}
+#: why an AveragePool whose window is not the whole unpadded map stays on the host
+AVGPOOL_NOTE = ("on the host: onnxruntime adds the window's dequantized fp32 values and divides "
+                "in fp32 (qlinear_pool.cc), which no integer sum with one fp32 scale reproduces "
+                "bit for bit")
 
 
 @dataclasses.dataclass
@@ -48,7 +55,7 @@ class Step:
     requant_on_chip: bool = False         # the Program requantises on the STORE path
     pool: Node | None = None              # the MaxPool the Program pools on the STORE path
     fused_into: str | None = None         # a MaxPool run by that conv's Program: its name
-    note: str = ""                        # why a MaxPool after a conv stays on the host
+    note: str = ""                        # why a MaxPool or an AveragePool stays on the host
 
     @property
     def on_accelerator(self) -> bool:
@@ -99,7 +106,9 @@ def place(spec, graph: Graph) -> list[Step]:
             continue
         if node.op not in LOWERED_OPS:
             steps.append(Step(node, "host", host_ops=(node.op,),
-                              host_work=host_work(graph, node), note=notes.get(node.name, "")))
+                              host_work=host_work(graph, node),
+                              note=AVGPOOL_NOTE if node.op == "QLinearAveragePool"
+                              else notes.get(node.name, "")))
             continue
         src = graph.tensors[node.inputs[0]]
         x = np.full(src.shape, src.q.zp, dtype=np.int64)
