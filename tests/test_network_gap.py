@@ -168,11 +168,15 @@ def test_average_pool_whole_map_on_chip_smaller_windows_on_host(dtype):
         assert cmp.equal, cmp.describe()
 
 
-def test_gap_over_more_pixels_than_a_layer_has_channels_is_refused():
+def test_gap_refusals():
+    """More pixels than a layer has input channels, and a pool over a rank-3 tensor (onnxruntime
+    takes any rank from 3), are refused naming the node."""
     from gen.errors import AccelgenError
     m = _model("uint8", (1, 1, 257, 256), f32(0.1), 0, f32(0.1), 0)
     with pytest.raises(AccelgenError, match="node 'pool': a global average pool over 257x256"):
         place(load_spec("specs/ws_8x8.toml"), load(m))
+    with pytest.raises(AccelgenError, match="node 'pool' .*only 2-D global average pooling"):
+        load(_model("int8", (2, 3, 5), f32(0.1), 0, f32(0.1), 0))
 
 
 def test_gap_on_icarus_counters_equal_the_model(tmp_path):

@@ -43,6 +43,12 @@ def _avgpool_op(at: dict, x_shape) -> str:
     return "QLinearGlobalAveragePool" if whole else "QLinearAveragePool"
 
 
+def _rank4(imp, node, shape) -> None:
+    if len(shape) != 4:
+        imp.err(node, f"only 2-D global average pooling (NCHW inputs) is supported, not rank "
+                      f"{len(shape)}")
+
+
 def _y(imp, qn):
     return imp.qparams(qn, qn.input[1], qn.input[2] if len(qn.input) > 2 else None, "uint8")
 
@@ -130,6 +136,7 @@ def group(imp, node, qn) -> bool:
         imp.emit(qop, [x], y, shape, yq.dtype, yq, src,
                  **(at if qop != "QLinearGlobalAveragePool" else {}))
     elif op == "GlobalAveragePool":
+        _rank4(imp, node, xt.shape)
         imp.emit("QLinearGlobalAveragePool", [x], y, (*xt.shape[:2], 1, 1), yq.dtype, yq, src)
     elif op == "Softmax":
         axis = _attrs(node).get("axis", -1 if imp.opset >= 13 else 1)
@@ -265,6 +272,7 @@ def qoperator(imp, node):
         if op == "QLinearAveragePool":
             imp.emit(op, [node.input[0]], y, shapes.pool(xt.shape, at), yq.dtype, yq, [name], **at)
         elif op == "QLinearGlobalAveragePool":
+            _rank4(imp, node, xt.shape)
             imp.emit(op, [node.input[0]], y, (*xt.shape[:2], 1, 1), yq.dtype, yq, [name])
         else:
             imp.emit(op, [node.input[0]], y, xt.shape, yq.dtype, yq, [name],
