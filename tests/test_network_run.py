@@ -88,7 +88,7 @@ def test_digits_on_isa_model_as_onnxruntime(digits_data, tmp_path, capsys, spec,
     assert s["accuracy"]["run"] == s["accuracy"]["onnxruntime"] == pytest.approx(
         float((want.argmax(1) == y).mean()))
     layers = [n for n in s["nodes"] if n["where"] == "ISA" and "fused_into" not in n]
-    assert len(layers) == 4 and all(n["equal"] for n in layers)
+    assert len(layers) == len(LAYERS) and all(n["equal"] for n in layers)
     assert {n["compared"] for n in layers} == {"outputs" if on_chip else "accumulators"}
     assert s["model_cycles"] == sum(n["model_cycles"] for n in layers)
 
