@@ -227,6 +227,26 @@ def test_top_rounding_ties():
     assert (g != 3).any()
 
 
+@pytest.mark.parametrize("postproc,window", [(True, (2, 2)), (False, (3, 2))])
+def test_top_pooling(postproc, window):
+    """Max-pooling on the STORE path through the whole accelerator with its checks (the front
+    end's window walk, the store unit's credits), under backpressure: requantised outputs in
+    2x2 windows, raw accumulators in 3x2."""
+    from gen.pooled import ConvPool
+    spec = make_spec(rows=3, cols=4, postproc=postproc, pool=True, input_depth=64,
+                     weight_depth=64, output_depth=40)
+    layer = ConvPool(ConvLayer(C=4, H=7, W=7, K=6, R=3, S=3, pad=1), *window)
+    rng = np.random.default_rng(4)
+    x = rng.integers(-128, 128, layer.input_shape)
+    w = rng.integers(-128, 128, layer.weight_shape)
+    b = rng.integers(-1000, 1000, layer.K)
+    quant = random_requant(spec, layer.conv, x, w, b, 4, signed=False) if postproc else None
+    prog = layer.plan(spec, bias=True, requant=postproc)
+    outs, _ = run_top(Accelerator(spec, checks=True), spec, layer.encode(prog, x, w, b, quant),
+                      prog.count(Op.STORE), in_pause=0.3, out_pause=0.3)
+    assert np.array_equal(layer.decode(prog, outs, quant), layer.golden(spec, x, w, b, quant))
+
+
 def _run_top(spec, layer, bias, pause, requant=False, relu=False, quant=None, small=False,
              signed=None):
     rng = np.random.default_rng(3)
