@@ -15,14 +15,35 @@ COMPUTE = dict(p=3, q=2, r=2, s=1, addr=4, waddr=9, oaddr=1, stride=1, dilation=
                dil_step=5)
 
 
-def _program(rng):
+#: a pooling STORE: 3 rows of 6 words in 3x2 windows (3 windows), and 2x3 in rows of 3
+POOLED = [dict(oaddr=2, count=18, pool=1, pool_r=3, pool_s=2, pool_w=6, sync=1),
+          dict(oaddr=7, count=12, pool=1, pool_r=2, pool_s=3, pool_w=3, requant=1)]
+
+
+def _reads(f):
+    """A STORE's reads as the front end must issue them: (addr, idx, last, first, emit)."""
+    n = f["count"]
+    if not f.get("pool"):
+        return [(f["oaddr"] + i, i, i == n - 1, 1, 1) for i in range(n)]
+    kr, ks, pw = f["pool_r"], f["pool_s"], f["pool_w"]
+    out = []
+    for band in range(0, n, kr * pw):
+        for c in range(0, pw, ks):
+            for a in range(kr):
+                for b in range(ks):
+                    out.append((f["oaddr"] + band + a * pw + c + b, len(out), len(out) == n - 1,
+                                a == b == 0, a == kr - 1 and b == ks - 1))
+    return out
+
+
+def _program(rng, pool=False):
     cmds = [(Op.LOAD_INPUT, dict(addr=5, count=3)), (Op.LOAD_WEIGHT, dict(waddr=7, count=2)),
             (Op.COMPUTE, COMPUTE), (Op.COMPUTE, COMPUTE | dict(p=1, q=2, waddr=20)),
             (Op.STORE, dict(oaddr=3, count=4, requant=1)),
             (Op.LOAD_BIAS, dict(count=2)), (Op.COMPUTE, COMPUTE | dict(s=2, r=1)),
             (Op.NOP, {}), (Op.LOAD_QUANT, dict(count=3)), (Op.COMPUTE, COMPUTE),
             (Op.STORE, dict(oaddr=0, count=2, relu=1, sync=1)), (Op.LOAD_INPUT, dict(count=0)),
-            (BAD, {})]
+            *([(Op.STORE, f) for f in POOLED] if pool else []), (BAD, {})]
     beats = []
     for op, f in cmds:
         beats += encode_header(Op.NOP, **f) if op == BAD else encode_header(op, **f)
@@ -33,12 +54,13 @@ def _program(rng):
     return cmds, beats
 
 
-@pytest.mark.parametrize("pause", [0.0, 0.4])
-def test_frontend_runs_a_program(pause):
-    spec = make_spec(rows=3, cols=2, postproc=True)
+@pytest.mark.parametrize("pause,pool", [(0.0, False), (0.4, False), (0.4, True)])
+def test_frontend_runs_a_program(pause, pool):
+    """``pool``: with the pooling unit and two pooling STOREs (each window's words in turn)."""
+    spec = make_spec(rows=3, cols=2, postproc=True, pool=pool)
     dut = FrontEnd(spec, checks=True)
     rng = random.Random(11)
-    cmds, beats = _program(rng)
+    cmds, beats = _program(rng, pool)
     log = {"wr": [], "computes": [], "stores": [], "commands": 0, "error_at": None}
     state = {"running": [], "queued_not_done": 0}
 
@@ -128,10 +150,10 @@ def test_frontend_runs_a_program(pause):
         for n in "pqrs":
             assert got["one"][n] == (f[n] == 1) and got["two"][n] == (f[n] == 2)
         assert got["wbot"] == f["waddr"] + spec.rows - 1
-    stores = [(f, i) for op, f in cmds if op == Op.STORE for i in range(f["count"])]
-    assert [(s["addr"], s["idx"], s["last"], s["requant"], s["relu"]) for s in log["stores"]] \
-        == [(f["oaddr"] + i, i, i == f["count"] - 1, f.get("requant", 0), f.get("relu", 0))
-            for f, i in stores]
+    assert [(s["addr"], s["idx"], s["last"], s["first"], s["emit"], s["requant"], s["relu"])
+            for s in log["stores"]] \
+        == [(*r, f.get("requant", 0), f.get("relu", 0))
+            for op, f in cmds if op == Op.STORE for r in _reads(f)]
     assert log["commands"] == len(cmds)
     assert log["error_at"] is not None      # the unknown opcode
 
@@ -148,6 +170,7 @@ def _hdr(op, **f):
     (_hdr(Op.LOAD_WEIGHT, waddr=1000, count=30) + list(range(30)), 2),  # past weight_depth
     (_hdr(Op.STORE, oaddr=1023, count=2), 2),                          # past output_depth
     (_hdr(Op.COMPUTE, **(COMPUTE | dict(q=0))), 3),                    # FIELD
+    (_hdr(Op.STORE, count=4, pool=1, pool_r=2, pool_s=2, pool_w=2), 3),  # no pooling unit
     (_hdr(Op.LOAD_INPUT, addr=0, count=5)[:3], 0),                     # truncated header
     (_hdr(Op.LOAD_INPUT, addr=0, count=5) + [7, 7], 0),                # truncated payload
 ])
