@@ -43,6 +43,7 @@ import dataclasses
 
 from .isa import COUNTERS, HEADER_WORDS, PE_COUNTERS, Op, store_beats
 from .program import Program
+from .progress import report
 
 __all__ = ["Estimate", "estimate", "BUFFER_COUNTERS", "energy", "ENERGY_LEVELS"]
 
@@ -97,7 +98,10 @@ def estimate(program: Program) -> Estimate:
         lead, gap = flow.lead(spec), flow.tap_gap(spec)  # a tap lasts at least gap (weights load)
     acc = dict.fromkeys(BUFFER_COUNTERS, 0)
     extra_rf = extra_array = 0     # fills and drains not proportional to issued cycles
-    for cmd in program.commands:
+    n_cmds = len(program.commands)
+    for i, cmd in enumerate(program.commands):
+        if not i & 0xFFFF:
+            report("model: command", i, n_cmds)
         h = cmd.header
         d = fe + HEADER_WORDS          # the dispatch cycle
         if cmd.op == Op.COMPUTE:

@@ -5,6 +5,12 @@ kept in ``<cache>/timings.json`` — and the time it took when it ends::
 
     accelgen: yosys (synth_ecp5) ... (last time 52 s)
     accelgen: yosys done in 49.8 s
+
+Long computations inside the library (the tiler trying tilings of a big layer) :func:`report` where
+they are; a caller that wants to show it listens with :func:`reporting`, e.g. a :class:`Heartbeat`,
+which prints a line every few seconds once the work has run for a while::
+
+    accelgen: planning conv5 on ws_4x4: tiling 3 of 11, output tile 1,200 of 4,096 (35 s)
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import os
 import sys
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
-__all__ = ["cache_dir", "last_time", "record_time", "step", "say", "Items"]
+__all__ = ["cache_dir", "last_time", "record_time", "step", "say", "Items", "report",
+           "reporting", "Heartbeat"]
 
 
 def cache_dir() -> Path:
@@ -122,3 +130,53 @@ class Items:
     def __exit__(self, *exc):
         if self.bar is not None:
             self.bar.stop()
+
+
+#: who hears :func:`report` (see :func:`reporting`); None: nobody
+_LISTENER: ContextVar = ContextVar("accelgen_progress_listener", default=None)
+
+
+def report(stage: str, i: int, n: int) -> None:
+    """A long computation is at item ``i`` (from 0) of ``n`` of ``stage`` (e.g. the tiler's
+    "tiling", "output tile"); cheap when nobody listens."""
+    listener = _LISTENER.get()
+    if listener is not None:
+        listener(stage, i, n)
+
+
+@contextmanager
+def reporting(listener):
+    """Within the block, :func:`report` calls ``listener(stage, i, n)``."""
+    token = _LISTENER.set(listener)
+    try:
+        yield listener
+    finally:
+        _LISTENER.reset(token)
+
+
+class Heartbeat:
+    """A :func:`reporting` listener that, once ``after`` seconds have passed, says where the work
+    is every ``every`` seconds: ``planning WHAT: tiling 3 of 11, output tile 1,200 of 4,096
+    (35 s)`` (the stages in the order they were first reported)."""
+
+    after = 2.0         # seconds of silence before the first line
+    every = 5.0         # seconds between lines
+
+    def __init__(self, what: str, *, clock=time.monotonic):
+        self.what, self.clock = what, clock
+        self.t0 = clock()
+        self.next = self.t0 + self.after
+        self.stages: dict[str, tuple[int, int]] = {}
+        self.lines = 0
+
+    def __call__(self, stage: str, i: int, n: int) -> None:
+        self.stages[stage] = (i, n)
+        keys = list(self.stages)           # a new outer item restarts the inner stages
+        for inner in keys[keys.index(stage) + 1:]:
+            del self.stages[inner]
+        now = self.clock()
+        if now >= self.next:
+            self.next = now + self.every
+            self.lines += 1
+            where = ", ".join(f"{s} {j + 1:,} of {m:,}" for s, (j, m) in self.stages.items())
+            say(f"{self.what}: {where} ({now - self.t0:.0f} s)")

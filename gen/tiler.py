@@ -57,6 +57,7 @@ from .errors import AccelgenError
 from .isa import Op, field_max
 from .layer import ConvLayer
 from .model import estimate
+from .progress import report
 from .program import Command, Program
 from .schedule import TOUCHES, footprint, mark_sync
 from .spec import Spec
@@ -329,7 +330,8 @@ def _plan_tiles(spec: Spec, layer: ConvLayer, kw: dict, cost: Cost) -> Program:
                     seen.add((t, group))
                     options.append((t, sizing))
     best = best_cycles = None
-    for tile, sizing in options:
+    for i, (tile, sizing) in enumerate(options):
+        report("tiling", i, len(options))
         try:
             prog = _plan(spec, layer, tile, sizing=sizing, **kw)
         except AccelgenError:
@@ -418,9 +420,14 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
 
 def _output_tiles(layer: ConvLayer, t: Tiling):
     """The loop nest's outer loops: (n, g, p0, pn, q0, qn, K tiles of the group)."""
+    total = (layer.N * layer.groups * -(-layer.P // t.pt) * -(-layer.Q // t.qt)
+             * -(-t.n_kt // t.kb))
+    i = 0
     for n, g in itertools.product(range(layer.N), range(layer.groups)):
         for p0, q0 in itertools.product(range(0, layer.P, t.pt), range(0, layer.Q, t.qt)):
             for kg0 in range(0, t.n_kt, t.kb):
+                report("output tile", i, total)
+                i += 1
                 yield (n, g, p0, min(t.pt, layer.P - p0), q0, min(t.qt, layer.Q - q0),
                        range(kg0, min(kg0 + t.kb, t.n_kt)))
 

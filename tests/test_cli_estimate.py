@@ -137,3 +137,39 @@ def test_layer_beyond_the_weight_buffer_runs_as_im2col(spec_file, capsys):
     assert main(["estimate", str(spec_file), "--layer", "C=3,H=40,W=40,K=2,R=9,S=9",
                  "--explain"]) in (0, None)
     assert "im2col" in capsys.readouterr().out
+
+
+def test_heartbeat_says_where_a_long_computation_is(capsys):
+    from gen.progress import Heartbeat, report, reporting
+    now = [0.0]
+    with reporting(Heartbeat("planning x", clock=lambda: now[0])):
+        report("tiling", 0, 3)
+        report("output tile", 5, 10)
+        assert capsys.readouterr().err == ""        # quiet for the first 2 s
+        now[0] = 2.5
+        report("output tile", 6, 10)
+        now[0] = 4.0
+        report("output tile", 7, 10)                # within 5 s of the last line: quiet
+        now[0] = 7.6
+        report("tiling", 1, 3)                      # a new tiling: its output tiles start over
+    report("tiling", 2, 3)                          # nobody listens any more
+    assert capsys.readouterr().err.splitlines() == [
+        "accelgen: planning x: tiling 1 of 3, output tile 7 of 10 (2 s)",
+        "accelgen: planning x: tiling 2 of 3 (8 s)"]
+
+
+def test_estimate_of_a_big_layer_shows_progress(capsys, monkeypatch, tmp_path):
+    """Issue 15 item 1: planning a big layer on a small array (many tilings of many commands)
+    says where it is on stderr."""
+    from gen.progress import Heartbeat
+    monkeypatch.setattr(Heartbeat, "after", 0.0)
+    monkeypatch.setattr(Heartbeat, "every", 0.0)
+    spec = tmp_path / "s.toml"
+    spec.write_text('name = "s4"\n[array]\nrows = 4\ncols = 4\n')
+    assert main(["estimate", str(spec), "--layer", "C=16,H=16,W=16,K=16,R=3,S=3,pad=1"]) == 0
+    out, err = capsys.readouterr()
+    assert "C=16,H=16,W=16,K=16,R=3,S=3,pad=1" in out
+    lines = err.splitlines()
+    assert any(ln.startswith("accelgen: planning C=16,H=16,W=16,K=16,R=3,S=3,pad=1 on s4: "
+                             "tiling 1 of ") and ", output tile 1 of " in ln for ln in lines), err
+    assert any("model: command 1 of " in ln for ln in lines), err

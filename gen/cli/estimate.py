@@ -92,15 +92,19 @@ def estimate_rows(spec, layers, on_row=None) -> list[dict]:
     """One dict per layer: the model's figures of ``spec`` running it. ``on_row(row)`` is called
     as each is done (progress). A layer the spec cannot run raises, with the layer's name."""
     from ..model import estimate
+    from ..progress import Heartbeat, reporting
     from ..tiler import plan
 
     rows = []
     for name, layer, repeat in layers:
-        try:
-            prog = plan(spec, layer)
-        except AccelgenError as e:
-            raise AccelgenError(f"{name} on {spec.name}: {e}") from None
-        rows.append(_row(spec, name, repeat, prog, estimate(prog)))
+        # a big layer on a small array has many tilings of many commands: say where it is
+        with reporting(Heartbeat(f"planning {name} on {spec.name}")):
+            try:
+                prog = plan(spec, layer)
+            except AccelgenError as e:
+                raise AccelgenError(f"{name} on {spec.name}: {e}") from None
+            est = estimate(prog)
+        rows.append(_row(spec, name, repeat, prog, est))
         if on_row:
             on_row(rows[-1])
     return rows
@@ -112,8 +116,10 @@ def network_rows(spec, graph, on_row=None) -> tuple[list[dict], dict]:
     each op left on the host with its element operations, and their share of all operations
     (MACs + host element operations)."""
     from ..network.placement import place
+    from ..progress import Heartbeat, reporting
 
-    steps = place(spec, graph)
+    with reporting(Heartbeat(f"planning the network's layers on {spec.name}")):
+        steps = place(spec, graph)
     rows = []
     for st in steps:
         if st.on_accelerator:
