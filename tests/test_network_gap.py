@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from gen.network import load  # noqa: E402
 from gen.network import lower as low  # noqa: E402
-from gen.network.placement import REQUANT, place  # noqa: E402
+from gen.network.placement import AVGPOOL_NOTE, REQUANT, place  # noqa: E402
 from gen.spec import load_spec  # noqa: E402
 from sim import netgolden, netrun, ortref  # noqa: E402
 
@@ -162,6 +162,7 @@ def test_average_pool_whole_map_on_chip_smaller_windows_on_host(dtype):
         g, steps, net = _run(spec, m, x)
         step = next(s for s in steps if s.node.name == "pool")
         assert step.where == where, pool
+        assert step.note == ("" if where == "accelerator" else AVGPOOL_NOTE)
         assert step.node.op == ("QLinearGlobalAveragePool" if where == "accelerator"
                                 else "QLinearAveragePool")
         cmp = ortref.compare(m, g, net.env, {"input": x})
