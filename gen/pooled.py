@@ -7,7 +7,8 @@ requantisation, so pooling the requantised (or ReLU'd, or raw) outputs as they l
 pooling onnxruntime does after the conv node. :class:`ConvPool` is the layer kind (gen/layer.py's
 protocol); :func:`plan_pooled` plans it with gen/tiler.py over the output rows and columns the
 windows cover (rows and columns past the last whole window are never computed), in output tiles
-of whole windows, each STORE pooling its tile (gen/isa.py: ``pool``, ``pool_r``, ``pool_s``,
+of whole windows (on os, blocks of whole windows too), each STORE pooling its tile or block
+(gen/isa.py: ``pool``, ``pool_r``, ``pool_s``,
 ``pool_w``). Overlapping windows (ResNet's 3x3 stride-2 pool) stay on the host: a tile would need
 the halo of its neighbours' outputs.
 """
@@ -130,10 +131,6 @@ def plan_pooled(spec: Spec, layer: ConvLayer, kw: dict, cost: Cost = model_cycle
     if not spec.pool:
         raise AccelgenError(f"max-pooling on the STORE path needs the pooling unit, which "
                             f"{spec.name} does not have; set [pool] enabled = true in the spec")
-    if spec.flow.facts(spec, layer).block is not None:
-        raise AccelgenError(f"the tiler pools on the STORE path on engines that stream whole "
-                            f"output tiles (ws, nlr), not on the {spec.flow.name} engine; keep "
-                            f"the pooling on the host")
     for what, v, f in (("rows", kr, "pool_r"), ("columns", ks, "pool_s")):
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= field_max(f):
             raise AccelgenError(f"pooling window {what} must be an integer from 1 to "

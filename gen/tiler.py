@@ -131,17 +131,27 @@ def _spatial_tile(spec: Spec, layer: ConvLayer) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def _block_shape(layer: ConvLayer, facts: EngineFacts) -> tuple[int, int]:
+def _block_shape(layer: ConvLayer, facts: EngineFacts,
+                 pool: tuple[int, int] | None = None) -> tuple[int, int]:
     """The (rows, cols) of output pixels one block of the array holds: fewest blocks over the
-    layer's output map, then the fullest, within the mapping's pixel dims."""
+    layer's output map, then the fullest, within the mapping's pixel dims (with ``pool``, of
+    whole pooling windows: each block's STORE pools its own)."""
     P, Q, blk = layer.P, layer.Q, facts.block
-    if facts.block_dims == ("Q",):
-        return 1, min(Q, blk)
-    if facts.block_dims == ("P",):
-        return min(P, blk), 1
+    kr, ks = pool or (1, 1)
+    dims = facts.block_dims
+    if (dims == ("Q",) and kr > 1) or (dims == ("P",) and ks > 1) or kr * ks > blk:
+        raise AccelgenError(f"a block of the array ({blk} pixels along {', '.join(dims)}) "
+                            f"cannot hold a whole {kr}x{ks} pooling window; keep the pooling "
+                            f"on the host")
+    if dims == ("Q",):
+        return 1, min(Q, blk) // ks * ks
+    if dims == ("P",):
+        return min(P, blk) // kr * kr, 1
     best = None
-    for qb in range(1, min(Q, blk) + 1):
-        pb = min(P, blk // qb)
+    for qb in range(ks, min(Q, blk) + 1, ks):
+        pb = min(P, blk // qb) // kr * kr
+        if pb < 1:
+            continue
         key = (-(-P // pb) * -(-Q // qb), -(pb * qb))
         if best is None or key < best[0]:
             best = (key, pb, qb)
@@ -368,7 +378,8 @@ class Tiling:
                 b += 1
 
 
-def _tiling(spec: Spec, sizing: Spec, layer: ConvLayer, tile) -> Tiling:
+def _tiling(spec: Spec, sizing: Spec, layer: ConvLayer, tile,
+            pool: tuple[int, int] | None = None) -> Tiling:
     """The tiling for output tile ``tile`` (ws/nlr; the block engines size theirs) in buffers
     of ``sizing``'s depths."""
     facts = spec.flow.tiling_facts(spec, sizing, layer)
@@ -376,7 +387,7 @@ def _tiling(spec: Spec, sizing: Spec, layer: ConvLayer, tile) -> Tiling:
         pt, qt = tile
         pb, qb, block_words = pt, qt, pt * qt
     else:                             # the tile is a grid of blocks, computed one by one
-        pb, qb = _block_shape(layer, facts)
+        pb, qb = _block_shape(layer, facts, pool)
         block_words = facts.k_tile if facts.per_word else pb * qb
         pt, qt = _block_tile(sizing, layer, pb, qb, block_words)
     tile_words = -(-pt // pb) * -(-qt // qb) * block_words
@@ -391,7 +402,7 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
     """One tiling of ``layer`` (:func:`_tiling`; ``sizing``: ``spec``, or half its buffers so
     that loads and stores double-buffer) as a Program: the loop nest, then the scheduling
     passes of gen/schedule.py."""
-    t = _tiling(spec, sizing or spec, layer, tile)
+    t = _tiling(spec, sizing or spec, layer, tile, pool)
     U, D, R, S = layer.stride, layer.dilation, layer.R, layer.S
     # double (or triple) buffering: when two of a kind fit, loads rotate through parts of a buffer
     # and each (output tile, K group) its half of the output buffer, so the front end loads the
@@ -451,7 +462,7 @@ def loop_nest(spec: Spec, layer: ConvLayer, t: Tiling, *, bias: bool, requant: b
         ht = (pn - 1) * U + (layer.R - 1) * D + 1
         wt = (qn - 1) * U + (layer.S - 1) * D + 1
         out = new("out")
-        pooling = {"pool": 1, "pool_r": pool[0], "pool_s": pool[1], "pool_w": qn} if pool else {}
+        pooling = {"pool": 1, "pool_r": pool[0], "pool_s": pool[1]} if pool else {}
         groups = []
         for j, kt in enumerate(kts):        # each K tile's LOAD_QUANT and STOREs
             k0 = kt * kt_size
@@ -460,7 +471,8 @@ def loop_nest(spec: Spec, layer: ConvLayer, t: Tiling, *, bias: bool, requant: b
             group += [schedule.Slotted(Command(
                 Op.STORE, {"oaddr": j * t.tile_words + b * flow.block_stride(kn, t.block_words),
                            "count": kn if facts.per_word else pbn * qbn,
-                           "requant": int(requant), "relu": int(relu), **pooling},
+                           "requant": int(requant), "relu": int(relu), **pooling,
+                           **({"pool_w": qbn} if pool else {})},
                 n=n, g=g, k0=k0, h0=p0 + pb0, w0=q0 + qb0, hn=pbn, wn=qbn),
                 (("oaddr", "out", out),)) for b, pb0, qb0, pbn, qbn in t.blocks(pn, qn)]
             groups.append(schedule.Release(tuple(group)))

@@ -31,7 +31,11 @@ def _isa(spec, layer, seed, *, quant, relu):
     return prog
 
 
-@pytest.mark.parametrize("engine", ["ws", "nlr"])
+_OS_P = {"rows": ["P"], "cols": ["K"], "stationary": "output", "input": "forward",
+         "weight": "forward", "psum": "in_place"}
+
+
+@pytest.mark.parametrize("engine", ["ws", "nlr", "os"])
 def test_isa_pooled_layers_equal_golden(engine):
     """Random convs (stride, padding, dilation, groups, batches, small buffers that cut the map
     into many tiles and row bands) with random windows, requantised (signed or unsigned), with a
@@ -47,6 +51,8 @@ def test_isa_pooled_layers_equal_golden(engine):
                     N=int(rng.integers(1, 3)), stride=int(rng.integers(1, 3)),
                     pad=int(rng.integers(0, 2)), dilation=int(rng.integers(1, 3)))
         kr, ks = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        if engine == "os" and kr * ks > spec.rows:    # (an os block is at most rows pixels)
+            continue
         try:
             layer = ConvPool(ConvLayer(**dims), kr, ks)
         except AccelgenError:       # the filter or the window does not fit the map
@@ -75,9 +81,12 @@ def test_pooling_refused_clearly():
     layer = ConvPool(conv, 2, 2)
     with pytest.raises(AccelgenError, match=r"needs the pooling unit.*\[pool\] enabled = true"):
         layer.plan(make_spec(postproc=True))
-    with pytest.raises(AccelgenError, match="not on the output-stationary engine; keep the "
-                                            "pooling on the host"):
-        layer.plan(make_spec(dataflow="os", pool=True))
+    os_p = make_spec(dataflow="custom", mapping=_OS_P, pool=True)   # blocks: runs down P
+    with pytest.raises(AccelgenError, match=r"a block of the array \(3 pixels along P\) cannot "
+                                            r"hold a whole 2x2 pooling window; keep the pooling "
+                                            r"on the host"):
+        layer.plan(os_p)
+    ConvPool(conv, 2, 1).plan(os_p)          # 2x1 windows fit a column block
     with pytest.raises(AccelgenError, match="pool.enabled needs output words that hold pixels"):
         make_spec(dataflow="is", pool=True)
     with pytest.raises(AccelgenError, match="window does not fit the 4x4 output map"):
@@ -104,14 +113,16 @@ def test_isa_refuses_pooling_stores():
         2 * spec.out_stream_bits // 8
 
 
-@pytest.mark.parametrize("case", ["ws_requant", "ws_unsigned_backpressure", "nlr_raw"])
+@pytest.mark.parametrize("case", ["ws_requant", "ws_unsigned_backpressure", "nlr_raw",
+                                  "os_raw"])
 def test_pooled_layer_on_the_rtl(case, tmp_path):
     """Icarus: the pooled outputs equal the golden model's; every counter equals the model's
     (cycles too without stalls)."""
-    engine = "nlr" if case == "nlr_raw" else "ws"
-    spec = make_spec(name=f"pool_{engine}", rows=3, cols=4, dataflow=engine,
+    engine = case.split("_")[0]
+    spec = make_spec(name=f"pool_{engine}", rows=4 if engine == "os" else 3, cols=4,
+                     dataflow=engine,
                      postproc=engine == "ws", pool=True, **_BUF)
-    conv = ConvLayer(C=4, H=9, W=8, K=6, R=3, S=3, pad=1, N=1 + (case == "nlr_raw"))
+    conv = ConvLayer(C=4, H=9, W=8, K=6, R=3, S=3, pad=1, N=1 + (engine != "ws"))
     layer = ConvPool(conv, *((3, 2) if case == "ws_unsigned_backpressure" else (2, 2)))
     pause = 0.4 if "backpressure" in case else 0.0
     x, w, b = random_tensors(spec, layer, 5, bias=True)
