@@ -235,7 +235,7 @@ def test_top_pooling(postproc, window):
     from gen.pooled import ConvPool
     spec = make_spec(rows=3, cols=4, postproc=postproc, pool=True, input_depth=64,
                      weight_depth=64, output_depth=40)
-    layer = ConvPool(ConvLayer(C=4, H=7, W=7, K=6, R=3, S=3, pad=1), *window)
+    layer = ConvPool(ConvLayer(C=4, H=5, W=6, K=5, R=3, S=3, pad=1), *window)
     rng = np.random.default_rng(4)
     x = rng.integers(-128, 128, layer.input_shape)
     w = rng.integers(-128, 128, layer.weight_shape)
