@@ -34,7 +34,8 @@ from .job import load_result, write_job
 from .runner import build, locked, run_job
 
 __all__ = ["DRIVERS", "SimResult", "ProgramRun", "simulate_layer", "simulate_programs",
-           "verilog_for", "cycle_bound", "random_tensors", "first_mismatch", "rate_key"]
+           "open_session", "native_program", "layer_program", "check_refused", "verilog_for",
+           "cycle_bound", "random_tensors", "first_mismatch", "rate_key"]
 
 
 def rate_key(sim: str, driver: str = "native") -> str:
@@ -240,6 +241,41 @@ def simulate_programs(spec: Spec, programs, *, sim: str = "verilator", driver: s
     return runs
 
 
+def open_session(spec: Spec, *, sim: str = "verilator", work_dir: Path):
+    """One simulator process on the native harness of ``spec``'s RTL that takes programs one at
+    a time (sim/session.py): ``s.run(native_program(program, frames))``, then ``s.close()``."""
+    from .session import Session
+    vpath, top = verilog_for(spec)
+    bdir = native.build(vpath, spec, sim, top=top)
+    return Session(bdir, spec, work_dir, sim=sim)
+
+
+def native_program(program: Program, frames: list[bytes]) -> native.NativeProgram:
+    """``program`` with its input frames as the native harness takes it."""
+    return native.NativeProgram(frames, program.count(Op.STORE), cycle_bound(program, frames))
+
+
+def layer_program(spec: Spec, layer: Layer, x, w, bias=None, quant=None,
+                  relu: bool = False) -> tuple[Program, list[bytes]]:
+    """``layer``'s Program on ``spec`` and its input frames for the tensors (checked against the
+    spec's precisions) and the requantisation ``quant`` (checked against the Program)."""
+    x, w, bias = framing.check_tensors(spec, layer, x, w, bias)
+    program = layer.plan(spec, bias=bias is not None, requant=quant is not None, relu=relu)
+    if quant is not None:
+        framing.check_quant(program, quant)
+    return program, layer.encode(program, x, w, bias, quant)
+
+
+def check_refused(counters: dict, job_dir: Path) -> None:
+    """Raise naming the cause when the hardware refused a command (``status.error``)."""
+    if counters.get("error"):
+        from gen.isa import Cause
+        cause = counters.get("cause", 0)
+        name = Cause(cause).name if cause in iter(Cause) else str(cause)
+        raise AccelgenError(f"the hardware refused a command (status.error, cause {name}: "
+                            f"see gen/isa.py Cause); see {Path(job_dir) / 'sim.log'}")
+
+
 def simulate_layer(spec: Spec, layer: Layer, x, w, bias=None, *, sim: str = "icarus",
                    driver: str | None = None, work_dir: Path | None = None,
                    in_pause: float = 0.0, out_pause: float = 0.0, seed: int = 0,
@@ -314,12 +350,7 @@ def simulate_layer(spec: Spec, layer: Layer, x, w, bias=None, *, sim: str = "ica
             # start-up), for the next run's expected wall time
             record_time(rate_key(sim, driver),
                         model.cycles / max(1e-3, time.monotonic() - t_run))
-    if counters.get("error"):
-        from gen.isa import Cause
-        cause = counters.get("cause", 0)
-        name = Cause(cause).name if cause in iter(Cause) else str(cause)
-        raise AccelgenError(f"the hardware refused a command (status.error, cause {name}: "
-                            f"see gen/isa.py Cause); see {job_dir / 'sim.log'}")
+    check_refused(counters, job_dir)
     y = layer.decode(program, outs, quant)
     return SimResult(spec=spec, layer=layer, sim=sim, output=y, expected=expected,
                      counters=counters, verilog=vpath, job_dir=job_dir,

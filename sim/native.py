@@ -48,7 +48,7 @@ from gen.progress import cache_dir, say, step
 from .runner import locked, prepare_simulator, verilator_makeflags
 
 __all__ = ["WAVE_FORMATS", "NativeProgram", "NativeResult", "harness_verilog", "build", "run",
-           "pause_threshold"]
+           "pause_threshold", "program_bytes", "ResultReader", "executable"]
 
 WAVE_FORMATS = ("fst", "vcd")
 STALL = 10_000          # a program over its bound with no stream beat for this long: a deadlock
@@ -122,19 +122,25 @@ def _fill(template: str, **values) -> str:
     return _SLOT.sub(lambda m: str(values[m.group(1)]), template)
 
 
+def program_bytes(p: NativeProgram, in_bytes: int) -> bytes:
+    """One program as the harness reads it: its header, then each frame's beat count and beats."""
+    if not 0 <= p.bound < END:
+        raise AccelgenError(f"a program's cycle bound must be below 2**32, not {p.bound}")
+    beats = sum(len(fr) for fr in p.frames) // in_bytes
+    parts = [struct.pack(">IIII", len(p.frames), p.n_out, p.bound, beats)]
+    for fr in p.frames:
+        if len(fr) % in_bytes or not fr:
+            raise AccelgenError(f"a frame of {len(fr)} bytes is not a whole number of "
+                                f"{in_bytes}-byte beats")
+        parts.append(struct.pack(">I", len(fr) // in_bytes))
+        parts.append(np.frombuffer(fr, np.uint8).reshape(-1, in_bytes)[:, ::-1].tobytes())
+    return b"".join(parts)
+
+
 def _write_program_file(path: Path, programs: list[NativeProgram], in_bytes: int) -> None:
     with open(path, "wb") as f:
         for p in programs:
-            if not 0 <= p.bound < END:
-                raise AccelgenError(f"a program's cycle bound must be below 2**32, not {p.bound}")
-            beats = sum(len(fr) for fr in p.frames) // in_bytes
-            f.write(struct.pack(">IIII", len(p.frames), p.n_out, p.bound, beats))
-            for fr in p.frames:
-                if len(fr) % in_bytes or not fr:
-                    raise AccelgenError(f"a frame of {len(fr)} bytes is not a whole number of "
-                                        f"{in_bytes}-byte beats")
-                f.write(struct.pack(">I", len(fr) // in_bytes))
-                f.write(np.frombuffer(fr, np.uint8).reshape(-1, in_bytes)[:, ::-1].tobytes())
+            f.write(program_bytes(p, in_bytes))
         f.write(struct.pack(">I", END))
 
 
@@ -203,7 +209,7 @@ def _compile(bdir: Path, top: str, sim: str, waves: str | None) -> None:
         raise AccelgenError(f"{sim} failed to build the native harness for {top}; see {log}")
 
 
-def _executable(bdir: Path, sim: str) -> list[str]:
+def executable(bdir: Path, sim: str) -> list[str]:
     if sim == "icarus":
         return ["vvp", "-n", str(bdir / "accelgen_tb.vvp")]
     return [str(bdir / "obj" / "accelgen_tb")]
@@ -223,7 +229,7 @@ def run(bdir: Path, spec, programs: list[NativeProgram], work_dir: Path, *, sim:
         work_dir / "sim.log"
     res_file.unlink(missing_ok=True)
     _write_program_file(prog_file, programs, in_bytes)
-    cmd = _executable(bdir, sim)
+    cmd = executable(bdir, sim)
     if sim == "icarus" and waves == "fst":
         cmd.append("-fst")
     cmd += [f"+program={prog_file}", f"+result={res_file}",
@@ -249,56 +255,94 @@ def run(bdir: Path, spec, programs: list[NativeProgram], work_dir: Path, *, sim:
 _FAULT = re.compile(r"^(timeout|deadlock) (\d+) (\d+) (\d+) (\d+) (\d+)$")
 
 
-def _parse(path: Path, spec, n_programs: int, out_bytes: int, sim: str,
-           log: Path) -> list[NativeResult]:
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        raise AccelgenError(f"the {sim} simulation wrote no results; see {log}") from None
-    if not lines or not lines[0].startswith("id"):
-        raise AccelgenError(f"the {sim} simulation stopped before reading the CSRs; see {log}")
-    got = [int(v, 16) for v in lines[0].split()[1:]]
-    for (name, value), g in zip(identity(spec).items(), got, strict=False):
-        if g != value:
-            raise AccelgenError(f"CSR {name} reads {g:#x}, the program was built for {value:#x}:"
-                                f" the build does not match the spec; see {log}")
-    results, beats, frame = [], [], bytearray()
-    for line in lines[1:]:
+class ResultReader:
+    """The result file's lines, read in order: :meth:`line` returns a program's
+    :class:`NativeResult` at its ``p`` line, else None; a timeout or deadlock line raises."""
+
+    def __init__(self, spec, out_bytes: int, sim: str, path: Path, log: Path,
+                 n_programs: int | None = None):
+        self.spec, self.out_bytes, self.sim, self.path, self.log = spec, out_bytes, sim, path, log
+        self.n_programs = n_programs
+        self.seen_id = self.ended = False
+        self.beats, self.frame, self.count = [], bytearray(), 0
+
+    def _of(self) -> str:
+        return "" if self.n_programs is None else f" of {self.n_programs}"
+
+    def line(self, line: str) -> NativeResult | None:
+        sim, log = self.sim, self.log
+        if not self.seen_id:
+            if not line.startswith("id"):
+                raise AccelgenError(f"the {sim} simulation stopped before reading the CSRs; "
+                                    f"see {log}")
+            got = [int(v, 16) for v in line.split()[1:]]
+            for (name, value), g in zip(identity(self.spec).items(), got, strict=False):
+                if g != value:
+                    raise AccelgenError(f"CSR {name} reads {g:#x}, the program was built for "
+                                        f"{value:#x}: the build does not match the spec; see {log}")
+            self.seen_id = True
+            return None
         tag = line[:1]
         if tag == "o":
             _, last, data = line.split()
             try:
-                frame += bytes.fromhex(data.rjust(2 * out_bytes, "0"))[::-1]
+                self.frame += bytes.fromhex(data.rjust(2 * self.out_bytes, "0"))[::-1]
             except ValueError:
                 raise AccelgenError(f"the {sim} simulation sent an output beat with unknown "
-                                    f"bits ({data}); see {path}") from None
+                                    f"bits ({data}); see {self.path}") from None
             if last == "1":
-                beats.append(bytes(frame))
-                frame = bytearray()
+                self.beats.append(bytes(self.frame))
+                self.frame = bytearray()
         elif tag == "p":
             vals = [int(v) for v in line.split()[1:]]
             sim_cycles, status, commands, cnts = vals[1], vals[2], vals[3], vals[4:]
             counters = {"commands": commands, **dict(zip(COUNTERS, cnts, strict=True)),
                         "error": (status >> 1) & 1, "cause": (status >> 4) & 0xF,
                         "sim_cycles": sim_cycles}
-            if frame:
-                beats.append(bytes(frame))   # a last frame without tlast
-                frame = bytearray()
-            results.append(NativeResult(beats, counters))
-            beats = []
+            if self.frame:
+                self.beats.append(bytes(self.frame))   # a last frame without tlast
+                self.frame = bytearray()
+            result = NativeResult(self.beats, counters)
+            self.beats = []
+            self.count += 1
+            return result
         elif line == "end":
-            break
+            self.ended = True
         elif (m := _FAULT.match(line)):
             kind, prog, cycles, idle, nin, nout = m.groups()
             what = (f"deadlock: no stream beat moved for the last {int(idle):,} cycles"
                     if kind == "deadlock" else "timeout: still running")
             raise AccelgenError(
-                f"the {sim} simulation of program {int(prog) + 1} of {n_programs} passed its "
+                f"the {sim} simulation of program {int(prog) + 1}{self._of()} passed its "
                 f"cycle bound ({int(cycles):,} cycles; {what}; {int(nin):,} beats in, "
-                f"{int(nout):,} out); see {log} and {path}")
-    else:
-        raise AccelgenError(f"the {sim} simulation ended after {len(results)} of {n_programs} "
-                            f"programs; see {log}")
+                f"{int(nout):,} out); see {log} and {self.path}")
+        return None
+
+    def stopped(self) -> AccelgenError:
+        """What to say when the results end early."""
+        if not self.seen_id:
+            return AccelgenError(f"the {self.sim} simulation stopped before reading the CSRs; "
+                                 f"see {self.log}")
+        return AccelgenError(f"the {self.sim} simulation ended after {self.count}{self._of()} "
+                             f"programs; see {self.log}")
+
+
+def _parse(path: Path, spec, n_programs: int, out_bytes: int, sim: str,
+           log: Path) -> list[NativeResult]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        raise AccelgenError(f"the {sim} simulation wrote no results; see {log}") from None
+    reader = ResultReader(spec, out_bytes, sim, path, log, n_programs)
+    results = []
+    for line in lines:
+        r = reader.line(line)
+        if r is not None:
+            results.append(r)
+        if reader.ended:
+            break
+    if not reader.ended:
+        raise reader.stopped()
     if len(results) != n_programs:
         raise AccelgenError(f"the {sim} simulation ran {len(results)} of {n_programs} programs; "
                             f"see {log}")

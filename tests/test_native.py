@@ -141,3 +141,45 @@ def test_refuses_bad_options(tmp_path):
         simulate_programs(spec, [], waves="ghw", sim="icarus")
     with pytest.raises(AccelgenError, match="probability must be in"):
         native.pause_threshold(1.0)
+
+
+def test_session_takes_programs_one_at_a_time(tmp_path):
+    """sim/session.py: one simulator process fed through a named pipe, a program at a time (the
+    next one written only after the previous one's result came back, as a chained network run
+    does): outputs and every counter equal to the batch run's."""
+    from sim.flow import native_program, open_session
+    spec = make_spec(**RAGGED)
+    progs = _programs(spec)
+    batch = simulate_programs(spec, [(p, f) for p, f, _ in progs], sim="icarus",
+                              work_dir=tmp_path / "batch")
+    with open_session(spec, sim="icarus", work_dir=tmp_path / "s") as s:
+        runs = []
+        for program, frames, _ in progs:
+            runs.append(s.run(native_program(program, frames)))
+            assert len(runs) == sum(ln.startswith("p ") for ln in
+                                    (tmp_path / "s" / "result.txt").read_text().splitlines())
+        pid = s.proc.pid
+    _check(spec, progs, runs)
+    for a, b in zip(runs, batch, strict=True):
+        assert a.outputs == b.outputs and _dut_counters(a.counters) == _dut_counters(b.counters)
+    assert s.proc.returncode == 0 and pid
+    assert (tmp_path / "s" / "result.txt").read_text().splitlines()[-1] == "end"
+    assert not (tmp_path / "s" / "program.pipe").exists()
+
+
+def test_session_fault_is_one_line(tmp_path):
+    """A program past its cycle bound in a session: the simulator ends, the error names the
+    program and the log, and the session refuses further programs."""
+    from sim.flow import open_session
+    spec = make_spec(**RAGGED)
+    (program, frames, _), = _programs(spec, LAYERS[1:2])
+    job = native.NativeProgram(frames, program.count(Op.STORE), 100_000)
+    with open_session(spec, sim="icarus", work_dir=tmp_path) as s:
+        s.run(job)
+        with pytest.raises(AccelgenError) as e:
+            s.run(native.NativeProgram(frames, program.count(Op.STORE), 50))
+        msg = str(e.value)
+        assert "\n" not in msg and "program 2 passed its cycle bound" in msg
+        assert "timeout: still running" in msg and str(tmp_path / "sim.log") in msg
+        with pytest.raises(AccelgenError, match="session is closed"):
+            s.run(job)
