@@ -22,7 +22,8 @@ Each config's key hashes its spec, target, frequency, seed, tool versions and a 
 generator's sources. Results are written
 by the parent process as each config finishes (one transaction per config), so a killed sweep loses
 nothing finished, and a rerun skips every key already recorded (failures too, unless asked to
-retry). Configs run on a local process pool, or on a Dask cluster given its scheduler address.
+retry). Configs run on a local process pool, or on a Dask cluster given its scheduler address
+(gen/parallel.py).
 """
 
 from __future__ import annotations
@@ -32,15 +33,13 @@ import csv
 import hashlib
 import itertools
 import json
-import os
 import sqlite3
 import time
 import tomllib
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from gen.errors import AccelgenError
+from gen.parallel import WorkerDied, completed
 from gen.spec import spec_from_dict
 
 __all__ = ["load_sweep", "expand", "run_sweep", "open_db", "rows", "export_csv", "FIELDS"]
@@ -249,41 +248,14 @@ def run_sweep(sweep: dict, db_path: str | Path, *, jobs: int | None = None,
 
     bar = _Progress(len(todo), enabled=progress)
     try:
-        if not todo:
-            pass
-        elif scheduler:
-            try:
-                from distributed import Client, as_completed as dask_completed
-            except ImportError:
-                raise AccelgenError("--scheduler needs Dask: pip install 'dask[distributed]'") \
-                    from None
-            try:
-                client = Client(scheduler, timeout="10s")
-            except OSError as e:
-                raise AccelgenError(f"cannot reach the Dask scheduler at {scheduler} ({e}); "
-                                    f"start one with 'dask scheduler' or drop --scheduler") \
-                    from None
-            with client:
-                futs = [client.submit(runner, c, work_root, timeout, network, pure=False)
-                        for c in todo]
-                for fut in dask_completed(futs):
-                    r = fut.result()
-                    record(r)
-                    bar.update(r)
-        else:
-            jobs = jobs or os.cpu_count() or 1
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futs = [pool.submit(runner, c, work_root, timeout, network) for c in todo]
-                try:
-                    for fut in as_completed(futs):
-                        r = fut.result()
-                        record(r)
-                        bar.update(r)
-                except BrokenProcessPool as e:
-                    raise AccelgenError(
-                        f"a sweep worker died ({e or 'killed'}); {counts['ok'] + counts['failed']}"
-                        f" results of this run are saved in {db_path}; rerun the same command to "
-                        f"resume") from None
+        for _, r in completed(runner, [(c, work_root, timeout, network) for c in todo],
+                              jobs=jobs, scheduler=scheduler):
+            record(r)
+            bar.update(r)
+    except WorkerDied as e:
+        raise AccelgenError(
+            f"a sweep worker died ({e.reason}); {counts['ok'] + counts['failed']} results of "
+            f"this run are saved in {db_path}; rerun the same command to resume") from None
     finally:
         bar.close()
         db.close()

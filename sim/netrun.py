@@ -11,8 +11,12 @@ the host (sim/netgolden.py's fp32 steps, onnxruntime's arithmetic). A MaxPool fu
 conv (gen/network/poolfuse.py) comes out of that conv's STORE path (its requantised outputs
 pooled, or its accumulators, requantised here: max commutes with the monotone
 requantisation): the conv's own output never leaves the chip, so the run has no tensor for it.
-Every other node runs on the host in exact numpy. The chain is the reference run: each layer
-takes the previous layer's output as the hardware produced it.
+Every other node runs on the host in exact numpy. The chain (:func:`run`) is the reference run:
+each layer takes the previous layer's output as the hardware produced it, every layer in one
+simulator process with the native driver (sim/session.py hands it the programs one at a time).
+:func:`verify` (``accelgen run --jobs`` / ``--scheduler``) runs each layer from the numpy
+reference's input instead, so the layers run in parallel on a process pool or a Dask cluster
+(gen/parallel.py).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 
 from gen.errors import AccelgenError
 from gen.network import lower as low
-from gen.network.graph import Graph
+from gen.network.graph import Graph, Node
 from gen.network.placement import Step
 from gen.network.poolfuse import pool_window
 from gen.pooled import ConvPool
@@ -35,7 +39,8 @@ from gen.pooled import ConvPool
 from . import golden, netgolden
 from .netgolden import reference_acc
 
-__all__ = ["LayerResult", "NetRun", "run", "reference_acc", "first_difference", "model_outputs"]
+__all__ = ["LayerResult", "NetRun", "run", "run_layer", "verify", "verify_layer", "reference_acc",
+           "first_difference", "model_outputs"]
 
 
 @dataclasses.dataclass
@@ -86,13 +91,100 @@ def _job_name(i: int, node: str) -> str:
     return f"{i:03d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', node)[:60]}"
 
 
+def run_layer(spec, graph: Graph, node: Node, x, *, on_chip: bool, pool: Node | None,
+              model_cycles: int, backend: str, simulate=None) -> tuple[LayerResult, np.ndarray]:
+    """One accelerator ``node`` on its integer input ``x``: lowered, run on ``backend`` and
+    compared with the numpy reference's result for the same input. ``on_chip``: requantised on
+    the STORE path (the node's output comes back), else int32 accumulators (requantised here);
+    ``pool``: the MaxPool its STORE path pools with (the MaxPool's output comes back).
+    ``simulate(program, frames)`` runs a Program on the RTL (a sim/flow.py ``ProgramRun``).
+    Returns the :class:`LayerResult` and the node's output."""
+    t0 = time.monotonic()
+    hw = low.lower(spec, graph, node, x)
+    layer = hw.layer if pool is None else ConvPool(hw.layer, *pool_window(pool))
+    quant = low.requant_params(graph, node) if on_chip else None
+    cycles = counters = None
+    if backend == "rtl":
+        from .flow import layer_program
+        program, frames = layer_program(spec, layer, hw.x, hw.w, hw.bias, quant)
+        res = simulate(program, frames)
+        cycles, counters = int(res.counters["cycles"]), res.counters
+        y = layer.decode(program, res.outputs, quant)
+        got = (low.finish_outputs(graph, node, hw, y) if quant is not None
+               else low.finish(hw, y))
+    elif quant is not None:
+        got = low.outputs_on_isa(spec, graph, node, hw, layer)
+    else:
+        got = low.accumulators_on_isa(spec, hw, layer)
+    if quant is not None:          # the node's output, requantised on the STORE path
+        ref = netgolden.run_node(graph, node, {node.inputs[0]: x})
+        if pool is not None:       # ... and pooled there: the MaxPool's output
+            ref = netgolden.run_node(graph, pool, {node.output: ref})
+        mm = first_difference(got, ref)
+        out = got
+    else:                          # int32 accumulators (max-pooled), requantised here
+        ref = reference_acc(graph, node, x)
+        if pool is not None:
+            ref = golden.maxpool(ref, pool_window(pool))
+        mm = first_difference(got, ref)
+        out = low.requantize(graph, node, got)
+    return LayerResult(node.name, node.op, layer.describe(), backend, model_cycles, cycles,
+                       "outputs" if quant is not None else "accumulators", mm is None, mm,
+                       time.monotonic() - t0, counters), out
+
+
+def _on_host(seconds: dict, by_node: dict):
+    """The hook that runs a host node in exact numpy, timing it into ``seconds``."""
+    def on_host(graph, node, env):
+        if by_node[node.name].fused_into:
+            # pooled on its conv's STORE path: the conv's output, which never left the chip,
+            # held the pooled map; it becomes this node's
+            return env.pop(node.inputs[0])
+        t0 = time.monotonic()
+        y = netgolden.run_node(graph, node, env)
+        seconds[node.name] = time.monotonic() - t0
+        return y
+    return on_host
+
+
+class _Simulator:
+    """The chained run's RTL: one simulator process for the whole chain with the native driver
+    (sim/session.py, started at the first layer), one job per layer with cocotb."""
+
+    def __init__(self, spec, sim: str, driver: str, work_dir: Path):
+        self.spec, self.sim, self.driver, self.work_dir = spec, sim, driver, Path(work_dir)
+        self.session = None
+
+    def __call__(self, program, frames, job: str):
+        from . import flow
+        if self.driver != "native":
+            (r,) = flow.simulate_programs(self.spec, [(program, frames)], sim=self.sim,
+                                          driver=self.driver, work_dir=self.work_dir / job)
+            flow.check_refused(r.counters, self.work_dir / job)
+            return r
+        if self.session is None:
+            self.session = flow.open_session(self.spec, sim=self.sim, work_dir=self.work_dir)
+        r = self.session.run(flow.native_program(program, frames))
+        flow.check_refused(r.counters, self.work_dir)
+        return flow.ProgramRun(r.outputs, r.counters)
+
+    def close(self, ok: bool) -> None:
+        if self.session is not None:
+            if ok:
+                self.session.close()
+            else:
+                self.session.abort()
+
+
 def run(spec, graph: Graph, inputs, steps: list[Step], *, backend: str = "rtl",
         sim: str = "icarus", driver: str = "native", work_dir: Path | None = None,
         on_start=None, on_done=None):
     """Run ``graph`` on ``inputs`` with the accelerator nodes of ``steps`` (gen.network.placement
-    .place) on ``backend`` (the RTL on ``sim`` with ``driver``, sim/flow.py).
+    .place) on ``backend`` (the RTL on ``sim`` with ``driver``, sim/flow.py), chained: each layer
+    takes the previous layers' outputs as the hardware produced them. With the native driver
+    every layer runs in one simulator process (sim/session.py).
     ``on_start(step, index)`` and ``on_done(step, LayerResult)`` report progress.
-    ``work_dir`` keeps each layer's simulation job (default: a temporary folder, removed)."""
+    ``work_dir`` keeps the simulation's files (default: a temporary folder, removed)."""
     if backend not in ("rtl", "isa"):
         raise ValueError(backend)
     by_node = {s.node.name: s for s in steps}
@@ -102,70 +194,107 @@ def run(spec, graph: Graph, inputs, steps: list[Step], *, backend: str = "rtl",
     if backend == "rtl" and work_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="accelgen-run-")
         work_dir = Path(tmp.name)
+    simulator = _Simulator(spec, sim, driver, work_dir) if backend == "rtl" else None
 
     def on_accelerator(graph, node, env):
         step = by_node[node.name]
         i = order[node.name]
         if on_start:
             on_start(step, i)
-        t0 = time.monotonic()
-        x = env[node.inputs[0]]
-        hw = low.lower(spec, graph, node, x)
-        layer = hw.layer if step.pool is None else ConvPool(hw.layer, *pool_window(step.pool))
-        quant = low.requant_params(graph, node) if step.requant_on_chip else None
-        cycles = counters = None
-        if backend == "rtl":
-            from .flow import simulate_layer
-            job = Path(work_dir) / _job_name(i, node.name)
-            job.mkdir(parents=True, exist_ok=True)
-            res = simulate_layer(spec, layer, hw.x, hw.w, hw.bias, sim=sim, driver=driver,
-                                 work_dir=job, quant=quant)
-            cycles, counters = res.cycles, res.counters
-            got = (low.finish_outputs(graph, node, hw, res.output) if quant is not None
-                   else low.finish(hw, res.output))
-        elif quant is not None:
-            got = low.outputs_on_isa(spec, graph, node, hw, layer)
-        else:
-            got = low.accumulators_on_isa(spec, hw, layer)
-        if quant is not None:          # the node's output, requantised on the STORE path
-            ref = netgolden.run_node(graph, node, env)
-            if step.pool is not None:  # ... and pooled there: the MaxPool's output
-                ref = netgolden.run_node(graph, step.pool, {**env, node.output: ref})
-            mm = first_difference(got, ref)
-            out = got
-        else:                          # int32 accumulators (max-pooled), requantised here
-            ref = reference_acc(graph, node, x)
-            if step.pool is not None:
-                ref = golden.maxpool(ref, pool_window(step.pool))
-            mm = first_difference(got, ref)
-            out = low.requantize(graph, node, got)
-        r = LayerResult(node.name, node.op, layer.describe(), backend, step.model.cycles,
-                        cycles, "outputs" if quant is not None else "accumulators", mm is None,
-                        mm, time.monotonic() - t0, counters)
+        job = _job_name(i, node.name)
+        r, out = run_layer(spec, graph, node, env[node.inputs[0]],
+                           on_chip=step.requant_on_chip, pool=step.pool,
+                           model_cycles=step.model.cycles, backend=backend,
+                           simulate=simulator and (lambda p, f: simulator(p, f, job)))
         results.append(r)
         if on_done:
             on_done(step, r)
         return out
 
     host_seconds = {}
-
-    def on_host(graph, node, env):
-        if by_node[node.name].fused_into:
-            # pooled on its conv's STORE path: the conv's output, which never left the chip,
-            # held the pooled map; it becomes this node's
-            return env.pop(node.inputs[0])
-        t0 = time.monotonic()
-        y = netgolden.run_node(graph, node, env)
-        host_seconds[node.name] = time.monotonic() - t0
-        return y
-
-    hooks = {n.op: on_host for n in graph.nodes}
+    hooks = {n.op: _on_host(host_seconds, by_node) for n in graph.nodes}
     hooks.update({op: on_accelerator for op in low.LOWERED_OPS})
+    ok = False
     try:
         env = netgolden.run(graph, inputs, hooks=hooks)
+        ok = True
     finally:
-        if tmp is not None:
-            tmp.cleanup()
+        try:
+            if simulator is not None:
+                simulator.close(ok)
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
+    return NetRun(env, results, host_seconds)
+
+
+def _layer_graph(graph: Graph, step: Step) -> Graph:
+    """The part of ``graph`` one accelerator step needs: its node (and fused MaxPool) and their
+    input and output tensors."""
+    nodes = [step.node] + ([step.pool] if step.pool is not None else [])
+    names = [step.node.inputs[0]] + [n.output for n in nodes]
+    return Graph(graph.name, nodes, {n: graph.tensors[n] for n in names}, names[:1],
+                 names[-1:], graph.fmt)
+
+
+def verify_layer(spec, graph: Graph, x, on_chip: bool, model_cycles: int, backend: str,
+                 sim: str, driver: str, job_dir: str | None):
+    """The task :func:`verify` hands to a worker: the node of ``graph`` (from
+    :func:`_layer_graph`, with its fused MaxPool) on the reference's input ``x``, in its own
+    simulator process (in ``job_dir``, or a temporary folder)."""
+    node, pool = graph.nodes[0], (graph.nodes[1] if len(graph.nodes) > 1 else None)
+    kw = dict(on_chip=on_chip, pool=pool, model_cycles=model_cycles, backend=backend)
+    if backend != "rtl":
+        return run_layer(spec, graph, node, x, **kw)
+    from . import flow
+    with tempfile.TemporaryDirectory(prefix="accelgen-layer-") as tmp:
+        wd = Path(job_dir or tmp)
+
+        def simulate(program, frames):
+            (r,) = flow.simulate_programs(spec, [(program, frames)], sim=sim, driver=driver,
+                                          work_dir=wd)
+            flow.check_refused(r.counters, wd)
+            return r
+        return run_layer(spec, graph, node, x, **kw, simulate=simulate)
+
+
+def verify(spec, graph: Graph, inputs, steps: list[Step], *, jobs: int | None = None,
+           scheduler: str | None = None, backend: str = "rtl", sim: str = "icarus",
+           driver: str = "native", work_dir: Path | None = None, on_done=None):
+    """Verify every accelerator layer of ``steps`` in parallel: each starts from the numpy
+    reference's input for that layer (not the previous layer's hardware output, as :func:`run`
+    does), on ``jobs`` local processes or the Dask cluster at ``scheduler`` (gen/parallel.py),
+    and its result is compared with the reference's. The biggest layers (model cycles) start
+    first. The returned tensors are the graph run with each layer's output as the hardware
+    produced it from the reference's input (equal to the reference when every layer is)."""
+    from gen.parallel import completed
+    if backend not in ("rtl", "isa"):
+        raise ValueError(backend)
+    ref = netgolden.run(graph, inputs)
+    accel = sorted((s for s in steps if s.on_accelerator), key=lambda s: -s.model.cycles)
+    index = {s.node.name: i for i, s in enumerate(s for s in steps if s.on_accelerator)}
+    tasks = []
+    for s in accel:
+        job = (str(Path(work_dir) / _job_name(index[s.node.name], s.node.name))
+               if work_dir is not None and backend == "rtl" else None)
+        tasks.append((spec, _layer_graph(graph, s), ref[s.node.inputs[0]], s.requant_on_chip,
+                      s.model.cycles, backend, sim, driver, job))
+    if backend == "rtl" and driver == "native" and scheduler is None:
+        from .flow import verilog_for
+        from .native import build
+        vpath, top = verilog_for(spec)      # once, before the workers (which wait on its lock)
+        build(vpath, spec, sim, top=top)
+    outs, by_node = {}, {}
+    for i, (r, out) in completed(verify_layer, tasks, jobs=jobs, scheduler=scheduler):
+        outs[accel[i].node.name] = out
+        by_node[accel[i].node.name] = r
+        if on_done:
+            on_done(accel[i], r)
+    host_seconds = {}
+    hooks = {n.op: _on_host(host_seconds, {s.node.name: s for s in steps}) for n in graph.nodes}
+    hooks.update({op: (lambda g, n, e: outs[n.name]) for op in low.LOWERED_OPS})
+    env = netgolden.run(graph, inputs, hooks=hooks)
+    results = [by_node[s.node.name] for s in steps if s.on_accelerator]
     return NetRun(env, results, host_seconds)
 
 

@@ -391,3 +391,104 @@ def test_overlapping_maxpool_stays_on_the_host_with_its_reason(tmp_path, capsys)
     assert len(pools) == 2
     assert pools[0]["where"] == "host" and "overlap or pad" in pools[0]["note"]
     assert pools[1]["where"] == "ISA" and "fused_into" in pools[1]
+
+
+def _run_json(capsys, *args):
+    rc = main(["run", *args, "--json"])
+    return rc, json.loads(capsys.readouterr().out)
+
+
+def _layer_rows(s):
+    return {n["node"]: (n["equal"], n["cycles"], n["model_cycles"]) for n in s["nodes"]
+            if "equal" in n}
+
+
+def test_jobs_on_isa_model_equal_to_chained(digits_data, tmp_path, capsys):
+    """--jobs 2: every layer from the reference's input on two worker processes; the output and
+    every layer's result equal the chained run's (the default and the reference)."""
+    d, x, _ = digits_data
+    args = ["ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--check"]
+    rc, chained = _run_json(capsys, *args, "--output", str(tmp_path / "a.npy"))
+    assert rc == 0 and chained["mode"] == "chained"
+    rc, par = _run_json(capsys, *args, "--jobs", "2", "--output", str(tmp_path / "b.npy"))
+    assert rc == 0 and par["match"] and par["check"]["equal"]
+    assert par["mode"] == "parallel" and par["jobs"] == 2
+    assert _layer_rows(par) == _layer_rows(chained) and len(_layer_rows(par)) == 5
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), np.load(tmp_path / "a.npy"))
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), _ort(MODEL, x))
+
+
+def test_jobs_names_a_faulty_layer(digits_data, monkeypatch, capsys):
+    """A layer whose hardware result differs fails the parallel run too, named as in the chain
+    (the fault travels to the forked workers)."""
+    from gen.network import lower
+    real_out = lower.outputs_on_isa
+
+    def faulty(spec, graph, node, *args):
+        y = real_out(spec, graph, node, *args)
+        if node.name == "conv9":
+            y = y.copy()
+            y[0, 1, 2, 3] ^= 4
+        return y
+
+    monkeypatch.setattr(lower, "outputs_on_isa", faulty)
+    d, _, _ = digits_data
+    rc = main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--jobs", "2",
+               "--check"])
+    out = capsys.readouterr().out
+    assert rc == 1 and "result       FAIL" in out
+    assert "4 of 5 layers' outputs equal to the numpy reference (each run from the " \
+           "reference's input)" in out
+    assert "first difference at node 'conv9' (QLinearConv)" in out and "index [0, 1, 2, 3]" in out
+
+
+def test_scheduler_runs_layers_on_dask(digits_data, capsys):
+    """--scheduler: the same verification on a Dask cluster (gen/parallel.py, the sweep's)."""
+    pytest.importorskip("distributed")
+    from distributed import LocalCluster
+    d, x, _ = digits_data
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=None) as cluster:
+        rc, s = _run_json(capsys, "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa",
+                          "--scheduler", cluster.scheduler_address)
+    assert rc == 0 and s["match"] and s["mode"] == "parallel"
+    assert s["scheduler"] == cluster.scheduler_address and len(_layer_rows(s)) == 5
+
+
+def test_tiny_network_jobs_on_icarus_equal_to_chained(tmp_path, capsys):
+    """The RTL sample: --jobs 2 (each layer in its own simulator process, from the reference's
+    input) gives the chained run's output and every layer's cycles (== the model's)."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(TINY_SPEC + "[postproc]\nenabled = true\n")
+    model, x = _tiny_model(tmp_path)
+    args = [str(spec), str(model), "--input", str(tmp_path / "x.npy")]
+    rc, chained = _run_json(capsys, *args, "--output", str(tmp_path / "a.npy"))
+    assert rc == 0 and chained["cycles_equal"]
+    rc, par = _run_json(capsys, *args, "--jobs", "2", "--output", str(tmp_path / "b.npy"),
+                        "--work-dir", str(tmp_path / "wd"))
+    assert rc == 0 and par["cycles_equal"] and par["mode"] == "parallel"
+    assert _layer_rows(par) == _layer_rows(chained)
+    assert par["cycles"] == chained["cycles"] == chained["model_cycles"]
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), np.load(tmp_path / "a.npy"))
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), _ort(str(model), x))
+    assert len(list((tmp_path / "wd").glob("*/result.txt"))) == 2     # a process per layer
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "1.5", "two"])
+def test_bad_jobs_refused_in_one_line(digits_data, capsys, value):
+    d, _, _ = digits_data
+    with pytest.raises(SystemExit) as e:
+        main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--jobs", value])
+    line = _err_line(capsys)
+    assert e.value.code == 2 and "argument --jobs: must be an integer" in line, line
+
+
+def test_jobs_and_scheduler_refused_together(digits_data, capsys):
+    d, _, _ = digits_data
+    rc = main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--jobs", "2",
+               "--scheduler", "tcp://127.0.0.1:1"])
+    assert rc == 2 and "not both" in _err_line(capsys)
+    rc = main(["run", "ws_8x8", MODEL, "--input", str(d / "x.npy"), "--isa", "--scheduler",
+               "tcp://127.0.0.1:1"])
+    line = _err_line(capsys)
+    assert rc == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in line, line

@@ -2,11 +2,14 @@
 
     accelgen run SPEC MODEL.onnx --input X.npy [--output Y.npy] [--sim icarus|verilator]
                  [--isa] [--check] [--labels L.npy] [--json] [--work-dir DIR]
+                 [--jobs N | --scheduler ADDRESS]
 
 The input is what the ONNX model takes (float32, quantized by its first QuantizeLinear as
 onnxruntime does; the first dimension is the batch); the output is written exactly as onnxruntime
-returns it. Which node runs where: gen/network/placement.py; the run: sim/netrun.py; ``--check``
-adds onnxruntime (sim/ortref.py) and the numpy reference (sim/netgolden.py), tensor by tensor.
+returns it. Which node runs where: gen/network/placement.py; the run: sim/netrun.py (``run``, the
+chained run; ``verify`` with ``--jobs``/``--scheduler``: every layer from the reference's input, in
+parallel); ``--check`` adds onnxruntime (sim/ortref.py) and the numpy reference
+(sim/netgolden.py), tensor by tensor.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 import time
 
 from ..errors import AccelgenError
-from .args import SPEC_HELP, abs_path, load_npy, prepare_output
+from .args import SPEC_HELP, abs_path, int_at_least, load_npy, prepare_output
 
 __all__ = ["cmd_run"]
 
@@ -180,6 +183,10 @@ def cmd_run(args) -> int:
     if args.isa and (args.sim or args.driver):
         raise AccelgenError("--isa runs the layers on the ISA model, not a simulator; give "
                             "--isa or --sim/--driver, not both")
+    if args.jobs is not None and args.scheduler:
+        raise AccelgenError("--jobs sets the local processes, --scheduler a Dask cluster's; give "
+                            "one of them, not both")
+    parallel = args.jobs is not None or bool(args.scheduler)
     sim = args.sim or "icarus"
     backend = "isa" if args.isa else "rtl"
     where = "ISA" if args.isa else "RTL"
@@ -204,6 +211,10 @@ def cmd_run(args) -> int:
     if not args.json:
         label = (f"{where} on {sim} ({args.driver or 'native'} driver)" if backend == "rtl"
                  else "ISA model (no timing)")
+        if parallel:
+            label += (f", layers in parallel on {args.jobs} local processes" if args.jobs
+                      else f", layers in parallel on the Dask cluster at {args.scheduler}")
+            label += " from the reference's inputs"
         print(f"accelgen run: {graph.name} ({what}) on {spec.name} ({spec.label}), {label}")
         print(f"  input        {in_name} {tuple(x.shape)} float32, batch {x.shape[0]}")
         fused = [s for s in steps if s.fused_into]
@@ -228,9 +239,15 @@ def cmd_run(args) -> int:
                + f", {r.seconds:.1f} s")
 
     with Items(len(accel), "layers", quiet=args.json) as p:
-        net = netrun.run(spec, graph, inputs, steps, backend=backend, sim=sim,
-                         driver=args.driver or "native", work_dir=args.work_dir,
-                         on_start=started, on_done=finished)
+        if parallel:
+            net = netrun.verify(spec, graph, inputs, steps, jobs=args.jobs,
+                                scheduler=args.scheduler, backend=backend, sim=sim,
+                                driver=args.driver or "native", work_dir=args.work_dir,
+                                on_done=finished)
+        else:
+            net = netrun.run(spec, graph, inputs, steps, backend=backend, sim=sim,
+                             driver=args.driver or "native", work_dir=args.work_dir,
+                             on_start=started, on_done=finished)
     outputs = netrun.model_outputs(proto, graph, net.env)
     check = _check(proto, graph, inputs, net.env, outputs) if args.check else None
     if output is not None:
@@ -258,6 +275,8 @@ def cmd_run(args) -> int:
         summary = {
             "model": str(args.model), "graph": graph.name, "spec": spec.name,
             "backend": backend, "sim": sim if backend == "rtl" else None,
+            "mode": "parallel" if parallel else "chained",
+            "jobs": args.jobs, "scheduler": args.scheduler,
             "driver": (args.driver or "native") if backend == "rtl" else None,
             "input": {"name": in_name, "shape": list(x.shape), "dtype": "float32"},
             "outputs": [{"name": k, "shape": list(v.shape), "dtype": str(v.dtype)}
@@ -294,7 +313,8 @@ def cmd_run(args) -> int:
     n = len(net.layers)
     eq = sum(r.equal for r in net.layers)
     what = " and ".join(dict.fromkeys(r.compared for r in net.layers)) or "outputs"
-    line = f"{eq} of {n} layers' {what} equal to the numpy reference"
+    line = f"{eq} of {n} layers' {what} equal to the numpy reference" + (
+        " (each run from the reference's input)" if parallel else "")
     if backend == "rtl":
         line += (f"; RTL cycles == model on "
                  f"{sum(r.cycles == r.model_cycles for r in net.layers)} of {n}")
@@ -351,7 +371,14 @@ def add_parser(sub) -> None:
                         "name the first differing node; exit 1 on any difference")
     r.add_argument("--labels", help="class indices, one per batch item (.npy): print the "
                                     "top-1 accuracy")
-    r.add_argument("--work-dir", type=abs_path, help="keep each layer's simulation job here "
-                                                     "(default: a temporary folder, removed)")
+    r.add_argument("--work-dir", type=abs_path, help="keep the simulation's files here: the "
+                                                     "chained run's, or each layer's job with "
+                                                     "--jobs (default: a temporary folder, "
+                                                     "removed)")
+    r.add_argument("--jobs", type=int_at_least(1),
+                   help="verify the layers in parallel on N local processes, each from the "
+                        "numpy reference's input for that layer (default: the chained run)")
+    r.add_argument("--scheduler", help="as --jobs, on the Dask cluster of this scheduler "
+                                       "(tcp://host:8786)")
     r.add_argument("--json", action="store_true", help="print a machine-readable summary")
     r.set_defaults(func=cmd_run)
