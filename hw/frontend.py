@@ -15,7 +15,7 @@ unwritten (gen/isa.py, Concurrency). ``n_out`` counts COMPUTEs queued and not ye
 (``done``: the write-back wrote a COMPUTE's last word).
 """
 
-from amaranth.hdl import Assert, Cat, Module, Mux, Signal
+from amaranth.hdl import Assert, Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -24,6 +24,7 @@ from gen.spec import Spec
 
 from .buffer import WriteSignature, addr_bits
 from .engines import executor_class
+from .header import LAST, HeaderBeats
 from .host import AxiStreamSignature
 from .interfaces import PTR, ComputeLayout, HeaderLayout, StoreRequest
 
@@ -54,10 +55,11 @@ class FrontEnd(wiring.Component):
             "command": Out(1), "waiting_input": Out(1),
         })
 
-    def _decode(self, h):
+    def _decode(self, h, past):
         """The decode of header ``h``: the command's class, whether its fields are valid, its
-        buffer base address, whether a LOAD or STORE runs past its buffer. The front end registers
-        it as a header's last word arrives, so dispatch and refusal start from flip-flops."""
+        buffer base address, and ``past``: whether a LOAD or STORE runs past its buffer (built as
+        the header arrives, :meth:`_past_depth`). The front end registers it as a header's last
+        word arrives, so dispatch and refusal start from flip-flops."""
         spec = self.spec
         loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]
         if spec.postproc:
@@ -71,7 +73,7 @@ class FrontEnd(wiring.Component):
                 "all": h.sync | (h.op == Op.LOAD_BIAS),   # waits for every COMPUTE
                 "store": h.op == Op.STORE, "load": h.op.matches(*loads),
                 "count": h.count != 0, "one": h.count == 1, "base": base,
-                "past": self._past_depth(h, {"base": base, "count": h.count != 0}),
+                "past": past,
                 "bad": ~h.op.matches(*known)}
 
     def elaborate(self, platform):
@@ -105,9 +107,15 @@ class FrontEnd(wiring.Component):
             m.d.sync += [cnt.eq(cnt - 1), cnt_nz.eq(~cnt_one), cnt_one.eq(cnt == 2)]
         # the command in DISP, decoded as its last header word arrives: dispatch decisions start
         # from these registers, not from comparisons of the header's fields
-        d = {n: Signal(16 if n == "base" else 1, name=f"d_{n}") for n in self._decode(cmd)}
+        take = Signal()                   # a header beat is taken
+        new_past = self._past_depth(m, HeaderBeats(m, hdr, word, hidx, take))
+        d = {n: Signal(16 if n == "base" else 1, name=f"d_{n}") for n in self._decode(cmd, 0)}
         if self.checks:   # the registered flags equal what they shadow
-            m.d.sync += [Assert(d[n] == v, f"d_{n}") for n, v in self._decode(cmd).items()]
+            ref = 0       # past its buffer, at full width
+            for op, (field, dep) in self._ranges().items():
+                ref = ref | ((cmd.op == op) & (cmd.count != 0)
+                             & (getattr(cmd, field) + cmd.count > dep))
+            m.d.sync += [Assert(d[n] == v, f"d_{n}") for n, v in self._decode(cmd, ref).items()]
             m.d.sync += [Assert(n_zero == (n_out == 0), "n_zero"),
                          Assert(n_le1 == (n_out <= 1), "n_le1"),
                          Assert(cnt_nz == (cnt != 0), "cnt_nz"),
@@ -137,12 +145,13 @@ class FrontEnd(wiring.Component):
                 m.d.comb += [s_axis.tready.eq(1), fe_idle.eq(hidx == 0),
                              self.waiting_input.eq(hidx != 0)]
                 with m.If(s_axis.tvalid):
+                    m.d.comb += take.eq(1)
                     with m.If(hidx != HEADER_WORDS - 1):
                         m.d.sync += [hdr.eq(Cat(hdr[32:], word)), hidx.eq(hidx + 1)]
                     with m.Else():
                         m.d.comb += self.command.eq(1)
                         m.d.sync += [hidx.eq(0), cmd.eq(new)]
-                        m.d.sync += [d[n].eq(v) for n, v in self._decode(new).items()]
+                        m.d.sync += [d[n].eq(v) for n, v in self._decode(new, new_past).items()]
                         m.next = "DISP"
                 self._soft_reset(m, hidx)
 
@@ -256,15 +265,26 @@ class FrontEnd(wiring.Component):
             m.d.sync += hidx.eq(0)
             m.next = "DRAIN"
 
-    def _past_depth(self, cmd, d):
-        """A LOAD or STORE whose words run past its buffer (or channel memory)."""
+    def _ranges(self):
+        """The LOAD or STORE ops checked against a depth: op -> (base field, depth)."""
         spec = self.spec
-        end = d["base"] + cmd.count          # one past the last word
-        checks = [(Op.LOAD_INPUT, spec.input_depth), (Op.LOAD_WEIGHT, spec.weight_depth),
-                  (Op.STORE, spec.output_depth)]
+        out = {Op.LOAD_INPUT: ("addr", spec.input_depth),
+               Op.LOAD_WEIGHT: ("waddr", spec.weight_depth),
+               Op.STORE: ("oaddr", spec.output_depth)}
         if spec.per_word_channels:
-            checks += [(Op.LOAD_BIAS, spec.chan_depth), (Op.LOAD_QUANT, spec.chan_depth)]
-        past = 0
-        for op, depth in checks:
-            past = past | ((cmd.op == op) & (end > depth))
-        return d["count"] & past
+            out |= {Op.LOAD_BIAS: ("addr", spec.chan_depth),
+                    Op.LOAD_QUANT: ("addr", spec.chan_depth)}
+        return out
+
+    def _past_depth(self, m, hb):
+        """At the header's last beat: a LOAD or STORE whose words run past its buffer (or channel
+        memory), ``count > depth - base``, with the room ``depth - base`` latched at beat 4
+        (hw/header.py; an add and a compare in the last beat's cycle took 6.7 ns on ECP5)."""
+        f, last = hb.field, LAST
+        op = f("op", 4)
+        room = 0
+        for o, (field, depth) in self._ranges().items():
+            room = Mux(op == o, depth - f(field, 4), room)
+        room = hb.latch(room, 4, signed(18), "room")
+        count, op = f("count", last), f("op", last)
+        return op.matches(*self._ranges()) & (count != 0) & (count > room)
