@@ -48,7 +48,7 @@ large finite scale).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from gen.spec import Spec
@@ -79,16 +79,23 @@ class Fp32Requantizer(wiring.Component):
         Added after rounding; the clamp range (inclusive) of ``zero_point + q``.
     o : Out(ArrayLayout(unsigned(out_bits), lanes))
         The results, :attr:`latency` cycles after their inputs.
+    held : bool
+        The parameters (``scale``, ``zero_point``, ``qmin``, ``qmax``) hold still while any
+        accumulator is in the pipeline (the store unit's lane registers and STORE fields do: a
+        STORE ends when its last word has left), so each stage reads them where it needs them
+        instead of carrying them down the pipeline with the words (per lane 147 flip-flops fewer,
+        and 369 shared). Default: each word may have its own parameters.
     """
 
     latency = 15
 
-    def __init__(self, *, lanes: int, acc_bits: int, out_bits: int):
+    def __init__(self, *, lanes: int, acc_bits: int, out_bits: int, held: bool = False):
         for name, value, lo, hi in (("lanes", lanes, 1, 1024), ("acc_bits", acc_bits, 2, 64),
                                     ("out_bits", out_bits, 2, 16)):
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
                 raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
         self._lanes, self._acc_bits, self._out_bits = lanes, acc_bits, out_bits
+        self.held = bool(held)
         super().__init__({
             "i": In(data.ArrayLayout(signed(acc_bits), lanes)),
             "scale": In(data.ArrayLayout(unsigned(32), lanes)),
@@ -116,7 +123,7 @@ class Fp32Requantizer(wiring.Component):
         # the zero point and clamp bounds travel beside the lanes (shared by all of them)
         # (the zero point is added in the second-last stage, the clamp is the last)
         zp, qmin, qmax = self.zero_point, self.qmin, self.qmax
-        for k in range(1, self.latency):
+        for k in range(1, 1 if self.held else self.latency):
             nzp = Signal(signed(ob + 1), name=f"s{k}_zp", reset_less=True)
             nlo = Signal(signed(ob + 1), name=f"s{k}_qmin", reset_less=True)
             nhi = Signal(signed(ob + 1), name=f"s{k}_qmax", reset_less=True)
@@ -147,9 +154,13 @@ class Fp32Requantizer(wiring.Component):
 
         # 1. magnitude and sign; scale fields
         p = regs(neg=acc[-1] ^ scale[31], mag=(unsigned(W), Mux(acc[-1], -acc, acc)),
-                 exp=scale[23:31], frac=scale[:23])
+                 **({} if self.held else {"exp": scale[23:31], "frac": scale[:23]}))
+
+        def fld(p, name):
+            """The scale's exponent or fraction as this stage has it (held: the input)."""
+            return {"exp": scale[23:31], "frac": scale[:23]}[name] if self.held else p[name]
         p["zero"] = p["mag"] == 0          # (registered with the next stage)
-        keep = ("neg", "exp", "frac")
+        keep = ("neg",) if self.held else ("neg", "exp", "frac")
 
         # 2.-4. normalise: shift left by 2**k while the top 2**k bits are zero, two steps a stage
         lz_bits = max(1, W.bit_length())
@@ -165,14 +176,14 @@ class Fp32Requantizer(wiring.Component):
                 lz2 = Signal(unsigned(lz_bits), name=f"lz{k}_{j}")
                 m.d.comb += [v2.eq(Mux(top_zero, v << k, v)), lz2.eq(lz + Mux(top_zero, k, 0))]
                 v, lz = v2, lz2
-            zero = (p["zero"] | (p["exp"] == 0)) if g == 0 else p["zero"]
+            zero = (p["zero"] | (fld(p, "exp") == 0)) if g == 0 else p["zero"]
             p = regs(v=(unsigned(W), v), lz=(unsigned(lz_bits), lz), zero=zero,
                      **{k: p[k] for k in keep})
             v, lz = p["v"], p["lz"]
 
         # 5. round to 24 significant bits (fp32(acc)), a carry out of the top renormalises:
         # ea = W - 1 - lz + carry; e1 = 150 - (W - 1 - lz) - e, so u0 = e1 - carry
-        e1 = (150 - (W - 1) - p["exp"]) + lz
+        e1 = (150 - (W - 1) - fld(p, "exp")) + lz
         if W > 24:
             top = v[W - 24:]
             guard = v[W - 25]
@@ -181,12 +192,12 @@ class Fp32Requantizer(wiring.Component):
         else:
             rounded = Cat(Const(0, 24 - W), v, Const(0, 1))
         p = regs(r=(unsigned(25), rounded), e1=(signed(11), e1), zero=p["zero"], neg=p["neg"],
-                 frac=p["frac"])
+                 **({} if self.held else {"frac": p["frac"]}))
         # 6. the multipliers' operands, with no more than a multiplexer before them in the
         # cycle: on ECP5 these registers fold into the DSPs' input registers, so the route to
         # the DSP column gets most of a cycle; the exponent of the product's integer point
         r = p["r"]
-        p = regs(fm=(unsigned(24), Mux(r[24], r[1:], r[:24])), man=Cat(p["frac"], Const(1, 1)),
+        p = regs(fm=(unsigned(24), Mux(r[24], r[1:], r[:24])), man=Cat(fld(p, "frac"), Const(1, 1)),
                  u0=(signed(11), p["e1"] - r[24]), zero=p["zero"], neg=p["neg"])
 
         # 7.-9. the exact product of the significands, as four 12x12-bit partial products (one
@@ -276,22 +287,31 @@ class StoreRequantizer(wiring.Component):
         m = Module()
         spec = self.spec
         ob = spec.out_bits
+        # a STORE's parameters hold still while its words are in the pipeline (the STORE ends
+        # when its last word has left; LOAD_QUANT and the next header come after it), except a
+        # per-word channel memory's scale, which changes word by word
         m.submodules.fp32 = rq = Fp32Requantizer(lanes=spec.cols, acc_bits=spec.acc_bits,
-                                                 out_bits=ob)
+                                                 out_bits=ob, held=not spec.per_word_channels)
         m.d.comb += [rq.i.eq(self.i), rq.scale.eq(self.param),
                      rq.zero_point.eq(self.zero_point[:ob + 1]),
                      rq.qmin.eq(self.qmin[:ob + 1]), rq.qmax.eq(self.qmax[:ob + 1])]
-        # the accumulators pass beside it: ReLU'd as they enter, then delayed to match
-        raw = Signal(data.ArrayLayout(signed(spec.acc_bits), spec.cols), name="raw1",
-                     reset_less=True)
+        # the accumulators pass beside it, ReLU'd as they enter, with the word's requant flag,
+        # through a circular buffer of ``latency`` words or more: a memory written every cycle
+        # and read ``latency - 1`` cycles later through its (synchronous) read port, so the
+        # ReLU'd word comes out ``latency`` cycles after it went in, like the requantised one.
+        # (ECP5: LUT RAM and one word of flip-flops, where a chain of registers took
+        # ``latency`` words of flip-flops: 3,840 on the 8x8 with 32-bit accumulators)
+        raw = Signal(data.ArrayLayout(signed(spec.acc_bits), spec.cols), name="raw_in")
         for j in range(spec.cols):
-            m.d.sync += raw[j].eq(Mux(self.relu & (self.i[j] < 0), 0, self.i[j]))
-        use = Signal(name="requant1")
-        m.d.sync += use.eq(self.requant)
-        for k in range(2, self.latency + 1):
-            raw_k = Signal.like(raw, name=f"raw{k}", reset_less=True)
-            use_k = Signal(name=f"requant{k}")
-            m.d.sync += [raw_k.eq(raw), use_k.eq(use)]
-            raw, use = raw_k, use_k
-        m.d.comb += self.o.eq(Mux(use, rq.o.as_value(), raw.as_value()))
+            m.d.comb += raw[j].eq(Mux(self.relu & (self.i[j] < 0), 0, self.i[j]))
+        depth = 1 << (self.latency - 1).bit_length()          # >= latency, a power of two
+        m.submodules.raw_delay = mem = memory.Memory(shape=unsigned(len(raw.as_value()) + 1),
+                                                     depth=depth, init=[])
+        wr, rd = mem.write_port(), mem.read_port()
+        wp = Signal(range(depth))
+        m.d.sync += wp.eq(wp + 1)
+        m.d.comb += [wr.en.eq(1), wr.addr.eq(wp), wr.data.eq(Cat(raw, self.requant)),
+                     rd.en.eq(1), rd.addr.eq(wp - (self.latency - 1))]
+        raw, use = rd.data[:-1], rd.data[-1]
+        m.d.comb += self.o.eq(Mux(use, rq.o.as_value(), raw))
         return m

@@ -210,6 +210,28 @@ def test_rtl_fp32_decided_ties(out_bits):
     assert (f64 != want).sum() > 20
 
 
+@pytest.mark.parametrize("acc_bits,out_bits", [(32, 8), (20, 8), (48, 16)])
+def test_rtl_held_parameters_equal_golden(acc_bits, out_bits):
+    """With ``held`` (parameters read where each stage needs them, not carried down the
+    pipeline), corner cases in blocks of one parameter set each, held until the block's last word
+    has come out (as the store unit holds a STORE's): equal to the golden model."""
+    lanes, block, n = 4, 24, 1200
+    rng = np.random.default_rng(acc_bits + out_bits)
+    acc, bits, zp, qmin, qmax = corner_cases(rng, n, lanes, out_bits, acc_bits)
+    first = np.arange(n) // block * block      # each word takes its block's first parameters
+    bits, zp, qmin, qmax = bits[first], zp[first], qmin[first], qmax[first]
+    want = golden(acc, bits, zp, qmin, qmax) & ((1 << out_bits) - 1)
+    dut = Fp32Requantizer(lanes=lanes, acc_bits=acc_bits, out_bits=out_bits, held=True)
+    L = dut.latency
+    # after each block, L more cycles of the same parameters (their words are not checked)
+    idx = np.concatenate([np.r_[b:b + block, [b + block - 1] * L] for b in range(0, n, block)])
+    real = np.concatenate([np.r_[[True] * block, [False] * L] for _ in range(0, n, block)])
+    got = _run_rtl(dut, acc[idx], bits[idx], zp[idx], qmin[idx], qmax[idx])[real]
+    assert np.array_equal(got, want)
+    # carried parameters would have been needed: they change between blocks
+    assert len(set(zp.tolist())) > 3 and len({tuple(b) for b in bits.tolist()}) > 10
+
+
 @pytest.mark.slow
 def test_rtl_equals_golden_long():
     _check_rtl(8, 32, 8, 20000, seed=7)
@@ -343,12 +365,15 @@ def test_golden_equals_onnxruntime_large(act):
     assert _ort_conv_check(act, "qdq", 256, seed=2) > 2_000_000
 
 
-def test_store_requantizer_switches_per_word():
+@pytest.mark.parametrize("flow", ["ws", "is"])
+def test_store_requantizer_switches_per_word(flow):
     """The STORE path's unit: requantised words (out_bits per lane, packed from lane 0) and raw
-    accumulators (ReLU'd or not) interleaved cycle by cycle, one fixed latency."""
+    accumulators (ReLU'd or not) interleaved cycle by cycle, one fixed latency; the parameters
+    change word by word where a channel memory gives them (is), else they hold still (ws: the
+    requantiser reads them where it needs them)."""
     from conftest import make_spec
     from hw.requant import StoreRequantizer
-    spec = make_spec(rows=2, cols=3, postproc=True, out_bits=8, acc_bits=24)
+    spec = make_spec(rows=2, cols=3, dataflow=flow, postproc=True, out_bits=8, acc_bits=24)
     dut = StoreRequantizer(spec)
     rng = np.random.default_rng(4)
     n = 200
@@ -356,6 +381,8 @@ def test_store_requantizer_switches_per_word():
     scale = (rng.random((n, 3)) * 2.0 ** -14).astype(np.float32)
     mode = rng.integers(0, 3, n)              # 0 requant, 1 raw, 2 raw + relu
     zp, qmin, qmax = _ranges(rng, n, 8)
+    if not spec.per_word_channels:
+        scale, zp, qmin, qmax = (np.repeat(v[:1], n, axis=0) for v in (scale, zp, qmin, qmax))
     want = []
     for t in range(n):
         if mode[t] == 0:
