@@ -45,7 +45,7 @@ from gen.errors import AccelgenError
 from gen.isa import COUNTERS, csr_offset, identity
 from gen.progress import cache_dir, say, step
 
-from .runner import locked, prepare_simulator, verilator_makeflags
+from .runner import VERILATOR_SPLIT, locked, prepare_simulator, verilator_makeflags
 
 __all__ = ["WAVE_FORMATS", "NativeProgram", "NativeResult", "harness_verilog", "build", "run",
            "pause_threshold", "program_bytes", "ResultReader", "executable"]
@@ -147,7 +147,7 @@ def _write_program_file(path: Path, programs: list[NativeProgram], in_bytes: int
 def _verilator_args(waves: str | None) -> list[str]:
     args = ["--binary", "-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal",
             "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN", "--top-module", "accelgen_tb",
-            "-j", str(min(2, os.cpu_count() or 1)), "-o", "accelgen_tb"]
+            "-j", str(min(2, os.cpu_count() or 1)), "-o", "accelgen_tb", *VERILATOR_SPLIT]
     if waves == "fst":
         args += ["--trace-fst", "-DACCELGEN_WAVES"]
     elif waves == "vcd":
@@ -166,7 +166,8 @@ def build(verilog: Path, spec, sim: str, *, top: str | None = None,
     text = Path(verilog).read_text()
     tb = harness_verilog(text, top, spec)
     h = hashlib.sha256()
-    for part in (text, tb, sim, waves or "", " ".join(_verilator_args(waves))):
+    for part in (text, tb, sim, waves or "", " ".join(_verilator_args(waves)),
+                 verilator_makeflags()):
         h.update(part.encode() + b"\0")
     sha = h.hexdigest()[:16]
     # Icarus dumps either format from the same build (vvp -fst); Verilator compiles the format in
