@@ -9,7 +9,8 @@ against Icarus); stalls add to both.
 It replays the controller's two state machines (hw/frontend.py, hw/engines/) on a timeline: the
 *front end* spends HEADER_WORDS cycles per header and one dispatch cycle, then ``count`` cycles per
 LOAD and ``count + RL + PP + 3`` per STORE (reads, read latency, post-processing pipeline PP,
-output FIFO; a pooling STORE reads its ``count`` words as fast, hw/pool.py adds no latency);
+output FIFO; a pooling STORE reads its ``count`` words as fast, and its windows' maxima take the
+pooling stage's register PL more);
 it queues each COMPUTE for the *executor* as soon as the queue is free, and waits,
 for a ``sync`` command or LOAD_BIAS, until every COMPUTE is written, for a STORE until all but the
 last are. The executor takes a queued COMPUTE a cycle after it is free and spends, from its first
@@ -150,7 +151,8 @@ def estimate(program: Program) -> Estimate:
             acc["obuf_writes"] += cost.words[2]
         elif cmd.op == Op.STORE:
             if h["count"]:
-                fe += h["count"] + RL + spec.postproc_latency + 3
+                fe += (h["count"] + RL + spec.postproc_latency + 3
+                       + (spec.pool_latency if h.get("pool") else 0))
             acc["obuf_reads"] += h["count"]
     rf, arr = flow.per_pe_cycle
     pe_cycles = busy * spec.rows * spec.cols

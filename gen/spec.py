@@ -188,6 +188,12 @@ class Spec:
         hw/requant.py's ``StoreRequantizer.latency``."""
         return 15 if self.postproc else 0
 
+    @property
+    def pool_latency(self) -> int:
+        """Cycles the pooling stage adds to a pooling STORE (the others bypass it):
+        hw/pool.py's ``PoolMax.latency``."""
+        return 1 if self.pool else 0
+
     def out_range(self) -> tuple[int, int]:
         """The default clamp range of requantised outputs (signed ``out_bits``)."""
         return _int_range(self.out_bits, True)

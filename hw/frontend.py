@@ -237,7 +237,8 @@ class FrontEnd(wiring.Component):
         pooled = cmd.pool
         b_last, a_last, c_last = b == 0, a == 0, cleft == 0
         done = b_last & a_last                   # this read completes a window
-        m.d.comb += [req.first.eq(~pooled | first), req.emit.eq(~pooled | done)]
+        m.d.comb += [req.first.eq(~pooled | first), req.emit.eq(~pooled | done),
+                     req.pool.eq(pooled)]
         restart = [b.eq(cmd.pool_s - 1), a.eq(cmd.pool_r - 1)]
         with m.If(disp):
             m.d.sync += [*restart, cleft.eq(cmd.pool_w - cmd.pool_s), wbase.eq(base),

@@ -45,9 +45,10 @@ ComputeLayout = data.StructLayout({"cmd": HeaderLayout, "one": _Bounds, "two": _
 #: one STORE beat: the output word's address and its index within the STORE (the per-word
 #: requantisation parameters' address), the STORE's last beat, and the STORE's options and
 #: requantisation fields; a pooling STORE's window's first word (``first``) and last (``emit``:
-#: the word completes a window, whose maximum leaves; every word of a STORE without pooling)
+#: the word completes a window, whose maximum leaves; every word of a STORE without pooling),
+#: and whether the STORE pools (its words take the pooling stage's register)
 StoreRequest = data.StructLayout({
-    "addr": 16, "idx": 17, "last": 1, "requant": 1, "relu": 1, "first": 1, "emit": 1,
+    "addr": 16, "idx": 17, "last": 1, "requant": 1, "relu": 1, "first": 1, "emit": 1, "pool": 1,
     # requant: the STORE header's zero point and clamp range (17-bit two's complement)
     **{name: signed(HEADER_FIELDS[name][1]) for name in ("zero_point", "qmin", "qmax")},
 })

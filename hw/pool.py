@@ -8,11 +8,13 @@ STORE without pooling) passes through unchanged. Lanes compare as ``signed(width
 unit extends requantised lanes (signed or unsigned ``out_bits``) and accumulators into that
 width. Pads never reach it: the tiler's windows lie inside the output tile.
 
-``o`` is combinational from ``i`` (latency 0): a window's last word leaves in the cycle it
-arrives, as the maximum of it and the register holding the window's words so far, so the STORE
-path's timing (gen/model.py) is the same with or without pooling. ``i.ready`` follows ``o.ready``
-only for a window's last word (the others just update the register), so the unit obeys
-amaranth.lib.stream's rules: ``o.valid`` never waits for ``o.ready``.
+A window's maximum leaves on ``o`` from a register, :attr:`PoolMax.latency` = 1 cycle after its
+last word arrives (``Spec.pool_latency``, which the model adds to each pooling STORE; the store
+unit's plain STOREs bypass the unit), so the compare of a lane (up to the accumulator's width)
+ends at a flip-flop: on ECP5 the 32-bit compare and select, fed straight into the store unit's
+output FIFO, had limited the whole ws_8x8 to 74.6 MHz. ``i.ready`` is ``o``'s register free or
+leaving (a one-deep pipeline stage), so the unit obeys amaranth.lib.stream's rules: ``o.valid``
+never waits for ``o.ready``.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
@@ -46,7 +48,7 @@ class PoolMax(wiring.Component):
         One word per window: each lane's maximum.
     """
 
-    latency = 0
+    latency = 1
 
     def __init__(self, lanes: int, width: int):
         if lanes < 1 or width < 2:
@@ -64,9 +66,13 @@ class PoolMax(wiring.Component):
         held = Signal(data.ArrayLayout(signed(self.width), self.lanes))  # the window so far
         best = [Mux(i.payload.first | (i.payload.data[j] > held[j]), i.payload.data[j], held[j])
                 for j in range(self.lanes)]
-        m.d.comb += [o.payload[j].eq(best[j]) for j in range(self.lanes)]
-        m.d.comb += [o.valid.eq(i.valid & i.payload.last),
-                     i.ready.eq(o.ready | ~i.payload.last)]
-        with m.If(i.valid & ~i.payload.last):
-            m.d.sync += [held[j].eq(best[j]) for j in range(self.lanes)]
+        m.d.comb += i.ready.eq(~o.valid | o.ready)
+        with m.If(o.valid & o.ready):
+            m.d.sync += o.valid.eq(0)
+        with m.If(i.valid & i.ready):
+            with m.If(i.payload.last):
+                m.d.sync += [o.valid.eq(1), *(o.payload[j].eq(best[j])
+                                               for j in range(self.lanes))]
+            with m.Else():
+                m.d.sync += [held[j].eq(best[j]) for j in range(self.lanes)]
         return m

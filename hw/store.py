@@ -2,10 +2,12 @@
 
 Each transfer on ``request`` reads one output word on ``obuf_rd`` (the output buffer's second read
 port, so a STORE streams while a COMPUTE accumulates into the buffer). The word lands ``RL``
-cycles later (plus the requantiser's ``latency``) in a FIFO of ``RL + PP + 3`` words that feeds
-``m_axis``; ``credits`` counts the FIFO places not yet claimed by a read in flight (a read takes
-one, a word leaving on ``m_axis`` gives one back), and a request is accepted only with a credit,
-so ``m_axis`` runs at one beat per cycle and honours backpressure whatever the latencies are.
+cycles later (plus the requantiser's ``latency`` PP, and for a pooling STORE the pooling
+stage's PL, hw/pool.py: a window's maximum, one word per window) in a FIFO of ``RL + PP + PL +
+3`` words that feeds ``m_axis``; ``credits`` counts the FIFO places not yet claimed by a read in
+flight (a read takes one, a word leaving on ``m_axis`` gives one back), and a request is accepted
+only with a credit, so ``m_axis`` runs at one beat per cycle and honours backpressure whatever
+the latencies are.
 
 The requantiser is a sub-unit with :class:`~hw.requant.RequantSignature` (flipped) and a
 ``latency`` equal to ``Spec.postproc_latency`` (``requantizer`` plugs one in;
@@ -103,39 +105,47 @@ class StoreUnit(wiring.Component):
         out_word, pp = self.obuf_rd.data, 0
         if spec.postproc:
             out_word, pp = self._requant(m, req, en)
-        SL = spec.buffer_latency + pp
+        # a pooling STORE's words pass the pooling stage's output register (hw/pool.py), PL
+        # cycles more than a plain STORE's, which bypass it
+        SL0 = spec.buffer_latency + pp
+        SL = SL0 + spec.pool_latency
         m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=obits + 1, depth=SL + 3)
         credits = Signal(range(SL + 4), init=SL + 3)
         # beside each read: (valid, last, the window's first word, its last word (a word
-        # leaves), the STORE's requant, its range unsigned)
-        st = [Signal(6, name=f"st{k}") for k in range(SL + 1)]
+        # leaves), the STORE's requant, its range unsigned, pool)
+        st = [Signal(7, name=f"st{k}") for k in range(SL + 1)]
         m.d.comb += st[0].eq(Cat(en, req.last, req.first, req.emit, req.requant,
-                                 req.qmin >= 0))
+                                 req.qmin >= 0, req.pool))
         for k in range(1, SL + 1):
             m.d.sync += st[k].eq(st[k - 1])
-        w_en, w_word = st[SL][0], out_word
-        if spec.pool:
-            w_en, w_word = self._pool(m, out_word, st[SL])
-        m.d.comb += [ofifo.w_en.eq(w_en), ofifo.w_data.eq(Cat(w_word, st[SL][1]))]
+        w_en, w_word, w_last = st[SL0][0], out_word, st[SL0][1]
+        if spec.pool:   # (a STORE's words are all out before the next STORE's first read)
+            p_en, p_word = self._pool(m, out_word, st[SL0], st[SL])
+            w_en = p_en | (st[SL0][0] & ~st[SL0][6])
+            w_word, w_last = Mux(p_en, p_word, out_word), Mux(p_en, st[SL][1], st[SL0][1])
+        m.d.comb += [ofifo.w_en.eq(w_en), ofifo.w_data.eq(Cat(w_word, w_last))]
         # only a word that completes a window takes a FIFO place
         m.d.sync += credits.eq(credits - (en & req.emit) + (ofifo.r_rdy & m_axis.tready))
         m.d.comb += [m_axis.tvalid.eq(ofifo.r_rdy), m_axis.tdata.eq(ofifo.r_data[:obits]),
                      m_axis.tlast.eq(ofifo.r_data[obits]), ofifo.r_en.eq(m_axis.tready),
                      self.request.ready.eq(credits != 0), self.drained.eq(credits == SL + 3)]
         if self.checks:   # every FIFO place is free, claimed by a read in flight, or full
-            inflight = sum(s[0] & s[3] for s in st[1:])
+            inflight = sum(s[0] & s[3] for s in st[1:SL0 + 1])
+            inflight += sum(s[0] & s[3] & s[6] for s in st[SL0 + 1:])
             m.d.sync += Assert(credits + inflight + ofifo.level == SL + 3, "store credits")
         return m
 
-    def _pool(self, m, word, st):
-        """The pooling stage (hw/pool.py) on the words leaving the requantiser: their lanes
-        (requantised ``out_bits``, signed or unsigned by the STORE's range, or accumulators)
-        extended to one signed width, reduced per window, and packed back; the FIFO's write."""
+    def _pool(self, m, word, st, st_out):
+        """The pooling stage (hw/pool.py) on the words leaving the requantiser (``st``: their
+        flags): their lanes (requantised ``out_bits``, signed or unsigned by the STORE's range,
+        or accumulators) extended to one signed width, reduced per window, and packed back as
+        they leave its register (``st_out``: the flags then); the FIFO's write."""
         spec = self.spec
         cols, acc, ob = spec.cols, spec.acc_bits, spec.out_bits
         width = max(acc, ob + 1) if spec.postproc else acc
         m.submodules.pool = pool = PoolMax(cols, width)
-        valid, first, emit, requant, unsigned_ = st[0], st[2], st[3], st[4], st[5]
+        assert pool.latency == spec.pool_latency, "hw/pool.py and Spec.pool_latency agree"
+        valid, first, emit, requant, unsigned_ = st[0] & st[6], st[2], st[3], st[4], st[5]
         for j in range(cols):
             raw = word[j * acc:(j + 1) * acc].as_signed()
             lane = raw
@@ -147,7 +157,7 @@ class StoreUnit(wiring.Component):
                      pool.i.payload.last.eq(emit), pool.o.ready.eq(1)]
         out = Cat(pool.o.payload[j][:acc] for j in range(cols))
         if spec.postproc:
-            out = Mux(requant, Cat(pool.o.payload[j][:ob] for j in range(cols)), out)
+            out = Mux(st_out[4], Cat(pool.o.payload[j][:ob] for j in range(cols)), out)
         packed = Signal(spec.output_word_bits, name="pooled")
         m.d.comb += packed.eq(out)
         return pool.o.valid, packed

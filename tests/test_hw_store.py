@@ -37,6 +37,7 @@ def _run(spec, *, requant, relu, pause, seed, n=40, windows=None, unsigned=False
     qmin, qmax = (zp if relu else -128), 127        # a ReLU is folded into the range
     if unsigned:
         qmin, qmax = (zp if relu else 0), 255
+    pool = windows is not None
     if windows is None:
         windows = [[rng.randrange(spec.output_depth)] for _ in range(n)]
     n = len(windows)
@@ -83,7 +84,7 @@ def _run(spec, *, requant, relu, pause, seed, n=40, windows=None, unsigned=False
             ctx.set(req.payload, {"addr": a, "idx": i % nparam if per_word else i,
                                   "last": k == len(reads) - 1, "requant": requant,
                                   "relu": relu, "zero_point": zp, "qmin": qmin, "qmax": qmax,
-                                  "first": first, "emit": emit})
+                                  "first": first, "emit": emit, "pool": pool})
             ctx.set(req.valid, 1)
             await ctx.tick().until(req.ready)
         ctx.set(req.valid, 0)
@@ -137,6 +138,12 @@ def test_store_pools_windows(postproc, requant, unsigned):
     windows = [rng.sample(range(32), k) for k in (4, 4, 3, 1, 4, 2, 4, 4, 1, 3)]
     _run(spec, requant=requant, relu=False, pause=0.4, seed=3, windows=windows,
          unsigned=unsigned)
+
+
+def test_store_without_pooling_bypasses_the_pooling_stage():
+    """A plain STORE on a spec with the pooling unit: every word leaves, requantised."""
+    spec = make_spec(rows=2, cols=3, postproc=True, pool=True, output_depth=32)
+    _run(spec, requant=True, relu=False, pause=0.4, seed=4)
 
 
 def test_store_refuses_a_requantiser_of_another_latency():
