@@ -122,8 +122,10 @@ class Fp32Requantizer(wiring.Component):
         ob = self._out_bits
         # the zero point and clamp bounds travel beside the lanes (shared by all of them)
         # (the zero point is added in the second-last stage, the clamp is the last)
+        # (held: two stages of copies beside the lanes, so no path runs from the STORE's
+        # registers in the front end to every lane's last stages in one cycle)
         zp, qmin, qmax = self.zero_point, self.qmin, self.qmax
-        for k in range(1, 1 if self.held else self.latency):
+        for k in range(1, 3 if self.held else self.latency):
             nzp = Signal(signed(ob + 1), name=f"s{k}_zp", reset_less=True)
             nlo = Signal(signed(ob + 1), name=f"s{k}_qmin", reset_less=True)
             nhi = Signal(signed(ob + 1), name=f"s{k}_qmax", reset_less=True)
