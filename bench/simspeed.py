@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -44,6 +45,13 @@ from sim.runner import build as cocotb_build  # noqa: E402
 
 CONV3X = ConvLayer(C=128, H=28, W=28, K=128, R=3, S=3, pad=1, name="resnet18:conv3_x")
 RATE_LAYER = ConvLayer(C=64, H=28, W=28, K=64, R=3, S=3, pad=1, name="C64 28x28 K64 3x3")
+
+
+def _cpu() -> float:
+    """CPU seconds used so far by this process and its finished children (Yosys, Verilator, the
+    C++ compiler, the simulator): steadier than wall time on a shared machine."""
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def _spec(n: int):
@@ -73,9 +81,10 @@ def _checked(spec, program, expected, run) -> str:
 
 def _timed_run(spec, prog, driver, sim):
     program, frames, expected = prog
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), _cpu()
     (run,) = simulate_programs(spec, [(program, frames)], sim=sim, driver=driver)
-    return time.monotonic() - t0, run, _checked(spec, program, expected, run)
+    dt, cpu = time.monotonic() - t0, _cpu() - c0
+    return dt, run, _checked(spec, program, expected, run), cpu
 
 
 def _build(spec, driver, sim):
@@ -87,9 +96,10 @@ def _build(spec, driver, sim):
 
 def bench_build(sizes, cocotb_sizes, sim, in_place=False):
     where = "in $ACCELGEN_CACHE, kept" if in_place else "a fresh cache each"
-    print(f"Cold generate + build ({sim}; {where}; 2-core machine, other jobs running)")
-    print(f"{'array':>7} {'Verilog MB':>10} {'generate s':>10} {'native build s':>14} "
-          f"{'cocotb build s':>14}")
+    print(f"Cold generate + build ({sim}; {where}; 2-core machine, other jobs running; "
+          f"CPU: seconds of CPU time, this process and its children)")
+    print(f"{'array':>7} {'Verilog MB':>10} {'generate s':>10} {'CPU s':>6} {'native build s':>14} "
+          f"{'CPU s':>6} {'cocotb build s':>14} {'load':>5}")
     saved = os.environ.get("ACCELGEN_CACHE")
     try:
         for n in sizes:
@@ -101,19 +111,20 @@ def bench_build(sizes, cocotb_sizes, sim, in_place=False):
                 else:
                     os.environ["ACCELGEN_CACHE"] = d
                 spec = _spec(n)
-                t0 = time.monotonic()
+                t0, c0 = time.monotonic(), _cpu()
                 vpath, _ = verilog_for(spec)
-                t_gen = time.monotonic() - t0
-                t0 = time.monotonic()
+                t_gen, c_gen = time.monotonic() - t0, _cpu() - c0
+                t0, c0 = time.monotonic(), _cpu()
                 _build(spec, "native", sim)
-                t_nat = time.monotonic() - t0
+                t_nat, c_nat = time.monotonic() - t0, _cpu() - c0
                 t_coc = "-"
                 if n in cocotb_sizes:
                     t0 = time.monotonic()
                     _build(spec, "cocotb", sim)
                     t_coc = f"{time.monotonic() - t0:.1f}"
                 print(f"{n:>3}x{n:<3} {vpath.stat().st_size / 1e6:>10.2f} {t_gen:>10.1f} "
-                      f"{t_nat:>14.1f} {t_coc:>14}", flush=True)
+                      f"{c_gen:>6.1f} {t_nat:>14.1f} {c_nat:>6.1f} {t_coc:>14} "
+                      f"{os.getloadavg()[0]:>5.1f}", flush=True)
     finally:
         if saved is None:
             os.environ.pop("ACCELGEN_CACHE", None)
@@ -124,22 +135,23 @@ def bench_build(sizes, cocotb_sizes, sim, in_place=False):
 
 def bench_rate(sizes, cocotb_sizes, sim):
     print(f"Simulated cycles per second of wall time ({sim}, {RATE_LAYER.name}; builds cached)")
-    print(f"{'array':>7} {'cycles':>10} {'native s':>9} {'native cyc/s':>13} {'cocotb s':>9} "
-          f"{'cocotb cyc/s':>13} {'ratio':>6} {'exact':>6}")
+    print(f"{'array':>7} {'cycles':>10} {'native s':>9} {'native cyc/s':>13} {'cyc/CPU-s':>10} "
+          f"{'cocotb s':>9} {'cocotb cyc/s':>13} {'ratio':>6} {'exact':>6} {'load':>5}")
     for n in sizes:
         spec = _spec(n)
         prog = _program(spec, RATE_LAYER)
         _build(spec, "native", sim)
-        dt_n, run, ok = _timed_run(spec, prog, "native", sim)
+        dt_n, run, ok, cpu_n = _timed_run(spec, prog, "native", sim)
         cyc = run.counters["cycles"]
         coc = ("-", "-", "-")
         if n in cocotb_sizes:
             _build(spec, "cocotb", sim)
-            dt_c, run_c, ok_c = _timed_run(spec, prog, "cocotb", sim)
+            dt_c, run_c, ok_c, _ = _timed_run(spec, prog, "cocotb", sim)
             ok = ok if ok != "yes" else ok_c
             coc = (f"{dt_c:.1f}", f"{cyc / dt_c:,.0f}", f"{dt_c / dt_n:.1f}x")
-        print(f"{n:>3}x{n:<3} {cyc:>10,} {dt_n:>9.1f} {cyc / dt_n:>13,.0f} {coc[0]:>9} "
-              f"{coc[1]:>13} {coc[2]:>6} {ok:>6}", flush=True)
+        print(f"{n:>3}x{n:<3} {cyc:>10,} {dt_n:>9.1f} {cyc / dt_n:>13,.0f} {cyc / cpu_n:>10,.0f} "
+              f"{coc[0]:>9} {coc[1]:>13} {coc[2]:>6} {ok:>6} {os.getloadavg()[0]:>5.1f}",
+              flush=True)
     print()
 
 
@@ -152,7 +164,7 @@ def bench_conv3x(sim, with_cocotb):
     rows = {}
     for driver in ("native", "cocotb") if with_cocotb else ("native",):
         _build(spec, driver, sim)
-        dt, run, ok = _timed_run(spec, prog, driver, sim)
+        dt, run, ok, _ = _timed_run(spec, prog, driver, sim)
         rows[driver] = dt
         cyc = run.counters["cycles"]
         print(f"{driver:>7} {cyc:>10,} {dt:>8.1f} {cyc / dt:>10,.0f} {ok}", flush=True)
