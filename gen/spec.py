@@ -190,9 +190,9 @@ class Spec:
 
     @property
     def pool_latency(self) -> int:
-        """Cycles the pooling stage adds to a pooling STORE (the others bypass it):
-        hw/pool.py's ``PoolMax.latency``."""
-        return 1 if self.pool else 0
+        """Cycles the pooling stage adds to a pooling STORE (the others bypass it): the store
+        unit's register of the extended lanes, then hw/pool.py's ``PoolMax.latency``."""
+        return 2 if self.pool else 0
 
     def out_range(self) -> tuple[int, int]:
         """The default clamp range of requantised outputs (signed ``out_bits``)."""
