@@ -9,10 +9,11 @@ unit extends requantised lanes (signed or unsigned ``out_bits``) and accumulator
 width. Pads never reach it: the tiler's windows lie inside the output tile.
 
 A window's maximum leaves on ``o`` from a register, :attr:`PoolMax.latency` = 1 cycle after its
-last word arrives (``Spec.pool_latency``, which the model adds to each pooling STORE; the store
-unit's plain STOREs bypass the unit), so the compare of a lane (up to the accumulator's width)
-ends at a flip-flop: on ECP5 the 32-bit compare and select, fed straight into the store unit's
-output FIFO, had limited the whole ws_8x8 to 74.6 MHz. ``i.ready`` is ``o``'s register free or
+last word arrives (the store unit registers the lanes a cycle before: ``Spec.pool_latency`` = 2,
+which the model adds to each pooling STORE; plain STOREs bypass the unit), so the compare of a
+lane (up to the accumulator's width) starts and ends at flip-flops: on ECP5 the 32-bit compare
+and select, fed straight into the store unit's output FIFO, had limited the whole ws_8x8 to
+74.6 MHz. ``i.ready`` is ``o``'s register free or
 leaving (a one-deep pipeline stage), so the unit obeys amaranth.lib.stream's rules: ``o.valid``
 never waits for ``o.ready``.
 """
