@@ -81,8 +81,12 @@ def _zero_inits():
 
 def _zero_loops(verilog: str) -> str:
     """Replace each ``_ZERO_ATTR`` mark on a memory by a loop that sets its every word to 0 at
-    time 0 (in a named block, so the loop variable is local)."""
+    time 0 (in a named block, so the loop variable is local). The variable's name appears
+    nowhere else in the file, so it hides no signal of the module (Verilator's VARHIDDEN)."""
     count = 0
+    var = "accelgen_zero_i"
+    while var in verilog:
+        var += "_"
 
     def loop(m: re.Match) -> str:
         nonlocal count
@@ -92,9 +96,9 @@ def _zero_loops(verilog: str) -> str:
         block = f"accelgen_zeroed_{count}"
         return (f"{attrs}{ind}reg {rng or ''}{name} [{last}:0];\n"
                 f"{ind}initial begin : {block}\n"
-                f"{ind}  integer i;\n"
-                f"{ind}  for (i = 0; i <= {last}; i = i + 1)\n"
-                f"{ind}    {name}[i] = {width}'d0;\n"
+                f"{ind}  integer {var};\n"
+                f"{ind}  for ({var} = 0; {var} <= {last}; {var} = {var} + 1)\n"
+                f"{ind}    {name}[{var}] = {width}'d0;\n"
                 f"{ind}end\n")
 
     out = _ZERO_RE.sub(loop, verilog)
