@@ -84,7 +84,7 @@ def _zero_loops(verilog: str) -> str:
     time 0 (in a named block, so the loop variable is local). The variable's name appears
     nowhere else in the file, so it hides no signal of the module (Verilator's VARHIDDEN)."""
     count = 0
-    var = "accelgen_zero_i"
+    var = "accelgen_word"
     while var in verilog:
         var += "_"
 
