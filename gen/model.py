@@ -97,6 +97,7 @@ def estimate(program: Program) -> Estimate:
     wlag = flow.drain_lag          # ... before xf: the drain's last cycles
     if flow.chains:
         lead, gap = flow.lead(spec), flow.tap_gap(spec)  # a tap lasts at least gap (weights load)
+        shadow = flow.shadow_free(spec)
     acc = dict.fromkeys(BUFFER_COUNTERS, 0)
     extra_rf = extra_array = 0     # fills and drains not proportional to issued cycles
     n_cmds = len(program.commands)
@@ -137,6 +138,8 @@ def estimate(program: Program) -> Estimate:
                 else:          # XIDLE takes it from the queue; the first state follows
                     start = max(d + 1, xr) + 1
                     qfree = start
+                    if flow.chains and tl >= 0:   # its weights wait for the shadows to free
+                        start = max(start, tl + shadow)
                     xf = start + cost.cycles
                     if flow.chains:
                         tl = start + lead + (taps - 1) * max(pixels, gap)

@@ -88,6 +88,15 @@ def test_engine_layers(engine, layer_name, tmp_path):
     run(SPECS[engine], layer, tmp_path, **opts)
 
 
+def test_ws_compute_soon_after_a_few_pixel_tap(tmp_path):
+    """A 16x16 WS layer of 3 pixels and two C tiles: the second COMPUTE is taken from XIDLE
+    fewer than rows + cols + RL cycles after the first one's only tap began, so its weights
+    wait until every PE has taken that tap's from its shadow (the classifier of ResNet-18 was
+    wrong in output channels 8-15 before), and the model waits as long."""
+    spec = dict(name="ws_16x16_few", rows=16, cols=16, dataflow="ws", **_BUF)
+    run(spec, ConvLayer(C=32, H=1, W=3, K=16), tmp_path)
+
+
 @pytest.mark.parametrize("custom", ["os_p", "is_q", "rs_r"])
 @pytest.mark.parametrize("layer_name", ["3x3_pad1", "7x7_s2_p3", "requant_relu"])
 def test_custom_mappings(custom, layer_name, tmp_path):

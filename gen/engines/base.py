@@ -118,7 +118,8 @@ class Dataflow:
     compute_fields: ClassVar[tuple[str, ...]] = ("p", "q", "r", "s")
     #: cycles before the end of a COMPUTE that its last output word's write is seen (gen/model.py)
     drain_lag: ClassVar[int] = 3
-    #: a COMPUTE queued before the running one's last tap begins follows it as a tap (ws)
+    #: a COMPUTE queued before the running one's last tap begins follows it as a tap (ws; such
+    #: a flow also has lead, tap_gap and shadow_free, gen/model.py)
     chains: ClassVar[bool] = False
 
     # -- the mapping ------------------------------------------------------------------------------

@@ -42,9 +42,16 @@ class WeightStationary(Dataflow):
         """Cycles from the first state to the first tap's stream (its weights load)."""
         return spec.rows + 1
 
+    def shadow_free(self, spec) -> int:
+        """Cycles from a tap's first stream cycle until every PE has taken that tap's weights
+        from its shadow (the flipped bank bit reaches the far corner PE): no weight may shift
+        into the shadows before then, neither the next tap's (the loader) nor, from ``XIDLE``,
+        the next COMPUTE's first tap (``WLOAD`` waits)."""
+        return spec.rows + spec.cols + spec.buffer_latency
+
     def tap_gap(self, spec) -> int:
-        """The shortest tap: the next tap's weights load meanwhile."""
-        return 2 * spec.rows + spec.cols + spec.buffer_latency + 1
+        """The shortest tap: the next tap's weights load meanwhile, after :meth:`shadow_free`."""
+        return self.shadow_free(spec) + spec.rows + 1
 
     def cost(self, spec, h) -> ComputeCost:
         """rows + 1 (first tap's weights) + per filter tap but the last max(p*q, 2*rows + cols +

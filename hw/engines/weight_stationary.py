@@ -3,7 +3,9 @@
 For each filter tap (r, s) of a COMPUTE:
 
 * ``WLOAD`` reads the first tap's ``rows`` weight words (bottom row first) and shifts them into
-  the PEs' shadow weights (hw/pe.py MacPE ``banks=2``); ``WSETTLE``: the last word shifts in;
+  the PEs' shadow weights (hw/pe.py MacPE ``banks=2``), once every PE has taken the previous
+  tap's weights from its shadow (``WB`` cycles into that tap); ``WSETTLE``: the last word
+  shifts in;
 * ``STREAM`` walks the pixels (one input vector per cycle, hw/walker.py) while the *loader*
   shifts the next tap's words in behind, starting ``WB`` cycles into the stream (when every PE
   has taken the current tap's weights from its shadow) and taking ``rows`` cycles. Each tap's
@@ -43,12 +45,14 @@ class WeightStationary(Executor):
         spec = self.spec
         rows, RL = spec.rows, spec.buffer_latency
         wk = x.walker
-        WB = rows + spec.cols + RL
+        WB = spec.flow.shadow_free(spec)        # rows + cols + RL
         x.bank, x.more = Signal(), Signal()
-        since = Signal(range(WB + rows + 1))    # cycles since the current tap began
+        # cycles since the current tap began; out of reset as if long ago (no tap in flight)
+        since = Signal(range(WB + rows + 1), init=WB + rows)
         # since's registered flags: = 0; >= WB + rows (the next tap's weights are in, and
         # since stops); in [WB, WB + rows) (the loader's window)
-        x.since0, x.wready, lwin = Signal(init=1), Signal(), Signal()
+        x.since0, x.wready, x.lwin = Signal(), Signal(init=1), Signal()
+        lwin = x.lwin
         x.flip = Signal()       # a tap starts streaming next cycle: restart since, flip bank
         x.laddr = Signal(PTR)   # the loader's next weight word: the next tap's, bottom first
         x.wl = Signal(range(rows))              # WLOAD: words left
@@ -78,7 +82,10 @@ class WeightStationary(Executor):
         if self.checks:
             m.d.sync += [Assert(x.since0 == (since == 0), "since0"),
                          Assert(x.wready == (since >= WB + rows), "wready"),
-                         Assert(lwin == ((since >= WB) & (since < WB + rows)), "lwin")]
+                         Assert(lwin == ((since >= WB) & (since < WB + rows)), "lwin"),
+                         # a weight read now shifts into every PE's shadow RL cycles later
+                         Assert(~(x.x_issue | l_issue) | (since >= WB),
+                                "a weight shifts into a shadow a PE has not yet taken")]
 
     def on_start(self, m, x):
         # WLOAD reads the first tap's words, bottom row first
@@ -89,10 +96,14 @@ class WeightStationary(Executor):
         rows, L, RL = spec.rows, spec.array_latency, spec.buffer_latency
         wk, q_valid = x.walker, self.compute.valid
         with m.State("WLOAD"):
-            m.d.comb += x.x_issue.eq(1)
-            m.d.sync += x.wl.eq(x.wl - 1)
-            with m.If(x.wl == 0):
-                m.next = "WSETTLE"
+            # no word shifts into the shadows before the last tap's weights have left them
+            # for every PE (since >= WB): a COMPUTE taken from XIDLE soon after a few-pixel
+            # tap waits here (gen/model.py: the first tap no earlier than tl + shadow_free)
+            with m.If(x.lwin | x.wready):
+                m.d.comb += x.x_issue.eq(1)
+                m.d.sync += x.wl.eq(x.wl - 1)
+                with m.If(x.wl == 0):
+                    m.next = "WSETTLE"
         with m.State("WSETTLE"):  # the last word shifts in; PEs take it next cycle
             m.d.comb += x.flip.eq(1)
             m.next = "STREAM"
