@@ -169,8 +169,6 @@ def _labels(path, n):
 
 
 def cmd_run(args) -> int:
-    import numpy as np
-
     from gen.network import load
     from gen.network.onnx_import import load_model_proto
     from gen.network.placement import place
@@ -209,20 +207,8 @@ def cmd_run(args) -> int:
     where_rq = ("on the accelerator (STORE path)" if accel and on_chip == len(accel) else
                 "on the host" if not on_chip else f"on the accelerator for {on_chip} layers")
     if not args.json:
-        label = (f"{where} on {sim} ({args.driver or 'native'} driver)" if backend == "rtl"
-                 else "ISA model (no timing)")
-        if parallel:
-            label += (f", layers in parallel on {args.jobs} local processes" if args.jobs
-                      else f", layers in parallel on the Dask cluster at {args.scheduler}")
-            label += " from the reference's inputs"
-        print(f"accelgen run: {graph.name} ({what}) on {spec.name} ({spec.label}), {label}")
-        print(f"  input        {in_name} {tuple(x.shape)} float32, batch {x.shape[0]}")
-        fused = [s for s in steps if s.fused_into]
-        pooled = f", {len(fused)} MaxPool on their STORE path" if fused else ""
-        print(f"  nodes        {len(steps)}: {len(accel)} layers on the accelerator "
-              f"(model {model_total:,} cycles){pooled}, "
-              f"{len(steps) - len(accel) - len(fused)} on the host; "
-              f"requantisation {where_rq}", flush=True)
+        _print_header(args, graph, what, spec, x, in_name, steps, where_rq, where=where, sim=sim,
+                      backend=backend, parallel=parallel)
 
     def started(step, i):
         pooled = f" + {step.pool.name} on its STORE path" if step.pool is not None else ""
@@ -251,14 +237,7 @@ def cmd_run(args) -> int:
     outputs = netrun.model_outputs(proto, graph, net.env)
     check = _check(proto, graph, inputs, net.env, outputs) if args.check else None
     if output is not None:
-        try:
-            with open(output, "wb") as f:   # exactly this path (np.save(str) may add .npy)
-                if output.suffix.lower() == ".npz":
-                    np.savez(f, **outputs)
-                else:
-                    np.save(f, next(iter(outputs.values())))
-        except OSError as e:
-            raise AccelgenError(f"cannot write {output}: {e.strerror}") from None
+        _write_output(output, outputs)
 
     layers_ok = all(r.equal for r in net.layers)
     cycles_ok = all(r.cycles == r.model_cycles for r in net.layers if r.cycles is not None)
@@ -292,6 +271,48 @@ def cmd_run(args) -> int:
         print(json.dumps(summary, indent=2, default=_json_default))
         return 0 if match else 1
 
+    _print_report(rows, net, host, model_total, check, accuracy, labels, outputs, output,
+                  where=where, backend=backend, parallel=parallel, match=match, wall=wall)
+    return 0 if match else 1
+
+
+def _print_header(args, graph, what, spec, x, in_name, steps, where_rq, *, where, sim, backend,
+                  parallel):
+    """The run's first lines: what runs where, its input, its nodes and the model's cycles."""
+    accel = [s for s in steps if s.on_accelerator]
+    model_total = sum(s.model.cycles for s in accel)
+    label = (f"{where} on {sim} ({args.driver or 'native'} driver)" if backend == "rtl"
+             else "ISA model (no timing)")
+    if parallel:
+        label += (f", layers in parallel on {args.jobs} local processes" if args.jobs
+                  else f", layers in parallel on the Dask cluster at {args.scheduler}")
+        label += " from the reference's inputs"
+    print(f"accelgen run: {graph.name} ({what}) on {spec.name} ({spec.label}), {label}")
+    print(f"  input        {in_name} {tuple(x.shape)} float32, batch {x.shape[0]}")
+    fused = [s for s in steps if s.fused_into]
+    pooled = f", {len(fused)} MaxPool on their STORE path" if fused else ""
+    print(f"  nodes        {len(steps)}: {len(accel)} layers on the accelerator "
+          f"(model {model_total:,} cycles){pooled}, "
+          f"{len(steps) - len(accel) - len(fused)} on the host; "
+          f"requantisation {where_rq}", flush=True)
+
+
+def _write_output(output, outputs):
+    """Write the model's outputs to exactly ``output`` (np.save(str) may add .npy)."""
+    import numpy as np
+    try:
+        with open(output, "wb") as f:
+            if output.suffix.lower() == ".npz":
+                np.savez(f, **outputs)
+            else:
+                np.save(f, next(iter(outputs.values())))
+    except OSError as e:
+        raise AccelgenError(f"cannot write {output}: {e.strerror}") from None
+
+
+def _print_report(rows, net, host, model_total, check, accuracy, labels, outputs, output, *,
+                  where, backend, parallel, match, wall):
+    """The per-node table and the summary lines after a run."""
     print(f"{'node':<28} {'op':<26} {'where':<5} {'cycles':>12} {'model':>12}  "
           f"{'on host':<12} {'s':>6}")
     for r in rows:
@@ -333,7 +354,6 @@ def cmd_run(args) -> int:
           + ("" if check is not None else " (layers against the numpy reference; --check adds "
                                           "onnxruntime)"))
     print(f"  wall time    {wall:.1f} s")
-    return 0 if match else 1
 
 
 def _json_default(v):
