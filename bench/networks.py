@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Whole networks against onnxruntime: the numpy reference (sim/netgolden.py) and the network with
-its conv/FC layers on the ISA reference machine (sim/netisa.py), bit for bit, with wall times.
+its accelerator layers (conv, FC, global average pool) on the ISA reference machine
+(sim/netisa.py), bit for bit, with wall times.
 
     python bench/networks.py [--isa] [--resnet] [--spec specs/ws_16x16.toml]
 
 Rows: the committed digits CNN on its whole test split (accuracy too), MobileNetV2's first
 inverted-residual blocks at 56x56, and with --resnet ResNet-18 at 224x224 (built with
 onnx.helper, seeded He weights, quantize_static uint8 per-channel with a seeded random
-calibration set). --isa also runs each network with its conv/FC layers through gen.tiler.plan +
+calibration set). --isa also runs each network with its accelerator layers through gen.tiler.plan +
 gen.frames.encode + sim.isa_model.run.
 """
 
@@ -53,7 +54,7 @@ def _row(name, model, graph, x, labels, spec, isa):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--isa", action="store_true", help="also run conv/FC layers on the ISA model")
+    ap.add_argument("--isa", action="store_true", help="also run the accelerator layers on the ISA model")
     ap.add_argument("--resnet", action="store_true", help="include ResNet-18 at 224x224")
     ap.add_argument("--spec", default="specs/ws_16x16.toml")
     args = ap.parse_args(argv)

@@ -147,6 +147,17 @@ def _on_host(seconds: dict, by_node: dict):
     return on_host
 
 
+def _hooks(graph: Graph, by_node: dict, seconds: dict, on_accelerator) -> dict:
+    """netgolden.run's hooks for a placed graph: each node where its step runs it (a node of a
+    lowered op may still stay on the host, e.g. a global average pool too big for a layer)."""
+    on_host = _on_host(seconds, by_node)
+
+    def hook(graph, node, env):
+        run = on_accelerator if by_node[node.name].on_accelerator else on_host
+        return run(graph, node, env)
+    return {n.op: hook for n in graph.nodes}
+
+
 class _Simulator:
     """The chained run's RTL: one simulator process for the whole chain with the native driver
     (sim/session.py, started at the first layer), one job per layer with cocotb."""
@@ -212,8 +223,7 @@ def run(spec, graph: Graph, inputs, steps: list[Step], *, backend: str = "rtl",
         return out
 
     host_seconds = {}
-    hooks = {n.op: _on_host(host_seconds, by_node) for n in graph.nodes}
-    hooks.update({op: on_accelerator for op in low.LOWERED_OPS})
+    hooks = _hooks(graph, by_node, host_seconds, on_accelerator)
     ok = False
     try:
         env = netgolden.run(graph, inputs, hooks=hooks)
@@ -291,8 +301,8 @@ def verify(spec, graph: Graph, inputs, steps: list[Step], *, jobs: int | None = 
         if on_done:
             on_done(accel[i], r)
     host_seconds = {}
-    hooks = {n.op: _on_host(host_seconds, {s.node.name: s for s in steps}) for n in graph.nodes}
-    hooks.update({op: (lambda g, n, e: outs[n.name]) for op in low.LOWERED_OPS})
+    hooks = _hooks(graph, {s.node.name: s for s in steps}, host_seconds,
+                   lambda g, n, e: outs[n.name])
     env = netgolden.run(graph, inputs, hooks=hooks)
     results = [by_node[s.node.name] for s in steps if s.on_accelerator]
     return NetRun(env, results, host_seconds)

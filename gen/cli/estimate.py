@@ -207,8 +207,9 @@ def cmd_estimate(args) -> int:
     results = []
     hosts = {}
     if graph is not None:
-        from ..network.lower import LOWERED_OPS
-    count = (sum(n.op in LOWERED_OPS for n in graph.nodes) if graph is not None else len(layers))
+        from ..network.lower import LOWERED_OPS, host_reason
+    count = (sum(n.op in LOWERED_OPS and not host_reason(graph, n) for n in graph.nodes)
+             if graph is not None else len(layers))
     with _Progress(len(specs) * count, quiet=stream) as progress:
         for spec in specs:
             if stream:
@@ -461,7 +462,8 @@ def add_parser(sub) -> None:
     e.add_argument("--csv", help="a CSV layer table: columns C,H,W,K,R,S[,N,stride,pad,"
                                  "dilation,groups,repeat,layer,network] (case-insensitive), or a "
                                  "SCALE-Sim topology file")
-    e.add_argument("--onnx", help="a quantized ONNX model: its conv/FC layers as 'accelgen run' "
+    e.add_argument("--onnx", help="a quantized ONNX model: its accelerator layers (conv, FC, global "
+                                  "average pool) as 'accelgen run' "
                                   "runs them, and the share of the ops left on the host")
     e.add_argument("--batch", type=POSITIVE, help="with --onnx: the batch of a model whose "
                                                   "batch dimension is symbolic (default 1)")

@@ -1,4 +1,5 @@
-"""``accelgen run``: a quantized ONNX network end to end, its conv/FC layers on the generated RTL.
+"""``accelgen run``: a quantized ONNX network end to end, its conv, FC and global-average-pool
+layers on the generated RTL.
 
     accelgen run SPEC MODEL.onnx --input X.npy [--output Y.npy] [--sim icarus|verilator]
                  [--isa] [--check] [--labels L.npy] [--json] [--work-dir DIR]
@@ -367,7 +368,8 @@ def _json_default(v):
 
 def add_parser(sub) -> None:
     """The ``run`` command's parser."""
-    r = sub.add_parser("run", help="run a quantized ONNX network end to end, its conv/FC layers "
+    r = sub.add_parser("run", help="run a quantized ONNX network end to end, its conv, FC and "
+                                   "global-average-pool layers "
                                    "on the generated RTL, and write its output as onnxruntime "
                                    "would")
     r.add_argument("spec", help=SPEC_HELP)
@@ -384,7 +386,8 @@ def add_parser(sub) -> None:
                    help="native: clock, streams and CSRs inside the simulator (fast, the "
                         "default); cocotb: cocotbext-axi bus models driven from Python")
     r.add_argument("--isa", action="store_true",
-                   help="run the conv/FC layers on the ISA reference model instead of the RTL "
+                   help="run the accelerator's layers (conv, FC, global average pool) on the "
+                        "ISA reference model instead of the RTL "
                         "(fast, no cycle counts)")
     r.add_argument("--check", action="store_true",
                    help="also run onnxruntime and the numpy reference: compare every tensor, "

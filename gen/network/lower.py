@@ -95,6 +95,17 @@ def _lower_gap(spec, node: Node, xs: np.ndarray, zx: int, off: int) -> HwLayer:
                    (n, c, 1, 1), False, off, pool=True)
 
 
+def host_reason(graph: Graph, node: Node) -> str:
+    """Why a node of a lowered op stays on the host after all ('' if it does not): a global
+    average pool over more pixels than a layer's input channels."""
+    if node.op == GAP:
+        n, c, h, w = graph.tensors[node.inputs[0]].shape
+        if h * w > MAX_DIM:
+            return (f"on the host: a global average pool over {h}x{w} = {h * w} pixels exceeds "
+                    f"the {MAX_DIM} input channels a layer on the accelerator can have")
+    return ""
+
+
 def lower(spec, graph: Graph, node: Node, x: np.ndarray) -> HwLayer:
     """The hardware layer of a QLinearConv, QLinearMatMul or QLinearGlobalAveragePool ``node``
     for its integer input ``x``."""

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import AccelgenError
 from .graph import Graph, Node
-from .lower import LOWERED_OPS, HwLayer, lower, requant_params
+from .lower import LOWERED_OPS, HwLayer, host_reason, lower, requant_params
 from .poolfuse import fusable_pool, pool_window
 
 __all__ = ["Step", "place", "host_work", "REQUANT", "PLAN_OPTIONS"]
@@ -104,11 +104,12 @@ def place(spec, graph: Graph) -> list[Step]:
         if node.name in fused:
             steps.append(Step(node, "fused", fused_into=fused[node.name]))
             continue
-        if node.op not in LOWERED_OPS:
+        stays = "" if node.op not in LOWERED_OPS else host_reason(graph, node)
+        if node.op not in LOWERED_OPS or stays:
             steps.append(Step(node, "host", host_ops=(node.op,),
                               host_work=host_work(graph, node),
-                              note=AVGPOOL_NOTE if node.op == "QLinearAveragePool"
-                              else notes.get(node.name, "")))
+                              note=stays or (AVGPOOL_NOTE if node.op == "QLinearAveragePool"
+                                             else notes.get(node.name, ""))))
             continue
         src = graph.tensors[node.inputs[0]]
         x = np.full(src.shape, src.q.zp, dtype=np.int64)
