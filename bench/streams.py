@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Malformed command streams on the ISA reference machine (sim/isa_model.py), every engine.
 
-    python bench/streams.py --streams 5000 [--seed N] [--rtl] [--sim icarus|verilator]
+    python bench/streams.py --streams 5000 [--seed N] [--rtl [M]] [--sim icarus|verilator]
 
 Each stream starts from a real program (tiler + frames of a random small layer on a small spec
 of one engine) and is then: kept (``valid``: output equal to the golden model), cut at a random
@@ -13,11 +13,14 @@ whose cause (gen/isa.py Cause) is the one the mutation calls for, at the mutated
 never raise anything else. Prints per kind: streams, errors by cause, wrong causes, crashes,
 slowest stream; exits 1 on any failure.
 
-``--rtl`` then runs a sample on the RTL of every engine (sim/recover.py, the cocotb driver): per
-engine an unknown opcode, a LOAD/STORE past a depth, a zero COMPUTE field and a stream cut inside a
-frame, each followed by the driver's soft reset and a valid program: the status CSR must show the
-error and the model's cause (no error for the cut stream, which the soft reset drops), the input
-must never stall, and the program after it must come out bit-exact with the golden model.
+``--rtl [M]`` then runs M streams (default 20) on the RTL, every engine in turn (sim/recover.py,
+the cocotb driver): in turn an unknown opcode, a LOAD/STORE past a depth, a zero COMPUTE field
+and a valid stream cut inside a frame (a header or a LOAD's payload), each followed by the
+driver's soft reset and a valid program: the status CSR must show the model's cause (for the
+cut stream no error but ``starved``, which the driver reports as TRUNCATED: gen/isa.py
+stream_cause), the input must never stall, the driver's waits are bounded (a timeout is a
+failure with its one line), and the program after it must come out bit-exact with the golden
+model.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gen.errors import AccelgenError  # noqa: E402
 from gen.frames import decode, encode, pack_lanes, unpack_lanes  # noqa: E402
-from gen.isa import HEADER_FIELDS, HEADER_WORDS, Cause, Op  # noqa: E402
+from gen.isa import HEADER_FIELDS, HEADER_WORDS, Cause, Op, stream_cause  # noqa: E402
 from gen.layer import ConvLayer  # noqa: E402
 from gen.spec import spec_from_dict  # noqa: E402
 from gen.tiler import plan  # noqa: E402
@@ -118,38 +122,58 @@ def make_stream(spec, rng, kind):
     return [*frames[:j], f, *frames[j + 1:]], program, None, expect, j
 
 
-def rtl_sample(seed: int, sim: str, in_pause: float = 0.3, out_pause: float = 0.3) -> int:
-    """The RTL sample (see the module doc); returns the number of failures."""
+def cut_inside_a_frame(spec, rng) -> bytes:
+    """A valid program's stream cut on a beat boundary strictly inside one of its frames (a
+    header, or a LOAD's payload): what the hardware cannot know has ended."""
+    frames = make_stream(spec, rng, "valid")[0]
+    beat = spec.in_stream_bits // 8
+    j = int(rng.integers(len(frames)))
+    k = int(rng.integers(1, len(frames[j]) // beat))
+    return b"".join(frames[:j]) + frames[j][:k * beat]
+
+
+RTL_KINDS = ("opcode", "range", "field", "truncated")
+
+
+def rtl_sample(seed: int, sim: str, n: int = 4 * len(ENGINES), in_pause: float = 0.3,
+               out_pause: float = 0.3) -> int:
+    """``n`` malformed streams on the RTL (see the module doc), the kinds of RTL_KINDS in turn on
+    each engine in turn; returns the number of failures."""
     from sim.recover import after_bad_stream
     rng = np.random.default_rng(seed)
+    specs = {e: small_spec(e) for e in ENGINES}
     failures = 0
-    for flow in ENGINES:
-        spec = small_spec(flow)
-        for kind in ("opcode", "range", "field", "truncated"):
+    for i in range(n):
+        kind = RTL_KINDS[i % len(RTL_KINDS)]
+        flow = ENGINES[(i // len(RTL_KINDS)) % len(ENGINES)]
+        spec = specs[flow]
+        if kind == "truncated":
+            stream, expect = cut_inside_a_frame(spec, rng), Cause.TRUNCATED
+        else:
             bad, _, _, expect, _ = make_stream(spec, rng, kind)
-            beat = spec.in_stream_bits // 8
             stream = b"".join(bad)
-            if kind == "truncated":        # cut inside a frame, on a beat boundary
-                stream = stream[:max(beat, len(stream) // beat * beat - 3 * beat)]
-                expect = Cause.NONE
-            try:
-                run(spec, [stream], hazards=False)
-                model = Cause.NONE
-            except CommandError as e:
-                model = e.cause if e.cause != Cause.TRUNCATED else Cause.NONE
-            frames, program, (layer, x, w, b), _, _ = make_stream(spec, rng, "valid")
-            t = time.monotonic()
+        try:
+            run(spec, [stream], hazards=False)
+            model = Cause.NONE
+        except CommandError as e:
+            model = e.cause
+        frames, program, (layer, x, w, b), _, _ = make_stream(spec, rng, "valid")
+        t = time.monotonic()
+        try:
             r = after_bad_stream(spec, [stream], program, frames, sim=sim, in_pause=in_pause,
                                  out_pause=out_pause, seed=int(rng.integers(1 << 16)))
-            got = Cause(r.counters["bad_cause"])
-            ok_cause = got == model == expect and r.counters["bad_error"] == (got != 0)
-            exact = np.array_equal(decode(program, r.outputs),
-                                   golden.layer_output(spec, layer, x, w, b))
-            failures += not (ok_cause and exact)
-            print(f"rtl {flow:4s} {kind:10s} status cause {got.name:9s} (model {model.name}), "
-                  f"then {layer.describe()}: {'bit-exact' if exact else 'MISMATCH'}"
-                  f"{'' if ok_cause else '  WRONG CAUSE'} ({time.monotonic() - t:.1f} s)",
-                  flush=True)
+        except AccelgenError as e:     # a timeout: the driver's one line
+            failures += 1
+            print(f"rtl {flow:4s} {kind:10s} FAILED: {e}", flush=True)
+            continue
+        got = stream_cause({k: r.counters[f"bad_{k}"] for k in ("error", "starved", "cause")})
+        ok_cause = got == model == expect
+        exact = np.array_equal(decode(program, r.outputs),
+                               golden.layer_output(spec, layer, x, w, b))
+        failures += not (ok_cause and exact)
+        print(f"rtl {flow:4s} {kind:10s} status: {getattr(got, 'name', got)!s:9s} (model "
+              f"{model.name}), then {layer.describe()}: {'bit-exact' if exact else 'MISMATCH'}"
+              f"{'' if ok_cause else '  WRONG CAUSE'} ({time.monotonic() - t:.1f} s)", flush=True)
     return failures
 
 
@@ -157,7 +181,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--streams", type=int, default=2000, help="streams (default 2000)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rtl", action="store_true", help="also a sample on every engine's RTL")
+    ap.add_argument("--rtl", type=int, nargs="?", const=4 * len(ENGINES), default=0,
+                    metavar="M", help="also M malformed streams on the RTL, every engine in turn "
+                    f"(default {4 * len(ENGINES)}: each RTL kind on each engine)")
     ap.add_argument("--sim", default="icarus", choices=["icarus", "verilator"])
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
@@ -214,9 +240,12 @@ def main(argv=None) -> int:
           f"{slowest * 1000:.0f} ms; {time.monotonic() - t0:.0f} s")
     if args.rtl:
         t1 = time.monotonic()
-        rtl_bad = rtl_sample(args.seed, args.sim)
-        print(f"streams --rtl: {4 * len(ENGINES)} malformed streams on the {args.sim} RTL of "
-              f"{', '.join(ENGINES)}; {rtl_bad} failures; {time.monotonic() - t1:.0f} s")
+        rtl_bad = rtl_sample(args.seed, args.sim, args.rtl)
+        print(f"streams --rtl: {args.rtl} malformed streams ({', '.join(RTL_KINDS)}) on the "
+              f"{args.sim} RTL of {', '.join(ENGINES[:-(-args.rtl // len(RTL_KINDS))])}, each "
+              f"then a valid layer; "
+              f"{rtl_bad} failures (wrong cause, mismatch or timeout); "
+              f"{time.monotonic() - t1:.0f} s")
         bad += rtl_bad
     return 1 if bad else 0
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Generator
 
-from .isa import COUNTERS, Op, csr_offset
+from .isa import COUNTERS, Op, csr_offset, status_fields
 
 __all__ = ["LinkError", "link_steps", "csr_write", "csr_read"]
 
@@ -72,6 +72,7 @@ def link_steps(frames: list[bytes], ops: list[int], store_counts: list[int], out
         lo = yield from csr_read(f"{name}_lo")
         hi = yield from csr_read(f"{name}_hi")
         counters[name] = lo | hi << 32
-    counters["error"] = ((yield from csr_read("status")) >> 1) & 1
+    status = status_fields((yield from csr_read("status")))
+    counters |= {k: status[k] for k in ("error", "starved", "cause")}
     return outs, counters
 

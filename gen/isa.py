@@ -77,7 +77,7 @@ __all__ = ["Op", "Cause", "HEADER_WORDS", "HEADER_FIELDS", "SIGNED_FIELDS", "CSR
            "PE_COUNTERS",
            "CSR_ADDR_BITS", "ACCEL_ID",
            "encode_header", "decode_header", "field_max", "identity", "csr_offset",
-           "store_beats"]
+           "store_beats", "status_fields", "stream_cause"]
 
 
 class Op(enum.IntEnum):
@@ -104,8 +104,10 @@ class Cause(enum.IntEnum):
     ADDRESS = 2     # a LOAD or STORE whose words run past its buffer's (or channel memory's)
     #                 depth; the ISA machine also checks a COMPUTE's footprint, the hardware not
     FIELD = 3       # a COMPUTE whose tile the engine cannot run (a zero p, q, r, s or count)
-    TRUNCATED = 4   # the stream ended inside a header or a LOAD's payload (ISA machine only:
-    #                 the hardware waits for the rest; a soft reset drops the partial frame)
+    TRUNCATED = 4   # the stream ended inside a header or a LOAD's payload: the hardware
+    #                 waits for the rest with ``status.starved`` set (no error: it cannot know the
+    #                 stream ended), which the drivers report as TRUNCATED once they have sent
+    #                 every beat; a soft reset drops the partial frame
     #   FIELD also: a pooling STORE on a spec without the pooling unit; the ISA machine also
     #   refuses a pooling STORE whose window fields do not tile its words (the hardware not)
 
@@ -169,8 +171,12 @@ CSRS: list[tuple[str, int, str, str]] = [
     ("input_depth",   0x10, "ro", "input buffer depth in words"),
     ("weight_depth",  0x14, "ro", "weight buffer depth in words"),
     ("output_depth",  0x18, "ro", "output buffer depth in words"),
-    ("status",        0x1C, "ro", "busy [0] (a command is executing), error [1] (sticky: a "
-                                  "command was refused), cause [7:4] (Cause of the first error)"),
+    ("status",        0x1C, "ro", "busy [0] (a command is executing or a frame is partly "
+                                  "in), error [1] (sticky: a command was refused), starved [2] "
+                                  "(inside a frame, a partial header or LOAD payload, with no "
+                                  "input beat offered: waiting for more input; once the host "
+                                  "has sent everything, the stream ended inside a frame), "
+                                  "cause [7:4] (Cause of the first error)"),
     ("control",       0x20, "wo", "write 1 to bit 0: clear counters; bit 1: soft reset (clear "
                                   "the error and its cause, drop a partial frame, take headers "
                                   "again)"),
@@ -213,7 +219,7 @@ PE_COUNTERS = {"pe_macs": "mac", "rf_accesses": "rf", "array_moves": "array"}
 for _k, (_name, _text) in enumerate({**_BUFFER_COUNTERS, **_PE_COUNTERS}.items()):
     CSRS += [(f"{_name}_lo", 0x4C + 8 * _k, "ro", _text), (f"{_name}_hi", 0x50 + 8 * _k, "ro", "")]
 
-ISA_VERSION = 10
+ISA_VERSION = 11
 
 
 def identity(spec) -> dict[str, int]:
@@ -231,6 +237,24 @@ def identity(spec) -> dict[str, int]:
         "output_depth": spec.output_depth,
         "dataflow": spec.engine.code,
     }
+
+
+def status_fields(status: int) -> dict[str, int]:
+    """The ``status`` CSR's fields: ``busy``, ``error``, ``starved`` and ``cause``."""
+    return {"busy": status & 1, "error": (status >> 1) & 1, "starved": (status >> 2) & 1,
+            "cause": (status >> 4) & 0xF}
+
+
+def stream_cause(fields: dict) -> Cause | int:
+    """What a driver reports for a stream from the status fields (:func:`status_fields`) it read
+    once the hardware had taken every beat of the stream and was idle or starved: the first
+    error's cause; TRUNCATED when the hardware waits inside a frame (``starved``: the stream
+    ended inside a header or a LOAD's payload); else NONE. (A cause the Cause enum does not
+    know comes back as its number.)"""
+    if fields.get("error"):
+        c = fields.get("cause", 0)
+        return Cause(c) if c in {int(k) for k in Cause} else c
+    return Cause.TRUNCATED if fields.get("starved") else Cause.NONE
 
 
 def store_beats(h: dict) -> int:

@@ -56,7 +56,8 @@ class Controller(wiring.Component):
             "obuf_rd2": Out(ReadSignature(oa, spec.output_word_bits)),
             "array": Out(array_signature(spec)),
             "clear_counters": In(1), "clear_error": In(1),
-            "busy": Out(1), "error": Out(1), "cause": Out(4), "commands": Out(32),
+            "busy": Out(1), "error": Out(1), "cause": Out(4), "starved": Out(1),
+            "commands": Out(32),
             **{name: Out(64) for name in COUNTERS},
         })
 
@@ -87,7 +88,8 @@ class Controller(wiring.Component):
         connect(m, exe.array, flipped(self.array))
         m.d.comb += [wb.y.eq(self.array.y), fe.x_idle.eq(exe.idle), fe.done.eq(wb.done),
                      fe.store_drained.eq(st.drained), fe.clear_error.eq(self.clear_error),
-                     self.busy.eq(fe.busy), self.error.eq(fe.error), self.cause.eq(fe.cause)]
+                     self.busy.eq(fe.busy), self.error.eq(fe.error), self.cause.eq(fe.cause),
+                     self.starved.eq(fe.starved)]
 
         s_axis, m_axis, ev = self.s_axis, self.m_axis, ctr.events
         m.d.comb += [

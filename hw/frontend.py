@@ -34,7 +34,11 @@ __all__ = ["FrontEnd"]
 class FrontEnd(wiring.Component):
     """``x_idle``: the executor holds no COMPUTE and its results are written; ``store_drained``:
     every STORE word has left on ``m_axis``. Outputs for the counters: ``command`` (a header
-    completes), ``waiting_input`` (a header or LOAD payload is awaited) and ``idle``."""
+    completes), ``waiting_input`` (a header or LOAD payload is awaited) and ``idle``. For the
+    status CSR: ``busy`` (registered ``~idle``), ``error``, ``cause`` and ``starved``
+    (registered: inside a frame, a partial header or LOAD payload, with no input beat offered:
+    a host that has sent its whole stream and reads it set knows the stream ended inside a
+    frame, which a soft reset drops)."""
 
     def __init__(self, spec: Spec, *, checks: bool = False):
         self.spec, self.checks = spec, checks
@@ -51,7 +55,8 @@ class FrontEnd(wiring.Component):
             "x_idle": In(1),
             "done": In(1),
             "clear_error": In(1),
-            "busy": Out(1), "error": Out(1), "cause": Out(4), "idle": Out(1),
+            "busy": Out(1), "error": Out(1), "cause": Out(4), "starved": Out(1),
+            "idle": Out(1),
             "command": Out(1), "waiting_input": Out(1),
         })
 
@@ -138,6 +143,7 @@ class FrontEnd(wiring.Component):
         fe_idle = Signal()
         m.d.comb += self.idle.eq(fe_idle & self.x_idle & ~queue.valid)
         m.d.sync += self.busy.eq(~self.idle)   # (a cycle late, like the counts)
+        m.d.sync += self.starved.eq(self.waiting_input & ~s_axis.tvalid)
         with m.If(self.clear_error):
             m.d.sync += [self.error.eq(0), self.cause.eq(0)]
         with m.FSM(name="ctrl") as fsm:

@@ -72,7 +72,7 @@ class Accelerator(wiring.Component):
         for name, value in identity(spec).items():
             m.d.comb += getattr(csr, name).eq(value)
         m.d.comb += [
-            csr.status.eq(ctrl.busy | ctrl.error << 1 | ctrl.cause << 4),
+            csr.status.eq(ctrl.busy | ctrl.error << 1 | ctrl.starved << 2 | ctrl.cause << 4),
             ctrl.clear_counters.eq(csr.control_stb & csr.control[0]),
             ctrl.clear_error.eq(csr.control_stb & csr.control[1]),
             csr.commands.eq(ctrl.commands),

@@ -7,7 +7,7 @@ the tiler and the frames encoder.
 
 
 import cocotb
-from cocotb.triggers import with_timeout
+from cocotb.triggers import SimTimeoutError, with_timeout
 from cocotb.utils import get_sim_time
 
 from sim.driver import AcceleratorTB
@@ -23,7 +23,11 @@ async def run_job(dut):
     await tb.reset()
     await tb.check_identity({k: int(v) for k, v in job["identity"].items()})
     start = get_sim_time("ns")
-    outs, counters = await with_timeout(tb.run(frames, job["n_out"]),
-                                        job["timeout_cycles"] * 10, "ns")
+    try:
+        outs, counters = await with_timeout(tb.run(frames, job["n_out"]),
+                                            job["timeout_cycles"] * 10, "ns")
+    except SimTimeoutError:   # never hang: say what the hardware was doing (flow.check_refused)
+        save_result(job_dir, [], {"fault": await tb.hang(job["timeout_cycles"])})
+        return
     counters["sim_cycles"] = int((get_sim_time("ns") - start) // 10)
     save_result(job_dir, outs, counters)

@@ -1,16 +1,18 @@
 """cocotb test module: recovery on the RTL (sim/recover.py writes the job).
 
 Mode ``stream``: the first ``n_bad`` frames (a malformed stream) go in first; the status CSR's
-error bit and cause are read once the front end has taken them all (it must: a refused stream
-never stalls the input) and the accelerator is idle (the COMPUTEs taken before the error have
-finished), then the program runs after the driver's soft reset. Mode ``reset``: the
+error bit, starved bit and cause are read once the front end has taken them all (it must: a
+refused stream never stalls the input) and the accelerator is idle (the COMPUTEs taken before
+the error have finished) or starved (waiting inside a frame: the stream ended inside one), within
+a bound; then the program runs after the driver's soft reset. Mode ``reset``: the
 program starts, and at cycle ``reset_at`` (or, with ``in_store``, at the first output beat held
 by backpressure after that cycle) the reset is asserted; the program then runs again from the
-start. The results are the second run's, with ``bad_error``/``bad_cause``/``reset_cycle``.
+start. The results are the second run's, with ``bad_error``/``bad_starved``/``bad_cause``/
+``reset_cycle``.
 """
 
 import cocotb
-from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiStreamFrame
 
@@ -31,15 +33,14 @@ async def recover(dut):
     if job["mode"] == "stream":
         for f in bad:
             await tb.source.send(AxiStreamFrame(f))
-        await with_timeout(tb.source.wait(), limit, "ns")   # every beat taken: no hang
-        await ClockCycles(dut.clk, 4)
-
-        async def idle():           # the COMPUTEs taken before the error finish
-            while (await tb.read_csr("status")) & 1:
-                await RisingEdge(dut.clk)
-        await with_timeout(idle(), limit, "ns")
-        status = await tb.read_csr("status")
-        extra = {"bad_error": (status >> 1) & 1, "bad_cause": (status >> 4) & 0xF}
+        try:     # every beat taken (no stall), then the COMPUTEs taken before an error finish
+            await with_timeout(tb.source.wait(), limit, "ns")
+            await ClockCycles(dut.clk, 4)
+            status = await with_timeout(tb.settle(), limit, "ns")
+        except SimTimeoutError:
+            save_result(job_dir, [], {"fault": await tb.hang(job["timeout_cycles"])})
+            return
+        extra = {f"bad_{k}": status[k] for k in ("error", "starved", "cause")}
         tb.sink.clear()
     else:
         async def send():
@@ -63,6 +64,10 @@ async def recover(dut):
         dut.rst.value = 0
         await ClockCycles(dut.clk, 2)
     start = get_sim_time("ns")
-    outs, counters = await with_timeout(tb.run(good, job["n_out"]), limit, "ns")
+    try:
+        outs, counters = await with_timeout(tb.run(good, job["n_out"]), limit, "ns")
+    except SimTimeoutError:
+        save_result(job_dir, [], {"fault": await tb.hang(job["timeout_cycles"])})
+        return
     counters["sim_cycles"] = int((get_sim_time("ns") - start) // 10)
     save_result(job_dir, outs, counters | extra)

@@ -15,7 +15,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame,
                            AxiStreamSink, AxiStreamSource)
 
-from gen.isa import COUNTERS, csr_offset
+from gen.isa import COUNTERS, csr_offset, status_fields, stream_cause
 
 __all__ = ["AcceleratorTB", "COUNTERS"]
 
@@ -72,9 +72,21 @@ class AcceleratorTB:
                 raise AssertionError(f"CSR {name} reads {got:#x}, the program was built for "
                                      f"{value:#x}")
 
+    async def settle(self) -> dict[str, int]:
+        """Once the hardware has taken the whole stream: poll ``status`` until it is idle, or
+        starved (waiting inside a frame: the stream ended inside a header or a LOAD's payload,
+        gen/isa.py stream_cause); return its fields (gen/isa.py status_fields)."""
+        while True:
+            f = status_fields(await self.read_csr("status"))
+            if not f["busy"] or f["starved"]:
+                return f
+            await RisingEdge(self.dut.clk)
+
     async def run(self, frames: list[bytes], n_out: int) -> tuple[list[bytes], dict[str, int]]:
-        """Send every frame, collect ``n_out`` output frames, wait for idle, read the counters."""
-        await self.write_csr("control", 0b11)  # clear counters and error
+        """Send every frame, wait until the hardware is idle (or starved), collect the output
+        frames (``n_out`` unless a command was refused or the stream ended inside a frame: then
+        those it sent, and a soft reset), read the counters and the status fields."""
+        await self.write_csr("control", 0b11)  # clear the counters; soft reset
         results: list[bytes] = []
 
         async def receive():
@@ -86,11 +98,20 @@ class AcceleratorTB:
         for f in frames:
             await self.source.send(AxiStreamFrame(f))
         await self.source.wait()
-        await rx
-        while (await self.read_csr("status")) & 1:
-            await RisingEdge(self.dut.clk)
-        status = await self.read_csr("status")
+        status = await self.settle()
+        if stream_cause(status):   # refused or cut short: every frame it will send has left
+            rx.cancel()
+            await self.write_csr("control", 0b10)   # soft reset: drop the partial frame
+        else:
+            await rx
         counters = await self.read_counters()
-        counters["error"] = (status >> 1) & 1
-        counters["cause"] = (status >> 4) & 0xF     # gen/isa.py Cause
-        return results, counters
+        return results, counters | {k: status[k] for k in ("error", "starved", "cause")}
+
+    async def hang(self, cycles: int) -> str:
+        """After a run passed its bound of ``cycles``: one line saying what the hardware was
+        doing (the status fields, input still queued); then a soft reset."""
+        f = status_fields(await self.read_csr("status"))
+        await self.write_csr("control", 0b10)
+        state = ", ".join(f"{k} {v}" for k, v in f.items())
+        return (f"timeout: the run passed its bound of {cycles:,} cycles (status: {state}; "
+                f"{self.source.queue_occupancy_bytes} input bytes still queued); soft reset")

@@ -267,11 +267,17 @@ def layer_program(spec: Spec, layer: Layer, x, w, bias=None, quant=None,
 
 
 def check_refused(counters: dict, job_dir: Path) -> None:
-    """Raise naming the cause when the hardware refused a command (``status.error``)."""
-    if counters.get("error"):
-        from gen.isa import Cause
-        cause = counters.get("cause", 0)
-        name = Cause(cause).name if cause in iter(Cause) else str(cause)
+    """Raise naming the cause when the hardware refused a command (``status.error``) or waits
+    inside a frame after the whole stream (``status.starved``: the stream ended inside a header
+    or a LOAD's payload); the driver has soft-reset it (gen/isa.py stream_cause)."""
+    from gen.isa import Cause, stream_cause
+    cause = stream_cause(counters)
+    if cause == Cause.TRUNCATED:
+        raise AccelgenError(f"the command stream ended inside a frame: the hardware waited for "
+                            f"the rest of a header or a LOAD's payload (status.starved, "
+                            f"TRUNCATED); see {Path(job_dir) / 'sim.log'}")
+    if cause:
+        name = cause.name if isinstance(cause, Cause) else str(cause)
         raise AccelgenError(f"the hardware refused a command (status.error, cause {name}: "
                             f"see gen/isa.py Cause); see {Path(job_dir) / 'sim.log'}")
 

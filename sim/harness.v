@@ -6,7 +6,7 @@
 // CSR offsets. The program and result file formats are described in sim/native.py.
 `timescale 1ns/1ps
 module accelgen_tb;
-  localparam IW = ${iw}, OW = ${ow}, STALL = ${stall};
+  localparam IW = ${iw}, OW = ${ow}, STALL = ${stall}, QUIET = 64;
 ${decls}
 
   ${top} dut (
@@ -21,7 +21,7 @@ ${conns}
   integer prog = 0, src_seq = 0, src_taken = 0, n_frames = 0, frames_left = 0, beats_left = 0;
   integer n_out = 0, out_frames = 0, out_base = 0, in_beats = 0, out_beats = 0;
   integer n_beats = 0, in_base = 0;
-  reg prog_done = 0;
+  reg prog_done = 0, quiet = 0;
   reg [31:0] w32, v, v2;
   reg [IW-1:0] beat;
 
@@ -43,10 +43,14 @@ ${conns}
     end
   end
 
-  // every beat of the current program sent and every output frame received; registered, so
-  // the program loop below waits on one event instead of waking every cycle
-  always @(posedge clk)
+  // every beat of the current program sent and every output frame received (prog_done), or
+  // every beat sent and no stream beat for QUIET cycles (quiet: a refused stream, or one that
+  // ended inside a frame, sends fewer frames); registered, so the program loop below waits on
+  // one event instead of waking every cycle
+  always @(posedge clk) begin
     prog_done <= in_beats - in_base >= n_beats && out_frames - out_base >= n_out;
+    quiet <= in_beats - in_base >= n_beats && cycle - last_io >= QUIET;
+  end
 
   // seeded pauses: a Galois LFSR per stream, a pause when its low 16 bits fall under the threshold
   always @(posedge clk) begin
@@ -184,11 +188,16 @@ ${id_reads}
       in_base = in_beats;
       src_seq = src_seq + 1;
       @(negedge clk);
-      @(negedge clk);                              // prog_done has seen the new bases
-      wait (prog_done);
+      @(negedge clk);                              // prog_done and quiet have seen the bases
+      wait (prog_done || quiet);
+      // until idle, or starved (status bit 2: waiting inside a frame, so the stream ended
+      // inside one); unless refused (bit 1) or cut, every output frame must then come (the
+      // watchdog ends a run that waits for one in vain)
       csr_read(8'h${status}, v);
-      while (v[0]) csr_read(8'h${status}, v);
+      while (v[0] && !v[2]) csr_read(8'h${status}, v);
+      if (!v[1] && !v[2]) wait (prog_done);
       $fwrite(fo, "p %0d %0d %0d", prog, cycle - start, v);
+      if (v[1] || v[2]) csr_write(8'h${control}, 32'h2);   // soft reset: drop the rest
       csr_read(8'h${commands}, v);
       $fwrite(fo, " %0d", v);
 ${cnt_reads}

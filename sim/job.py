@@ -9,6 +9,8 @@ import json
 import os
 from pathlib import Path
 
+from gen.errors import AccelgenError
+
 __all__ = ["write_job", "load_job", "save_result", "load_result"]
 
 
@@ -36,8 +38,11 @@ def save_result(job_dir: Path, outs: list[bytes], counters: dict) -> None:
 
 
 def load_result(job_dir: Path) -> tuple[list[bytes], dict]:
-    """(output frames, counters) written by :func:`save_result`."""
+    """(output frames, counters) written by :func:`save_result`; a run the test module ended
+    at its bound (``fault``, sim/driver.py ``hang``) raises its one line."""
     result = json.loads((job_dir / "result.json").read_text())
+    if "fault" in result["counters"]:
+        raise AccelgenError(f"{result['counters']['fault']}; see {Path(job_dir) / 'sim.log'}")
     return _split((job_dir / "out.bin").read_bytes(), result["out_frame_bytes"]), \
         result["counters"]
 

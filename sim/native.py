@@ -4,8 +4,10 @@ simulator, so Python only hands over programs' bytes and collects their outputs 
 ``harness_verilog`` writes ``accelgen_tb`` around a generated top (from its port list), from the
 Verilog template ``sim/harness.v`` with its ``${slots}`` filled in: a clock, a command/data stream
 source reading the program file with ``$fread``, a result sink writing every output beat with
-``$fwrite``, an AXI4-Lite master that reads the identity CSRs once and, after each program, polls
-``status`` until idle and reads ``commands`` and every 64-bit counter, and a watchdog that ends the
+``$fwrite``, an AXI4-Lite master that reads the identity CSRs once and, after each program (every
+beat sent, and every output frame received or no beat for a while), polls ``status`` until idle
+or starved (waiting inside a frame: the stream ended inside one; a soft reset follows it and a
+refusal), and reads ``commands`` and every 64-bit counter, and a watchdog that ends the
 run when a program exceeds its cycle bound (``deadlock`` when no stream beat moved in its last
 ``STALL`` cycles, else ``timeout``). Seeded 32-bit LFSRs pause the source and the sink with
 probabilities given at run time (``+in_pause=`` / ``+out_pause=`` in 1/65536, ``+seed=``).
@@ -42,7 +44,7 @@ import numpy as np
 
 from gen.emit import _ports
 from gen.errors import AccelgenError
-from gen.isa import COUNTERS, csr_offset, identity
+from gen.isa import COUNTERS, csr_offset, identity, status_fields
 from gen.progress import cache_dir, say, step
 
 from .runner import VERILATOR_SPLIT, locked, prepare_simulator, verilator_makeflags
@@ -297,8 +299,9 @@ class ResultReader:
         elif tag == "p":
             vals = [int(v) for v in line.split()[1:]]
             sim_cycles, status, commands, cnts = vals[1], vals[2], vals[3], vals[4:]
+            fields = status_fields(status)
             counters = {"commands": commands, **dict(zip(COUNTERS, cnts, strict=True)),
-                        "error": (status >> 1) & 1, "cause": (status >> 4) & 0xF,
+                        **{k: fields[k] for k in ("error", "starved", "cause")},
                         "sim_cycles": sim_cycles}
             if self.frame:
                 self.beats.append(bytes(self.frame))   # a last frame without tlast

@@ -232,6 +232,52 @@ def test_refused_command_then_soft_reset(bad, cause):
     assert seen["wr"] == [10, 11]
 
 
+@pytest.mark.parametrize("beats", [2, HEADER_WORDS + 1])   # inside a header, a LOAD's payload
+def test_starved_inside_a_frame(beats):
+    """``starved`` (the status CSR's bit 2) is set while the front end is inside a frame with no
+    input beat offered, and only then: not between frames, nor while beats flow; busy stays
+    set (a frame is partly in) without an error; a soft reset drops the partial frame and
+    clears both."""
+    spec = make_spec(rows=3, cols=2)
+    dut = FrontEnd(spec)
+    frame = _hdr(Op.LOAD_INPUT, addr=0, count=3) + [7, 7, 7]
+
+    async def bench(ctx):
+        ctx.set(dut.x_idle, 1)
+        ctx.set(dut.store_drained, 1)
+        for _ in range(3):
+            await ctx.tick()
+        assert not ctx.get(dut.starved) and not ctx.get(dut.busy)
+        for b in frame[:beats]:
+            ctx.set(dut.s_axis.tdata, b)
+            ctx.set(dut.s_axis.tvalid, 1)
+            await ctx.tick().until(dut.s_axis.tready)
+            assert not ctx.get(dut.starved)         # beats flow
+        ctx.set(dut.s_axis.tvalid, 0)
+        for _ in range(3):
+            await ctx.tick()
+        assert ctx.get(dut.starved) and ctx.get(dut.busy) and not ctx.get(dut.error)
+        ctx.set(dut.clear_error, 1)
+        await ctx.tick()
+        ctx.set(dut.clear_error, 0)
+        for _ in range(3):
+            await ctx.tick()
+        assert not ctx.get(dut.starved) and not ctx.get(dut.busy)
+        for b in frame:                              # a whole frame: never starved after it
+            ctx.set(dut.s_axis.tdata, b)
+            ctx.set(dut.s_axis.tvalid, 1)
+            await ctx.tick().until(dut.s_axis.tready)
+        ctx.set(dut.s_axis.tvalid, 0)
+        for _ in range(3):
+            await ctx.tick()
+        assert not ctx.get(dut.starved) and not ctx.get(dut.busy)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 def _random_compute(rng, spec):
     """A COMPUTE header whose footprint ends near a buffer's depth (or with a zero field): fields
     mostly small, sometimes large or all ones; each buffer's base inside it and one of them put

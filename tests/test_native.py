@@ -7,7 +7,7 @@ import pytest
 from conftest import make_spec
 from gen import frames as framing
 from gen.errors import AccelgenError
-from gen.isa import Op
+from gen.isa import Cause, Op, stream_cause
 from gen.layer import ConvLayer
 from gen.model import estimate
 from gen.tiler import plan
@@ -119,6 +119,36 @@ def test_timeout_is_one_line(tmp_path):
         _one(spec, tmp_path, bound=50)
     msg = str(e.value)
     assert "\n" not in msg and "timeout: still running" in msg and "sim.log" in msg
+
+
+def test_refused_and_cut_programs_then_a_valid_one(tmp_path):
+    """A stream the hardware refuses and one cut inside a frame, in one simulator run before a
+    valid program: each ends with the status that names it (error and cause; starved, which
+    the drivers report as TRUNCATED) instead of waiting for its missing outputs or hanging;
+    the harness soft-resets, and the valid program runs exact."""
+    from sim.flow import check_refused
+    spec = make_spec(**RAGGED)
+    progs = _programs(spec, LAYERS[1:2])
+    program, frames, _ = progs[0]
+    beat = spec.in_stream_bits // 8
+    bad = bytearray(frames[1])
+    bad[0] = (bad[0] & 0xF0) | 9                     # opcode 9: no such command
+    cut = [*frames[:3], frames[3][:2 * beat]]        # two beats of a header
+    vpath, top = verilog_for(spec)
+    bdir = native.build(vpath, spec, "icarus", top=top)
+    n = program.count(Op.STORE)
+    runs = native.run(bdir, spec, [native.NativeProgram([frames[0], bytes(bad), *frames[2:]], n,
+                                                        100_000),
+                                   native.NativeProgram(cut, n, 100_000),
+                                   native.NativeProgram(frames, n, 100_000)],
+                      tmp_path, sim="icarus")
+    assert [stream_cause(r.counters) for r in runs] == [Cause.OPCODE, Cause.TRUNCATED,
+                                                        Cause.NONE]
+    assert runs[1].counters["starved"] == 1 and runs[1].counters["error"] == 0
+    _check(spec, progs, runs[2:])
+    with pytest.raises(AccelgenError) as e:
+        check_refused(runs[1].counters, tmp_path)
+    assert "\n" not in str(e.value) and "ended inside a frame" in str(e.value)
 
 
 def test_missing_simulator_is_one_line(tmp_path, monkeypatch):

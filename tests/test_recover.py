@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gen.frames import decode, encode
-from gen.isa import Cause
+from gen.isa import Cause, stream_cause
 from gen.layer import ConvLayer
 from gen.model import estimate
 from gen.tiler import plan
@@ -41,13 +41,21 @@ def _sane(program, run):
 
 
 def _bad_then_layer(flow, sim, kinds):
+    """Each malformed stream, then the layer: the status the driver read names the cause (a
+    stream cut inside a frame: no error, ``starved``, which the driver reports as TRUNCATED)."""
     spec = streams.small_spec(flow)
     rng = np.random.default_rng(7)
     program, frames, want = _layer(spec, 3)
     for kind, cause in kinds:
-        bad = streams.make_stream(spec, rng, kind)[0]
+        if kind == "truncated":
+            bad = [streams.cut_inside_a_frame(spec, rng)]
+        else:
+            bad = streams.make_stream(spec, rng, kind)[0]
         r = after_bad_stream(spec, bad, program, frames, sim=sim, in_pause=0.3, out_pause=0.3)
-        assert r.counters["bad_error"] == 1 and r.counters["bad_cause"] == cause, kind
+        status = {k: r.counters[f"bad_{k}"] for k in ("error", "starved", "cause")}
+        assert status["error"] == (cause != Cause.TRUNCATED), kind
+        assert status["starved"] == (cause == Cause.TRUNCATED), kind
+        assert stream_cause(status) == cause, kind
         assert np.array_equal(decode(program, r.outputs), want), kind
         _sane(program, r)
 
@@ -68,7 +76,8 @@ def _reset_then_layer(flow, sim, seed):
 
 
 def test_bad_stream_then_soft_reset_ws():
-    _bad_then_layer("ws", "icarus", [("opcode", Cause.OPCODE), ("range", Cause.ADDRESS)])
+    _bad_then_layer("ws", "icarus", [("opcode", Cause.OPCODE), ("range", Cause.ADDRESS),
+                                     ("truncated", Cause.TRUNCATED)])
 
 
 def test_reset_at_any_cycle_ws():
@@ -80,5 +89,5 @@ def test_reset_at_any_cycle_ws():
 @pytest.mark.parametrize("flow", ENGINES)
 def test_recovery_every_engine(flow, sim):
     _bad_then_layer(flow, sim, [("opcode", Cause.OPCODE), ("range", Cause.ADDRESS),
-                                ("field", Cause.FIELD)])
+                                ("field", Cause.FIELD), ("truncated", Cause.TRUNCATED)])
     _reset_then_layer(flow, sim, 5)
