@@ -37,6 +37,7 @@ async def recover(dut):
             await with_timeout(tb.source.wait(), limit, "ns")
             await ClockCycles(dut.clk, 4)
             status = await with_timeout(tb.settle(), limit, "ns")
+            await with_timeout(tb.soft_reset(), limit, "ns")
         except SimTimeoutError:
             save_result(job_dir, [], {"fault": await tb.hang(job["timeout_cycles"])})
             return

@@ -82,6 +82,14 @@ class AcceleratorTB:
                 return f
             await RisingEdge(self.dut.clk)
 
+    async def soft_reset(self):
+        """Soft reset (``control`` bit 1: clear the error, drop a partial frame), then wait until
+        the COMPUTEs the executor still holds are written (a cut stream's may still run), so the
+        next program's counters count its own work alone."""
+        await self.write_csr("control", 0b10)
+        while (await self.read_csr("status")) & 1:
+            await RisingEdge(self.dut.clk)
+
     async def run(self, frames: list[bytes], n_out: int) -> tuple[list[bytes], dict[str, int]]:
         """Send every frame, wait until the hardware is idle (or starved), collect the output
         frames (``n_out`` unless a command was refused or the stream ended inside a frame: then
@@ -101,7 +109,7 @@ class AcceleratorTB:
         status = await self.settle()
         if stream_cause(status):   # refused or cut short: every frame it will send has left
             rx.cancel()
-            await self.write_csr("control", 0b10)   # soft reset: drop the partial frame
+            await self.soft_reset()
         else:
             await rx
         counters = await self.read_counters()

@@ -197,7 +197,11 @@ ${id_reads}
       while (v[0] && !v[2]) csr_read(8'h${status}, v);
       if (!v[1] && !v[2]) wait (prog_done);
       $fwrite(fo, "p %0d %0d %0d", prog, cycle - start, v);
-      if (v[1] || v[2]) csr_write(8'h${control}, 32'h2);   // soft reset: drop the rest
+      if (v[1] || v[2]) begin    // soft reset: drop the rest; the executor's COMPUTEs finish
+        csr_write(8'h${control}, 32'h2);
+        csr_read(8'h${status}, v2);
+        while (v2[0]) csr_read(8'h${status}, v2);
+      end
       csr_read(8'h${commands}, v);
       $fwrite(fo, " %0d", v);
 ${cnt_reads}

@@ -133,7 +133,9 @@ def test_refused_and_cut_programs_then_a_valid_one(tmp_path):
     beat = spec.in_stream_bits // 8
     bad = bytearray(frames[1])
     bad[0] = (bad[0] & 0xF0) | 9                     # opcode 9: no such command
-    cut = [*frames[:3], frames[3][:2 * beat]]        # two beats of a header
+    assert len(frames) == len(program.commands)
+    j = next(i for i, c in enumerate(program.commands) if c.op == Op.COMPUTE)
+    cut = [*frames[:j + 1], frames[j + 1][:2 * beat]]   # two beats of the header after a COMPUTE
     vpath, top = verilog_for(spec)
     bdir = native.build(vpath, spec, "icarus", top=top)
     n = program.count(Op.STORE)
