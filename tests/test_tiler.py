@@ -114,6 +114,20 @@ def test_limits_named(layer, spec_kw, message):
         plan(make_spec(**spec_kw), layer)
 
 
+@pytest.mark.parametrize("dataflow", ["ws", "os", "rs"])
+def test_layer_too_big_to_plan_refused_at_once(dataflow):
+    """A layer whose program would need more COMPUTEs than MAX_COMPUTES is refused before any
+    command is planned, with the count, whichever rewrite is tried (C=H=W=K=65536 planned for
+    centuries before: 34 billion output tiles)."""
+    from gen.tiling import MAX_COMPUTES
+    spec = make_spec(dataflow=dataflow, rows=8, cols=8)
+    with pytest.raises(AccelgenError, match=r"^it needs at least [\d,]+ COMPUTEs \(output tiles "
+                                            r"of \d+x\d+, [\d,]+ K tiles, [\d,]+ C tiles\), "
+                                            r"more than the 16,777,216"):
+        plan(spec, ConvLayer(C=65536, H=65536, W=65536, K=65536, R=3, S=3))
+    assert MAX_COMPUTES == 1 << 24
+
+
 def test_header_roundtrip():
     words = encode_header(Op.COMPUTE, p=300, q=7, r=11, s=3, stride=4, dilation=2, row_step=4000,
                           addr=65535, waddr=9, oaddr=123, accumulate=1, bias=1, count=65536)
