@@ -54,7 +54,8 @@ def _row(name, model, graph, x, labels, spec, isa):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--isa", action="store_true", help="also run the accelerator layers on the ISA model")
+    ap.add_argument("--isa", action="store_true",
+                    help="also run the accelerator layers on the ISA model")
     ap.add_argument("--resnet", action="store_true", help="include ResNet-18 at 224x224")
     ap.add_argument("--spec", default="specs/ws_16x16.toml")
     args = ap.parse_args(argv)
