@@ -7,20 +7,22 @@ Each stream starts from a real program (tiler + frames of a random small layer o
 of one engine) and is then: kept (``valid``: output equal to the golden model), cut at a random
 byte (``truncated``), given an unknown opcode in one header (``opcode``), a LOAD or STORE moved
 past its buffer's depth (``range``), a COMPUTE moved past the output buffer (``compute``), a
-COMPUTE with a zero tile field (``field``), or replaced by random bytes (``random``). The machine
+COMPUTE with a zero tile field (``field``), a STORE made a pooling STORE whose windows do not
+tile its words (``pool``; on is and rs, whose specs have no pooling unit, any pooling STORE), or
+replaced by random bytes (``random``). The specs of ws, os and nlr have the pooling unit. The machine
 must finish every stream quickly with its outputs or a :class:`~sim.isa_model.CommandError`
 whose cause (gen/isa.py Cause) is the one the mutation calls for, at the mutated command, and
 never raise anything else. Prints per kind: streams, errors by cause, wrong causes, crashes,
 slowest stream; exits 1 on any failure.
 
-``--rtl [M]`` then runs M streams (default 20) on the RTL, every engine in turn (sim/recover.py,
-the cocotb driver): in turn an unknown opcode, a LOAD/STORE past a depth, a zero COMPUTE field
-and a valid stream cut inside a frame (a header or a LOAD's payload), each followed by the
-driver's soft reset and a valid program: the status CSR must show the model's cause (for the
-cut stream no error but ``starved``, which the driver reports as TRUNCATED: gen/isa.py
-stream_cause), the input must never stall, the driver's waits are bounded (a timeout is a
-failure with its one line), and the program after it must come out bit-exact with the golden
-model.
+``--rtl [M]`` then runs M streams (default 25) on the RTL, every engine in turn (sim/recover.py,
+the cocotb driver): in turn an unknown opcode, a LOAD/STORE past a depth, a zero COMPUTE field,
+a pooling STORE whose windows do not tile its words, and a valid stream cut inside a frame (a
+header or a LOAD's payload), each followed by the driver's soft reset and a valid program: the
+status CSR must show the model's cause (for the cut stream no error but ``starved``, which the
+driver reports as TRUNCATED: gen/isa.py stream_cause), the input must never stall, the driver's
+waits are bounded (a timeout is a failure with its one line), and the program after it must come
+out bit-exact with the golden model.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from sim import golden  # noqa: E402
 from sim.flow import random_tensors  # noqa: E402
 from sim.isa_model import CommandError, run  # noqa: E402
 
-KINDS = ("valid", "truncated", "opcode", "range", "compute", "field", "random")
+KINDS = ("valid", "truncated", "opcode", "range", "compute", "field", "pool", "random")
 ENGINES = ("ws", "os", "is", "nlr", "rs")
 
 
@@ -54,7 +56,26 @@ def small_spec(flow: str):
     return spec_from_dict({"name": f"streams_{flow}", "dataflow": flow,
                            "array": {"rows": 4, "cols": 4},
                            "buffers": {"input_depth": 300, "weight_depth": 200,
-                                       "output_depth": 100}}, source=flow)
+                                       "output_depth": 100},
+                           "pool": {"enabled": flow in ("ws", "os", "nlr")}}, source=flow)
+
+
+def _bad_windows(rng, count: int) -> dict:
+    """Pooling window fields that do not tile ``count`` words (gen/isa.py STORE): a zero field,
+    ``pool_w`` not a multiple of ``pool_s``, or ``count`` not a multiple of ``pool_r * pool_w``."""
+    for _ in range(50):
+        kr, ks = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        pw = ks * int(rng.integers(1, 5))
+        how = int(rng.integers(3))
+        if how == 0:
+            f = {"pool_r": kr, "pool_s": ks, "pool_w": pw}
+            f[str(rng.choice(list(f)))] = 0
+            return f
+        if how == 1 and ks > 1:
+            return {"pool_r": kr, "pool_s": ks, "pool_w": pw + int(rng.integers(1, ks))}
+        if how == 2 and count % (kr * pw):
+            return {"pool_r": kr, "pool_s": ks, "pool_w": pw}
+    return {"pool_r": 0, "pool_s": 1, "pool_w": 1}
 
 
 def _set_field(frame: bytes, beat: int, name: str, value: int) -> bytes:
@@ -97,6 +118,7 @@ def make_stream(spec, rng, kind):
             "range": [i for i, c in enumerate(cmds)
                       if c.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.STORE) and c.count],
             "compute": [i for i, c in enumerate(cmds) if c.op == Op.COMPUTE],
+            "pool": [i for i, c in enumerate(cmds) if c.op == Op.STORE],
             "field": [i for i, c in enumerate(cmds) if c.op == Op.COMPUTE]}[kind]
     j = int(rng.choice(pick))
     c = cmds[j]
@@ -112,6 +134,10 @@ def make_stream(spec, rng, kind):
         lo = max(0, depth - c.count + 1)
         f = _set_field(f, beat, field, int(rng.integers(lo, 1 << 16)))
         expect = Cause.ADDRESS
+    elif kind == "pool":       # (on a spec without the pooling unit any pooling STORE)
+        for name, v in {"pool": 1, **_bad_windows(rng, c.count)}.items():
+            f = _set_field(f, beat, name, v)
+        expect = Cause.FIELD
     elif kind == "compute":
         f = _set_field(f, beat, "oaddr", int(rng.integers(spec.output_depth, 1 << 16)))
         expect = Cause.ADDRESS
@@ -132,10 +158,10 @@ def cut_inside_a_frame(spec, rng) -> bytes:
     return b"".join(frames[:j]) + frames[j][:k * beat]
 
 
-RTL_KINDS = ("opcode", "range", "field", "truncated")
+RTL_KINDS = ("opcode", "range", "field", "pool", "truncated")
 
 
-def rtl_sample(seed: int, sim: str, n: int = 4 * len(ENGINES), in_pause: float = 0.3,
+def rtl_sample(seed: int, sim: str, n: int = len(RTL_KINDS) * len(ENGINES), in_pause: float = 0.3,
                out_pause: float = 0.3) -> int:
     """``n`` malformed streams on the RTL (see the module doc), the kinds of RTL_KINDS in turn on
     each engine in turn; returns the number of failures."""
@@ -181,9 +207,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--streams", type=int, default=2000, help="streams (default 2000)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rtl", type=int, nargs="?", const=4 * len(ENGINES), default=0,
+    ap.add_argument("--rtl", type=int, nargs="?", const=len(RTL_KINDS) * len(ENGINES), default=0,
                     metavar="M", help="also M malformed streams on the RTL, every engine in turn "
-                    f"(default {4 * len(ENGINES)}: each RTL kind on each engine)")
+                    f"(default {len(RTL_KINDS) * len(ENGINES)}: each RTL kind on each engine)")
     ap.add_argument("--sim", default="icarus", choices=["icarus", "verilator"])
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)

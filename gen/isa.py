@@ -50,7 +50,9 @@ beats on the AXI4-Stream output, ``tlast`` on the last one.
                   windows in row-major order), each lane the maximum of the window's lanes after
                   the requantisation or ReLU above (signed unless the requantised range is
                   unsigned, ``qmin >= 0``): hw/pool.py. It reads the window's words in turn
-                  (row by row), so it takes ``count`` read cycles like a plain STORE.
+                  (row by row), so it takes ``count`` read cycles like a plain STORE; it
+                  dispatches no sooner than ``Spec.pool_check_latency`` cycles after its header
+                  (the check that its windows tile its words, else FIELD: hw/poolcheck.py).
 ================  ==========================================================================
 
 **Concurrency.** A front end parses headers, runs LOADs and STOREs, and queues each COMPUTE for an
@@ -108,8 +110,10 @@ class Cause(enum.IntEnum):
     #                 waits for the rest with ``status.starved`` set (no error: it cannot know the
     #                 stream ended), which the drivers report as TRUNCATED once they have sent
     #                 every beat; a soft reset drops the partial frame
-    #   FIELD also: a pooling STORE on a spec without the pooling unit; the ISA machine also
-    #   refuses a pooling STORE whose window fields do not tile its words (the hardware not)
+    #   FIELD also: a pooling STORE on a spec without the pooling unit, or whose window fields
+    #   do not tile its words (a zero pool_r, pool_s or pool_w, pool_w not a multiple of pool_s,
+    #   count not a multiple of pool_r * pool_w; the hardware decides it Spec.pool_check_latency
+    #   cycles after the header, hw/poolcheck.py)
 
 #: name -> (bit offset, width) within the 192-bit header.
 HEADER_FIELDS: dict[str, tuple[int, int]] = {

@@ -10,7 +10,8 @@ It replays the controller's two state machines (hw/frontend.py, hw/engines/) on 
 *front end* spends HEADER_WORDS cycles per header and one dispatch cycle, then ``count`` cycles per
 LOAD and ``count + RL + PP + 3`` per STORE (reads, read latency, post-processing pipeline PP,
 output FIFO; a pooling STORE reads its ``count`` words as fast, and its windows' maxima take the
-pooling stage's register PL more);
+pooling stage's register PL more; it dispatches no sooner than the check of its window fields,
+``Spec.pool_check_latency`` cycles after its header);
 it queues each COMPUTE for the *executor* as soon as the queue is free, and waits,
 for a ``sync`` command or LOAD_BIAS, until every COMPUTE is written, for a STORE until all but the
 last are. The executor takes a queued COMPUTE a cycle after it is free and spends, from its first
@@ -112,6 +113,8 @@ def estimate(program: Program) -> Estimate:
             d = max(d, written[-1])
         elif cmd.op == Op.STORE and len(written) > 2:
             d = max(d, written[-2])
+        if cmd.op == Op.STORE and h.get("pool"):     # the window check (hw/poolcheck.py)
+            d = max(d, fe + HEADER_WORDS + spec.pool_check_latency)
         fe = d + 1
         if cmd.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT):
             fe += h["count"]

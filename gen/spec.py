@@ -194,6 +194,14 @@ class Spec:
         unit's register of the extended lanes, then hw/pool.py's ``PoolMax.latency``."""
         return 2 if self.pool else 0
 
+    @property
+    def pool_check_latency(self) -> int:
+        """Cycles after a pooling STORE's header (its last word) before it can dispatch: the
+        check that its windows tile its words, a bit of ``count`` per cycle and one more
+        (hw/poolcheck.py's ``PoolCheck.latency``; it overlaps the STORE's wait for its
+        COMPUTEs)."""
+        return 18 if self.pool else 0
+
     def out_range(self) -> tuple[int, int]:
         """The default clamp range of requantised outputs (signed ``out_bits``)."""
         return _int_range(self.out_bits, True)

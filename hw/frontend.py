@@ -11,8 +11,9 @@ stream: the store unit takes a read while it has room for its word), and puts ea
 
 In ``DISP`` a COMPUTE waits for the queue to be free; a command the tiler marked ``sync`` and any
 LOAD_BIAS wait for every queued COMPUTE to be written; a STORE waits until at most one is
-unwritten (gen/isa.py, Concurrency). ``n_out`` counts COMPUTEs queued and not yet written
-(``done``: the write-back wrote a COMPUTE's last word).
+unwritten (gen/isa.py, Concurrency); a pooling STORE also for the check of its window fields
+(hw/poolcheck.py, started at the header's last word). ``n_out`` counts COMPUTEs queued and not
+yet written (``done``: the write-back wrote a COMPUTE's last word).
 """
 
 from amaranth.hdl import Assert, Cat, Module, Mux, Signal, signed
@@ -27,6 +28,7 @@ from .engines import executor_class
 from .header import LAST, HeaderBeats
 from .host import AxiStreamSignature
 from .interfaces import PTR, ComputeLayout, HeaderLayout, StoreRequest
+from .poolcheck import PoolCheck
 
 __all__ = ["FrontEnd"]
 
@@ -72,9 +74,10 @@ class FrontEnd(wiring.Component):
         known = [Op.NOP, Op.COMPUTE, Op.STORE, *loads]
         base = Mux(h.op == Op.LOAD_WEIGHT, h.waddr,   # the first buffer address
                    Mux(h.op == Op.STORE, h.oaddr, h.addr))
-        nopool = (h.op == Op.STORE) & h.pool if not spec.pool else 0   # no pooling unit
+        pooling = (h.op == Op.STORE) & h.pool
         return {"compute": h.op == Op.COMPUTE, "ok": executor_class(spec).compute_ok(h),
-                "nopool": nopool,
+                "nopool": 0 if spec.pool else pooling,   # a pooling STORE, no pooling unit
+                "pooled": pooling if spec.pool else 0,   # its windows checked: PoolCheck
                 "all": h.sync | (h.op == Op.LOAD_BIAS),   # waits for every COMPUTE
                 "store": h.op == Op.STORE, "load": h.op.matches(*loads),
                 "count": h.count != 0, "one": h.count == 1, "base": base,
@@ -115,6 +118,23 @@ class FrontEnd(wiring.Component):
         take = Signal()                   # a header beat is taken
         new_past = self._past_depth(m, HeaderBeats(m, hdr, word, hidx, take))
         d = {n: Signal(16 if n == "base" else 1, name=f"d_{n}") for n in self._decode(cmd, 0)}
+        # a pooling STORE's window fields: whether they tile its words (hw/poolcheck.py), from
+        # the header's last beat on; its dispatch waits for the verdict
+        pool_wait = pool_bad = 0
+        if spec.pool:
+            m.submodules.poolcheck = chk = PoolCheck()
+            if chk.latency != spec.pool_check_latency:
+                raise ValueError(f"the pooling STORE check takes {chk.latency} cycles but "
+                                 f"Spec.pool_check_latency is {spec.pool_check_latency}")
+            m.d.comb += [chk.start.eq(take & (hidx == HEADER_WORDS - 1)),
+                         *[getattr(chk, n).eq(getattr(new, n))
+                           for n in ("count", "pool_r", "pool_s", "pool_w")]]
+            pool_wait, pool_bad = d["pooled"] & chk.busy, d["pooled"] & ~chk.busy & ~chk.ok
+            if self.checks:
+                c = cmd
+                tiles = ((c.pool_r != 0) & (c.pool_s != 0) & (c.pool_w != 0)
+                         & (c.pool_w % c.pool_s == 0) & (c.count % (c.pool_r * c.pool_w) == 0))
+                m.d.sync += Assert(~d["pooled"] | chk.busy | (chk.ok == tiles), "pool check")
         if self.checks:   # the registered flags equal what they shadow
             ref = 0       # past its buffer, at full width
             for op, (field, dep) in self._ranges().items():
@@ -167,13 +187,14 @@ class FrontEnd(wiring.Component):
                 m.d.sync += [cnt.eq(cmd.count), cnt_nz.eq(d["count"]), cnt_one.eq(d["one"]),
                              ptr.eq(d["base"]), sidx.eq(0)]
                 wait = Mux(d["compute"], queue.valid,
-                           Mux(d["all"], ~n_zero, d["store"] & ~n_le1))
+                           Mux(d["all"], ~n_zero, d["store"] & ~n_le1)) | pool_wait
                 # a command the machine refuses (gen/isa.py Cause): the first error latches its
                 # cause, and the front end drops every further beat until a soft reset
                 refuse = Signal(4)
                 m.d.comb += refuse.eq(Mux(d["bad"], Cause.OPCODE,
                                           Mux(d["past"], Cause.ADDRESS,
-                                              Mux((d["compute"] & ~d["ok"]) | d["nopool"],
+                                              Mux((d["compute"] & ~d["ok"]) | d["nopool"]
+                                                  | pool_bad,
                                                   Cause.FIELD, 0))))
                 with m.If(refuse != 0):
                     m.d.sync += self.error.eq(1)

@@ -310,20 +310,41 @@ def _random_load_store(rng, spec):
                 "count": count}
 
 
+def _random_pool_store(rng, spec):
+    """A pooling STORE whose windows tile its words, or miss by one (count, pool_w), or have a
+    zero field; sometimes past the output buffer too."""
+    kr, ks = rng.randrange(1, 4), rng.randrange(1, 4)
+    pw = ks * rng.randrange(1, 5)
+    count = kr * pw * rng.randrange(1, 4)
+    tweak = rng.randrange(5)
+    if tweak == 1:
+        count += rng.choice([-1, 1])
+    elif tweak == 2:
+        pw += rng.choice([-1, 1])
+    elif tweak == 3:
+        kr, ks, pw = (v * rng.randrange(2) for v in (kr, ks, pw))
+    oaddr = rng.choice([0, 3, spec.output_depth - count, spec.output_depth - count + 1])
+    return Op.STORE, {"oaddr": max(0, oaddr), "count": count, "pool": 1, "pool_r": kr,
+                      "pool_s": ks, "pool_w": pw, "sync": rng.randrange(2)}
+
+
 @pytest.mark.parametrize("flow", ["ws", "os", "is", "nlr", "rs"])
 def test_commands_refused_like_the_isa_machine(flow):
     """A LOAD or STORE whose words run past its buffer is refused with ADDRESS exactly when the
     ISA machine refuses it (sim/isa_model.py check_command; the decision, built as the header
-    arrives, is asserted against its full-width form), a COMPUTE with a zero field with FIELD.
+    arrives, is asserted against its full-width form), a COMPUTE with a zero field with FIELD,
+    a pooling STORE whose windows do not tile its words (or on a spec without the pooling
+    unit: is, rs) with FIELD (hw/poolcheck.py, asserted against its arithmetic form).
     The hardware does not check a COMPUTE's footprint (the ISA machine does): a COMPUTE the
     machine refuses only for it is taken."""
     from sim.isa_model import check_command
     spec = make_spec(rows=4, cols=4, dataflow=flow, input_depth=300, weight_depth=200,
-                     output_depth=100)
+                     output_depth=100, pool=flow in ("ws", "os", "nlr"))
     dut = FrontEnd(spec, checks=True)
     rng = random.Random(5)
-    cmds = [_random_load_store(rng, spec) if i % 4 == 3 else (Op.COMPUTE, _random_compute(rng, spec))
-            for i in range(160)]
+    cmds = [_random_load_store(rng, spec) if i % 4 == 3 else
+            _random_pool_store(rng, spec) if i % 4 == 1 else
+            (Op.COMPUTE, _random_compute(rng, spec)) for i in range(200)]
     want, footprint = [], 0
     for op, f in cmds:
         why = check_command(spec, decode_header(encode_header(op, **f)))
@@ -353,7 +374,8 @@ def test_commands_refused_like_the_isa_machine(flow):
             if op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT) and w == Cause.NONE:
                 await send(ctx, range(f["count"]), False)
             taken = False
-            for _ in range(3 + f.get("count", 0) * (op == Op.STORE)):
+            check = spec.pool_check_latency if f.get("pool") else 0   # the window check
+            for _ in range(3 + check + f.get("count", 0) * (op == Op.STORE)):
                 await ctx.delay(1e-9)
                 taken |= bool(ctx.get(dut.compute.valid))
                 await ctx.tick()
@@ -373,5 +395,8 @@ def test_commands_refused_like_the_isa_machine(flow):
     sim.run()
     for (op, f), w, got in zip(cmds, want, seen, strict=True):
         assert got == (w, op == Op.COMPUTE and w == Cause.NONE), (op, f)
-    # the sample covers every outcome
+    # the sample covers every outcome, pooling STOREs refused and taken among them
     assert {Cause.NONE, Cause.ADDRESS, Cause.FIELD} <= set(want) and footprint > 5
+    pooled = [w for (op, f), w in zip(cmds, want, strict=True) if f.get("pool")]
+    assert pooled.count(Cause.FIELD) > 5
+    assert pooled.count(Cause.NONE) > 5 or not spec.pool
