@@ -115,7 +115,10 @@ class Cause(enum.IntEnum):
     #   count not a multiple of pool_r * pool_w; the hardware decides it Spec.pool_check_latency
     #   cycles after the header, hw/poolcheck.py)
 
-#: name -> (bit offset, width) within the 192-bit header.
+#: name -> (bit offset, width) within the 192-bit header. The order of the words matters to the
+#: hardware if it is to decide whether a COMPUTE's footprint runs past a buffer as the words
+#: arrive: the factors of its products (r, s, row_step, dil_step, p, q) come in words 0 to 2, so
+#: each product can leave a pipelined hard multiplier before the last word arrives.
 HEADER_FIELDS: dict[str, tuple[int, int]] = {
     "op":         (0, 4),
     "accumulate": (4, 1),
@@ -126,12 +129,12 @@ HEADER_FIELDS: dict[str, tuple[int, int]] = {
     "s":          (16, 8),
     "stride":     (24, 4),
     "dilation":   (28, 4),
-    "addr":       (32, 16),   # input buffer base (LOAD_INPUT, COMPUTE)
-    "waddr":      (48, 16),   # weight buffer base (LOAD_WEIGHT, COMPUTE)
+    "row_step":   (32, 16),   # stride * input row pitch, in words (COMPUTE)
+    "dil_step":   (48, 16),   # dilation * input row pitch, in words (COMPUTE)
     "p":          (64, 16),   # output tile rows (COMPUTE)
     "q":          (80, 16),   # output tile columns (COMPUTE)
-    "row_step":   (96, 16),   # stride * input row pitch, in words (COMPUTE)
-    "dil_step":   (112, 16),  # dilation * input row pitch, in words (COMPUTE)
+    "addr":       (96, 16),   # input buffer base (LOAD_INPUT, COMPUTE)
+    "waddr":      (112, 16),  # weight buffer base (LOAD_WEIGHT, COMPUTE)
     "oaddr":      (128, 16),  # output buffer base (COMPUTE, STORE)
     "sync":       (144, 1),   # LOAD_*/STORE: wait until the running COMPUTE has finished
     "count":      (160, 17),  # payload / result beats (LOAD_*, STORE)
@@ -146,7 +149,7 @@ HEADER_FIELDS["fill_h"] = HEADER_FIELDS["dil_step"]
 #: of filter rows across ifmap blocks. Shares requant's bit, which only STORE uses
 HEADER_FIELDS["keep"] = HEADER_FIELDS["requant"]
 #: STORE with requant: the output zero point and the clamp range, 17-bit two's complement, in
-#: fields a STORE does not otherwise use (addr/waddr, p/q, row_step/dil_step)
+#: fields a STORE does not otherwise use (row_step/dil_step, p/q, addr/waddr)
 HEADER_FIELDS["zero_point"] = (32, 17)
 HEADER_FIELDS["qmin"] = (64, 17)
 HEADER_FIELDS["qmax"] = (96, 17)
@@ -223,7 +226,7 @@ PE_COUNTERS = {"pe_macs": "mac", "rf_accesses": "rf", "array_moves": "array"}
 for _k, (_name, _text) in enumerate({**_BUFFER_COUNTERS, **_PE_COUNTERS}.items()):
     CSRS += [(f"{_name}_lo", 0x4C + 8 * _k, "ro", _text), (f"{_name}_hi", 0x50 + 8 * _k, "ro", "")]
 
-ISA_VERSION = 11
+ISA_VERSION = 12
 
 
 def identity(spec) -> dict[str, int]:

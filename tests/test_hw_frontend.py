@@ -171,7 +171,7 @@ def _hdr(op, **f):
     (_hdr(Op.STORE, oaddr=1023, count=2), 2),                          # past output_depth
     (_hdr(Op.COMPUTE, **(COMPUTE | dict(q=0))), 3),                    # FIELD
     (_hdr(Op.STORE, count=4, pool=1, pool_r=2, pool_s=2, pool_w=2), 3),  # no pooling unit
-    (_hdr(Op.LOAD_INPUT, addr=0, count=5)[:3], 0),                     # truncated header
+    (_hdr(Op.LOAD_INPUT, addr=0, count=5)[:1], 0),                     # truncated header
     (_hdr(Op.LOAD_INPUT, addr=0, count=5) + [7, 7], 0),                # truncated payload
 ])
 def test_refused_command_then_soft_reset(bad, cause):
