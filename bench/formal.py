@@ -6,7 +6,8 @@ default test suite's.
 
 Per dataflow (a 2x2 spec, 4-bit operands, buffer depths 6/5/3): ``free`` (any input stream:
 AXI4-Stream output stability, AXI4-Lite protocol), ``free+addr`` (the same with the buffer-address
-property, reported, not required: a COMPUTE footprint past a depth is not refused), ``store``
+property, reported, not required: the front end refuses a COMPUTE footprint past a depth, but
+whether the executors stay inside it is not proved), ``store``
 (two STOREs under any backpressure: output beats equal to the ISA machine's, tlast placement, beat
 count, addresses), ``cover-store`` (the whole store program comes out within the depth), ``layer``
 (a conv layer's loads, COMPUTE and STORE; every property). ``--ci`` runs the depths of

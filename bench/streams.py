@@ -15,14 +15,14 @@ whose cause (gen/isa.py Cause) is the one the mutation calls for, at the mutated
 never raise anything else. Prints per kind: streams, errors by cause, wrong causes, crashes,
 slowest stream; exits 1 on any failure.
 
-``--rtl [M]`` then runs M streams (default 25) on the RTL, every engine in turn (sim/recover.py,
-the cocotb driver): in turn an unknown opcode, a LOAD/STORE past a depth, a zero COMPUTE field,
-a pooling STORE whose windows do not tile its words, and a valid stream cut inside a frame (a
-header or a LOAD's payload), each followed by the driver's soft reset and a valid program: the
-status CSR must show the model's cause (for the cut stream no error but ``starved``, which the
-driver reports as TRUNCATED: gen/isa.py stream_cause), the input must never stall, the driver's
-waits are bounded (a timeout is a failure with its one line), and the program after it must come
-out bit-exact with the golden model.
+``--rtl [M]`` then runs M streams (default 30) on the RTL, every engine in turn (sim/recover.py, the
+cocotb driver): in turn an unknown opcode, a LOAD/STORE past a depth, a COMPUTE past the output
+buffer, a zero COMPUTE field, a pooling STORE whose windows do not tile its words, and a valid
+stream cut inside a frame (a header or a LOAD's payload), each followed by the driver's soft reset
+and a valid program: the status CSR must show the model's cause (for the cut stream no error but
+``starved``, which the driver reports as TRUNCATED: gen/isa.py stream_cause), the input must never
+stall, the driver's waits are bounded (a timeout is a failure with its one line), and the program
+after it must come out bit-exact with the golden model.
 """
 
 from __future__ import annotations
@@ -158,11 +158,11 @@ def cut_inside_a_frame(spec, rng) -> bytes:
     return b"".join(frames[:j]) + frames[j][:k * beat]
 
 
-RTL_KINDS = ("opcode", "range", "field", "pool", "truncated")
+RTL_KINDS = ("opcode", "range", "compute", "field", "pool", "truncated")
 
 
-def rtl_sample(seed: int, sim: str, n: int = len(RTL_KINDS) * len(ENGINES), in_pause: float = 0.3,
-               out_pause: float = 0.3) -> int:
+def rtl_sample(seed: int, sim: str, n: int = len(RTL_KINDS) * len(ENGINES),
+               in_pause: float = 0.3, out_pause: float = 0.3) -> int:
     """``n`` malformed streams on the RTL (see the module doc), the kinds of RTL_KINDS in turn on
     each engine in turn; returns the number of failures."""
     from sim.recover import after_bad_stream

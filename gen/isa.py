@@ -104,7 +104,7 @@ class Cause(enum.IntEnum):
     NONE = 0
     OPCODE = 1      # a header whose op is none of Op (or LOAD_QUANT without a post-processor)
     ADDRESS = 2     # a LOAD or STORE whose words run past its buffer's (or channel memory's)
-    #                 depth; the ISA machine also checks a COMPUTE's footprint, the hardware not
+    #                 depth, or a COMPUTE whose footprint (gen/engines footprint) does
     FIELD = 3       # a COMPUTE whose tile the engine cannot run (a zero p, q, r, s or count)
     TRUNCATED = 4   # the stream ended inside a header or a LOAD's payload: the hardware
     #                 waits for the rest with ``status.starved`` set (no error: it cannot know the
@@ -116,9 +116,9 @@ class Cause(enum.IntEnum):
     #   cycles after the header, hw/poolcheck.py)
 
 #: name -> (bit offset, width) within the 192-bit header. The order of the words matters to the
-#: hardware if it is to decide whether a COMPUTE's footprint runs past a buffer as the words
-#: arrive: the factors of its products (r, s, row_step, dil_step, p, q) come in words 0 to 2, so
-#: each product can leave a pipelined hard multiplier before the last word arrives.
+#: hardware, which decides whether a COMPUTE's footprint runs past a buffer as the words arrive
+#: (hw/footprint.py): the factors of its products (r, s, row_step, dil_step, p, q) come in words 0
+#: to 2, so each product leaves a pipelined hard multiplier before the last word arrives.
 HEADER_FIELDS: dict[str, tuple[int, int]] = {
     "op":         (0, 4),
     "accumulate": (4, 1),

@@ -64,9 +64,10 @@ class FrontEnd(wiring.Component):
 
     def _decode(self, h, past):
         """The decode of header ``h``: the command's class, whether its fields are valid, its
-        buffer base address, and ``past``: whether a LOAD or STORE runs past its buffer (built as
-        the header arrives, :meth:`_past_depth`). The front end registers it as a header's last
-        word arrives, so dispatch and refusal start from flip-flops."""
+        buffer base address, and ``past``: whether a LOAD or STORE runs past its buffer, or a
+        COMPUTE's footprint does (built as the header arrives, :meth:`_past_depth` and
+        hw/footprint.py). The front end registers it as a header's last word arrives, so
+        dispatch and refusal start from flip-flops."""
         spec = self.spec
         loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]
         if spec.postproc:
@@ -116,7 +117,10 @@ class FrontEnd(wiring.Component):
         # the command in DISP, decoded as its last header word arrives: dispatch decisions start
         # from these registers, not from comparisons of the header's fields
         take = Signal()                   # a header beat is taken
-        new_past = self._past_depth(m, HeaderBeats(m, hdr, word, hidx, take))
+        hb = HeaderBeats(m, hdr, word, hidx, take)
+        exe = executor_class(spec)        # a COMPUTE's footprint: hw/footprint.py
+        new_past = self._past_depth(m, hb) | ((hb.field("op", LAST) == Op.COMPUTE)
+                                              & exe.footprint_past(spec, hb))
         d = {n: Signal(16 if n == "base" else 1, name=f"d_{n}") for n in self._decode(cmd, 0)}
         # a pooling STORE's window fields: whether they tile its words (hw/poolcheck.py), from
         # the header's last beat on; its dispatch waits for the verdict
@@ -140,7 +144,15 @@ class FrontEnd(wiring.Component):
             for op, (field, dep) in self._ranges().items():
                 ref = ref | ((cmd.op == op) & (cmd.count != 0)
                              & (getattr(cmd, field) + cmd.count > dep))
-            m.d.sync += [Assert(d[n] == v, f"d_{n}") for n, v in self._decode(cmd, ref).items()]
+            depth = {"ibuf": spec.input_depth, "wbuf": spec.weight_depth,
+                     "obuf": spec.output_depth}
+            fp = 0
+            for buf, hi in exe.footprint_hi(spec, cmd).items():
+                fp = fp | (hi >= depth[buf])
+            ref = ref | ((cmd.op == Op.COMPUTE) & fp)
+            # (a COMPUTE refused for a zero field first may wrap in the registered decision)
+            m.d.sync += [Assert((d[n] == v) | ((n == "past") & d["compute"] & ~d["ok"]),
+                                f"d_{n}") for n, v in self._decode(cmd, ref).items()]
             m.d.sync += [Assert(n_zero == (n_out == 0), "n_zero"),
                          Assert(n_le1 == (n_out <= 1), "n_le1"),
                          Assert(cnt_nz == (cnt != 0), "cnt_nz"),
@@ -190,12 +202,14 @@ class FrontEnd(wiring.Component):
                            Mux(d["all"], ~n_zero, d["store"] & ~n_le1)) | pool_wait
                 # a command the machine refuses (gen/isa.py Cause): the first error latches its
                 # cause, and the front end drops every further beat until a soft reset
+                # (in the ISA machine's order: a COMPUTE's fields before its footprint, a
+                # STORE's range before its pooling)
                 refuse = Signal(4)
                 m.d.comb += refuse.eq(Mux(d["bad"], Cause.OPCODE,
-                                          Mux(d["past"], Cause.ADDRESS,
-                                              Mux((d["compute"] & ~d["ok"]) | d["nopool"]
-                                                  | pool_bad,
-                                                  Cause.FIELD, 0))))
+                                          Mux(d["compute"] & ~d["ok"], Cause.FIELD,
+                                              Mux(d["past"], Cause.ADDRESS,
+                                                  Mux(d["nopool"] | pool_bad, Cause.FIELD,
+                                                      0)))))
                 with m.If(refuse != 0):
                     m.d.sync += self.error.eq(1)
                     with m.If(~self.error):

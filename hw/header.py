@@ -8,19 +8,35 @@ header field as beat ``b`` arrives (from the beat itself or from the shift regis
 earlier words) and registers a value as beat ``b`` arrives, so the work spreads over the beats
 (they arrive at least a cycle apart): a value latched at beat ``b`` is a register from beat
 ``b + 1`` on. The front end's first use: whether a LOAD or STORE runs past its buffer, its
-``count`` compared at the last beat with the room (``depth - base``) latched at beat 4.
+``count`` compared at the last beat with the room (``depth - base``) latched at beat 4; its
+second, whether a COMPUTE's footprint does (hw/footprint.py), with products of fields from
+:meth:`HeaderBeats.product`: a multiplier whose operands and product are plain registers (no
+enable, no reset), which fpga/absorb.py folds into an ECP5 ``MULT18X18D``'s own input and output
+registers (a multiplier's combinational path between fabric registers took 12.8 ns there).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Signal
+from amaranth.hdl import Mux, Signal, Value, unsigned
 
 from gen.isa import HEADER_FIELDS, HEADER_WORDS
 
-__all__ = ["HeaderBeats", "LAST"]
+__all__ = ["HeaderBeats", "Sat", "LAST", "SAT_BITS"]
 
 #: the header's last beat: what is decided as it arrives is registered for DISP
 LAST = HEADER_WORDS - 1
+#: sums of products are kept to this many bits and a flag above it: a buffer depth is at most
+#: 2**16 (gen/spec.py), and a product ``x * y`` of header fields (``y`` < 2**16) reaching 2**18
+#: makes ``(x - 1) * y`` reach 2**17, so such a sum is past any buffer
+SAT_BITS = 19
+
+
+class Sat:
+    """A non-negative value as its low :data:`SAT_BITS` bits ``lo`` and ``big`` (it is
+    ``2**SAT_BITS`` or more)."""
+
+    def __init__(self, lo, big):
+        self.lo, self.big = lo, big
 
 
 class HeaderBeats:
@@ -53,3 +69,36 @@ class HeaderBeats:
         with self.m.If(self.take & (self.hidx == b)):
             self.m.d.sync += sig.eq(value)
         return sig
+
+    def sat(self, terms, b: int, name: str = "hs") -> Sat:
+        """The sum of the non-negative ``terms``, registered saturated as beat ``b`` arrives:
+        one carry chain over their low bits beside an OR of their high bits."""
+        lo = sum(Value.cast(t)[:SAT_BITS] for t in terms)
+        big = lo[SAT_BITS:].any()
+        for t in terms:
+            big = big | Value.cast(t)[SAT_BITS:].any()
+        return Sat(self.latch(lo[:SAT_BITS], b, unsigned(SAT_BITS), name),
+                   self.latch(big, b, unsigned(1), name + "b"))
+
+    def product(self, a, b, beat: int, widths: tuple[int, int], name: str = "hm"):
+        """``a * b`` (their low ``widths`` bits, unsigned, at most 18 each) of two values on
+        hand as beat ``beat`` arrives, with no arithmetic before the multiplier: a register from
+        beat ``beat + 2`` on, until the next header's beat ``beat``. Each operand is a plain
+        register (it loads every cycle: the multiplier's input register) that follows the value
+        while the front end waits for beat ``beat`` (``hidx``, a register, selects; no
+        handshake) and then holds it through a twin register (each reloads from the other;
+        they always agree, and neither has an enable); the product is a plain register (the
+        multiplier's output register)."""
+        at = self.hidx == beat
+        ops = []
+        for v, w in zip((a, b), widths, strict=True):
+            assert w <= 18, "a hard multiplier's operand is at most 18 bits"
+            self._n += 1
+            reg = Signal(w, name=f"{name}{self._n}_in", reset_less=True)
+            twin = Signal(w, name=f"{name}{self._n}_twin", reset_less=True)
+            v = Value.cast(v)[:w]
+            self.m.d.sync += [reg.eq(Mux(at, v, twin)), twin.eq(Mux(at, v, reg))]
+            ops.append(reg)
+        out = Signal(sum(widths), name=f"{name}{self._n}_out", reset_less=True)
+        self.m.d.sync += out.eq(ops[0] * ops[1])
+        return out

@@ -24,8 +24,9 @@ mid-program: by design it drops a partial frame, so the rest of the program is t
 step (the depth-24 store proof found exactly that before the assumption).
 
 Mode ``free`` leaves the input stream's content free too (any command stream): ``axis_out`` and
-``axil`` hold; ``addr`` does not yet (the front end refuses a LOAD or STORE past a depth, but
-not a COMPUTE whose footprint runs past one), so it is asserted only with a program. ``cover-*``
+``axil`` hold; ``addr`` is asserted only with a program (the front end refuses a LOAD or STORE
+past a depth, and since ISA version 12 a COMPUTE whose footprint runs past one, but that the
+executors stay inside the footprint is not proved with a free stream). ``cover-*``
 asks the solver for a trace in which the whole program has come out, so the depth is known to
 reach a complete run.
 """

@@ -77,7 +77,8 @@ def _reset_then_layer(flow, sim, seed):
 
 def test_bad_stream_then_soft_reset_ws():
     _bad_then_layer("ws", "icarus", [("opcode", Cause.OPCODE), ("range", Cause.ADDRESS),
-                                     ("pool", Cause.FIELD), ("truncated", Cause.TRUNCATED)])
+                                     ("compute", Cause.ADDRESS), ("pool", Cause.FIELD),
+                                     ("truncated", Cause.TRUNCATED)])
 
 
 def test_reset_at_any_cycle_ws():
@@ -89,6 +90,7 @@ def test_reset_at_any_cycle_ws():
 @pytest.mark.parametrize("flow", ENGINES)
 def test_recovery_every_engine(flow, sim):
     _bad_then_layer(flow, sim, [("opcode", Cause.OPCODE), ("range", Cause.ADDRESS),
-                                ("field", Cause.FIELD), ("pool", Cause.FIELD),
+                                ("compute", Cause.ADDRESS), ("field", Cause.FIELD),
+                                ("pool", Cause.FIELD),
                                 ("truncated", Cause.TRUNCATED)])
     _reset_then_layer(flow, sim, 5)

@@ -19,6 +19,7 @@ from amaranth.lib.wiring import In, Out
 from gen.engines import Engine
 from gen.spec import Spec
 
+from .. import footprint as fp
 from ..array import array_signature
 from ..buffer import ReadSignature, addr_bits
 from ..interfaces import PTR, ActivitySignature, ComputeLayout, HeaderLayout, TokenSignature
@@ -92,6 +93,38 @@ class Executor(wiring.Component):
         """Whether COMPUTE header ``h`` (a :data:`~hw.interfaces.HeaderLayout` view) is a tile the
         engine can run; the front end refuses one that is not (gen/isa.py Cause.FIELD)."""
         return (h.p != 0) & (h.q != 0) & (h.r != 0) & (h.s != 0)
+
+    #: the footprint's weight words per filter tap (``"rows"``, ``1`` or ``"count"``) and output
+    #: words (``"pq"`` or ``"count"``), as the engine's gen/engines ``footprint`` has them
+    tap_words: str | int = "rows"
+    output_words = "pq"
+
+    @classmethod
+    def footprint_hi(cls, spec, h):
+        """The highest word a COMPUTE with header ``h`` may touch in each buffer, at full width
+        (gen/engines ``footprint``): what :meth:`footprint_past` decides is checked against it."""
+        ihi = (h.addr + (h.p - 1) * h.row_step + (h.r - 1) * h.dil_step + (h.q - 1) * h.stride
+               + (h.s - 1) * h.dilation)
+        tw = {"rows": spec.rows, 1: 1, "count": h.count}[cls.tap_words]
+        on = h.p * h.q if cls.output_words == "pq" else h.count
+        return {"ibuf": ihi, "wbuf": h.waddr + h.r * h.s * tw - 1, "obuf": h.oaddr + on - 1}
+
+    @classmethod
+    def footprint_past(cls, spec, hb):
+        """Whether the COMPUTE arriving on the front end's input (``hb``, a
+        :class:`~hw.header.HeaderBeats`) reaches past a buffer, as a value at its last beat
+        built from registers latched as its earlier beats arrived (hw/footprint.py)."""
+        room = fp.rooms(spec, hb)
+        past = fp.ibuf_past(spec, hb)
+        if cls.tap_words == "count":
+            past |= fp.count_past(hb, room["wbuf"], fp.taps(hb))
+        else:
+            past |= fp.wbuf_past_taps(spec, hb, spec.rows if cls.tap_words == "rows" else 1)
+        if cls.output_words == "count":
+            past |= fp.count_past(hb, room["obuf"])
+        else:
+            past |= fp.obuf_past_pq(spec, hb)
+        return past
 
     def datapath(self, m, x: Core):
         raise NotImplementedError

@@ -18,6 +18,7 @@ __all__ = ["InputStationary"]
 class InputStationary(Executor):
     engine = Engine.IS
     first_state = "PRELOAD"
+    tap_words = output_words = "count"
 
     @classmethod
     def compute_ok(cls, h):

@@ -16,6 +16,7 @@ __all__ = ["NoLocalReuse"]
 class NoLocalReuse(Executor):
     engine = Engine.NLR
     first_state = "STREAM"
+    tap_words = 1
 
     def wstep(self, c):
         return 1

@@ -21,6 +21,7 @@ __all__ = ["OutputStationary"]
 class OutputStationary(Executor):
     engine = Engine.OS
     first_state = "FILL"
+    output_words = "count"
     whole = True
 
     @property

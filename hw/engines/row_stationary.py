@@ -14,6 +14,8 @@ from amaranth.hdl import Signal
 
 from gen.engines import Engine
 
+from .. import footprint as fp
+from ..header import LAST
 from ..interfaces import PTR
 from ..regs import delay
 from .base import Executor
@@ -30,6 +32,17 @@ class RowStationary(Executor):
     @classmethod
     def compute_ok(cls, h):
         return super().compute_ok(h) & (h.count != 0) & (h.fill_h != 0) & (h.fill_w != 0)
+
+    @classmethod
+    def footprint_hi(cls, spec, h):
+        return {"ibuf": h.addr + (h.fill_h - 1) * h.row_step + h.fill_w - 1,
+                "wbuf": h.waddr + h.count * h.s - 1, "obuf": h.oaddr + h.q * h.count - 1}
+
+    @classmethod
+    def footprint_past(cls, spec, hb):
+        room, f = fp.rooms(spec, hb), hb.field
+        return (fp.rs_ibuf_past(spec, hb) | fp.count_past(hb, room["wbuf"], f("s", LAST))
+                | fp.count_past(hb, room["obuf"], f("q", LAST)))
 
     def datapath(self, m, x):
         spec = self.spec
