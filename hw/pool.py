@@ -22,6 +22,8 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .regs import less
+
 __all__ = ["PoolMax", "pool_tap_layout"]
 
 
@@ -65,8 +67,8 @@ class PoolMax(wiring.Component):
         m = Module()
         i, o = self.i, self.o
         held = Signal(data.ArrayLayout(signed(self.width), self.lanes))  # the window so far
-        best = [Mux(i.payload.first | (i.payload.data[j] > held[j]), i.payload.data[j], held[j])
-                for j in range(self.lanes)]
+        best = [Mux(i.payload.first | less(held[j], i.payload.data[j]), i.payload.data[j],
+                    held[j]) for j in range(self.lanes)]
         m.d.comb += i.ready.eq(~o.valid | o.ready)
         with m.If(o.valid & o.ready):
             m.d.sync += o.valid.eq(0)
