@@ -19,6 +19,9 @@ this unit computes the same function without a floating-point unit, per lane, in
 10.–11. ``P`` lies in ``[2**46, 2**48)``: keep its top 24 bits (position 24 or 23, by bit 47)
    rounded to nearest even with guard and sticky bits — exactly the fp32 product ``±Pm·2**-u``
    with ``u = u0 - P[47]`` (``Pm`` may round up to ``2**24``; its value is what matters).
+   Beside ``Pm``'s carry chain, stage 11 keeps the next rounding's sticky bit for each shift it
+   may take (from the unrounded significand and its round-up bit), so stage 12 is a LUT and a
+   multiplexer on registers.
 12.–13. ``q = RNE(Pm / 2**u)``, the integer rounding. ``Pm >= 2**23`` and ``Pm <= 2**24``, so
    ``u <= 22 - out_bits`` means ``|f| >= 2**(out_bits + 1)``: every clamp range (below) is
    narrower, so ``q`` saturates; ``u >= 25`` means ``|f| <= 1/2``, which rounds to 0 (an exact
@@ -223,22 +226,28 @@ class Fp32Requantizer(wiring.Component):
                  u=(signed(12), p["u0"] - hi), zero=p["zero"], neg=p["neg"])
         base = 23 - ob                       # the smallest shift that does not surely saturate
         shw = (ob + 1).bit_length()
-        u = p["u"]
-        p = regs(pm=(unsigned(25), p["mant"] + p["up"]), sat=~p["zero"] & (u < base),
+        u, mant, up = p["u"], p["mant"], p["up"]
+        # the integer rounding's sticky bit for every shift it may take, beside Pm's carry
+        # chain: Pm's low k bits are not all zero when mant's are not (up = 0) or when they
+        # are not all ones (up = 1: adding 1 clears them only then)
+        stk = Cat(Mux(up, ~mant[:base + sh - 1].all(), mant[:base + sh - 1].any())
+                  for sh in range(ob + 2))
+        p = regs(pm=(unsigned(25), mant + up), stk=stk, sat=~p["zero"] & (u < base),
                  zero=p["zero"] | (u > 24), sh=(unsigned(shw), (u - base)[:shw]), neg=p["neg"])
 
-        # 12.-13. round to an integer: q = RNE(Pm / 2**u), u = base + sh
+        # 12.-13. round to an integer: q = RNE(Pm / 2**u), u = base + sh; for each shift
+        # its round-up bit (guard and (sticky or odd)) is one LUT on registers, so the
+        # stage is that LUT and the shift's multiplexer
         qw = ob + 3
         q0 = Signal(unsigned(qw), name=f"q0_{j}")
         g = Signal(name=f"g_{j}")
-        st = Signal(name=f"st_{j}")
         with m.Switch(p["sh"]):
             for sh in range(ob + 2):
                 uu = base + sh
                 with m.Case(sh):
-                    m.d.comb += [q0.eq(p["pm"][uu:]), g.eq(p["pm"][uu - 1]),
-                                 st.eq(p["pm"][:uu - 1].any())]
-        p = regs(q0=q0, up=g & (st | q0[0]), sat=p["sat"], zero=p["zero"], neg=p["neg"])
+                    pm = p["pm"]
+                    m.d.comb += [q0.eq(pm[uu:]), g.eq(pm[uu - 1] & (p["stk"][sh] | pm[uu]))]
+        p = regs(q0=q0, up=g, sat=p["sat"], zero=p["zero"], neg=p["neg"])
         q = Mux(p["sat"], 1 << (ob + 1), Mux(p["zero"], 0, p["q0"] + p["up"]))
         p = regs(q=(unsigned(qw), q), neg=p["neg"])
 

@@ -275,14 +275,16 @@ def integer_model(acc, bits, zp, qmin, qmax, ob):
     mant = p >> (23 + hi)
     rem = p & ((np.int64(1) << (23 + hi)) - 1)
     half = np.int64(1) << (22 + hi)
-    pm = mant + ((rem > half) | ((rem == half) & (mant & 1).astype(bool)))
+    up = (rem > half) | ((rem == half) & (mant & 1).astype(bool))
+    pm = mant + up
     u = 150 - ea - e - hi
     base = 23 - ob
     uc = np.clip(u, base, 24)
     q0 = pm >> uc
-    rem = pm & ((np.int64(1) << uc) - 1)
-    half = np.int64(1) << (uc - 1)
-    q = q0 + ((rem > half) | ((rem == half) & (q0 & 1).astype(bool)))
+    guard = ((pm >> (uc - 1)) & 1).astype(bool)
+    low = (np.int64(1) << (uc - 1)) - 1                   # the sticky bits of pm, from mant
+    sticky = np.where(up, (mant & low) != low, (mant & low) != 0)
+    q = q0 + (guard & (sticky | (q0 & 1).astype(bool)))
     q = np.where(u < base, 1 << (ob + 1), np.where(u > 24, 0, q))
     q = np.where(zero, 0, q)
     t = np.where(neg, zp - q, zp + q)
