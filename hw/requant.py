@@ -26,8 +26,10 @@ this unit computes the same function without a floating-point unit, per lane, in
    ``u <= 22 - out_bits`` means ``|f| >= 2**(out_bits + 1)``: every clamp range (below) is
    narrower, so ``q`` saturates; ``u >= 25`` means ``|f| <= 1/2``, which rounds to 0 (an exact
    1/2 is a tie to even: 0). Only ``out_bits + 2`` shifts remain between: a small multiplexer.
-14. ``t = zp ± q`` (the product's sign: the accumulator's xor the scale's).
-15. clamp ``t`` to ``[qmin, qmax]``; the output is its low ``out_bits`` bits.
+14. ``t = zp ± q`` (the product's sign: the accumulator's xor the scale's); beside it whether
+   ``t < qmin`` and ``t > qmax``, as compares of ``q`` with bounds stage 13 derived from
+   ``zp``, ``qmin``, ``qmax`` and the sign.
+15. clamp ``t`` to ``[qmin, qmax]`` (a multiplexer); the output is its low ``out_bits`` bits.
 
 No stage holds more than a DSP, a carry chain or a few LUT levels (ECP5: see /work/notes/rq.md).
 
@@ -55,6 +57,8 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from gen.spec import Spec
+
+from .regs import less
 
 __all__ = ["Fp32Requantizer", "RequantSignature", "StoreRequantizer"]
 
@@ -123,26 +127,24 @@ class Fp32Requantizer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         ob = self._out_bits
-        # the zero point and clamp bounds travel beside the lanes (shared by all of them)
-        # (the zero point is added in the second-last stage, the clamp is the last)
+        # the zero point and clamp bounds travel beside the lanes (shared by all of them):
+        # par[k] is their value for the word in stage k's registers (needed up to the last
+        # stage but one: the clamp's constants at 13, the zero point at 14, the bounds at 15)
         # (held: two stages of copies beside the lanes, so no path runs from the STORE's
         # registers in the front end to every lane's last stages in one cycle)
-        zp, qmin, qmax = self.zero_point, self.qmin, self.qmax
+        par = [(self.zero_point, self.qmin, self.qmax)]
         for k in range(1, 3 if self.held else self.latency):
-            nzp = Signal(signed(ob + 1), name=f"s{k}_zp", reset_less=True)
-            nlo = Signal(signed(ob + 1), name=f"s{k}_qmin", reset_less=True)
-            nhi = Signal(signed(ob + 1), name=f"s{k}_qmax", reset_less=True)
-            m.d.sync += [nlo.eq(qmin), nhi.eq(qmax)]
-            if k < self.latency - 1:
-                m.d.sync += nzp.eq(zp)
-                zp = nzp
-            qmin, qmax = nlo, nhi
+            cur = tuple(Signal(signed(ob + 1), name=f"s{k}_{n}", reset_less=True)
+                        for n in ("zp", "qmin", "qmax"))
+            m.d.sync += [r.eq(v) for r, v in zip(cur, par[-1], strict=True)]
+            par.append(cur)
+        par += [par[-1]] * (self.latency - len(par))
         for j in range(self._lanes):
-            out = self._lane(m, j, self.i[j], self.scale[j], zp, qmin, qmax)
+            out = self._lane(m, j, self.i[j], self.scale[j], par)
             m.d.comb += self.o[j].eq(out)
         return m
 
-    def _lane(self, m, j, acc, scale, zp, qmin, qmax):
+    def _lane(self, m, j, acc, scale, par):
         W, ob = self._acc_bits, self._out_bits
         stage = [0]
 
@@ -249,14 +251,26 @@ class Fp32Requantizer(wiring.Component):
                     m.d.comb += [q0.eq(pm[uu:]), g.eq(pm[uu - 1] & (p["stk"][sh] | pm[uu]))]
         p = regs(q0=q0, up=g, sat=p["sat"], zero=p["zero"], neg=p["neg"])
         q = Mux(p["sat"], 1 << (ob + 1), Mux(p["zero"], 0, p["q0"] + p["up"]))
-        p = regs(q=(unsigned(qw), q), neg=p["neg"])
+        # (13.) the clamp's bounds as bounds on q, by the sign: t = zp - q < qmin when
+        # q >= zp - qmin + 1, t = zp + q < qmin when not q >= qmin - zp; likewise for qmax
+        zp, qmin, qmax = par[12]
+        neg = p["neg"]
+        cw = signed(ob + 4)
+        p = regs(q=(unsigned(qw), q), neg=neg,
+                 clo=(cw, Mux(neg, zp - qmin + 1, qmin - zp)),
+                 chi=(cw, Mux(neg, zp - qmax, qmax - zp + 1)))
 
-        # 14. the zero point
-        p = regs(t=(signed(qw + 2), Mux(p["neg"], zp - p["q"], zp + p["q"])))
+        # 14. the zero point, and whether t lies below or above the range (compares of q with
+        # the stage's registers: on FPGAs a carry chain each, beside the add)
+        q, neg = p["q"], p["neg"]
+        ge_lo, ge_hi = ~less(q, p["clo"]), ~less(q, p["chi"])
+        zp = par[13][0]
+        p = regs(t=(signed(qw + 2), Mux(neg, zp - q, zp + q)), lo=~(ge_lo ^ neg),
+                 hi=ge_hi ^ neg)
 
         # 15. clamp
-        t = p["t"]
-        p = regs(o=(signed(ob + 1), Mux(t < qmin, qmin, Mux(t > qmax, qmax, t))))
+        _, qmin, qmax = par[14]
+        p = regs(o=(signed(ob + 1), Mux(p["lo"], qmin, Mux(p["hi"], qmax, p["t"]))))
         assert stage[0] == self.latency
         return p["o"][:ob]
 
