@@ -108,6 +108,11 @@ class Spec:
     # hw/pool.py): non-overlapping windows reduced as a STORE reads them, so a conv layer's
     # following MaxPool runs on the way out (engines whose output words are pixels)
     pool: bool = _field("pool", "enabled", bool, False)
+    # [frontend]: the command front end. Its check that a COMPUTE's footprint stays inside the
+    # buffers (hw/footprint.py) takes up to 6 hard multipliers (DSPs); a part whose DSPs the PEs
+    # take (iCE40 UP5K: 8, one per PE of ws_4x2_up5k) can leave it out: such a COMPUTE then runs,
+    # its addresses wrapping inside the buffers, where sim/isa_model.py refuses it (ADDRESS)
+    footprint_check: bool = _field("frontend", "footprint_check", bool, True)
     mapping: Mapping | None = None  # [mapping] of a custom dataflow; None: the preset's
 
     def __post_init__(self):

@@ -119,8 +119,10 @@ class FrontEnd(wiring.Component):
         take = Signal()                   # a header beat is taken
         hb = HeaderBeats(m, hdr, word, hidx, take)
         exe = executor_class(spec)        # a COMPUTE's footprint: hw/footprint.py
-        new_past = self._past_depth(m, hb) | ((hb.field("op", LAST) == Op.COMPUTE)
-                                              & exe.footprint_past(spec, hb))
+        new_past = self._past_depth(m, hb)
+        if spec.footprint_check:
+            new_past = new_past | ((hb.field("op", LAST) == Op.COMPUTE)
+                                   & exe.footprint_past(spec, hb))
         d = {n: Signal(16 if n == "base" else 1, name=f"d_{n}") for n in self._decode(cmd, 0)}
         # a pooling STORE's window fields: whether they tile its words (hw/poolcheck.py), from
         # the header's last beat on; its dispatch waits for the verdict
@@ -149,7 +151,7 @@ class FrontEnd(wiring.Component):
             fp = 0
             for buf, hi in exe.footprint_hi(spec, cmd).items():
                 fp = fp | (hi >= depth[buf])
-            ref = ref | ((cmd.op == Op.COMPUTE) & fp)
+            ref = ref | ((cmd.op == Op.COMPUTE) & fp & spec.footprint_check)
             # (a COMPUTE refused for a zero field first may wrap in the registered decision)
             m.d.sync += [Assert((d[n] == v) | ((n == "past") & d["compute"] & ~d["ok"]),
                                 f"d_{n}") for n, v in self._decode(cmd, ref).items()]

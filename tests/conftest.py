@@ -30,6 +30,8 @@ def make_spec(name="t", rows=3, cols=5, dataflow="ws", mapping=None, **kw):
         extra["pool"] = {"enabled": kw.pop("pool")}
     if "spads" in kw:
         extra["spads"] = kw.pop("spads")
+    if "footprint_check" in kw:
+        extra["frontend"] = {"footprint_check": kw.pop("footprint_check")}
     assert not kw, kw
     return spec_from_dict({"name": name, "dataflow": dataflow, **extra,
                            "array": {"rows": rows, "cols": cols},

@@ -183,7 +183,7 @@ def test_real_synthesis_ice40(tmp_path, capsys):
     from gen.cli import main
     spec = tmp_path / "tiny.toml"
     spec.write_text('name = "tiny"\n[array]\nrows = 1\ncols = 2\n[buffers]\ninput_depth = 32\n'
-                    'weight_depth = 16\noutput_depth = 16\n')
+                    'weight_depth = 16\noutput_depth = 16\n[frontend]\nfootprint_check = false\n')
     syn = ["synth", str(spec), "--target", "ice40-up5k", "--work-dir", str(tmp_path / "syn")]
     assert main([*syn, "--no-pnr"]) == 0
     cap = capsys.readouterr()
