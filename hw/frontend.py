@@ -126,44 +126,9 @@ class FrontEnd(wiring.Component):
         d = {n: Signal(16 if n == "base" else 1, name=f"d_{n}") for n in self._decode(cmd, 0)}
         # a pooling STORE's window fields: whether they tile its words (hw/poolcheck.py), from
         # the header's last beat on; its dispatch waits for the verdict
-        pool_wait = pool_bad = 0
-        if spec.pool:
-            m.submodules.poolcheck = chk = PoolCheck()
-            if chk.latency != spec.pool_check_latency:
-                raise ValueError(f"the pooling STORE check takes {chk.latency} cycles but "
-                                 f"Spec.pool_check_latency is {spec.pool_check_latency}")
-            m.d.comb += [chk.start.eq(take & (hidx == HEADER_WORDS - 1)),
-                         *[getattr(chk, n).eq(getattr(new, n))
-                           for n in ("count", "pool_r", "pool_s", "pool_w")]]
-            pool_wait, pool_bad = d["pooled"] & chk.busy, d["pooled"] & ~chk.busy & ~chk.ok
-            if self.checks:
-                c = cmd
-                tiles = ((c.pool_r != 0) & (c.pool_s != 0) & (c.pool_w != 0)
-                         & (c.pool_w % c.pool_s == 0) & (c.count % (c.pool_r * c.pool_w) == 0))
-                m.d.sync += Assert(~d["pooled"] | chk.busy | (chk.ok == tiles), "pool check")
+        pool_wait, pool_bad = self._pool_check(m, d, new, cmd, take & (hidx == HEADER_WORDS - 1))
         if self.checks:   # the registered flags equal what they shadow
-            ref = 0       # past its buffer, at full width
-            for op, (field, dep) in self._ranges().items():
-                ref = ref | ((cmd.op == op) & (cmd.count != 0)
-                             & (getattr(cmd, field) + cmd.count > dep))
-            depth = {"ibuf": spec.input_depth, "wbuf": spec.weight_depth,
-                     "obuf": spec.output_depth}
-            fp = 0
-            for buf, hi in exe.footprint_hi(spec, cmd).items():
-                fp = fp | (hi >= depth[buf])
-            ref = ref | ((cmd.op == Op.COMPUTE) & fp & spec.footprint_check)
-            # (a COMPUTE refused for a zero field first may wrap in the registered decision)
-            m.d.sync += [Assert((d[n] == v) | ((n == "past") & d["compute"] & ~d["ok"]),
-                                f"d_{n}") for n, v in self._decode(cmd, ref).items()]
-            m.d.sync += [Assert(n_zero == (n_out == 0), "n_zero"),
-                         Assert(n_le1 == (n_out <= 1), "n_le1"),
-                         Assert(cnt_nz == (cnt != 0), "cnt_nz"),
-                         Assert(cnt_one == (cnt == 1), "cnt_one")]
-            q = queue.payload   # the queued COMPUTE's facts, registered as it was queued
-            m.d.sync += [Assert(~queue.valid | ((getattr(q.one, n) == (getattr(q.cmd, n) == 1))
-                                                & (getattr(q.two, n) == (getattr(q.cmd, n) == 2))),
-                                f"queued {n} flags") for n in "pqrs"]
-            m.d.sync += Assert(~queue.valid | (q.wbot == q.cmd.waddr + (spec.rows - 1)), "wbot")
+            self._assert_flags(m, d, cmd, exe, n_out, n_zero, n_le1, cnt, cnt_nz, cnt_one)
 
         for wr in (self.ibuf_wr, self.wbuf_wr, self.bias_wr, self.quant_wr):
             m.d.comb += [wr.addr.eq(ptr), wr.data.eq(s_axis.tdata)]
@@ -265,6 +230,52 @@ class FrontEnd(wiring.Component):
             self._pool_walk(m, cmd, ptr, d["base"], fsm.ongoing("DISP"),
                             cnt_dec & fsm.ongoing("STORE"), req)
         return m
+
+    def _pool_check(self, m, d, new, cmd, start):
+        """A pooling STORE's verdict (hw/poolcheck.py, started at the header's last beat):
+        (its dispatch waits, it is refused); (0, 0) without the pooling unit."""
+        spec = self.spec
+        if not spec.pool:
+            return 0, 0
+        m.submodules.poolcheck = chk = PoolCheck()
+        if chk.latency != spec.pool_check_latency:
+            raise ValueError(f"the pooling STORE check takes {chk.latency} cycles but "
+                             f"Spec.pool_check_latency is {spec.pool_check_latency}")
+        m.d.comb += [chk.start.eq(start),
+                     *[getattr(chk, n).eq(getattr(new, n))
+                       for n in ("count", "pool_r", "pool_s", "pool_w")]]
+        if self.checks:
+            c = cmd
+            tiles = ((c.pool_r != 0) & (c.pool_s != 0) & (c.pool_w != 0)
+                     & (c.pool_w % c.pool_s == 0) & (c.count % (c.pool_r * c.pool_w) == 0))
+            m.d.sync += Assert(~d["pooled"] | chk.busy | (chk.ok == tiles), "pool check")
+        return d["pooled"] & chk.busy, d["pooled"] & ~chk.busy & ~chk.ok
+
+    def _assert_flags(self, m, d, cmd, exe, n_out, n_zero, n_le1, cnt, cnt_nz, cnt_one):
+        """Simulation assertions: each registered flag equals the expression it shadows."""
+        spec, queue = self.spec, self.compute
+        ref = 0       # past its buffer, at full width
+        for op, (field, dep) in self._ranges().items():
+            ref = ref | ((cmd.op == op) & (cmd.count != 0)
+                         & (getattr(cmd, field) + cmd.count > dep))
+        depth = {"ibuf": spec.input_depth, "wbuf": spec.weight_depth,
+                 "obuf": spec.output_depth}
+        fp = 0
+        for buf, hi in exe.footprint_hi(spec, cmd).items():
+            fp = fp | (hi >= depth[buf])
+        ref = ref | ((cmd.op == Op.COMPUTE) & fp & spec.footprint_check)
+        # (a COMPUTE refused for a zero field first may wrap in the registered decision)
+        m.d.sync += [Assert((d[n] == v) | ((n == "past") & d["compute"] & ~d["ok"]),
+                            f"d_{n}") for n, v in self._decode(cmd, ref).items()]
+        m.d.sync += [Assert(n_zero == (n_out == 0), "n_zero"),
+                     Assert(n_le1 == (n_out <= 1), "n_le1"),
+                     Assert(cnt_nz == (cnt != 0), "cnt_nz"),
+                     Assert(cnt_one == (cnt == 1), "cnt_one")]
+        q = queue.payload   # the queued COMPUTE's facts, registered as it was queued
+        m.d.sync += [Assert(~queue.valid | ((getattr(q.one, n) == (getattr(q.cmd, n) == 1))
+                                            & (getattr(q.two, n) == (getattr(q.cmd, n) == 2))),
+                            f"queued {n} flags") for n in "pqrs"]
+        m.d.sync += Assert(~queue.valid | (q.wbot == q.cmd.waddr + (spec.rows - 1)), "wbot")
 
     def _pool_walk(self, m, cmd, ptr, base, disp, step, req):
         """A pooling STORE's read order (gen/isa.py): window by window, each row by row, in rows
