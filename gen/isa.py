@@ -3,7 +3,8 @@
 The host sends a *command stream* on the AXI4-Stream input. Every command starts with a header of
 :data:`HEADER_WORDS` beats; the low 32 bits of each beat carry one header word (upper bits are ignored).
 The 192-bit header is laid out by :data:`HEADER_FIELDS` (bit offset within the concatenated words,
-word 0 first). LOAD commands are followed by ``count`` payload beats; STORE answers with ``count``
+word 0 first). LOAD commands (and a STORE with ``add``) are followed by ``count`` payload beats;
+STORE answers with ``count``
 beats on the AXI4-Stream output, ``tlast`` on the last one.
 
 ================  ==========================================================================
@@ -53,6 +54,21 @@ beats on the AXI4-Stream output, ``tlast`` on the last one.
                   (row by row), so it takes ``count`` read cycles like a plain STORE; it
                   dispatches no sooner than ``Spec.pool_check_latency`` cycles after its header
                   (the check that its windows tile its words, else FIELD: hw/poolcheck.py).
+                  With ``add`` (specs with the residual unit, ``[postproc] residual``; needs
+                  ``requant``, excludes ``pool``) the header is followed by ``count`` payload
+                  beats, the residual: beat ``i``'s lane ``j`` (``out_bits`` wide, lane 0 in the
+                  low bits, unsigned with ``res_unsigned``) meets lane ``j`` of output word
+                  ``i`` after its requantisation, and each lane leaves as onnxruntime's
+                  QLinearAdd of the two (hw/resadd.py): with the requantised value ``a`` (signed
+                  unless ``qmin >= 0``) and the residual ``b`` as the Add's inputs ``A, B`` (or
+                  ``B, A`` with ``add_swap``), ``clamp(rint(fma(A, rA, fma(B, rB, fixed))),
+                  add_qmin, add_qmax)``, fp32 with one rounding per fused multiply-add, the
+                  parameters from the last LOAD_ADD. The STORE reads a word only as its residual
+                  beat arrives.
+``LOAD_ADD``      Exactly 4 payload beats (else FIELD; specs with the residual unit, else OPCODE),
+                  the low 32 bits of each: ``rA``, ``rB``, ``fixed`` (IEEE-754 fp32 bits) and the
+                  Add's output range, ``add_qmin`` in bits 0..15 and ``add_qmax`` in bits 16..31
+                  (16-bit two's complement), for the STOREs with ``add`` that follow.
 ================  ==========================================================================
 
 **Concurrency.** A front end parses headers, runs LOADs and STOREs, and queues each COMPUTE for an
@@ -75,8 +91,8 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Op", "Cause", "HEADER_WORDS", "HEADER_FIELDS", "SIGNED_FIELDS", "CSRS", "COUNTERS",
-           "PE_COUNTERS",
+__all__ = ["Op", "Cause", "HEADER_WORDS", "ADD_BEATS", "HEADER_FIELDS", "SIGNED_FIELDS", "CSRS",
+           "COUNTERS", "PE_COUNTERS",
            "CSR_ADDR_BITS", "ACCEL_ID",
            "encode_header", "decode_header", "field_max", "identity", "csr_offset",
            "store_beats", "status_fields", "stream_cause"]
@@ -90,6 +106,7 @@ class Op(enum.IntEnum):
     COMPUTE = 4
     STORE = 5
     LOAD_QUANT = 6
+    LOAD_ADD = 7
 
 
 HEADER_WORDS = 6
@@ -105,8 +122,11 @@ class Cause(enum.IntEnum):
     OPCODE = 1      # a header whose op is none of Op (or LOAD_QUANT without a post-processor)
     ADDRESS = 2     # a LOAD or STORE whose words run past its buffer's (or channel memory's)
     #                 depth, or a COMPUTE whose footprint (gen/engines footprint) does
-    FIELD = 3       # a COMPUTE whose tile the engine cannot run (a zero p, q, r, s or count)
-    TRUNCATED = 4   # the stream ended inside a header or a LOAD's payload: the hardware
+    FIELD = 3       # a COMPUTE whose tile the engine cannot run (a zero p, q, r, s or count);
+    #                 a LOAD_ADD whose count is not 4; a STORE with add on a spec without the
+    #                 residual unit, or without requant, or with pool
+    TRUNCATED = 4   # the stream ended inside a header or a LOAD's (or an add STORE's) payload:
+    #                 the hardware
     #                 waits for the rest with ``status.starved`` set (no error: it cannot know the
     #                 stream ended), which the drivers report as TRUNCATED once they have sent
     #                 every beat; a soft reset drops the partial frame
@@ -159,6 +179,14 @@ HEADER_FIELDS["pool"] = HEADER_FIELDS["accumulate"]
 HEADER_FIELDS["pool_r"] = HEADER_FIELDS["r"]
 HEADER_FIELDS["pool_s"] = HEADER_FIELDS["s"]
 HEADER_FIELDS["pool_w"] = (145, 15)
+#: STORE with add: add the residual streamed after the header (the bits of ``lane``, which only
+#: the rs COMPUTE uses); ``add_swap``: the requantised word is the Add's second input (B);
+#: ``res_unsigned``: the residual's lanes are unsigned
+HEADER_FIELDS["add"] = (177, 1)
+HEADER_FIELDS["add_swap"] = (178, 1)
+HEADER_FIELDS["res_unsigned"] = (179, 1)
+#: LOAD_ADD's payload beats (low 32 bits each): rA, rB, fixed (fp32 bits), then the range word
+ADD_BEATS = 4
 #: header fields holding two's complement values: encode_header takes them negative,
 #: decode_header returns them sign-extended
 SIGNED_FIELDS = frozenset({"zero_point", "qmin", "qmax"})
@@ -174,7 +202,8 @@ CSRS: list[tuple[str, int, str, str]] = [
     ("version",       0x04, "ro", "ISA version"),
     ("shape",         0x08, "ro", "rows [15:0], cols [31:16]"),
     ("precision",     0x0C, "ro", "act_bits [7:0], weight_bits [15:8], acc_bits [23:16], "
-                                  "act_signed [24], weight_signed [25], postproc [26], pool [27]"),
+                                  "act_signed [24], weight_signed [25], postproc [26], pool [27], "
+                                  "residual [28]"),
     ("input_depth",   0x10, "ro", "input buffer depth in words"),
     ("weight_depth",  0x14, "ro", "weight buffer depth in words"),
     ("output_depth",  0x18, "ro", "output buffer depth in words"),
@@ -226,7 +255,7 @@ PE_COUNTERS = {"pe_macs": "mac", "rf_accesses": "rf", "array_moves": "array"}
 for _k, (_name, _text) in enumerate({**_BUFFER_COUNTERS, **_PE_COUNTERS}.items()):
     CSRS += [(f"{_name}_lo", 0x4C + 8 * _k, "ro", _text), (f"{_name}_hi", 0x50 + 8 * _k, "ro", "")]
 
-ISA_VERSION = 12
+ISA_VERSION = 13
 
 
 def identity(spec) -> dict[str, int]:
@@ -238,7 +267,8 @@ def identity(spec) -> dict[str, int]:
         "shape": spec.rows | spec.cols << 16,
         "precision": (spec.act_bits | spec.weight_bits << 8 | spec.acc_bits << 16
                       | int(spec.act_signed) << 24 | int(spec.weight_signed) << 25
-                      | int(spec.postproc) << 26 | int(spec.pool) << 27),
+                      | int(spec.postproc) << 26 | int(spec.pool) << 27
+                      | int(spec.residual) << 28),
         "input_depth": spec.input_depth,
         "weight_depth": spec.weight_depth,
         "output_depth": spec.output_depth,

@@ -104,6 +104,9 @@ class Spec:
     # onnxruntime's fp32 steps (hw/requant.py): int8 or uint8 outputs for out_bits = 8
     postproc: bool = _field("postproc", "enabled", bool, False)
     out_bits: int = _field("postproc", "out_bits", int, 8, 2, 16)
+    # the residual add on the output path, after the requantiser (chosen per STORE, hw/resadd.py):
+    # onnxruntime's QLinearAdd of a conv's requantised output and a tensor streamed in beside it
+    residual: bool = _field("postproc", "residual", bool, False)
     # [pool]: the max-pooling stage on the output path, after the requantiser (chosen per STORE,
     # hw/pool.py): non-overlapping windows reduced as a STORE reads them, so a conv layer's
     # following MaxPool runs on the way out (engines whose output words are pixels)
@@ -128,8 +131,10 @@ class Spec:
 
     @property
     def in_stream_bits(self) -> int:
-        """Width of the AXI4-Stream input: one buffer word, a 32-bit command word or a bias lane."""
-        need = max(32, self.acc_bits, self.input_word_bits, self.weight_word_bits)
+        """Width of the AXI4-Stream input: one buffer word, a 32-bit command word, a bias lane or
+        (with the residual unit) a residual word of ``cols`` lanes of ``out_bits``."""
+        need = max(32, self.acc_bits, self.input_word_bits, self.weight_word_bits,
+                   self.cols * self.out_bits if self.residual else 0)
         return -(-need // 8) * 8
 
     @property
@@ -372,6 +377,9 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
         raise AccelgenError(f"{source}: pool.enabled needs output words that hold pixels (lanes "
                             f"= channels); the {flow.name} engine's words hold one channel each, "
                             f"so pooling stays on the host: remove [pool] or use ws, os or nlr")
+    if values["residual"] and not values["postproc"]:
+        raise AccelgenError(f"{source}: postproc.residual adds a residual to requantised outputs; "
+                            f"set postproc.enabled = true, or remove postproc.residual")
     if values["rows"] > flow.max_rows:
         raise AccelgenError(f"{source}: array.rows must be at most {flow.max_rows} on the "
                             f"{flow.name} engine (the COMPUTE lane field), not {values['rows']}")

@@ -35,7 +35,8 @@ class CommandError(Exception):
 def check_command(spec: Spec, h: dict) -> tuple[Cause, str] | None:
     """Why header ``h`` is refused, or None (the checks of gen/isa.py :class:`~gen.isa.Cause`)."""
     op, count = h["op"], h["count"]
-    known = {int(o) for o in Op} - (set() if spec.postproc else {int(Op.LOAD_QUANT)})
+    known = ({int(o) for o in Op} - (set() if spec.postproc else {int(Op.LOAD_QUANT)})
+             - (set() if spec.residual else {int(Op.LOAD_ADD)}))
     if op not in known:
         return Cause.OPCODE, f"unknown opcode {op}"
     ranges = {Op.LOAD_INPUT: ("addr", spec.input_depth, "input"),
