@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["conv2d", "wrap", "requantize_fp32", "postprocess", "maxpool", "layer_output"]
+from gen.quant import fma32
+
+__all__ = ["conv2d", "wrap", "requantize_fp32", "qadd_int", "postprocess", "maxpool",
+           "layer_output"]
 
 
 def wrap(y: np.ndarray, bits: int) -> np.ndarray:
@@ -79,6 +82,17 @@ def requantize_fp32(acc, scale, zero_point, qmin, qmax, axis: int = 1) -> np.nda
     f = acc.astype(np.float32) * sc
     f = np.clip(f, (qmin - zero_point).astype(np.float32), (qmax - zero_point).astype(np.float32))
     return np.rint(f).astype(np.int64) + zero_point
+
+
+def qadd_int(a, b, ra, rb, fixed, qmin, qmax) -> np.ndarray:
+    """onnxruntime's x86 QLinearAdd (MLAS's AVX2 kernel) of integer inputs ``a`` and ``b`` with
+    its fp32 parameters (gen/quant.py :func:`~gen.quant.add_params`): ``clip(rint(fma32(a, ra,
+    fma32(b, rb, fixed))), qmin, qmax)``, one fp32 rounding per fused multiply-add, ``rint``
+    half to even. hw/resadd.py is the hardware. Returns int64."""
+    f32 = np.float32
+    with np.errstate(all="ignore"):
+        y = fma32(np.asarray(a, f32), f32(ra), fma32(np.asarray(b, f32), f32(rb), f32(fixed)))
+        return np.clip(np.rint(y), qmin, qmax).astype(np.int64)
 
 
 def postprocess(y, spec, quant=None, relu: bool = False) -> np.ndarray:

@@ -33,11 +33,12 @@ import numpy as np
 
 from gen.errors import AccelgenError
 from gen.network.graph import Graph, Node
-from gen.quant import gap_scale, requant_scale
+from gen.quant import add_params, fma32, gap_scale, requant_scale
+from sim.golden import qadd_int
 from sim.golden import requantize_fp32 as requantize
 
 __all__ = ["run", "requantize", "conv_acc", "matmul_acc", "gap_acc", "reference_acc",
-           "requant_scale", "DELEGATED", "EXACT", "fma32"]
+           "requant_scale", "DELEGATED", "EXACT", "fma32", "qadd_int"]
 
 EXACT = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QLinearAdd",
          "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearSoftmax", "MaxPool", "Reshape",
@@ -45,27 +46,6 @@ EXACT = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "
 DELEGATED = ("Softmax",)
 _NP = {"int8": np.int8, "uint8": np.uint8}
 f32 = np.float32
-
-
-def fma32(a, b, c) -> np.ndarray:
-    """fp32 fused multiply-add ``a*b + c`` with one rounding (as ``vfmadd`` computes it), for fp32
-    ``a``, ``b``, ``c``. The product is exact in float64; the float64 sum's rounding error is
-    recovered exactly (TwoSum), and decides the fp32 rounding where the sum sits on an fp32 tie."""
-    a, b, c = (np.asarray(v, dtype=np.float32).astype(np.float64) for v in (a, b, c))
-    p = a * b
-    s = p + c
-    bb = s - p
-    err = (p - (s - bb)) + (c - bb)                    # p + c == s + err exactly
-    r = s.astype(np.float32)
-    # only where s sits exactly on a midpoint between two fp32 values (low 29 bits == 1 << 28)
-    # can the exact sum round differently: then the error's sign decides
-    bits = s.view(np.int64)
-    tie = ((bits & ((1 << 29) - 1)) == (1 << 28)) & (err != 0)
-    if tie.any():
-        toward0 = (bits & ~np.int64((1 << 29) - 1)).view(np.float64).astype(np.float32)
-        away = np.nextafter(toward0, np.where(s > 0, np.float32(np.inf), np.float32(-np.inf)))
-        r = np.where(tie, np.where((err > 0) == (s > 0), away, toward0), r)
-    return r
 
 
 def _wrap32(v):
@@ -138,10 +118,8 @@ def _dequantize(x, q):
 
 
 def _qadd(a, b, qa, qb, qc):
-    ra, rb = f32(qa.s / qc.s), f32(qb.s / qc.s)
-    fixed = f32(qc.zp) - fma32(ra, f32(qa.zp), rb * f32(qb.zp))
-    y = fma32(np.asarray(a, np.float32), ra, fma32(np.asarray(b, np.float32), rb, fixed))
-    return _store(np.clip(np.rint(y), qc.qmin, qc.qmax).astype(np.int64), qc)
+    ra, rb, fixed = add_params(qa.s, qa.zp, qb.s, qb.zp, qc.s, qc.zp)
+    return _store(qadd_int(a, b, ra, rb, fixed, qc.qmin, qc.qmax), qc)
 
 
 def _gap_int(x, qx, qy):

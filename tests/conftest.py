@@ -22,7 +22,7 @@ def make_spec(name="t", rows=3, cols=5, dataflow="ws", mapping=None, **kw):
     bufs = {k: kw.pop(k) for k in list(kw) if k in ("input_depth", "weight_depth",
                                                      "output_depth")}
     pipe = {k: kw.pop(k) for k in list(kw) if k in ("mult_stages", "buffer_reg")}
-    post = {k: kw.pop(k) for k in list(kw) if k in ("out_bits",)}
+    post = {k: kw.pop(k) for k in list(kw) if k in ("out_bits", "residual")}
     if "postproc" in kw:
         post["enabled"] = kw.pop("postproc")
     extra = {"mapping": mapping} if mapping is not None else {}
