@@ -2,8 +2,9 @@
 stream's bytes become the output tensor.
 
 One frame per command (``tlast`` on its last beat): :data:`~gen.isa.HEADER_WORDS` header beats, then
-the payload of a LOAD. Lanes pack little-endian: lane 0 in the low bits of a beat, beats little-endian
-in bytes, as cocotbext-axi and a memory-mapped DMA see them.
+the payload of a LOAD (or of a STORE with ``add``: the residual's words for its output words).
+Lanes pack little-endian: lane 0 in the low bits of a beat, beats little-endian in bytes, as
+cocotbext-axi and a memory-mapped DMA see them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import numpy as np
 from .errors import AccelgenError
 from .isa import HEADER_WORDS, Op, encode_header, store_beats
 from .layer import ConvLayer
-from .quant import Requant
+from .quant import AddQuant, Requant
 from .spec import Spec
 from .program import Program
 
-__all__ = ["pack_lanes", "unpack_lanes", "encode", "decode", "check_tensors", "check_quant"]
+__all__ = ["pack_lanes", "unpack_lanes", "encode", "decode", "check_tensors", "check_quant",
+           "check_add", "store_words"]
 
 
 def pack_lanes(values: np.ndarray, bits: int, beat_bytes: int) -> bytes:
@@ -105,6 +107,45 @@ def check_quant(program: Program, quant) -> Requant:
     return quant.resolved(program.spec, program.layer.K, program.relu)
 
 
+def check_add(program: Program, add, residual=None):
+    """The residual Add's parameters ``add`` (a :class:`~gen.quant.AddQuant`) checked for
+    ``program``'s spec, and the ``residual`` tensor (the layer's output shape, int, within the
+    signed or unsigned ``out_bits`` range ``add`` says) as int64 (None if not given)."""
+    if not isinstance(add, AddQuant):
+        raise AccelgenError(f"the residual Add's parameters must be a gen.quant.AddQuant (from "
+                            f"gen.quant.add_quant), not {type(add).__name__}")
+    add = add.resolved(program.spec)
+    if residual is None:
+        return add, None
+    r = np.asarray(residual)
+    shape = program.layer.output_shape
+    if r.shape != shape:
+        raise AccelgenError(f"residual tensor has shape {r.shape} but the layer's output "
+                            f"(NKPQ) is {shape}")
+    if not np.issubdtype(r.dtype, np.integer):
+        raise AccelgenError(f"residual tensor must hold integers, not {r.dtype}")
+    lo, hi = add.residual_range(program.spec)
+    if r.size and (r.min() < lo or r.max() > hi):
+        raise AccelgenError(f"residual values span {r.min()}..{r.max()} but its "
+                            f"{'signed' if add.res_signed else 'unsigned'} "
+                            f"postproc.out_bits={program.spec.out_bits} lanes hold {lo}..{hi}")
+    return add, r.astype(np.int64)
+
+
+def store_words(spec: Spec, cmd, tensor: np.ndarray, Kg: int) -> np.ndarray:
+    """``tensor`` (NKPQ, the layer's output shape) as STORE ``cmd``'s words (words, lanes): the
+    inverse of the engine's ``store_tile`` (applied to the words' indices), lanes outside the
+    tile's channels and pixels 0."""
+    cols = spec.cols
+    idx = np.arange(cmd.count * cols, dtype=np.int64).reshape(cmd.count, cols)
+    tile, kn = spec.flow.store_tile(spec, cmd, idx, Kg)
+    k = cmd.g * Kg + cmd.k0
+    out = np.zeros(cmd.count * cols, dtype=np.int64)
+    out[tile.reshape(-1)] = tensor[cmd.n, k:k + kn, cmd.h0:cmd.h0 + cmd.hn,
+                                   cmd.w0:cmd.w0 + cmd.wn].reshape(-1)
+    return out.reshape(cmd.count, cols)
+
+
 def _header_bytes(spec: Spec, cmd, extra=None) -> bytes:
     words = encode_header(cmd.op, **cmd.header, **(extra or {}))
     return pack_lanes(np.array(words, dtype=np.int64).reshape(HEADER_WORDS, 1), 32,
@@ -126,12 +167,20 @@ def im2col(layer, x: np.ndarray) -> np.ndarray:
     return out.reshape(x.shape[0], -1, P, Q)
 
 
-def encode(program: Program, x, w, bias=None, quant=None) -> list[bytes]:
+def encode(program: Program, x, w, bias=None, quant=None, *, residual=None,
+           add: AddQuant | None = None) -> list[bytes]:
     """The input stream for ``program``: one frame (bytes) per command. ``quant`` (a
     :class:`~gen.quant.Requant`) when the program requantises: its fp32 scales go into the
-    LOAD_QUANT beats, its zero point and clamp range (ReLU folded) into every STORE's header."""
+    LOAD_QUANT beats, its zero point and clamp range (ReLU folded) into every STORE's header.
+    ``residual`` (NKPQ, the layer's output shape) and ``add`` (a :class:`~gen.quant.AddQuant`)
+    when its STOREs add a residual (gen/residual.py): the Add's parameters go into LOAD_ADD,
+    which input the conv is and the residual's signedness into every STORE's header, and the
+    residual's words after it, in the STORE's word order (:func:`store_words`)."""
     spec, layer = program.spec, program.layer
     x, w, bias = check_tensors(spec, layer, x, w, bias)
+    add_fields = _add_fields(program, residual, add)
+    if add_fields:
+        add, residual = check_add(program, add, residual)
     if program.lowered is not None:      # the commands address the im2col layer
         x, w, layer = im2col(layer, x), w.reshape(w.shape[0], -1, 1, 1), program.lowered
     if program.has_bias and bias is None:
@@ -181,14 +230,37 @@ def encode(program: Program, x, w, bias=None, quant=None) -> list[bytes]:
             else:
                 lanes[:ks.stop - ks.start, 0] = bias[ks]
                 payload = pack_lanes(lanes, spec.acc_bits, beat)
-        extra = store_fields if cmd.op == Op.STORE else None
+        elif cmd.op == Op.LOAD_ADD:
+            payload = pack_lanes(add.beats().reshape(-1, 1), 32, beat)
+        elif cmd.op == Op.STORE and add_fields:
+            payload = pack_lanes(store_words(spec, cmd, residual, Kg), spec.out_bits, beat)
+        extra = {**store_fields, **add_fields} if cmd.op == Op.STORE else None
         frames.append(_header_bytes(spec, cmd, extra) + payload)
     return frames
 
 
-def decode(program: Program, out_frames: list[bytes], quant=None) -> np.ndarray:
+def _add_fields(program: Program, residual, add) -> dict:
+    """A STORE's header fields for ``program``'s residual Add (none without one); refuses a
+    residual or Add the program does not match."""
+    if not program.add:
+        if residual is not None or add is not None:
+            raise AccelgenError("a residual (or Add parameters) was given but the program was "
+                                "planned without the residual add (gen/residual.py ConvAdd)")
+        return {}
+    if program.pool:
+        raise AccelgenError("a STORE cannot both max-pool and add a residual; the program "
+                            "pools, so the Add stays on the host")
+    if residual is None or add is None:
+        raise AccelgenError("the program adds a residual on the STORE path but no residual "
+                            "tensor and Add parameters (gen.quant.AddQuant) were given")
+    return {"add_swap": int(bool(add.swap)), "res_unsigned": int(not add.res_signed)}
+
+
+def decode(program: Program, out_frames: list[bytes], quant=None, *,
+           add: AddQuant | None = None) -> np.ndarray:
     """Assemble the output tensor (NKPQ, int64) from the STORE frames, in program order. A
-    requantised program's outputs are unsigned when ``quant``'s range is (``qmin >= 0``)."""
+    requantised program's outputs are unsigned when ``quant``'s range is (``qmin >= 0``); with
+    the residual add, when ``add``'s is."""
     spec, layer = program.spec, program.layer
     stores = [c for c in program.commands if c.op == Op.STORE]
     if len(out_frames) != len(stores):
@@ -200,6 +272,14 @@ def decode(program: Program, out_frames: list[bytes], quant=None) -> np.ndarray:
     y = np.zeros((N, K, P // kr, Q // ks), dtype=np.int64)
     beat = spec.out_stream_bits // 8
     signed = not (program.requant and quant is not None and not check_quant(program, quant).signed)
+    if program.add:
+        if add is None:
+            raise AccelgenError("the program adds a residual on the STORE path: give its Add "
+                                "parameters (gen.quant.AddQuant) to decode the outputs")
+        signed = check_add(program, add)[0].signed
+    elif add is not None:
+        raise AccelgenError("Add parameters were given but the program was planned without the "
+                            "residual add")
     Kg = layer.Kg
     for cmd, data in zip(stores, out_frames, strict=True):
         beats = store_beats(cmd.header)

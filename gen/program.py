@@ -57,6 +57,9 @@ class Program:
     #: the STOREs max-pool their words in non-overlapping (rows, cols) windows (gen/pooled.py):
     #: the output is the pooled map
     pool: tuple[int, int] | None = None
+    #: the STOREs add a residual streamed after each header (gen/residual.py; gen/isa.py STORE
+    #: ``add``, one LOAD_ADD before the first): the output is the Add's
+    add: bool = False
 
     @property
     def macs(self) -> int:

@@ -14,6 +14,10 @@ both busy and safe:
 3. :func:`prefetch` — the next input tile loads in row bands, one after each COMPUTE of this one;
 4. :func:`mark_sync` — ``sync`` wherever a LOAD or STORE would still touch what the executor's
    COMPUTEs touch.
+
+A program whose STOREs add a residual (gen/residual.py) then gets :func:`residual_add`: ``add``
+on every STORE and the Add's parameters (LOAD_ADD) before the first; the residual, each STORE's
+payload, touches no buffer, so ``sync`` is unchanged.
 """
 
 from __future__ import annotations
@@ -22,11 +26,11 @@ import dataclasses
 import itertools
 from collections.abc import Iterable
 
-from .isa import Op
+from .isa import ADD_BEATS, Op
 from .program import Command
 
 __all__ = ["Slotted", "Release", "rotation", "rotate", "queue_stores", "prefetch", "footprint",
-           "mark_sync", "TOUCHES"]
+           "mark_sync", "residual_add", "TOUCHES"]
 
 #: the buffer each LOAD/STORE touches, and its base-address field
 TOUCHES = {Op.LOAD_INPUT: ("ibuf", "addr"), Op.LOAD_WEIGHT: ("wbuf", "waddr"),
@@ -183,5 +187,19 @@ def mark_sync(spec, cmds: list[Command]) -> list[Command]:
             if any(lo <= f[buf][1] and f[buf][0] <= lo + c.count - 1 for f in near):
                 c = dataclasses.replace(c, header={**c.header, "sync": 1})
                 running = []         # every COMPUTE has finished once this command starts
+        out.append(c)
+    return out
+
+
+def residual_add(cmds: list[Command]) -> list[Command]:
+    """``add`` on every STORE (each then takes its words' residual as its payload) and one
+    LOAD_ADD (the Add's parameters, gen/isa.py) before the first STORE."""
+    out, loaded = [], False
+    for c in cmds:
+        if c.op == Op.STORE:
+            if not loaded:
+                out.append(Command(Op.LOAD_ADD, {"count": ADD_BEATS}))
+                loaded = True
+            c = dataclasses.replace(c, header={**c.header, "add": 1})
         out.append(c)
     return out

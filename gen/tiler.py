@@ -112,7 +112,7 @@ def model_cycles(program: Program) -> int:
 
 
 def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = False,
-         relu: bool = False, pool: tuple[int, int] | None = None,
+         relu: bool = False, pool: tuple[int, int] | None = None, add: bool = False,
          cost: Cost = model_cycles) -> Program:
     """Tile ``layer`` for the hardware described by ``spec``. ``requant`` and ``relu`` run the
     outputs through the post-processing unit (per-channel multipliers and shifts are loaded with
@@ -126,11 +126,18 @@ def plan(spec: Spec, layer: ConvLayer, *, bias: bool = False, requant: bool = Fa
 
     ``pool`` (rows, cols): the STOREs max-pool the outputs in non-overlapping windows of that
     size (the pooling unit, hw/pool.py) and the Program's output is the pooled map
-    (gen/pooled.py :func:`~gen.pooled.plan_pooled`)."""
+    (gen/pooled.py :func:`~gen.pooled.plan_pooled`).
+
+    ``add``: the STOREs add a residual to the requantised outputs (the residual unit; one
+    LOAD_ADD before the first STORE, gen/schedule.py :func:`~gen.schedule.residual_add`), and
+    the Program's output is the Add's (gen/residual.py)."""
     if (requant or relu) and not spec.postproc:
         raise AccelgenError(f"requantisation and ReLU need the post-processing unit, which "
                             f"{spec.name} does not have; set [postproc] enabled = true in the spec")
-    kw = dict(bias=bias, requant=requant, relu=relu, pool=pool)
+    if add:
+        from .residual import check_add_plan
+        check_add_plan(spec, requant=requant, pool=pool)
+    kw = dict(bias=bias, requant=requant, relu=relu, pool=pool, add=add)
     if pool is not None:
         from .pooled import plan_pooled
         return plan_pooled(spec, layer, kw, cost)
@@ -245,7 +252,8 @@ def _plan_tiles(spec: Spec, layer: ConvLayer, kw: dict, cost: Cost) -> Program:
 
 
 def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu: bool,
-          pool: tuple[int, int] | None = None, sizing: Spec | None = None) -> Program:
+          pool: tuple[int, int] | None = None, add: bool = False,
+          sizing: Spec | None = None) -> Program:
     """One tiling of ``layer`` (:func:`_tiling`; ``sizing``: ``spec``, or half its buffers so
     that loads and stores double-buffer) as a Program: the loop nest, then the scheduling
     passes of gen/schedule.py."""
@@ -271,9 +279,11 @@ def _plan(spec: Spec, layer: ConvLayer, tile, *, bias: bool, requant: bool, relu
     nest = loop_nest(spec, layer, t, bias=bias, requant=requant, relu=relu, pool=pool)
     cmds = schedule.queue_stores(spec, schedule.rotate(nest, parts), band)
     cmds = schedule.mark_sync(spec, schedule.prefetch(cmds))
+    if add:
+        cmds = schedule.residual_add(cmds)
     return Program(spec=spec, layer=layer, commands=tuple(cmds), tile_p=t.pt, tile_q=t.qt,
                    k_tile=t.facts.k_tile, k_group=t.kb, has_bias=bias, requant=requant,
-                   relu=relu)
+                   relu=relu, add=add)
 
 
 def _output_tiles(layer: ConvLayer, t: Tiling):

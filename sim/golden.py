@@ -13,7 +13,7 @@ import numpy as np
 from gen.quant import fma32
 
 __all__ = ["conv2d", "wrap", "requantize_fp32", "qadd_int", "postprocess", "maxpool",
-           "layer_output"]
+           "residual_add", "layer_output"]
 
 
 def wrap(y: np.ndarray, bits: int) -> np.ndarray:
@@ -123,12 +123,26 @@ def maxpool(y, kernel: tuple[int, int], stride: tuple[int, int] | None = None) -
     return out
 
 
+def residual_add(y, residual, add) -> np.ndarray:
+    """The STORE path's residual add: onnxruntime's QLinearAdd of requantised NKPQ ``y`` and
+    ``residual`` with ``add`` (a :class:`gen.quant.AddQuant`: ``y`` is the Add's B with
+    ``swap``, else its A)."""
+    y, residual = np.asarray(y, dtype=np.int64), np.asarray(residual, dtype=np.int64)
+    if y.shape != residual.shape:
+        raise ValueError(f"residual has shape {residual.shape}, the outputs {y.shape}")
+    a, b = (residual, y) if add.swap else (y, residual)
+    return qadd_int(a, b, add.ra, add.rb, add.fixed, add.qmin, add.qmax)
+
+
 def layer_output(spec, layer, x, w, bias=None, quant=None, relu: bool = False,
-                 pool: tuple[int, int] | None = None) -> np.ndarray:
+                 pool: tuple[int, int] | None = None, residual=None, add=None) -> np.ndarray:
     """What the hardware built from ``spec`` must return for ``layer``: the convolution with the
     spec's accumulator, then the STORE path's post-processing, then ``pool`` (a non-overlapping
-    max-pooling window) if given."""
+    max-pooling window) or the ``residual`` add with ``add`` (gen/quant.py
+    :class:`~gen.quant.AddQuant`) if given."""
     y = conv2d(x, w, bias, stride=layer.stride, pad=layer.pad, dilation=layer.dilation,
                groups=layer.groups, acc_bits=spec.acc_bits)
     y = postprocess(y, spec, quant, relu)
+    if add is not None:
+        y = residual_add(y, residual, add)
     return maxpool(y, pool) if pool else y

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from gen.frames import pack_lanes, unpack_lanes
-from gen.isa import HEADER_WORDS, Cause, Op, decode_header
+from gen.isa import ADD_BEATS, HEADER_WORDS, Cause, Op, decode_header
 from gen.schedule import TOUCHES
 from gen.spec import Spec
-from sim.golden import requantize_fp32, wrap
+from sim.golden import qadd_int, requantize_fp32, wrap
 
 __all__ = ["run", "HazardError", "CommandError", "check_command"]
 
@@ -58,6 +58,15 @@ def check_command(spec: Spec, h: dict) -> tuple[Cause, str] | None:
         if not (kr and ks and pw) or pw % ks or count % (kr * pw):
             return Cause.FIELD, (f"a pooling STORE of {count} words with {kr}x{ks} windows in "
                                  f"rows of {pw} words: the windows must tile the words")
+    if op == Op.STORE and h["add"]:
+        if not spec.residual:
+            return Cause.FIELD, (f"a STORE with add, but {spec.name} has no residual unit "
+                                 f"([postproc] residual)")
+        if not h["requant"] or h["pool"]:
+            return Cause.FIELD, (f"a STORE with add {'and pool' if h['pool'] else 'without requant'}"
+                                 f": the residual add takes requantised words, unpooled")
+    if op == Op.LOAD_ADD and count != ADD_BEATS:
+        return Cause.FIELD, f"LOAD_ADD of {count} beats, not {ADD_BEATS}"
     if op == Op.COMPUTE:
         zero = [f for f in spec.flow.compute_fields if not h[f]]
         if zero:
@@ -84,6 +93,7 @@ class Machine:
         self.bias_reg = np.zeros(spec.cols, dtype=np.int64)
         self.q_scale = np.zeros(spec.cols, dtype=np.int64)    # fp32 bits per lane
         self.spads = {"filter": np.zeros((0, spec.rows), dtype=np.int64)}   # row-stationary
+        self.add = np.zeros(ADD_BEATS, dtype=np.int64)    # LOAD_ADD's words: rA, rB, fixed, range
         self.touched: dict[str, np.ndarray] = {}
 
 
@@ -104,7 +114,7 @@ def run(spec: Spec, frames: list[bytes], *, hazards: bool = True) -> list[bytes]
     #                  queued): buffer -> the words it touched
     out = []
     i = ncmd = 0
-    loads = (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT)
+    loads = (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT, Op.LOAD_ADD)
     while i < beats or (not whole and i == beats):
         if i + HEADER_WORDS > beats:
             raise CommandError(Cause.TRUNCATED, ncmd, i, f"the stream ends inside a header "
@@ -114,13 +124,14 @@ def run(spec: Spec, frames: list[bytes], *, hazards: bool = True) -> list[bytes]
         if bad:
             raise CommandError(bad[0], ncmd, i, bad[1], out)
         op, count = h["op"], h["count"]
-        if op in loads and i + HEADER_WORDS + count > beats:
-            raise CommandError(Cause.TRUNCATED, ncmd, i, f"the stream ends inside a "
-                               f"{Op(op).name} payload ({beats - i - HEADER_WORDS} of {count} "
-                               f"beats)", out)
+        takes = op in loads or (op == Op.STORE and h["add"])     # a payload of count beats
+        if takes and i + HEADER_WORDS + count > beats:
+            what = "STORE's residual" if op == Op.STORE else f"{Op(op).name}"
+            raise CommandError(Cause.TRUNCATED, ncmd, i, f"the stream ends inside a {what} "
+                               f"payload ({beats - i - HEADER_WORDS} of {count} beats)", out)
         i += HEADER_WORDS
         ncmd += 1
-        payload = stream[i * beat:(i + count) * beat] if op in loads else b""
+        payload = stream[i * beat:(i + count) * beat] if takes else b""
         # the front end runs LOADs and STOREs beside the executor's COMPUTEs (gen/isa.py):
         # without sync they must not touch what those touch
         if h["sync"] or op == Op.LOAD_BIAS:
@@ -156,16 +167,24 @@ def run(spec: Spec, frames: list[bytes], *, hazards: bool = True) -> list[bytes]
                 m.chan_quant[h["addr"]:h["addr"] + count] = vals
             m.q_scale = np.concatenate([m.q_scale, vals])[-spec.cols:]
             i += count
+        elif op == Op.LOAD_ADD:
+            m.add = unpack_lanes(payload, 32, 1, beat, False)[:, 0]
+            i += count
         elif op == Op.COMPUTE:
             for dst, y, init, base in spec.flow.isa_compute(spec, h, m):
                 m.obuf[dst] = wrap(y + base if init else m.obuf[dst] + y, spec.acc_bits)
         elif op == Op.STORE:
-            out.append(_store(spec, m, h, obeat))
+            if h["add"]:
+                res = unpack_lanes(payload, spec.out_bits, spec.cols, beat,
+                                   not h["res_unsigned"])
+                i += count
+            out.append(_store(spec, m, h, obeat, res if h["add"] else None))
     return out
 
 
-def _store(spec: Spec, m: Machine, h: dict, obeat: int) -> bytes:
-    """A STORE's output frame: the words requantised (or ReLU'd), then max-pooled."""
+def _store(spec: Spec, m: Machine, h: dict, obeat: int, residual=None) -> bytes:
+    """A STORE's output frame: the words requantised (or ReLU'd), then max-pooled, or added to
+    ``residual`` (its payload's words, with ``add``)."""
     count = h["count"]
     acc = m.obuf[h["oaddr"]:h["oaddr"] + count]
     if h["requant"]:   # fp32-exact; relu is folded into qmin by the host
@@ -176,8 +195,19 @@ def _store(spec: Spec, m: Machine, h: dict, obeat: int) -> bytes:
         bits = spec.out_bits
     else:
         y, bits = (np.maximum(acc, 0) if h["relu"] else acc), spec.acc_bits
+    if h["add"]:              # each lane: the Add of the requantised value and the residual
+        y = _add(m.add, y, residual, h["add_swap"])
     if h["pool"] and count:   # words in rows of pool_w, max over each window (per lane)
         kr, ks, pw = h["pool_r"], h["pool_s"], h["pool_w"]
         y = y.reshape(count // (kr * pw), kr, pw // ks, ks, -1).max(axis=(1, 3))
         y = y.reshape(-1, y.shape[-1])
     return pack_lanes(y, bits, obeat)
+
+
+def _add(words: np.ndarray, a: np.ndarray, b: np.ndarray, swap: int) -> np.ndarray:
+    """onnxruntime's QLinearAdd of the requantised words ``a`` and the residual ``b`` (or ``b``
+    and ``a`` with ``swap``) with LOAD_ADD's ``words``: fp32 rA, rB, fixed, then the range."""
+    ra, rb, fixed = (np.asarray(int(v), dtype=np.uint32).view(np.float32) for v in words[:3])
+    lo, hi = ((((int(words[3]) >> sh) & 0xFFFF) ^ 0x8000) - 0x8000 for sh in (0, 16))
+    A, B = (b, a) if swap else (a, b)
+    return qadd_int(A, B, ra, rb, fixed, lo, hi)

@@ -77,3 +77,110 @@ def test_add_quant_resolved_against_the_spec():
         AddQuant(f32(0.5), f32(0.5), f32(0), -1, 255).resolved(res)
     with pytest.raises(AccelgenError, match="keep this Add on the host"):
         AddQuant(f32(2.0 ** 70), f32(0.5), f32(0), -128, 127).resolved(res)
+
+
+# -- the conv + add layer kind through the tiler, the frames and the ISA machine ------------------
+
+_BUF = dict(input_depth=256, weight_depth=128, output_depth=64)
+
+
+def _random_add(spec, rng, conv_signed: bool):
+    """Random Add parameters: the conv's output and the residual each the Add's A or B, the
+    residual int8 or uint8, the output range signed, unsigned or ReLU-folded."""
+    ob = spec.out_bits
+    res_signed = bool(rng.random() < 0.5)
+    rlo, rhi = (-(1 << (ob - 1)), (1 << (ob - 1)) - 1) if res_signed else (0, (1 << ob) - 1)
+    out_signed = bool(rng.random() < 0.5)
+    lo, hi = (-(1 << (ob - 1)), (1 << (ob - 1)) - 1) if out_signed else (0, (1 << ob) - 1)
+    zc = int(rng.integers(lo, hi + 1))
+    if rng.random() < 0.3:
+        lo = zc                                          # a ReLU folded into the range
+    zconv = int(rng.integers(-(1 << (ob - 1)), 1 << (ob - 1)) if conv_signed
+                else rng.integers(0, 1 << ob))
+    zres = int(rng.integers(rlo, rhi + 1))
+    conv_q, res_q = (float(rng.uniform(0.005, 0.2)), zconv), (float(rng.uniform(0.005, 0.2)), zres)
+    swap = bool(rng.random() < 0.5)
+    a, b = (res_q, conv_q) if swap else (conv_q, res_q)
+    add = add_quant(a, b, (float(rng.uniform(0.01, 0.3)), zc), conv_is_b=swap,
+                    res_signed=res_signed, qmin=lo, qmax=hi)
+    return add, (rlo, rhi)
+
+
+def _isa_conv_add(spec, conv, seed):
+    from conftest import random_requant
+    from gen.isa import ADD_BEATS, Op
+    from gen.residual import ConvAdd
+    from sim import isa_model
+    from sim.flow import random_tensors
+    rng = np.random.default_rng(seed)
+    layer = ConvAdd(conv)
+    x, w, b = random_tensors(spec, conv, seed, bias=True)
+    quant = random_requant(spec, conv, x, w, b, seed)
+    add, (rlo, rhi) = _random_add(spec, rng, quant.signed)
+    res = rng.integers(rlo, rhi + 1, layer.output_shape)
+    prog = layer.plan(spec, bias=True, requant=True)
+    ops = [c.op for c in prog.commands]
+    assert ops.count(Op.LOAD_ADD) == 1 and ops.index(Op.LOAD_ADD) == ops.index(Op.STORE) - 1
+    assert all(c.header["add"] for c in prog.commands if c.op == Op.STORE)
+    assert next(c for c in prog.commands if c.op == Op.LOAD_ADD).count == ADD_BEATS
+    frames = layer.encode(prog, x, w, b, quant, residual=res, add=add)
+    y = layer.decode(prog, isa_model.run(spec, frames), quant, add=add)
+    want = layer.golden(spec, x, w, b, quant, residual=res, add=add)
+    assert y.shape == layer.output_shape
+    assert np.array_equal(y, want), (conv.describe(), add)
+    return layer, prog, (x, w, b, quant, res, add), y
+
+
+_OS_P = {"rows": ["P"], "cols": ["K"], "stationary": "output", "input": "forward",
+         "weight": "forward", "psum": "in_place"}
+
+
+@pytest.mark.parametrize("engine", ["ws", "os", "nlr", "is", "rs"])
+def test_isa_conv_add_layers_equal_golden(engine):
+    """Random convs (stride, padding, dilation, groups, batches; small buffers that cut the map
+    into many tiles, K tiles and row bands, im2col and strided 1x1 rewrites) with random Adds,
+    through the tiler, the frames and the ISA machine, equal the golden model."""
+    from conftest import make_spec
+    from gen.layer import ConvLayer
+    rng = np.random.default_rng(41)
+    spec = make_spec(name=f"res_{engine}", rows=4, cols=3, dataflow=engine, postproc=True,
+                     residual=True, **_BUF)
+    done = 0
+    while done < 25:
+        dims = dict(C=int(rng.integers(1, 9)), H=int(rng.integers(2, 12)),
+                    W=int(rng.integers(2, 12)), K=int(rng.integers(1, 8)),
+                    R=int(rng.integers(1, 4)), S=int(rng.integers(1, 4)),
+                    N=int(rng.integers(1, 3)), stride=int(rng.integers(1, 3)),
+                    pad=int(rng.integers(0, 2)), dilation=int(rng.integers(1, 3)))
+        g = int(rng.choice([1, 1, 2]))
+        if dims["C"] % g or dims["K"] % g:
+            g = 1
+        try:
+            conv = ConvLayer(**dims, groups=g)
+        except AccelgenError:       # the filter does not fit the map
+            continue
+        try:
+            _isa_conv_add(spec, conv, int(rng.integers(1 << 30)))
+        except AccelgenError as e:
+            assert "buffers" in str(e) or "weight_depth" in str(e), e
+            continue
+        done += 1
+
+
+def test_the_add_changes_the_outputs_and_swap_matters():
+    """The ISA machine's add is not a no-op, and add_swap picks which input is which."""
+    import dataclasses
+
+    from conftest import make_spec
+    from gen.layer import ConvLayer
+    from sim import isa_model
+    spec = make_spec(name="res", rows=4, cols=4, postproc=True, residual=True, **_BUF)
+    conv = ConvLayer(C=5, H=6, W=5, K=6, R=3, S=3, pad=1)
+    layer, prog, (x, w, b, quant, res, add), y = _isa_conv_add(spec, conv, 3)
+    plain = conv.golden(spec, x, w, b, quant)
+    assert not np.array_equal(y, plain)
+    other = dataclasses.replace(add, swap=not add.swap)
+    y2 = layer.decode(prog, isa_model.run(spec, layer.encode(prog, x, w, b, quant, residual=res,
+                                                             add=other)), quant, add=add)
+    assert not np.array_equal(y2, y)
+    assert np.array_equal(y2, layer.golden(spec, x, w, b, quant, residual=res, add=other))
