@@ -76,7 +76,9 @@ class FrontEnd(wiring.Component):
         base = Mux(h.op == Op.LOAD_WEIGHT, h.waddr,   # the first buffer address
                    Mux(h.op == Op.STORE, h.oaddr, h.addr))
         pooling = (h.op == Op.STORE) & h.pool
-        return {"compute": h.op == Op.COMPUTE, "ok": executor_class(spec).compute_ok(h),
+        ok = executor_class(spec).compute_ok(h)
+        return {"compute": h.op == Op.COMPUTE, "ok": ok,
+                "cq": (h.op == Op.COMPUTE) & ok,    # a COMPUTE the queue takes unless past
                 "nopool": 0 if spec.pool else pooling,   # a pooling STORE, no pooling unit
                 "pooled": pooling if spec.pool else 0,   # its windows checked: PoolCheck
                 "all": h.sync | (h.op == Op.LOAD_BIAS),   # waits for every COMPUTE
@@ -103,15 +105,19 @@ class FrontEnd(wiring.Component):
         with m.If(queue.valid & queue.ready):
             m.d.sync += queue.valid.eq(0)
 
-        # COMPUTEs queued and not yet fully written, with registered flags n_out == 0, <= 1
+        # COMPUTEs queued and not yet fully written, with registered flags n_out == 0, <= 1,
+        # and n_out + 1, n_out - 1 (mod its width), so a dispatch only selects the next count
         n_out = Signal(range(L + RL + 8))   # (a COMPUTE lasts at least 3 cycles)
+        n_inc = Signal(len(n_out), init=1)
+        n_dec = Signal(len(n_out), init=(1 << len(n_out)) - 1)
         n_zero, n_le1 = Signal(init=1), Signal(init=1)
         x_queue = Signal()                   # a COMPUTE enters the queue
-        m.d.sync += n_out.eq(n_out + x_queue - self.done)
         with m.If(x_queue & ~self.done):
-            m.d.sync += [n_zero.eq(0), n_le1.eq(n_zero)]
+            m.d.sync += [n_out.eq(n_inc), n_inc.eq(n_inc + 1), n_dec.eq(n_out),
+                         n_zero.eq(0), n_le1.eq(n_zero)]
         with m.Elif(self.done & ~x_queue):
-            m.d.sync += [n_zero.eq(n_out == 1), n_le1.eq(n_out <= 2)]
+            m.d.sync += [n_out.eq(n_dec), n_inc.eq(n_out), n_dec.eq(n_dec - 1),
+                         n_zero.eq(n_out == 1), n_le1.eq(n_out <= 2)]
         with m.If(cnt_dec):
             m.d.sync += [cnt.eq(cnt - 1), cnt_nz.eq(~cnt_one), cnt_one.eq(cnt == 2)]
         # the command in DISP, decoded as its last header word arrives: dispatch decisions start
@@ -128,7 +134,8 @@ class FrontEnd(wiring.Component):
         # the header's last beat on; its dispatch waits for the verdict
         pool_wait, pool_bad = self._pool_check(m, d, new, cmd, take & (hidx == HEADER_WORDS - 1))
         if self.checks:   # the registered flags equal what they shadow
-            self._assert_flags(m, d, cmd, exe, n_out, n_zero, n_le1, cnt, cnt_nz, cnt_one)
+            self._assert_flags(m, d, cmd, exe, (n_out, n_inc, n_dec, n_zero, n_le1),
+                               cnt, cnt_nz, cnt_one)
 
         for wr in (self.ibuf_wr, self.wbuf_wr, self.bias_wr, self.quant_wr):
             m.d.comb += [wr.addr.eq(ptr), wr.data.eq(s_axis.tdata)]
@@ -161,6 +168,9 @@ class FrontEnd(wiring.Component):
                 self._soft_reset(m, hidx)
 
             with m.State("DISP"):
+                # a COMPUTE enters the queue: four registers (the refusals and waits below
+                # leave exactly these for a COMPUTE; asserted under checks)
+                m.d.comb += x_queue.eq(d["cq"] & ~d["past"] & ~queue.valid)
                 # a LOAD's or STORE's counter and pointer, loaded whatever the command (only
                 # LOAD and STORE use them), so they wait for no dispatch decision
                 m.d.sync += [cnt.eq(cmd.count), cnt_nz.eq(d["count"]), cnt_one.eq(d["one"]),
@@ -177,6 +187,8 @@ class FrontEnd(wiring.Component):
                                               Mux(d["past"], Cause.ADDRESS,
                                                   Mux(d["nopool"] | pool_bad, Cause.FIELD,
                                                       0)))))
+                if self.checks:
+                    m.d.sync += Assert(~x_queue | ((refuse == 0) & ~wait), "x_queue")
                 with m.If(refuse != 0):
                     m.d.sync += self.error.eq(1)
                     with m.If(~self.error):
@@ -194,7 +206,8 @@ class FrontEnd(wiring.Component):
                                      p.wbot.eq(cmd.waddr + (spec.rows - 1))]
                         m.d.sync += [getattr(p.one, n).eq(getattr(cmd, n) == 1) for n in "pqrs"]
                         m.d.sync += [getattr(p.two, n).eq(getattr(cmd, n) == 2) for n in "pqrs"]
-                        m.d.comb += x_queue.eq(d["ok"])
+                        if self.checks:
+                            m.d.sync += Assert(x_queue == d["ok"], "x_queue")
 
             with m.State("LOAD"):
                 m.d.comb += [s_axis.tready.eq(1), self.waiting_input.eq(1)]
@@ -251,7 +264,7 @@ class FrontEnd(wiring.Component):
             m.d.sync += Assert(~d["pooled"] | chk.busy | (chk.ok == tiles), "pool check")
         return d["pooled"] & chk.busy, d["pooled"] & ~chk.busy & ~chk.ok
 
-    def _assert_flags(self, m, d, cmd, exe, n_out, n_zero, n_le1, cnt, cnt_nz, cnt_one):
+    def _assert_flags(self, m, d, cmd, exe, count, cnt, cnt_nz, cnt_one):
         """Simulation assertions: each registered flag equals the expression it shadows."""
         spec, queue = self.spec, self.compute
         ref = 0       # past its buffer, at full width
@@ -267,6 +280,9 @@ class FrontEnd(wiring.Component):
         # (a COMPUTE refused for a zero field first may wrap in the registered decision)
         m.d.sync += [Assert((d[n] == v) | ((n == "past") & d["compute"] & ~d["ok"]),
                             f"d_{n}") for n, v in self._decode(cmd, ref).items()]
+        n_out, n_inc, n_dec, n_zero, n_le1 = count
+        m.d.sync += [Assert(n_inc == (n_out + 1)[:len(n_out)], "n_inc"),
+                     Assert(n_dec == (n_out - 1)[:len(n_out)], "n_dec")]
         m.d.sync += [Assert(n_zero == (n_out == 0), "n_zero"),
                      Assert(n_le1 == (n_out <= 1), "n_le1"),
                      Assert(cnt_nz == (cnt != 0), "cnt_nz"),
