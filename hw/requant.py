@@ -9,7 +9,8 @@ this unit computes the same function without a floating-point unit, per lane, in
 
 1. ``a = |acc|``; the scale's exponent ``e`` and significand ``M = 1.frac`` (23 + 1 bits).
 2.–4. normalise ``a`` (shift left by ``2**k`` while its top ``2**k`` bits are zero, two steps a
-   stage); ``ea`` = the position of ``a``'s leading one.
+   stage, both tests on the stage's input and one multiplexer); ``ea`` = the position of ``a``'s
+   leading one.
 5. round the normalised ``a`` to 24 significant bits, ties to even (only when ``acc_bits > 24``).
 6. a carry out of the top renormalises: ``fp32(acc) = ±Fm·2**(ea-23)`` with
    ``2**23 <= Fm < 2**24``, exactly the int-to-float conversion; ``u0 = 150 - ea - e``. These
@@ -27,8 +28,8 @@ this unit computes the same function without a floating-point unit, per lane, in
    narrower, so ``q`` saturates; ``u >= 25`` means ``|f| <= 1/2``, which rounds to 0 (an exact
    1/2 is a tie to even: 0). Only ``out_bits + 2`` shifts remain between: a small multiplexer.
 14. ``t = zp ± q`` (the product's sign: the accumulator's xor the scale's); beside it whether
-   ``t < qmin`` and ``t > qmax``, as compares of ``q`` with bounds stage 13 derived from
-   ``zp``, ``qmin``, ``qmax`` and the sign.
+   ``t < qmin`` and ``t > qmax``, as compares of ``q`` with bounds on it for the sign (stage 13
+   selects between two registers the lanes share, derived from ``zp``, ``qmin``, ``qmax``).
 15. clamp ``t`` to ``[qmin, qmax]`` (a multiplexer); the output is its low ``out_bits`` bits.
 
 No stage holds more than a DSP, a carry chain or a few LUT levels (ECP5: see /work/notes/rq.md).
@@ -139,12 +140,21 @@ class Fp32Requantizer(wiring.Component):
             m.d.sync += [r.eq(v) for r, v in zip(cur, par[-1], strict=True)]
             par.append(cur)
         par += [par[-1]] * (self.latency - len(par))
+        # the clamp's bounds on q for either sign (stage 13 selects by the lane's sign), shared
+        # by the lanes: registers of stage 12 from the parameters of stage 11
+        zp, qmin, qmax = par[11]
+        cw = signed(ob + 4)
+        bounds = {}
+        for n, v in (("lo_n", zp - qmin + 1), ("lo_p", qmin - zp),
+                     ("hi_n", zp - qmax), ("hi_p", qmax - zp + 1)):
+            bounds[n] = Signal(cw, name=f"s12_{n}", reset_less=True)
+            m.d.sync += bounds[n].eq(v)
         for j in range(self._lanes):
-            out = self._lane(m, j, self.i[j], self.scale[j], par)
+            out = self._lane(m, j, self.i[j], self.scale[j], par, bounds)
             m.d.comb += self.o[j].eq(out)
         return m
 
-    def _lane(self, m, j, acc, scale, par):
+    def _lane(self, m, j, acc, scale, par, bounds):
         W, ob = self._acc_bits, self._out_bits
         stage = [0]
 
@@ -169,24 +179,31 @@ class Fp32Requantizer(wiring.Component):
         p["zero"] = p["mag"] == 0          # (registered with the next stage)
         keep = ("neg",) if self.held else ("neg", "exp", "frac")
 
-        # 2.-4. normalise: shift left by 2**k while the top 2**k bits are zero, two steps a stage
+        # 2.-4. normalise: shift left by 2**k while the top 2**k bits are zero, two steps a
+        # stage; both steps' tests read the stage's input (the second's top bits as the first
+        # step would leave them), so a stage is the tests and one multiplexer of the shifts,
+        # not a test, a shift, a test and a shift in a row; lz's bit log2(k): step k shifted
         lz_bits = max(1, W.bit_length())
         steps = [1 << k for k in reversed(range((W - 1).bit_length()))]
         steps = [None] * (6 - len(steps)) + steps          # acc_bits <= 64: at most 6 steps
-        v, lz = p["mag"], Const(0, lz_bits)
+        v, lz = p["mag"], [Const(0, 1)] * lz_bits
         for g in range(3):
-            for k in steps[2 * g:2 * g + 2]:
-                if k is None:
-                    continue
-                top_zero = v[W - k:] == 0
-                v2 = Signal(unsigned(W), name=f"norm{k}_{j}")
-                lz2 = Signal(unsigned(lz_bits), name=f"lz{k}_{j}")
-                m.d.comb += [v2.eq(Mux(top_zero, v << k, v)), lz2.eq(lz + Mux(top_zero, k, 0))]
-                v, lz = v2, lz2
+            pair = [k for k in steps[2 * g:2 * g + 2] if k is not None]
+            if len(pair) == 2:
+                a, b = pair
+                za = v[W - a:] == 0
+                zb = Mux(za, (v << a)[:W][W - b:] == 0, v[W - b:] == 0)
+                v = Mux(za, Mux(zb, v << (a + b), v << a), Mux(zb, v << b, v))
+                lz[a.bit_length() - 1], lz[b.bit_length() - 1] = za, zb
+            elif pair:
+                za = v[W - pair[0]:] == 0
+                v = Mux(za, v << pair[0], v)
+                lz[pair[0].bit_length() - 1] = za
             zero = (p["zero"] | (fld(p, "exp") == 0)) if g == 0 else p["zero"]
-            p = regs(v=(unsigned(W), v), lz=(unsigned(lz_bits), lz), zero=zero,
+            p = regs(v=(unsigned(W), v), lz=(unsigned(lz_bits), Cat(*lz)), zero=zero,
                      **{k: p[k] for k in keep})
-            v, lz = p["v"], p["lz"]
+            v, lz = p["v"], [p["lz"][i] for i in range(lz_bits)]
+        lz = p["lz"]
 
         # 5. round to 24 significant bits (fp32(acc)), a carry out of the top renormalises:
         # ea = W - 1 - lz + carry; e1 = 150 - (W - 1 - lz) - e, so u0 = e1 - carry
@@ -253,12 +270,12 @@ class Fp32Requantizer(wiring.Component):
         q = Mux(p["sat"], 1 << (ob + 1), Mux(p["zero"], 0, p["q0"] + p["up"]))
         # (13.) the clamp's bounds as bounds on q, by the sign: t = zp - q < qmin when
         # q >= zp - qmin + 1, t = zp + q < qmin when not q >= qmin - zp; likewise for qmax
-        zp, qmin, qmax = par[12]
+        # (both signs' bounds are the shared registers ``bounds``)
         neg = p["neg"]
         cw = signed(ob + 4)
         p = regs(q=(unsigned(qw), q), neg=neg,
-                 clo=(cw, Mux(neg, zp - qmin + 1, qmin - zp)),
-                 chi=(cw, Mux(neg, zp - qmax, qmax - zp + 1)))
+                 clo=(cw, Mux(neg, bounds["lo_n"], bounds["lo_p"])),
+                 chi=(cw, Mux(neg, bounds["hi_n"], bounds["hi_p"])))
 
         # 14. the zero point, and whether t lies below or above the range (compares of q with
         # the stage's registers: on FPGAs a carry chain each, beside the add)
