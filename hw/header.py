@@ -12,31 +12,24 @@ earlier words) and registers a value as beat ``b`` arrives, so the work spreads 
 second, whether a COMPUTE's footprint does (hw/footprint.py), with products of fields from
 :meth:`HeaderBeats.product`: a multiplier whose operands and product are plain registers (no
 enable, no reset), which fpga/absorb.py folds into an ECP5 ``MULT18X18D``'s own input and output
-registers (a multiplier's combinational path between fabric registers took 12.8 ns there).
+registers (a multiplier's combinational path between fabric registers took 12.8 ns there), and
+then a copy of the product in a fabric register, so no logic follows the route from the DSP.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Mux, Signal, Value, unsigned
+from amaranth.hdl import Mux, Signal, Value
 
 from gen.isa import HEADER_FIELDS, HEADER_WORDS
 
-__all__ = ["HeaderBeats", "Sat", "LAST", "SAT_BITS"]
+__all__ = ["HeaderBeats", "LAST", "SAT_BITS"]
 
 #: the header's last beat: what is decided as it arrives is registered for DISP
 LAST = HEADER_WORDS - 1
-#: sums of products are kept to this many bits and a flag above it: a buffer depth is at most
-#: 2**16 (gen/spec.py), and a product ``x * y`` of header fields (``y`` < 2**16) reaching 2**18
-#: makes ``(x - 1) * y`` reach 2**17, so such a sum is past any buffer
+#: a product of header fields at ``2**SAT_BITS`` or more is past any buffer, so only its low bits
+#: need adding: a buffer depth is at most 2**16 (gen/spec.py), and a product ``x * y`` of header
+#: fields (``y`` < 2**16) reaching 2**18 makes ``(x - 1) * y`` reach 2**17
 SAT_BITS = 19
-
-
-class Sat:
-    """A non-negative value as its low :data:`SAT_BITS` bits ``lo`` and ``big`` (it is
-    ``2**SAT_BITS`` or more)."""
-
-    def __init__(self, lo, big):
-        self.lo, self.big = lo, big
 
 
 class HeaderBeats:
@@ -70,25 +63,19 @@ class HeaderBeats:
             self.m.d.sync += sig.eq(value)
         return sig
 
-    def sat(self, terms, b: int, name: str = "hs") -> Sat:
-        """The sum of the non-negative ``terms``, registered saturated as beat ``b`` arrives:
-        one carry chain over their low bits beside an OR of their high bits."""
-        lo = sum(Value.cast(t)[:SAT_BITS] for t in terms)
-        big = lo[SAT_BITS:].any()
-        for t in terms:
-            big = big | Value.cast(t)[SAT_BITS:].any()
-        return Sat(self.latch(lo[:SAT_BITS], b, unsigned(SAT_BITS), name),
-                   self.latch(big, b, unsigned(1), name + "b"))
-
-    def product(self, a, b, beat: int, widths: tuple[int, int], name: str = "hm"):
+    def product(self, a, b, beat: int, widths: tuple[int, int], name: str = "hm", *,
+                both: bool = False):
         """``a * b`` (their low ``widths`` bits, unsigned, at most 18 each) of two values on
         hand as beat ``beat`` arrives, with no arithmetic before the multiplier: a register from
-        beat ``beat + 2`` on, until the next header's beat ``beat``. Each operand is a plain
+        beat ``beat + 3`` on, until the next header's beat ``beat``. Each operand is a plain
         register (it loads every cycle: the multiplier's input register) that follows the value
         while the front end waits for beat ``beat`` (``hidx``, a register, selects; no
         handshake) and then holds it through a twin register (each reloads from the other;
         they always agree, and neither has an enable); the product is a plain register (the
-        multiplier's output register)."""
+        multiplier's output register, from beat ``beat + 2``), copied to another plain register
+        in the fabric (the route from the DSP column took 4.5 ns of a 8.9 ns path into a
+        carry chain on ECP5, ws_8x8 seed 3), which this returns. ``both``: the pair (the
+        multiplier's output register, its copy)."""
         at = self.hidx == beat
         ops = []
         for v, w in zip((a, b), widths, strict=True):
@@ -100,5 +87,6 @@ class HeaderBeats:
             self.m.d.sync += [reg.eq(Mux(at, v, twin)), twin.eq(Mux(at, v, reg))]
             ops.append(reg)
         out = Signal(sum(widths), name=f"{name}{self._n}_out", reset_less=True)
-        self.m.d.sync += out.eq(ops[0] * ops[1])
-        return out
+        fab = Signal(sum(widths), name=f"{name}{self._n}_fab", reset_less=True)
+        self.m.d.sync += [out.eq(ops[0] * ops[1]), fab.eq(out)]
+        return (out, fab) if both else fab

@@ -328,8 +328,9 @@ def _random_pool_store(rng, spec):
                       "pool_s": ks, "pool_w": pw, "sync": rng.randrange(2)}
 
 
-@pytest.mark.parametrize("flow", ["ws", "os", "is", "nlr", "rs"])
-def test_commands_refused_like_the_isa_machine(flow):
+@pytest.mark.parametrize("flow,rows", [("ws", 4), ("os", 4), ("is", 4), ("nlr", 4), ("rs", 4),
+                                       ("ws", 3)])
+def test_commands_refused_like_the_isa_machine(flow, rows):
     """A LOAD or STORE whose words run past its buffer, or a COMPUTE whose footprint does, is
     refused with ADDRESS exactly when the ISA machine refuses it (sim/isa_model.py
     check_command; the decision, built as the header arrives, is asserted against its full-width
@@ -337,7 +338,8 @@ def test_commands_refused_like_the_isa_machine(flow):
     words (or on a spec without the pooling unit: is, rs) with FIELD (hw/poolcheck.py, asserted
     against its arithmetic form); headers arrive back to back or with gaps."""
     from sim.isa_model import check_command
-    spec = make_spec(rows=4, cols=4, dataflow=flow, input_depth=300, weight_depth=200,
+    # (rows = 3: the weight words r*s*rows are a second multiplier's product, hw/footprint.py)
+    spec = make_spec(rows=rows, cols=4, dataflow=flow, input_depth=300, weight_depth=200,
                      output_depth=100, pool=flow in ("ws", "os", "nlr"))
     dut = FrontEnd(spec, checks=True)
     rng = random.Random(5)
