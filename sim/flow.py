@@ -256,14 +256,15 @@ def native_program(program: Program, frames: list[bytes]) -> native.NativeProgra
 
 
 def layer_program(spec: Spec, layer: Layer, x, w, bias=None, quant=None,
-                  relu: bool = False) -> tuple[Program, list[bytes]]:
+                  relu: bool = False, **added) -> tuple[Program, list[bytes]]:
     """``layer``'s Program on ``spec`` and its input frames for the tensors (checked against the
-    spec's precisions) and the requantisation ``quant`` (checked against the Program)."""
+    spec's precisions) and the requantisation ``quant`` (checked against the Program);
+    ``added``: a gen/residual.py ConvAdd's ``residual`` and ``add``."""
     x, w, bias = framing.check_tensors(spec, layer, x, w, bias)
     program = layer.plan(spec, bias=bias is not None, requant=quant is not None, relu=relu)
     if quant is not None:
         framing.check_quant(program, quant)
-    return program, layer.encode(program, x, w, bias, quant)
+    return program, layer.encode(program, x, w, bias, quant, **added)
 
 
 def check_refused(counters: dict, job_dir: Path) -> None:

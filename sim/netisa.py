@@ -4,7 +4,11 @@ reference machine.
 Each node gen/network/lower.py lowers (QLinearConv, QLinearMatMul, QLinearGlobalAveragePool) is
 tiled by today's ``gen.tiler.plan``, encoded by ``gen.frames.encode`` and executed by
 ``sim.isa_model.run``: the node's int32 accumulators come from the accelerator's command stream.
-Requantisation and every other op run on the host in exact numpy (sim/netgolden.py).
+Requantisation and every other op run on the host in exact numpy (sim/netgolden.py), except a
+QLinearAdd that gen/network/addfuse.py fuses into the conv producing one of its inputs on a spec
+with the residual unit: that conv then also runs with its requantisation and the Add on the STORE
+path (gen/residual.py, the Add's other input from the run's tensors as the residual), and the
+Add's output comes from the ISA machine, checked against the reference's.
 :func:`ort_accumulators` gets onnxruntime's own int32 accumulators for a node (its
 ConvInteger/MatMulInteger kernels, plus the bias; a global average pool's ReduceSum) to check
 them directly.
@@ -18,7 +22,9 @@ import time
 import numpy as np
 
 from gen.network import lower as low
+from gen.network.addfuse import fusable_add, residual_input
 from gen.network.graph import Graph, Node
+from gen.residual import ConvAdd
 
 from . import netgolden
 
@@ -30,14 +36,23 @@ class LayerRun:
     node: str
     layer: str                  # the hardware layer, ConvLayer.describe()
     acc: np.ndarray             # the ISA model's int32 accumulators
-    reference_equal: bool       # equal to sim/netgolden.py's accumulators
+    reference_equal: bool       # equal to sim/netgolden.py's accumulators (and a fused Add's
+    #                             output to its reference)
     seconds: float
+    add: str | None = None      # the QLinearAdd run on the layer's STORE path
 
 
 def run(spec, graph: Graph, inputs, *, layers: list | None = None):
-    """Every tensor of the network, with the lowered layers' accumulators from the ISA model. Returns
-    ``(env, [LayerRun])``."""
+    """Every tensor of the network, with the lowered layers' accumulators from the ISA model (and
+    the fused Adds' outputs, on a spec with the residual unit). Returns ``(env, [LayerRun])``."""
     runs = [] if layers is None else layers
+    fused = {}                          # conv name -> its fused QLinearAdd
+    if spec.residual:
+        for n in graph.nodes:
+            add = fusable_add(spec, graph, n)[1]
+            if add is not None:
+                fused[n.name] = add
+    into = {a.name: c for c, a in fused.items()}
 
     def on_isa(graph, node, env):
         t0 = time.monotonic()
@@ -45,11 +60,27 @@ def run(spec, graph: Graph, inputs, *, layers: list | None = None):
         hw = low.lower(spec, graph, node, x)
         acc = low.accumulators_on_isa(spec, hw)
         ref = netgolden.reference_acc(graph, node, x)
-        runs.append(LayerRun(node.name, hw.layer.describe(), acc, bool(np.array_equal(acc, ref)),
-                             time.monotonic() - t0))
-        return low.requantize(graph, node, acc)
+        ok = bool(np.array_equal(acc, ref))
+        out = low.requantize(graph, node, acc)
+        add = fused.get(node.name)
+        if add is not None:             # the Add on the STORE path: its output leaves
+            res = env[residual_input(add, node)]
+            got = low.outputs_on_isa(spec, graph, node, hw, ConvAdd(hw.layer), add=add,
+                                     residual=res)
+            want = netgolden.run_node(graph, add, {node.output: out,
+                                                   residual_input(add, node): res})
+            ok, out = ok and bool(np.array_equal(got, want)), got
+        runs.append(LayerRun(node.name, hw.layer.describe(), acc, ok, time.monotonic() - t0,
+                             add and add.name))
+        return out
 
-    env = netgolden.run(graph, inputs, hooks={op: on_isa for op in low.LOWERED_OPS})
+    def on_add(graph, node, env):
+        if node.name in into:           # computed on its conv's STORE path
+            return env.pop(graph.node(into[node.name]).output)
+        return netgolden.run_node(graph, node, env)
+
+    hooks = {op: on_isa for op in low.LOWERED_OPS} | {"QLinearAdd": on_add}
+    env = netgolden.run(graph, inputs, hooks=hooks)
     return env, runs
 
 

@@ -11,6 +11,8 @@ the host (sim/netgolden.py's fp32 steps, onnxruntime's arithmetic). A MaxPool fu
 conv (gen/network/poolfuse.py) comes out of that conv's STORE path (its requantised outputs
 pooled, or its accumulators, requantised here: max commutes with the monotone
 requantisation): the conv's own output never leaves the chip, so the run has no tensor for it.
+So does a QLinearAdd fused into a conv (gen/network/addfuse.py): the conv's layer takes the Add's
+other input from the run's tensors as its residual and returns the Add's output.
 Every other node runs on the host in exact numpy. The chain (:func:`run`) is the reference run:
 each layer takes the previous layer's output as the hardware produced it, every layer in one
 simulator process with the native driver (sim/session.py hands it the programs one at a time).
@@ -31,10 +33,12 @@ import numpy as np
 
 from gen.errors import AccelgenError
 from gen.network import lower as low
+from gen.network.addfuse import add_params_of, residual_input
 from gen.network.graph import Graph, Node
 from gen.network.placement import Step
 from gen.network.poolfuse import pool_window
 from gen.pooled import ConvPool
+from gen.residual import ConvAdd
 
 from . import golden, netgolden
 from .netgolden import reference_acc
@@ -92,34 +96,44 @@ def _job_name(i: int, node: str) -> str:
 
 
 def run_layer(spec, graph: Graph, node: Node, x, *, on_chip: bool, pool: Node | None,
-              model_cycles: int, backend: str, simulate=None) -> tuple[LayerResult, np.ndarray]:
+              model_cycles: int, backend: str, simulate=None, add: Node | None = None,
+              residual=None) -> tuple[LayerResult, np.ndarray]:
     """One accelerator ``node`` on its integer input ``x``: lowered, run on ``backend`` and
     compared with the numpy reference's result for the same input. ``on_chip``: requantised on
     the STORE path (the node's output comes back), else int32 accumulators (requantised here);
-    ``pool``: the MaxPool its STORE path pools with (the MaxPool's output comes back).
-    ``simulate(program, frames)`` runs a Program on the RTL (a sim/flow.py ``ProgramRun``).
-    Returns the :class:`LayerResult` and the node's output."""
+    ``pool``: the MaxPool its STORE path pools with (the MaxPool's output comes back); ``add``:
+    the QLinearAdd its STORE path adds with ``residual``, the Add's other input (the Add's
+    output comes back). ``simulate(program, frames)`` runs a Program on the RTL (a sim/flow.py
+    ``ProgramRun``). Returns the :class:`LayerResult` and the node's output."""
     t0 = time.monotonic()
     hw = low.lower(spec, graph, node, x)
-    layer = hw.layer if pool is None else ConvPool(hw.layer, *pool_window(pool))
+    layer = (ConvPool(hw.layer, *pool_window(pool)) if pool is not None
+             else ConvAdd(hw.layer) if add is not None else hw.layer)
     quant = low.requant_params(graph, node) if on_chip else None
+    added = {} if add is None else {"residual": residual,
+                                    "add": add_params_of(graph, node, add)}
     cycles = counters = None
     if backend == "rtl":
         from .flow import layer_program
-        program, frames = layer_program(spec, layer, hw.x, hw.w, hw.bias, quant)
+        program, frames = layer_program(spec, layer, hw.x, hw.w, hw.bias, quant, **added)
         res = simulate(program, frames)
         cycles, counters = int(res.counters["cycles"]), res.counters
-        y = layer.decode(program, res.outputs, quant)
-        got = (low.finish_outputs(graph, node, hw, y) if quant is not None
+        y = layer.decode(program, res.outputs, quant,
+                         **({"add": added["add"]} if added else {}))
+        got = (low.finish_outputs(graph, add or node, hw, y) if quant is not None
                else low.finish(hw, y))
     elif quant is not None:
-        got = low.outputs_on_isa(spec, graph, node, hw, layer)
+        fused = {} if add is None else {"add": add, "residual": residual}
+        got = low.outputs_on_isa(spec, graph, node, hw, layer, **fused)
     else:
         got = low.accumulators_on_isa(spec, hw, layer)
     if quant is not None:          # the node's output, requantised on the STORE path
         ref = netgolden.run_node(graph, node, {node.inputs[0]: x})
         if pool is not None:       # ... and pooled there: the MaxPool's output
             ref = netgolden.run_node(graph, pool, {node.output: ref})
+        if add is not None:        # ... or added to the residual there: the Add's output
+            ref = netgolden.run_node(graph, add, {node.output: ref,
+                                                  residual_input(add, node): residual})
         mm = first_difference(got, ref)
         out = got
     else:                          # int32 accumulators (max-pooled), requantised here
@@ -137,9 +151,9 @@ def _on_host(seconds: dict, by_node: dict):
     """The hook that runs a host node in exact numpy, timing it into ``seconds``."""
     def on_host(graph, node, env):
         if by_node[node.name].fused_into:
-            # pooled on its conv's STORE path: the conv's output, which never left the chip,
-            # held the pooled map; it becomes this node's
-            return env.pop(node.inputs[0])
+            # pooled or added on its conv's STORE path: the conv's output, which never left
+            # the chip, held the pooled map or the Add's output; it becomes this node's
+            return env.pop(graph.node(by_node[node.name].fused_into).output)
         t0 = time.monotonic()
         y = netgolden.run_node(graph, node, env)
         seconds[node.name] = time.monotonic() - t0
@@ -216,7 +230,8 @@ def run(spec, graph: Graph, inputs, steps: list[Step], *, backend: str = "rtl",
         r, out = run_layer(spec, graph, node, env[node.inputs[0]],
                            on_chip=step.requant_on_chip, pool=step.pool,
                            model_cycles=step.model.cycles, backend=backend,
-                           simulate=simulator and (lambda p, f: simulator(p, f, job)))
+                           simulate=simulator and (lambda p, f: simulator(p, f, job)),
+                           add=step.add, residual=_residual(step, env))
         results.append(r)
         if on_done:
             on_done(step, r)
@@ -238,22 +253,33 @@ def run(spec, graph: Graph, inputs, steps: list[Step], *, backend: str = "rtl",
     return NetRun(env, results, host_seconds)
 
 
+def _residual(step: Step, env: dict):
+    """The fused Add's other input from the run's tensors (None without a fused Add)."""
+    return None if step.add is None else env[residual_input(step.add, step.node)]
+
+
 def _layer_graph(graph: Graph, step: Step) -> Graph:
-    """The part of ``graph`` one accelerator step needs: its node (and fused MaxPool) and their
-    input and output tensors."""
-    nodes = [step.node] + ([step.pool] if step.pool is not None else [])
+    """The part of ``graph`` one accelerator step needs: its node (and fused MaxPool or Add) and
+    their input and output tensors (a fused Add's other input too)."""
+    fused = step.pool if step.pool is not None else step.add
+    nodes = [step.node] + ([fused] if fused is not None else [])
     names = [step.node.inputs[0]] + [n.output for n in nodes]
-    return Graph(graph.name, nodes, {n: graph.tensors[n] for n in names}, names[:1],
+    extra = [] if step.add is None else [residual_input(step.add, step.node)]
+    return Graph(graph.name, nodes, {n: graph.tensors[n] for n in names + extra}, names[:1],
                  names[-1:], graph.fmt)
 
 
 def verify_layer(spec, graph: Graph, x, on_chip: bool, model_cycles: int, backend: str,
-                 sim: str, driver: str, job_dir: str | None):
+                 sim: str, driver: str, job_dir: str | None, residual=None):
     """The task :func:`verify` hands to a worker: the node of ``graph`` (from
-    :func:`_layer_graph`, with its fused MaxPool) on the reference's input ``x``, in its own
-    simulator process (in ``job_dir``, or a temporary folder)."""
-    node, pool = graph.nodes[0], (graph.nodes[1] if len(graph.nodes) > 1 else None)
-    kw = dict(on_chip=on_chip, pool=pool, model_cycles=model_cycles, backend=backend)
+    :func:`_layer_graph`, with its fused MaxPool or Add) on the reference's input ``x`` (and a
+    fused Add's other input ``residual``), in its own simulator process (in ``job_dir``, or a
+    temporary folder)."""
+    node, fused = graph.nodes[0], (graph.nodes[1] if len(graph.nodes) > 1 else None)
+    pool = fused if fused is not None and fused.op == "MaxPool" else None
+    add = fused if fused is not None and fused.op == "QLinearAdd" else None
+    kw = dict(on_chip=on_chip, pool=pool, model_cycles=model_cycles, backend=backend,
+              add=add, residual=residual)
     if backend != "rtl":
         return run_layer(spec, graph, node, x, **kw)
     from . import flow
@@ -288,7 +314,7 @@ def verify(spec, graph: Graph, inputs, steps: list[Step], *, jobs: int | None = 
         job = (str(Path(work_dir) / _job_name(index[s.node.name], s.node.name))
                if work_dir is not None and backend == "rtl" else None)
         tasks.append((spec, _layer_graph(graph, s), ref[s.node.inputs[0]], s.requant_on_chip,
-                      s.model.cycles, backend, sim, driver, job))
+                      s.model.cycles, backend, sim, driver, job, _residual(s, ref)))
     if backend == "rtl" and driver == "native" and scheduler is None:
         from .flow import verilog_for
         from .native import build

@@ -157,6 +157,7 @@ def _tiling(prog) -> dict:
     return {"tile_p": prog.tile_p, "tile_q": prog.tile_q, "k_tile": prog.k_tile,
             "k_group": prog.k_group, "im2col": prog.lowered is not None,
             "pool": list(prog.pool) if prog.pool else None,   # max-pooled on the STORE path
+            "add": prog.add,                                  # a residual added there
             "commands": {op.name.lower(): prog.count(op) for op in Op if prog.count(op)}}
 
 

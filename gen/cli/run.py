@@ -63,7 +63,7 @@ def _rows(graph, steps, net, backend_label):
                "where": backend_label if s.on_accelerator or s.fused_into else "host",
                "host_ops": list(s.host_ops), "output": n.output,
                "shape": list(graph.tensors[n.output].shape)}
-        if s.fused_into:    # a MaxPool pooled on its conv's STORE path
+        if s.fused_into:    # a MaxPool or Add run on its conv's STORE path
             row["fused_into"] = s.fused_into
         if s.note:
             row["note"] = s.note
@@ -88,7 +88,7 @@ def _first_tensor_difference(graph, env, ref) -> dict | None:
     """The first node (graph order) whose output differs between two runs of ``graph``."""
     from sim.netrun import first_difference
     for n in graph.nodes:
-        if n.output not in env:   # a conv whose MaxPool ran on its STORE path: never left
+        if n.output not in env:   # a conv whose MaxPool/Add ran on its STORE path: never left
             continue
         d = first_difference(env[n.output], ref[n.output])
         if d is not None:
@@ -212,7 +212,8 @@ def cmd_run(args) -> int:
                       backend=backend, parallel=parallel)
 
     def started(step, i):
-        pooled = f" + {step.pool.name} on its STORE path" if step.pool is not None else ""
+        extra = step.pool if step.pool is not None else step.add
+        pooled = f" + {extra.name} on its STORE path" if extra is not None else ""
         p.start(f"{step.hw.layer.describe()}{pooled} on {where}, model {step.model.cycles:,} "
                 f"cycles",
                 f"{step.node.name} on {where} (model {step.model.cycles:,} cycles)")
@@ -291,7 +292,9 @@ def _print_header(args, graph, what, spec, x, in_name, steps, where_rq, *, where
     print(f"accelgen run: {graph.name} ({what}) on {spec.name} ({spec.label}), {label}")
     print(f"  input        {in_name} {tuple(x.shape)} float32, batch {x.shape[0]}")
     fused = [s for s in steps if s.fused_into]
-    pooled = f", {len(fused)} MaxPool on their STORE path" if fused else ""
+    kinds = [f"{sum(s.node.op == op for s in fused)} {op}" for op in ("MaxPool", "QLinearAdd")
+             if any(s.node.op == op for s in fused)]
+    pooled = f", {' and '.join(kinds)} on their STORE path" if fused else ""
     print(f"  nodes        {len(steps)}: {len(accel)} layers on the accelerator "
           f"(model {model_total:,} cycles){pooled}, "
           f"{len(steps) - len(accel) - len(fused)} on the host; "

@@ -190,7 +190,8 @@ def requant_params(graph: Graph, node: Node, relu: bool = False) -> Requant:
 
 def finish_outputs(graph: Graph, node: Node, hw: HwLayer, y: np.ndarray) -> np.ndarray:
     """The accelerator's requantised NKPQ output (a program planned with ``requant`` and
-    :func:`requant_params`) as the node's output tensor, in its dtype."""
+    :func:`requant_params`) as the node's output tensor, in its dtype (``node``: the fused
+    QLinearAdd's, when the STOREs added a residual)."""
     qy = graph.q(node.output)
     return finish(hw, y).astype(np.int8 if qy.dtype == "int8" else np.uint8)
 
@@ -217,13 +218,22 @@ def accumulators_on_isa(spec, hw: HwLayer, layer=None) -> np.ndarray:
     return finish(hw, layer.decode(program, out))
 
 
-def outputs_on_isa(spec, graph: Graph, node: Node, hw: HwLayer, layer=None) -> np.ndarray:
+def outputs_on_isa(spec, graph: Graph, node: Node, hw: HwLayer, layer=None, *,
+                   add: Node | None = None, residual=None) -> np.ndarray:
     """Run ``hw`` with the node's requantisation on the STORE path through the tiler, frame
     encoder and the ISA reference machine: the node's int8/uint8 output (``layer``: the layer
-    that runs instead of ``hw.layer``, a gen/pooled.py ConvPool of it: the pooled output)."""
+    that runs instead of ``hw.layer``, a gen/pooled.py ConvPool of it: the pooled output, or a
+    gen/residual.py ConvAdd with the QLinearAdd ``add`` and its other input ``residual``: the
+    Add's output)."""
     from sim import isa_model
     layer = hw.layer if layer is None else layer
     quant = requant_params(graph, node)
     program = layer.plan(spec, bias=True, requant=True)
-    out = isa_model.run(spec, layer.encode(program, hw.x, hw.w, hw.bias, quant))
-    return finish_outputs(graph, node, hw, layer.decode(program, out, quant))
+    if add is None:
+        out = isa_model.run(spec, layer.encode(program, hw.x, hw.w, hw.bias, quant))
+        return finish_outputs(graph, node, hw, layer.decode(program, out, quant))
+    from .addfuse import add_params_of
+    aq = add_params_of(graph, node, add)
+    out = isa_model.run(spec, layer.encode(program, hw.x, hw.w, hw.bias, quant,
+                                           residual=residual, add=aq))
+    return finish_outputs(graph, add, hw, layer.decode(program, out, quant, add=aq))
