@@ -21,13 +21,14 @@ logging.getLogger().setLevel(logging.ERROR)     # quantize_static's advice to pr
 
 
 @st.composite
-def networks(draw):
-    """A random chain of the supported ops and a quantisation mode."""
+def networks(draw, residual: bool = False):
+    """A random chain of the supported ops and a quantisation mode (``residual``: uint8, with a
+    residual block second)."""
     fmt = draw(st.sampled_from(["qdq", "qoperator"]))
     # onnxruntime 1.32 cannot run many QOperator int8 graphs (no int8 QGemm/QLinearMatMul kernel,
     # and its NHWC rewrite of int8 QLinearConv fails in some graphs; the quantizer itself warns
     # against QOperator int8 on x64): QOperator models here are uint8
-    act = draw(st.sampled_from(["int8", "uint8"])) if fmt == "qdq" else "uint8"
+    act = draw(st.sampled_from(["int8", "uint8"])) if fmt == "qdq" and not residual else "uint8"
     # onnxruntime x86 runs int8 QDQ residual branches in float (refused by the importer, see
     # test_network_import.py)
     residual_ok = act == "uint8"
@@ -36,9 +37,9 @@ def networks(draw):
     h, w = draw(st.integers(5, 10)), draw(st.integers(5, 10))
     b = NetBuilder("rand", (n, c, h, w), draw(st.integers(0, 2**16)))
     x = b.input
-    for i in range(draw(st.integers(1, 4))):
+    for i in range(draw(st.integers(2 if residual else 1, 4))):
         _, c, h, w = b.shapes[x]
-        kind = "conv" if i == 0 else draw(st.sampled_from(
+        kind = "conv" if i == 0 else "res" if residual and i == 1 else draw(st.sampled_from(
             ["conv", "conv", "dw", "maxpool", "avgpool", "relu", "clip"]
             + (["res"] if residual_ok else [])))
         if kind in ("conv", "dw", "res"):
@@ -94,8 +95,15 @@ def _check(qm, x, spec=None):
     assert len(cmp.checked) == len(g.nodes)
     if spec is not None:
         env2, runs = netisa.run(spec, g, x)
+        # a conv whose Add ran on its STORE path (specs with the residual unit): its own output
+        # never left the chip
+        kept = {g.node(r.node).output for r in runs if r.add}
+        assert kept == {n.output for n in g.nodes} - set(env2)
+        assert spec.residual or not kept
         for node in g.nodes:
-            np.testing.assert_array_equal(env2[node.output], env[node.output], err_msg=node.name)
+            if node.output not in kept:
+                np.testing.assert_array_equal(env2[node.output], env[node.output],
+                                              err_msg=node.name)
         for r in runs:
             node = g.node(r.node)
             assert r.reference_equal, r.node
@@ -108,19 +116,38 @@ _DATAFLOWS = st.sampled_from(["ws", "ws", "os", "is", "nlr"])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(networks(), st.integers(2, 5), st.integers(2, 5), _DATAFLOWS)
-def test_random_networks_bit_exact(net, rows, cols, dataflow):
+@given(networks(), st.integers(2, 5), st.integers(2, 5), _DATAFLOWS, st.booleans())
+def test_random_networks_bit_exact(net, rows, cols, dataflow, residual):
+    """(``residual``: the spec has the residual unit, so the residual blocks' Adds run on their
+    convs' STORE path through the ISA machine.)"""
     qm, x = net
+    extra = {"postproc": True, "residual": True} if residual else {}
     spec = make_spec(rows=rows, cols=cols, dataflow=dataflow, act_bits=8, weight_bits=8,
-                     acc_bits=32, input_depth=256, weight_depth=512, output_depth=128)
+                     acc_bits=32, input_depth=256, weight_depth=512, output_depth=128, **extra)
     _check(qm, x, spec)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(networks(residual=True), st.integers(2, 5), st.integers(2, 5),
+       st.sampled_from(["ws", "os", "is", "nlr", "rs"]))
+def test_random_residual_networks_bit_exact(net, rows, cols, dataflow):
+    """Random networks with residual blocks on a spec with the residual unit: every Add runs on
+    its conv's STORE path through the ISA machine, bit-exact with onnxruntime."""
+    qm, x = net
+    spec = make_spec(rows=rows, cols=cols, dataflow=dataflow, input_depth=256,
+                     weight_depth=512, output_depth=128, postproc=True, residual=True)
+    g = _check(qm, x, spec)
+    from sim import netisa
+    _, runs = netisa.run(spec, g, x)
+    adds = sorted(n.name for n in g.nodes if n.op == "QLinearAdd")
+    assert adds and sorted(r.add for r in runs if r.add) == adds
 
 
 @pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
-@given(networks(), st.integers(2, 9), st.integers(2, 9), _DATAFLOWS)
-def test_random_networks_bit_exact_many(net, rows, cols, dataflow):
-    test_random_networks_bit_exact.hypothesis.inner_test(net, rows, cols, dataflow)
+@given(networks(), st.integers(2, 9), st.integers(2, 9), _DATAFLOWS, st.booleans())
+def test_random_networks_bit_exact_many(net, rows, cols, dataflow, residual):
+    test_random_networks_bit_exact.hypothesis.inner_test(net, rows, cols, dataflow, residual)
 
 
 def _qlinearconv_model(c, k, x_scale, w_scale, y_scale, zx, zy, w, bias, dtype="uint8"):
