@@ -178,9 +178,7 @@ def encode(program: Program, x, w, bias=None, quant=None, *, residual=None,
     residual's words after it, in the STORE's word order (:func:`store_words`)."""
     spec, layer = program.spec, program.layer
     x, w, bias = check_tensors(spec, layer, x, w, bias)
-    add_fields = _add_fields(program, residual, add)
-    if add_fields:
-        add, residual = check_add(program, add, residual)
+    add_fields, add, residual = _add_fields(program, residual, add)
     if program.lowered is not None:      # the commands address the im2col layer
         x, w, layer = im2col(layer, x), w.reshape(w.shape[0], -1, 1, 1), program.lowered
     if program.has_bias and bias is None:
@@ -239,21 +237,24 @@ def encode(program: Program, x, w, bias=None, quant=None, *, residual=None,
     return frames
 
 
-def _add_fields(program: Program, residual, add) -> dict:
-    """A STORE's header fields for ``program``'s residual Add (none without one); refuses a
-    residual or Add the program does not match."""
+def _add_fields(program: Program, residual, add) -> tuple[dict, AddQuant | None, object]:
+    """A STORE's header fields for ``program``'s residual Add (none without one), and the Add
+    and the residual checked (:func:`check_add`); refuses a residual or Add the program does not
+    match."""
     if not program.add:
         if residual is not None or add is not None:
             raise AccelgenError("a residual (or Add parameters) was given but the program was "
                                 "planned without the residual add (gen/residual.py ConvAdd)")
-        return {}
+        return {}, None, None
     if program.pool:
         raise AccelgenError("a STORE cannot both max-pool and add a residual; the program "
                             "pools, so the Add stays on the host")
     if residual is None or add is None:
         raise AccelgenError("the program adds a residual on the STORE path but no residual "
                             "tensor and Add parameters (gen.quant.AddQuant) were given")
-    return {"add_swap": int(bool(add.swap)), "res_unsigned": int(not add.res_signed)}
+    add, residual = check_add(program, add, residual)
+    return ({"add_swap": int(add.swap), "res_unsigned": int(not add.res_signed)}, add,
+            residual)
 
 
 def decode(program: Program, out_frames: list[bytes], quant=None, *,
@@ -262,15 +263,6 @@ def decode(program: Program, out_frames: list[bytes], quant=None, *,
     requantised program's outputs are unsigned when ``quant``'s range is (``qmin >= 0``); with
     the residual add, when ``add``'s is."""
     spec, layer = program.spec, program.layer
-    stores = [c for c in program.commands if c.op == Op.STORE]
-    if len(out_frames) != len(stores):
-        raise AccelgenError(
-            f"the hardware returned {len(out_frames)} output frames but the program has "
-            f"{len(stores)} STOREs")
-    kr, ks = program.pool or (1, 1)
-    N, K, P, Q = layer.output_shape
-    y = np.zeros((N, K, P // kr, Q // ks), dtype=np.int64)
-    beat = spec.out_stream_bits // 8
     signed = not (program.requant and quant is not None and not check_quant(program, quant).signed)
     if program.add:
         if add is None:
@@ -280,6 +272,15 @@ def decode(program: Program, out_frames: list[bytes], quant=None, *,
     elif add is not None:
         raise AccelgenError("Add parameters were given but the program was planned without the "
                             "residual add")
+    stores = [c for c in program.commands if c.op == Op.STORE]
+    if len(out_frames) != len(stores):
+        raise AccelgenError(
+            f"the hardware returned {len(out_frames)} output frames but the program has "
+            f"{len(stores)} STOREs")
+    kr, ks = program.pool or (1, 1)
+    N, K, P, Q = layer.output_shape
+    y = np.zeros((N, K, P // kr, Q // ks), dtype=np.int64)
+    beat = spec.out_stream_bits // 8
     Kg = layer.Kg
     for cmd, data in zip(stores, out_frames, strict=True):
         beats = store_beats(cmd.header)

@@ -184,3 +184,49 @@ def test_the_add_changes_the_outputs_and_swap_matters():
                                                              add=other)), quant, add=add)
     assert not np.array_equal(y2, y)
     assert np.array_equal(y2, layer.golden(spec, x, w, b, quant, residual=res, add=other))
+
+
+def test_conv_add_refusals():
+    """One line each: no residual unit, no requantisation, with pooling, a residual of the wrong
+    shape or range, missing or unexpected Add parameters."""
+    import dataclasses
+
+    from conftest import make_spec, random_requant
+    from gen.layer import ConvLayer
+    from gen.residual import ConvAdd
+    from gen.tiler import plan
+    from sim.flow import random_tensors
+    spec = make_spec(name="res", rows=4, cols=4, postproc=True, residual=True, pool=True, **_BUF)
+    plain = make_spec(name="plain", rows=4, cols=4, postproc=True, **_BUF)
+    conv = ConvLayer(C=3, H=4, W=4, K=5, R=3, S=3, pad=1)
+    layer = ConvAdd(conv)
+    x, w, b = random_tensors(spec, conv, 1, bias=True)
+    quant = random_requant(spec, conv, x, w, b, 1, signed=True)
+    add = AddQuant(f32(0.5), f32(0.25), f32(1.0), -128, 127, res_signed=False)
+    res = np.zeros(conv.output_shape, dtype=np.int64)
+    with pytest.raises(AccelgenError, match=r"needs the residual unit.*residual = true"):
+        layer.plan(plain, bias=True, requant=True)
+    with pytest.raises(AccelgenError, match="adds requantised outputs: plan the layer with"):
+        layer.plan(spec, bias=True)
+    with pytest.raises(AccelgenError, match="cannot both max-pool and add"):
+        plan(spec, conv, requant=True, pool=(2, 2), add=True)
+    prog = layer.plan(spec, bias=True, requant=True)
+    for kw, message in (
+            (dict(residual=res[:, :4], add=add), r"residual tensor has shape \(1, 4, 4, 4\)"),
+            (dict(residual=res - 1, add=add), r"residual values span -1..-1 but its unsigned"),
+            (dict(residual=res.astype(float), add=add), "must hold integers"),
+            (dict(residual=res), r"needs the Add's parameters \(gen.quant.AddQuant"),
+            (dict(residual=res, add=(0.5, 0.25)), "must be a gen.quant.AddQuant")):
+        with pytest.raises(AccelgenError, match=message):
+            layer.encode(prog, x, w, b, quant, **kw)
+    from gen import frames
+    with pytest.raises(AccelgenError, match="no residual tensor and Add parameters"):
+        frames.encode(prog, x, w, b, quant)
+    with pytest.raises(AccelgenError, match="cannot both max-pool and add"):
+        frames.encode(dataclasses.replace(prog, pool=(2, 2)), x, w, b, quant, residual=res,
+                      add=add)
+    conv_prog = conv.plan(spec, bias=True, requant=True)
+    with pytest.raises(AccelgenError, match="planned without the residual add"):
+        frames.encode(conv_prog, x, w, b, quant, residual=res, add=add)
+    with pytest.raises(AccelgenError, match="give its Add parameters"):
+        frames.decode(prog, [], quant)
