@@ -152,8 +152,8 @@ def add_params(sa, za, sb, zb, sc, zc) -> tuple[np.float32, np.float32, np.float
     return ra, rb, fixed
 
 
-#: the magnitudes hw/resadd.py takes its parameters in
-_ADD_LO, _ADD_HI = 2.0 ** -60, 2.0 ** 60
+#: The residual-add unit's domain (hw/resadd.py): |rA|, |rB| and a non-zero |fixed| within it
+ADD_PARAM_RANGE = (2.0 ** -60, 2.0 ** 60)
 
 
 def add_params_ok(ra, rb, fixed) -> str | None:
@@ -164,7 +164,7 @@ def add_params_ok(ra, rb, fixed) -> str | None:
         v = np.float32(v)
         if zero_ok and v == 0:
             continue
-        if not np.isfinite(v) or not _ADD_LO <= abs(float(v)) <= _ADD_HI:
+        if not np.isfinite(v) or not ADD_PARAM_RANGE[0] <= abs(float(v)) <= ADD_PARAM_RANGE[1]:
             return (f"the Add's {name} = {float(v)!r} is outside the residual unit's range "
                     f"(|{name}| from 2**-60 to 2**60{', or 0' if zero_ok else ''})")
     return None
