@@ -40,7 +40,9 @@ MAX_DIM = 1 << 16
 
 @runtime_checkable
 class Layer(Protocol):
-    """What the tools need of a layer kind (tensors are numpy integer arrays)."""
+    """What the tools need of a layer kind (tensors are numpy integer arrays). A kind with a
+    second input tensor takes it and its parameters as keywords of ``golden``, ``encode`` and
+    ``decode`` (gen/residual.py ``ConvAdd``: ``residual=``, ``add=``)."""
 
     name: str
 
