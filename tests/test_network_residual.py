@@ -156,3 +156,17 @@ def test_netisa_runs_the_adds_on_the_chip(tmp_path):
         if n.output in env:
             np.testing.assert_array_equal(env[n.output], ref[n.output], err_msg=n.name)
     assert all(o in env for o in g.outputs)
+
+
+def test_an_add_of_no_conv_output_stays_on_the_host(tmp_path, capsys):
+    b = NetBuilder("poolsum", SHAPE, seed=2)
+    x = b.relu(b.conv(b.input, 8, 3, 1))
+    x = b.add(b.maxpool(x, 3, 1, 1), b.avgpool(x, 3, 1, 1))
+    m = b.model(b.gemm(b.flatten(b.gap(x)), 5))
+    rng = np.random.default_rng(1)
+    qm = quantize(m, [rng.normal(size=SHAPE).astype(np.float32) for _ in range(2)],
+                  activations="uint8")
+    rc, s = _run(tmp_path, capsys, _spec_file(tmp_path), qm)
+    assert rc == 0 and s["match"] and s["check"]["equal"]
+    [add] = [n for n in s["nodes"] if n["op"] == "QLinearAdd"]
+    assert add["where"] == "host" and "neither input is a QLinearConv's output" in add["note"]

@@ -44,8 +44,8 @@ AVGPOOL_NOTE = ("on the host: onnxruntime adds the window's dequantized fp32 val
                 "in fp32 (qlinear_pool.cc), which no integer sum with one fp32 scale reproduces "
                 "bit for bit")
 #: why a QLinearAdd no conv on the accelerator produces an input of stays on the host
-ADD_NOTE = ("on the host: neither input is the output of a conv on the accelerator (a residual "
-            "add runs on such a conv's STORE path)")
+ADD_NOTE = ("on the host: neither input is a QLinearConv's output (a residual add runs on the "
+            "STORE path of the conv producing one of its inputs)")
 
 
 @dataclasses.dataclass
