@@ -190,8 +190,13 @@ def _store(spec: Spec, m: Machine, h: dict, obeat: int, residual=None) -> bytes:
     if h["requant"]:   # fp32-exact; relu is folded into qmin by the host
         bits = m.chan_quant[:count, None] if spec.per_word_channels else m.q_scale[None, :]
         scale = bits.astype(np.uint32).view(np.float32)
-        with np.errstate(over="ignore"):
-            y = requantize_fp32(acc, scale, h["zero_point"], h["qmin"], h["qmax"])
+        lo, hi = h["qmin"], h["qmax"]
+        with np.errstate(all="ignore"):     # (scales the host never sends: NaN, inf)
+            if lo <= hi:
+                y = requantize_fp32(acc, scale, h["zero_point"], lo, hi)
+            else:   # outside the ISA's domain: as hw/requant.py's multiplexer, below qmin first
+                t = requantize_fp32(acc, scale, h["zero_point"], -(1 << 40), 1 << 40)
+                y = np.where(t < lo, lo, hi)
         bits = spec.out_bits
     else:
         y, bits = (np.maximum(acc, 0) if h["relu"] else acc), spec.acc_bits

@@ -107,3 +107,47 @@ def test_an_add_store_takes_exactly_count_payload_beats():
 
 def test_streams_bench_every_engine():
     assert streams.main(["--streams", "140", "--seed", "5"]) == 0
+
+
+#: fp32 NaN, +-inf, a subnormal, 0, 1.0, 2**100
+_SPECIAL = [0x7FC00000, 0x7F800000, 0xFF800000, 0x00000001, 0, 0x3F800000, 0x71800000]
+
+
+def test_random_streams_on_a_residual_spec_end_in_outputs_or_a_cause():
+    """Random headers (LOAD_ADD and add STOREs among them, with random fp32 parameters: NaN and
+    infinities too) and payloads on a spec with the residual unit: the machine returns outputs or
+    raises a CommandError, nothing else (warnings are errors here)."""
+    rng = np.random.default_rng(11)
+    ops = [Op.LOAD_ADD, Op.STORE, Op.LOAD_QUANT, Op.NOP]
+    for _ in range(300):
+        frames = []
+        for i in range(int(rng.integers(1, 5))):
+            op = Op.LOAD_ADD if i == 0 and rng.random() < 0.5 else ops[int(rng.integers(4))]
+            count = ADD_BEATS if op == Op.LOAD_ADD and rng.random() < 0.8 else int(
+                rng.integers(0, 6))
+            fields = dict(count=count, oaddr=int(rng.integers(0, 100)))
+            if op == Op.STORE:
+                fields.update(add=int(rng.random() < 0.8), requant=int(rng.random() < 0.8),
+                              add_swap=int(rng.integers(2)), res_unsigned=int(rng.integers(2)),
+                              qmin=int(rng.integers(-128, 1)), qmax=int(rng.integers(0, 256)))
+            beats = count if op != Op.STORE or fields["add"] else 0
+            payload = rng.integers(0, 256, RBEAT * (beats + int(rng.random() < 0.1)
+                                                    - int(rng.random() < 0.1)),
+                                   dtype=np.uint8).tobytes() if beats else b""
+            if op == Op.LOAD_ADD and count == ADD_BEATS:     # special fp32 values too
+                words = [int(rng.choice(_SPECIAL)) if rng.random() < 0.5
+                         else int(rng.integers(1 << 32)) for _ in range(ADD_BEATS)]
+                payload = pack_lanes(np.array(words).reshape(-1, 1), 32, RBEAT)
+            hdr = pack_lanes(np.array(encode_header(op, **fields)).reshape(HEADER_WORDS, 1), 32,
+                             RBEAT)
+            frames.append(hdr + payload)
+        try:
+            run(RES, frames, hazards=False)
+        except CommandError:
+            pass
+    for _ in range(200):              # and whole beats of random bytes
+        blob = rng.integers(0, 256, RBEAT * int(rng.integers(1, 40)), dtype=np.uint8).tobytes()
+        try:
+            run(RES, [blob], hazards=False)
+        except CommandError:
+            pass
