@@ -11,7 +11,8 @@ It replays the controller's two state machines (hw/frontend.py, hw/engines/) on 
 LOAD and ``count + RL + PP + 3`` per STORE (reads, read latency, post-processing pipeline PP,
 output FIFO; a pooling STORE reads its ``count`` words as fast, and its windows' maxima take the
 pooling stage's register PL more; it dispatches no sooner than the check of its window fields,
-``Spec.pool_check_latency`` cycles after its header);
+``Spec.pool_check_latency`` cycles after its header; a STORE with ``add`` reads a word as its
+residual beat arrives, and its words take the residual add's AL more, ``Spec.add_latency``);
 it queues each COMPUTE for the *executor* as soon as the queue is free, and waits,
 for a ``sync`` command or LOAD_BIAS, until every COMPUTE is written, for a STORE until all but the
 last are. The executor takes a queued COMPUTE a cycle after it is free and spends, from its first
@@ -27,7 +28,8 @@ Energy (:func:`energy`) prices the accesses per storage level in units of one MA
 Eyeriss paper's normalised costs by default (register file 1, PE-to-PE 2, global buffer 6, DRAM
 200; the spec's ``[energy]`` table overrides them). Levels, counted per data element:
 
-* DRAM: every element crossing the host stream (LOAD payloads, STORE results);
+* DRAM: every element crossing the host stream (LOAD payloads, an add STORE's residual, STORE
+  results);
 * global buffer: every buffer word access from the counters, times its lanes;
 * array (PE to PE, or bus to PE): the operands and partial sums each issued PE-cycle passes
   between PEs (each engine's ``per_pe_cycle``, gen/engines/), plus preload/fill deliveries;
@@ -116,7 +118,7 @@ def estimate(program: Program) -> Estimate:
         if cmd.op == Op.STORE and h.get("pool"):     # the window check (hw/poolcheck.py)
             d = max(d, fe + HEADER_WORDS + spec.pool_check_latency)
         fe = d + 1
-        if cmd.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT):
+        if cmd.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS, Op.LOAD_QUANT, Op.LOAD_ADD):
             fe += h["count"]
             if cmd.op == Op.LOAD_INPUT:
                 acc["ibuf_writes"] += h["count"]
@@ -158,12 +160,16 @@ def estimate(program: Program) -> Estimate:
         elif cmd.op == Op.STORE:
             if h["count"]:
                 fe += (h["count"] + RL + spec.postproc_latency + 3
-                       + (spec.pool_latency if h.get("pool") else 0))
+                       + (spec.pool_latency if h.get("pool") else 0)
+                       + (spec.add_latency if h.get("add") else 0))
             acc["obuf_reads"] += h["count"]
     rf, arr = flow.per_pe_cycle
     pe_cycles = busy * spec.rows * spec.cols
     dram = sum((store_beats(c.header) if c.op == Op.STORE else c.count) * _lanes(spec, c.op)
                for c in program.commands if c.op in (Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.STORE))
+    # an add STORE's residual (its payload, a word per output word) crosses the host stream too
+    dram += sum(c.count * spec.cols for c in program.commands
+                if c.op == Op.STORE and c.header.get("add"))
     gb = ((acc["ibuf_reads"] + acc["ibuf_writes"]) * spec.rows
            + (acc["wbuf_reads"] + acc["wbuf_writes"]) * spec.weight_lanes
            + (acc["obuf_reads"] + acc["obuf_writes"]) * spec.cols)

@@ -205,6 +205,13 @@ class Spec:
         return 2 if self.pool else 0
 
     @property
+    def add_latency(self) -> int:
+        """Cycles the residual add adds to a STORE with ``add`` (the others bypass it): the
+        store unit's register of the Add's input lanes, then hw/resadd.py's
+        ``ResidualAdd.latency``."""
+        return 1 + _RESADD_LATENCY if self.residual else 0
+
+    @property
     def pool_check_latency(self) -> int:
         """Cycles after a pooling STORE's header (its last word) before it can dispatch: the
         check that its windows tile its words, a bit of ``count`` per cycle and one more
@@ -273,6 +280,11 @@ class Spec:
         hw = {k: v for k, v in self.to_dict().items() if k != "energy"}
         blob = json.dumps(hw, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+#: hw/resadd.py's ``ResidualAdd.latency`` (gen/ does not import hw/; the store unit checks that
+#: they agree as it elaborates)
+_RESADD_LATENCY = 21
 
 
 def _int_range(bits: int, signed: bool) -> tuple[int, int]:

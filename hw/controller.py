@@ -77,6 +77,8 @@ class Controller(wiring.Component):
         connect(m, fe.store, st.request)
         connect(m, fe.bias_wr, wb.bias_wr)
         connect(m, fe.quant_wr, st.quant_wr)
+        if spec.residual:
+            connect(m, fe.add_wr, st.add_wr)
         connect(m, exe.ibuf_rd, flipped(self.ibuf_rd))
         connect(m, exe.wbuf_rd, flipped(self.wbuf_rd))
         connect(m, exe.token, wb.token)

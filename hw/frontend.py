@@ -20,14 +20,14 @@ from amaranth.hdl import Assert, Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.isa import HEADER_WORDS, Cause, Op
+from gen.isa import ADD_BEATS, HEADER_WORDS, Cause, Op
 from gen.spec import Spec
 
 from .buffer import WriteSignature, addr_bits
 from .engines import executor_class
 from .header import LAST, HeaderBeats
 from .host import AxiStreamSignature
-from .interfaces import PTR, ComputeLayout, HeaderLayout, StoreRequest
+from .interfaces import PTR, ComputeLayout, HeaderLayout, store_request
 from .poolcheck import PoolCheck
 
 __all__ = ["FrontEnd"]
@@ -45,6 +45,7 @@ class FrontEnd(wiring.Component):
     def __init__(self, spec: Spec, *, checks: bool = False):
         self.spec, self.checks = spec, checks
         ia, wa = addr_bits(spec.input_depth), addr_bits(spec.weight_depth)
+        extra = {"add_wr": Out(WriteSignature(16, spec.in_stream_bits))} if spec.residual else {}
         super().__init__({
             "s_axis": In(AxiStreamSignature(spec.in_stream_bits)),
             "ibuf_wr": Out(WriteSignature(ia, spec.input_word_bits)),
@@ -52,7 +53,7 @@ class FrontEnd(wiring.Component):
             "bias_wr": Out(WriteSignature(16, spec.in_stream_bits)),
             "quant_wr": Out(WriteSignature(16, spec.in_stream_bits)),
             "compute": Out(stream.Signature(ComputeLayout)),
-            "store": Out(stream.Signature(StoreRequest)),
+            "store": Out(stream.Signature(store_request(spec))),
             "store_drained": In(1),
             "x_idle": In(1),
             "done": In(1),
@@ -60,6 +61,7 @@ class FrontEnd(wiring.Component):
             "busy": Out(1), "error": Out(1), "cause": Out(4), "starved": Out(1),
             "idle": Out(1),
             "command": Out(1), "waiting_input": Out(1),
+            **extra,
         })
 
     def _decode(self, h, past):
@@ -72,6 +74,8 @@ class FrontEnd(wiring.Component):
         loads = [Op.LOAD_INPUT, Op.LOAD_WEIGHT, Op.LOAD_BIAS]
         if spec.postproc:
             loads.append(Op.LOAD_QUANT)
+        if spec.residual:
+            loads.append(Op.LOAD_ADD)
         known = [Op.NOP, Op.COMPUTE, Op.STORE, *loads]
         base = Mux(h.op == Op.LOAD_WEIGHT, h.waddr,   # the first buffer address
                    Mux(h.op == Op.STORE, h.oaddr, h.addr))
@@ -85,6 +89,10 @@ class FrontEnd(wiring.Component):
                 "store": h.op == Op.STORE, "load": h.op.matches(*loads),
                 "count": h.count != 0, "one": h.count == 1, "base": base,
                 "past": past,
+                # a LOAD_ADD of other than its 4 beats, or a STORE with add the unit cannot run
+                "addbad": (((h.op == Op.LOAD_ADD) & (h.count != ADD_BEATS))
+                           | ((h.op == Op.STORE) & h.add
+                              & (~h.requant | h.pool if spec.residual else 1))),
                 "bad": ~h.op.matches(*known)}
 
     def elaborate(self, platform):
@@ -137,7 +145,10 @@ class FrontEnd(wiring.Component):
             self._assert_flags(m, d, cmd, exe, (n_out, n_inc, n_dec, n_zero, n_le1),
                                cnt, cnt_nz, cnt_one)
 
-        for wr in (self.ibuf_wr, self.wbuf_wr, self.bias_wr, self.quant_wr):
+        writes = [self.ibuf_wr, self.wbuf_wr, self.bias_wr, self.quant_wr]
+        if spec.residual:
+            writes.append(self.add_wr)
+        for wr in writes:
             m.d.comb += [wr.addr.eq(ptr), wr.data.eq(s_axis.tdata)]
         req = self.store.payload
         m.d.comb += [req.addr.eq(ptr), req.idx.eq(sidx), req.last.eq(cnt_one),
@@ -145,6 +156,11 @@ class FrontEnd(wiring.Component):
                      req.emit.eq(1),
                      req.zero_point.eq(cmd.zero_point), req.qmin.eq(cmd.qmin),
                      req.qmax.eq(cmd.qmax)]
+        adding = cmd.add if spec.residual else 0    # a STORE with add: its payload beats
+        if spec.residual:
+            m.d.comb += [req.add.eq(cmd.add), req.add_swap.eq(cmd.add_swap),
+                         req.res_unsigned.eq(cmd.res_unsigned),
+                         req.res.eq(s_axis.tdata[:len(req.res)])]
 
         fe_idle = Signal()
         m.d.comb += self.idle.eq(fe_idle & self.x_idle & ~queue.valid)
@@ -185,8 +201,8 @@ class FrontEnd(wiring.Component):
                 m.d.comb += refuse.eq(Mux(d["bad"], Cause.OPCODE,
                                           Mux(d["compute"] & ~d["ok"], Cause.FIELD,
                                               Mux(d["past"], Cause.ADDRESS,
-                                                  Mux(d["nopool"] | pool_bad, Cause.FIELD,
-                                                      0)))))
+                                                  Mux(d["nopool"] | pool_bad | d["addbad"],
+                                                      Cause.FIELD, 0)))))
                 if self.checks:
                     m.d.sync += Assert(~x_queue | ((refuse == 0) & ~wait), "x_queue")
                 with m.If(refuse != 0):
@@ -217,6 +233,8 @@ class FrontEnd(wiring.Component):
                                  self.bias_wr.en.eq(cmd.op == Op.LOAD_BIAS),
                                  self.quant_wr.en.eq(cmd.op == Op.LOAD_QUANT),
                                  cnt_dec.eq(1)]
+                    if spec.residual:
+                        m.d.comb += self.add_wr.en.eq(cmd.op == Op.LOAD_ADD)
                     m.d.sync += ptr.eq(ptr + 1)
                     with m.If(cnt_one):
                         m.next = "HDR"
@@ -228,16 +246,22 @@ class FrontEnd(wiring.Component):
 
             with m.State("DRAIN"):   # soft reset: the executor's COMPUTEs finish first
                 m.d.comb += fe_idle.eq(1)
-                with m.If(self.x_idle & ~queue.valid):
+                with m.If(self.x_idle & ~queue.valid & self.store_drained):
                     m.next = "HDR"
 
             with m.State("STORE"):
-                m.d.comb += [self.store.valid.eq(cnt_nz),
+                # a STORE with add reads a word as its residual beat arrives (its payload)
+                m.d.comb += [self.store.valid.eq(cnt_nz & (~adding | s_axis.tvalid)),
+                             s_axis.tready.eq(adding & cnt_nz & self.store.ready),
+                             self.waiting_input.eq(adding & cnt_nz),
                              cnt_dec.eq(self.store.valid & self.store.ready)]
                 with m.If(cnt_dec):
                     m.d.sync += [ptr.eq(ptr + 1), sidx.eq(sidx + 1)]
                 with m.If(~cnt_nz & self.store_drained):   # every word has left
                     m.next = "HDR"
+                if spec.residual:   # a truncated payload: the words read so far leave first
+                    with m.If(adding & cnt_nz):
+                        self._soft_reset(m, hidx)
 
         if spec.pool:
             self._pool_walk(m, cmd, ptr, d["base"], fsm.ongoing("DISP"),
@@ -329,9 +353,10 @@ class FrontEnd(wiring.Component):
                              rowp.eq(ptr + 1)]
 
     def _soft_reset(self, m, hidx):
-        """Soft reset (control bit 1), in ERR, HDR and LOAD: drop a partial header or LOAD
-        payload (a truncated frame), wait in DRAIN until the executor has written every COMPUTE
-        it holds, then take a header's first word. A STORE finishes."""
+        """Soft reset (control bit 1), in ERR, HDR, LOAD and an add STORE's payload: drop a
+        partial header or payload (a truncated frame), wait in DRAIN until the executor has
+        written every COMPUTE it holds and every STORE word has left, then take a header's
+        first word. A STORE without add finishes."""
         with m.If(self.clear_error):
             m.d.sync += hidx.eq(0)
             m.next = "DRAIN"

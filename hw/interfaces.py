@@ -23,8 +23,8 @@ from amaranth.lib.wiring import Out
 
 from gen.isa import HEADER_FIELDS, HEADER_WORDS
 
-__all__ = ["PTR", "HeaderLayout", "ComputeLayout", "StoreRequest", "TokenSignature",
-           "ActivitySignature"]
+__all__ = ["PTR", "HeaderLayout", "ComputeLayout", "StoreRequest", "store_request",
+           "TokenSignature", "ActivitySignature"]
 
 #: pointer register width: above every 16-bit address plus one increment
 PTR = 24
@@ -52,6 +52,16 @@ StoreRequest = data.StructLayout({
     # requant: the STORE header's zero point and clamp range (17-bit two's complement)
     **{name: signed(HEADER_FIELDS[name][1]) for name in ("zero_point", "qmin", "qmax")},
 })
+
+
+def store_request(spec) -> data.StructLayout:
+    """:data:`StoreRequest`, and on a spec with the residual unit the STORE's ``add`` options
+    (``add``, ``add_swap``, ``res_unsigned``) and the word's residual (``res``: the STORE
+    payload beat that arrived with the read, ``cols`` lanes of ``out_bits``)."""
+    if not spec.residual:
+        return StoreRequest
+    return data.StructLayout({**StoreRequest.members, "add": 1, "add_swap": 1,
+                              "res_unsigned": 1, "res": spec.cols * spec.out_bits})
 
 
 class TokenSignature(wiring.Signature):

@@ -1,8 +1,9 @@
 """Register helpers shared by the PEs, the arrays and the controller."""
 
-from amaranth.hdl import Signal
+from amaranth.hdl import Signal, unsigned
+from amaranth.lib import memory
 
-__all__ = ["delay", "less", "pipelined_product", "check_stages"]
+__all__ = ["delay", "delay_line", "less", "pipelined_product", "check_stages"]
 
 
 def delay(m, value, n, name, *, reset_less=False):
@@ -12,6 +13,25 @@ def delay(m, value, n, name, *, reset_less=False):
         m.d.sync += reg.eq(value)
         value = reg
     return value
+
+
+def delay_line(m, value, n, name):
+    """``value`` (n >= 2 cycles) later, through a circular buffer: a memory written every cycle
+    and read ``n - 1`` cycles later through its synchronous read port (on ECP5 LUT RAM and one
+    word of flip-flops, where :func:`delay` takes ``n`` words of flip-flops). The raw bits come
+    back; nothing is reset."""
+    if n < 2:
+        raise ValueError(f"a delay line through a memory needs at least 2 cycles, not {n}")
+    depth = 1 << (n - 1).bit_length()           # >= n, a power of two
+    width = len(value)
+    mem = memory.Memory(shape=unsigned(width), depth=depth, init=[])
+    m.submodules[name] = mem
+    wr, rd = mem.write_port(), mem.read_port()
+    wp = Signal(range(depth), name=f"{name}_wp")
+    m.d.sync += wp.eq(wp + 1)
+    m.d.comb += [wr.en.eq(1), wr.addr.eq(wp), wr.data.eq(value), rd.en.eq(1),
+                 rd.addr.eq(wp - (n - 1))]
+    return rd.data
 
 
 def less(a, b):

@@ -22,14 +22,15 @@ from amaranth.hdl import Assert, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
+from gen.isa import ADD_BEATS
 from gen.spec import Spec
 
 from .buffer import ReadSignature, WriteSignature, addr_bits
 from .host import AxiStreamSignature
-from .interfaces import StoreRequest
+from .interfaces import store_request
 from .pool import PoolMax
+from .regs import delay, delay_line
 from .requant import RequantSignature, StoreRequantizer
-from .regs import delay
 
 __all__ = ["StoreUnit"]
 
@@ -53,13 +54,16 @@ class StoreUnit(wiring.Component):
                                  f"Spec.postproc_latency is {spec.postproc_latency}; make them "
                                  f"agree")
             self.requantizer = rq
-        super().__init__({
-            "request": In(stream.Signature(StoreRequest)),
+        members = {
+            "request": In(stream.Signature(store_request(spec))),
             "obuf_rd": Out(ReadSignature(addr_bits(spec.output_depth), spec.output_word_bits)),
             "quant_wr": In(WriteSignature(16, spec.in_stream_bits)),
             "m_axis": Out(AxiStreamSignature(spec.out_stream_bits)),
             "drained": Out(1),
-        })
+        }
+        if spec.residual:   # LOAD_ADD's beats: the residual add's parameters
+            members["add_wr"] = In(WriteSignature(16, spec.in_stream_bits))
+        super().__init__(members)
 
     def _requant(self, m, req, en):
         """The requantiser on the read data, with each lane's parameter word; its latency."""
@@ -106,23 +110,35 @@ class StoreUnit(wiring.Component):
         if spec.postproc:
             out_word, pp = self._requant(m, req, en)
         # a pooling STORE's words pass the pooling stage's output register (hw/pool.py), PL
-        # cycles more than a plain STORE's, which bypass it
+        # cycles more than a plain STORE's, which bypass it; an add STORE's the residual add's
+        # AL cycles (hw/resadd.py)
         SL0 = spec.buffer_latency + pp
-        SL = SL0 + spec.pool_latency
+        PL, AL = spec.pool_latency, spec.add_latency
+        SL = SL0 + max(PL, AL)
         m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=obits + 1, depth=SL + 3)
         credits = Signal(range(SL + 4), init=SL + 3)
         # beside each read: (valid, last, the window's first word, its last word (a word
-        # leaves), the STORE's requant, its range unsigned, pool)
-        st = [Signal(7, name=f"st{k}") for k in range(SL + 1)]
-        m.d.comb += st[0].eq(Cat(en, req.last, req.first, req.emit, req.requant,
-                                 req.qmin >= 0, req.pool))
+        # leaves), the STORE's requant, its range unsigned, pool, add, add_swap, res_unsigned)
+        flags = [en, req.last, req.first, req.emit, req.requant, req.qmin >= 0, req.pool]
+        if spec.residual:
+            flags += [req.add, req.add_swap, req.res_unsigned]
+        st = [Signal(len(flags), name=f"st{k}") for k in range(SL + 1)]
+        m.d.comb += st[0].eq(Cat(*flags))
         for k in range(1, SL + 1):
             m.d.sync += st[k].eq(st[k - 1])
-        w_en, w_word, w_last = st[SL0][0], out_word, st[SL0][1]
+        plain = st[SL0][0] & ~st[SL0][6]
+        if spec.residual:
+            plain = plain & ~st[SL0][7]
+        w_en, w_word, w_last = plain, out_word, st[SL0][1]
         if spec.pool:   # (a STORE's words are all out before the next STORE's first read)
-            p_en, p_word = self._pool(m, out_word, st[SL0], st[SL0 + 1], st[SL])
-            w_en = p_en | (st[SL0][0] & ~st[SL0][6])
-            w_word, w_last = Mux(p_en, p_word, out_word), Mux(p_en, st[SL][1], st[SL0][1])
+            p_en, p_word = self._pool(m, out_word, st[SL0], st[SL0 + 1], st[SL0 + PL])
+            w_en = w_en | p_en
+            w_word, w_last = Mux(p_en, p_word, w_word), Mux(p_en, st[SL0 + PL][1], w_last)
+        if spec.residual:
+            a_en = st[SL0 + AL][0] & st[SL0 + AL][7]
+            a_word = self._add(m, out_word, req.res, SL0, st[SL0])
+            w_en = w_en | a_en
+            w_word, w_last = Mux(a_en, a_word, w_word), Mux(a_en, st[SL0 + AL][1], w_last)
         m.d.comb += [ofifo.w_en.eq(w_en), ofifo.w_data.eq(Cat(w_word, w_last))]
         # only a word that completes a window takes a FIFO place
         m.d.sync += credits.eq(credits - (en & req.emit) + (ofifo.r_rdy & m_axis.tready))
@@ -131,9 +147,49 @@ class StoreUnit(wiring.Component):
                      self.request.ready.eq(credits != 0), self.drained.eq(credits == SL + 3)]
         if self.checks:   # every FIFO place is free, claimed by a read in flight, or full
             inflight = sum(s[0] & s[3] for s in st[1:SL0 + 1])
-            inflight += sum(s[0] & s[3] & s[6] for s in st[SL0 + 1:])
+            inflight += sum(s[0] & s[3] & s[6] for s in st[SL0 + 1:SL0 + PL + 1])
+            if spec.residual:
+                inflight += sum(s[0] & s[7] for s in st[SL0 + 1:SL0 + AL + 1])
             m.d.sync += Assert(credits + inflight + ofifo.level == SL + 3, "store credits")
         return m
+
+    def _add(self, m, word, res, SL0, st):
+        """The residual add (hw/resadd.py) on the words leaving the requantiser (``st``: their
+        flags): the word's residual, which came with its read, delayed ``SL0`` cycles to meet
+        it; both extended to ``out_bits + 1`` signed lanes (the requantised lanes signed or
+        unsigned by the STORE's range, the residual's by ``res_unsigned``) and put in the Add's
+        input order (``add_swap``: the requantised word is its B) in a register, so the flags
+        fan out a cycle before the unit; the parameters from LOAD_ADD's beats (``add_wr``), in
+        registers. Returns the packed output word, ``Spec.add_latency`` cycles after ``word``."""
+        from .resadd import ResidualAdd     # (only specs with the residual unit build it)
+        spec = self.spec
+        cols, ob = spec.cols, spec.out_bits
+        m.submodules.resadd = unit = ResidualAdd(lanes=cols, bits=ob)
+        if unit.latency + 1 != spec.add_latency:
+            raise ValueError(f"the residual add takes {unit.latency} cycles and its input "
+                             f"register one, but Spec.add_latency is {spec.add_latency}")
+        # LOAD_ADD: rA, rB, fixed, then the range word shift in (registered like LOAD_QUANT's)
+        par = Signal(data.ArrayLayout(unsigned(32), ADD_BEATS), name="add_par")
+        a_en = Signal(name="add_wr_en")
+        a_data = Signal(32, name="add_wr_data", reset_less=True)
+        m.d.sync += [a_en.eq(self.add_wr.en), a_data.eq(self.add_wr.data[:32])]
+        with m.If(a_en):
+            m.d.sync += par.eq(Cat(par.as_value()[32:], a_data))
+        res_d = delay_line(m, res, SL0, "res_delay")
+        unsigned_, swap, res_unsigned = st[5], st[8], st[9]
+        lanes = {n: Signal(data.ArrayLayout(signed(ob + 1), cols), name=f"add_{n}",
+                           reset_less=True) for n in "ab"}
+        for j in range(cols):
+            q, r = word[j * ob:(j + 1) * ob], res_d[j * ob:(j + 1) * ob]
+            a = Mux(unsigned_, q.as_unsigned(), q.as_signed())
+            b = Mux(res_unsigned, r.as_unsigned(), r.as_signed())
+            m.d.sync += [lanes["a"][j].eq(Mux(swap, b, a)), lanes["b"][j].eq(Mux(swap, a, b))]
+        m.d.comb += [unit.a.eq(lanes["a"]), unit.b.eq(lanes["b"]), unit.ra.eq(par[0]),
+                     unit.rb.eq(par[1]), unit.fixed.eq(par[2]),
+                     unit.qmin.eq(par[3][:ob + 1]), unit.qmax.eq(par[3][16:17 + ob])]
+        packed = Signal(spec.output_word_bits, name="added")
+        m.d.comb += packed.eq(Cat(unit.o[j][:ob] for j in range(cols)))
+        return packed
 
     def _pool(self, m, word, st, st_in, st_out):
         """The pooling stage (hw/pool.py) on the words leaving the requantiser (``st``: their

@@ -6,12 +6,13 @@ from sim.lint import WAIVERS, lint
 import pytest
 
 
-@pytest.mark.parametrize("dataflow,postproc", [("ws", False), ("ws", True), ("is", True),
-                                               ("os", True), ("nlr", True),
-                                               ("rs", True)])
-def test_generated_verilog_is_lint_clean(tmp_path, dataflow, postproc):
+@pytest.mark.parametrize("dataflow,postproc,residual", [
+    ("ws", False, False), ("ws", True, False), ("ws", True, True), ("is", True, True),
+    ("os", True, False), ("nlr", True, True), ("rs", True, True)])
+def test_generated_verilog_is_lint_clean(tmp_path, dataflow, postproc, residual):
     """verilator --lint-only -Wall reports nothing beyond the documented waivers."""
-    spec = make_spec(name="lint_top", rows=3, cols=4, dataflow=dataflow, postproc=postproc)
+    spec = make_spec(name="lint_top", rows=3, cols=4, dataflow=dataflow, postproc=postproc,
+                     residual=residual)
     vpath, _, _ = generate(spec, tmp_path)
     assert lint(vpath, spec.name) == []
 
