@@ -176,3 +176,25 @@ def test_refused_and_cut_add_stores_then_a_valid_program(tmp_path):
     for r in runs[1::2]:
         got = framing.decode(added, r.outputs, Requant(scale=1.0, qmin=lo, qmax=hi))
         assert np.array_equal(got, expected)
+
+
+def test_a_residual_network_on_the_rtl(tmp_path, capsys):
+    """The tiny two-block ResNet of tests/test_network_residual.py on the ws RTL (Icarus), both
+    Adds on their convs' STORE paths: bit-exact with onnxruntime, every layer's cycles equal to
+    the model's."""
+    import json
+
+    from gen.cli import main
+    from test_network_residual import SHAPE, _spec_file, _tiny
+    spec = _spec_file(tmp_path, "ws_8x8")
+    path = tmp_path / "tiny.onnx"
+    path.write_bytes(_tiny().SerializeToString())
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).normal(size=SHAPE).astype(f32))
+    rc = main(["run", str(spec), str(path), "--input", str(tmp_path / "x.npy"), "--sim",
+               "icarus", "--check", "--json"])
+    s = json.loads(capsys.readouterr().out)
+    assert rc == 0 and s["match"] and s["check"]["equal"] and s["layers_equal"]
+    adds = [n for n in s["nodes"] if n["op"] == "QLinearAdd"]
+    assert len(adds) == 2 and all(a["where"] == "RTL" and "fused_into" in a for a in adds)
+    layers = [n for n in s["nodes"] if n.get("cycles") is not None]
+    assert len(layers) == 7 and all(n["cycles"] == n["model_cycles"] for n in layers)
