@@ -284,7 +284,7 @@ class Spec:
 
 #: hw/resadd.py's ``ResidualAdd.latency`` (gen/ does not import hw/; the store unit checks that
 #: they agree as it elaborates)
-_RESADD_LATENCY = 21
+_RESADD_LATENCY = 22
 
 
 def _int_range(bits: int, signed: bool) -> tuple[int, int]:
