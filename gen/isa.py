@@ -68,7 +68,12 @@ beats on the AXI4-Stream output, ``tlast`` on the last one.
 ``LOAD_ADD``      Exactly 4 payload beats (else FIELD; specs with the residual unit, else OPCODE),
                   the low 32 bits of each: ``rA``, ``rB``, ``fixed`` (IEEE-754 fp32 bits) and the
                   Add's output range, ``add_qmin`` in bits 0..15 and ``add_qmax`` in bits 16..31
-                  (16-bit two's complement), for the STOREs with ``add`` that follow.
+                  (16-bit two's complement), for the STOREs with ``add`` that follow. Like a
+                  requantising STORE's ``zero_point``, ``qmin`` and ``qmax``, the range must lie
+                  in ``[-2**(out_bits-1), 2**out_bits - 1]`` (the hardware keeps ``out_bits +
+                  1`` bits of each; the host never sends more); rA and rB normal fp32 within
+                  ``[2**-60, 2**60]``, ``fixed`` 0 or so (gen/quant.py ``add_params_ok``, the
+                  domain in which hw/resadd.py is exact; the host keeps other Adds).
 ================  ==========================================================================
 
 **Concurrency.** A front end parses headers, runs LOADs and STOREs, and queues each COMPUTE for an
