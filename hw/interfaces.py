@@ -5,14 +5,15 @@
     s_axis ─> FrontEnd ─compute─> Executor ─token─> WriteBack ─> obuf (rd, wr)
                  │  (stream, one deep)  │ └─ ops ─> array ─ y ─┘
                  ├─store─> StoreUnit ─> m_axis                (rd2)
-                 └─bias_wr / quant_wr (LOAD_BIAS, LOAD_QUANT payload beats)
+                 └─bias_wr / quant_wr / add_wr (LOAD_BIAS, LOAD_QUANT, LOAD_ADD payload beats)
     Counters <── events of every unit
 
 * ``compute`` is an :class:`amaranth.lib.stream` of :data:`ComputeLayout`: the queued COMPUTE's
   header and facts about it registered as it is queued (so the executor's first decisions start
   from flip-flops), held in the front end's one-deep queue until the executor takes it.
-* ``store`` is a stream of :data:`StoreRequest`: one output-buffer read per transfer; the store
-  unit accepts while it holds a credit for a free place in its output FIFO.
+* ``store`` is a stream of :data:`StoreRequest` (:func:`store_request`: with the residual unit,
+  also the word's residual beat): one output-buffer read per transfer; the store unit accepts
+  while it holds a credit for a free place in its output FIFO.
 * ``token`` (:class:`TokenSignature`) travels beside each vector the executor issues, naming the
   output word its sums go to (hw/writeback.py).
 """

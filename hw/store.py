@@ -16,6 +16,12 @@ The requantiser is a sub-unit with :class:`~hw.requant.RequantSignature` (flippe
 words it takes on ``quant_wr`` and hands each lane its raw word: per lane in shift registers (a
 LOAD_QUANT's ``cols`` beats, lane 0 first), or per output word from a channel memory addressed
 by the word's index in the STORE when words hold one channel each (``Spec.per_word_channels``).
+
+With the residual unit (``Spec.residual``) a STORE with ``add`` brings each word's residual on
+its request (the front end reads a word as its residual beat arrives); the residual waits in a
+memory delay line for the word's requantised lanes, and both enter hw/resadd.py (onnxruntime's
+QLinearAdd, exact) with the parameters LOAD_ADD left in four registers (``add_wr``): the word
+leaves ``Spec.add_latency`` cycles later than a plain STORE's, which bypass the unit.
 """
 
 from amaranth.hdl import Assert, Cat, Module, Mux, Signal, signed, unsigned
