@@ -159,15 +159,22 @@ class ResidualAdd(wiring.Component):
         The output's clamp range (inclusive).
     o : Out(ArrayLayout(signed(bits + 1), lanes))
         The outputs, :attr:`latency` cycles after their inputs.
+    held : bool
+        The parameters (``ra``, ``rb``, ``fixed``, ``qmin``, ``qmax``) hold still while any word
+        is in the pipeline (as a STORE's do in the store unit, like hw/requant.py's ``held``):
+        the shared stages 1-3 compute from them beside the first word and every later stage
+        reads stage 3's registers instead of copies carried down the pipeline (about 1,000
+        flip-flops fewer). Default: each word may have its own parameters.
     """
 
     latency = 22
 
-    def __init__(self, *, lanes: int, bits: int = 8):
+    def __init__(self, *, lanes: int, bits: int = 8, held: bool = False):
         for name, value, lo, hi in (("lanes", lanes, 1, 1024), ("bits", bits, 2, 10)):
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
                 raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
         self._lanes, self._bits = lanes, bits
+        self.held = bool(held)
         lane = signed(bits + 1)
         super().__init__({
             "a": In(data.ArrayLayout(lane, lanes)),
@@ -304,6 +311,8 @@ class ResidualAdd(wiring.Component):
                  c3=(signed(11), (pw + 2) + s2["ea"] - s2["ef"]),
                  **{k: s2[k] for k in carried if k != "mb"})
         stages = [None, s1, s2, s3]
+        if self.held:
+            return stages + [s3] * (self.latency - 3)
         last = {"y": 3, "sf": 10, "ebase": 8, "c2": 8, "c3": 10, "ef": 10, "mf": 10,
                 "fzero": 10, "mb": 2, "ea": 11, "ma": 11, "qmin": 21, "qmax": 21}
         while reg.stage < self.latency - 1:

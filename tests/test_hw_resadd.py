@@ -366,6 +366,42 @@ def test_other_widths(bits):
     assert (got == want).all(), f"{int((got != want).sum())} of {want.size} outputs differ"
 
 
+def test_held_parameters():
+    """``held``: parameters that change only between runs of words (the pipeline drained in
+    between, as the store unit does between STOREs); every word of a run is checked."""
+    rng = np.random.default_rng(14)
+    dut = ResidualAdd(lanes=4, held=True)
+    runs = []
+    for _ in range(4):
+        ta, tb, (ra, rb, fx, lo, hi) = _resnet_like(rng)
+        words = [(rng.integers(ta[0], ta[1] + 1, 4), rng.integers(tb[0], tb[1] + 1, 4))
+                 for _ in range(int(rng.integers(1, 12)))]
+        runs.append(((ra, rb, fx, lo, hi), words))
+    got = []
+
+    async def bench(ctx):
+        for (ra, rb, fx, lo, hi), words in runs:
+            for port, v in ((dut.ra, ra), (dut.rb, rb), (dut.fixed, fx)):
+                ctx.set(port, _bits(v))
+            ctx.set(dut.qmin, int(lo))
+            ctx.set(dut.qmax, int(hi))
+            for k in range(len(words) + dut.latency):
+                if k < len(words):
+                    ctx.set(dut.a, [int(v) for v in words[k][0]])
+                    ctx.set(dut.b, [int(v) for v in words[k][1]])
+                await ctx.tick()
+                if dut.latency - 1 <= k < len(words) + dut.latency - 1:
+                    got.append([int(v) for v in ctx.get(dut.o)])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    want = [qadd_int(a, b, ra, rb, fx, lo, hi).tolist()
+            for (ra, rb, fx, lo, hi), words in runs for a, b in words]
+    assert got == want
+
+
 def test_add_params_ok():
     assert add_params_ok(f32(0.5), f32(0.7), f32(-3.25)) is None
     assert add_params_ok(f32(0.5), f32(0.7), f32(0)) is None
