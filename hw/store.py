@@ -170,7 +170,9 @@ class StoreUnit(wiring.Component):
         from .resadd import ResidualAdd     # (only specs with the residual unit build it)
         spec = self.spec
         cols, ob = spec.cols, spec.out_bits
-        m.submodules.resadd = unit = ResidualAdd(lanes=cols, bits=ob)
+        # (held: LOAD_ADD's registers change only between STOREs, when no word is in the unit:
+        # the front end leaves a STORE once its last word has left)
+        m.submodules.resadd = unit = ResidualAdd(lanes=cols, bits=ob, held=True)
         if unit.latency + 1 != spec.add_latency:
             raise ValueError(f"the residual add takes {unit.latency} cycles and its input "
                              f"register one, but Spec.add_latency is {spec.add_latency}")
