@@ -392,6 +392,10 @@ def spec_from_dict(data: dict, *, source: str = "spec") -> Spec:
     if values["residual"] and not values["postproc"]:
         raise AccelgenError(f"{source}: postproc.residual adds a residual to requantised outputs; "
                             f"set postproc.enabled = true, or remove postproc.residual")
+    if values["residual"] and values["out_bits"] > 10:
+        raise AccelgenError(f"{source}: postproc.residual works on outputs of at most 10 bits "
+                            f"(hw/resadd.py), not out_bits = {values['out_bits']}; lower "
+                            f"postproc.out_bits or remove postproc.residual")
     if values["rows"] > flow.max_rows:
         raise AccelgenError(f"{source}: array.rows must be at most {flow.max_rows} on the "
                             f"{flow.name} engine (the COMPUTE lane field), not {values['rows']}")

@@ -84,6 +84,21 @@ def test_removed_postproc_fields_named(key, value):
         spec_from_dict(d, source="t")
 
 
+@pytest.mark.parametrize("postproc,message", [
+    ({"residual": True}, r"postproc\.residual adds a residual to requantised outputs; set "
+                         r"postproc\.enabled = true"),
+    ({"enabled": True, "residual": True, "out_bits": 12},
+     r"postproc\.residual works on outputs of at most 10 bits .*not out_bits = 12"),
+])
+def test_residual_unit_refusals(postproc, message):
+    d = _spec()
+    d["postproc"] = postproc
+    with pytest.raises(AccelgenError, match=rf"^t: {message}"):
+        spec_from_dict(d, source="t")
+    d["postproc"] = {"enabled": True, "residual": True, "out_bits": 10}
+    assert spec_from_dict(d, source="t").residual
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(AccelgenError, match=r"spec file not found"):
         load_spec(tmp_path / "nope.toml")
