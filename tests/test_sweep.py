@@ -193,7 +193,7 @@ def test_real_synthesis_ice40(tmp_path, capsys):
     quick_luts = int(cap.out.split("LUTs")[1].split()[0].replace(",", ""))
     assert quick_luts > 100 and "DSPs         2" in cap.out
 
-    rc = main([*syn, "--freq", "20", "--json"])
+    rc = main([*syn, "--freq", "20", "--router", "router2", "--json"])
     res = json.loads(capsys.readouterr().out)
     assert rc == 0 and res["status"] == "ok", res["message"]
     assert res["reused_netlist"] and res["seconds"]["yosys"] == 0
@@ -204,4 +204,5 @@ def test_real_synthesis_ice40(tmp_path, capsys):
     logs = tmp_path / "syn"
     assert "Printing statistics" in (logs / "yosys.log").read_text()
     assert "Max frequency for clock" in (logs / "nextpnr.log").read_text()
+    assert "router2" in (logs / "nextpnr.log").read_text().lower()
     assert res["ffs_synth"] == res["ffs"] > 0 and res["cells"]["SB_LUT4"] > 0   # (no folding)

@@ -56,7 +56,8 @@ def cmd_synth(args) -> int:
         + ("" if args.no_pnr else f" at {args.freq:g} MHz, seed {args.seed}")
         + (" (first use of a YoWASP tool compiles it: 30-80 s more)" if not _yowasp_warm() else ""))
     res = synthesize(spec, args.target, freq=args.freq, seed=args.seed, work_dir=args.work_dir,
-                     timeout=args.timeout, pnr=not args.no_pnr, progress=progress)
+                     timeout=args.timeout, pnr=not args.no_pnr, progress=progress,
+                     router=args.router)
     if args.json:
         print(json.dumps(res.as_dict(), indent=2))
     elif res.status != "ok":
@@ -243,6 +244,9 @@ def add_parser(sub) -> None:
     y.add_argument("--freq", type=positive_float, default=100.0,
                    help="clock asked of nextpnr, MHz")
     y.add_argument("--seed", type=POSITIVE, default=1, help="placement seed")
+    y.add_argument("--router", choices=["router1", "router2"], default="router1",
+                   help="nextpnr's router (default router1; router2 can route a congested "
+                        "design much faster)")
     y.add_argument("--timeout", type=positive_float, help="seconds allowed per tool step "
                                                           "(default: no limit)")
     y.add_argument("--work-dir", type=abs_path, help="where the netlist, reports and logs go "
