@@ -207,7 +207,16 @@ def manifest(spec: Spec, verilog: str) -> dict:
                                                 "nearest even, + zero_point",
                                     "meaning": "a STORE with requant set (zero_point, qmin, "
                                                "qmax in its header)"},
-        } if spec.postproc else {}),
+        } if spec.postproc else {}) | ({
+            "add_beats": {"beats": 4, "bits": [0, 32],
+                          "meaning": "LOAD_ADD: rA, rB, fixed (IEEE-754 fp32 bits), then the "
+                                     "Add's output range (qmin bits 0..15, qmax bits 16..31)"},
+            "residual_word": {"lanes": spec.cols, "lane_bits": spec.out_bits,
+                              "signed": "unless the STORE's res_unsigned", "lane0": "low bits",
+                              "meaning": "a STORE with add: one payload beat per output word, "
+                                         "lane j meets lane j of that word after its "
+                                         "requantisation (onnxruntime's QLinearAdd)"},
+        } if spec.residual else {}),
         "array": {"rows": spec.rows, "cols": spec.cols,
                   "latency": spec.array_latency, "mult_stages": spec.mult_stages},
         "buffers": {
