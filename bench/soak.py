@@ -102,16 +102,21 @@ def random_add(spec, quant: Requant, rng):
     lo, hi = signed_r if rng.integers(2) else unsigned_r
     zc = _zero_point(rng, lo, hi)
     r = rng.random()
-    if r < 0.3:
-        lo = zc                                     # a ReLU folded into the range: [zc, qmax]
-    elif r < 0.4:
-        lo, hi = sorted(int(v) for v in rng.integers(lo, hi + 1, 2))
+    if r < 0.3:                     # a ReLU folded into the range: [zc, qmax] (16 values or more)
+        zc = lo = int(rng.integers(lo, hi - 14))
+    elif r < 0.4:                   # a narrower range (a Clip folded in), 32 values or more
+        lo = int(rng.integers(lo, hi - 30))
+        hi = int(rng.integers(lo + 31, hi + 1))
     # the conv side's zero point is its requantisation's (as in a network), or any
     qlo, qhi = quant.qmin, quant.qmax
     zconv = quant.zero_point if rng.random() < 0.6 else _zero_point(rng, qlo, qhi)
     zres = _zero_point(rng, rlo, rhi)
     while True:
-        sconv, sres, sc = (float(10.0 ** rng.uniform(-4, 0)) for _ in range(3))
+        # the output scale over four decades; each input's scale mostly 0.03..2 times it (the
+        # outputs spread over the range), one time in eight 1e-6..1e6 times it (mostly clamped)
+        sc = float(10.0 ** rng.uniform(-4, 0))
+        sconv, sres = (sc * 10.0 ** (rng.uniform(-6, 6) if rng.random() < 0.125
+                                     else rng.uniform(-1.5, 0.3)) for _ in range(2))
         swap = bool(rng.integers(2))
         a, b = ((sres, zres), (sconv, zconv)) if swap else ((sconv, zconv), (sres, zres))
         add = add_quant(a, b, (sc, zc), conv_is_b=swap, res_signed=res_signed, qmin=lo, qmax=hi)

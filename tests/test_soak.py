@@ -68,3 +68,15 @@ def test_residual_jobs_on_the_isa_machine_and_a_wrong_output_counted(flow):
     bad, _, names = soak.check(spec, jobs, runs)
     assert bad == {"mismatch": 1, "model": 0, "counters": 1}
     assert "RTL" in names[0] and "residual add" in names[0] and "counters" in names[1]
+
+
+def test_most_residual_layers_are_not_clamped_flat():
+    """The random Adds exercise the arithmetic: most layers' outputs are not all at the clamp
+    range's ends."""
+    rng = np.random.default_rng(5)
+    spec = soak.random_spec("ws", rng, residual=True)
+    flat = 0
+    for _ in range(60):
+        _, _, _, want, dec = soak.random_job(spec, rng, 1.0)
+        flat += bool(np.isin(want, (dec["add"].qmin, dec["add"].qmax)).all())
+    assert flat < 60 * 0.3
