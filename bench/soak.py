@@ -94,6 +94,12 @@ def random_requant(spec, layer, x, w, b, rng) -> Requant:
     return Requant(scale, _zero_point(rng, lo, hi), lo, hi)
 
 
+def _ratio(rng) -> float:
+    r = rng.random()
+    return float(10.0 ** rng.uniform(-6, 6) if r < 0.125 else 2.0 ** int(rng.integers(-4, 2))
+                 if r < 0.25 else 10.0 ** rng.uniform(-1.5, 0.3))
+
+
 def random_add(spec, quant: Requant, rng):
     """Random Add parameters inside add_params_ok's domain and a residual range."""
     signed_r, unsigned_r = _ranges(spec.out_bits)
@@ -113,10 +119,10 @@ def random_add(spec, quant: Requant, rng):
     zres = _zero_point(rng, rlo, rhi)
     while True:
         # the output scale over four decades; each input's scale mostly 0.03..2 times it (the
-        # outputs spread over the range), one time in eight 1e-6..1e6 times it (mostly clamped)
+        # outputs spread over the range), one time in eight 1e-6..1e6 times it (mostly clamped),
+        # one in eight a power of two times it (exact products: halfway cases for rint's ties)
         sc = float(10.0 ** rng.uniform(-4, 0))
-        sconv, sres = (sc * 10.0 ** (rng.uniform(-6, 6) if rng.random() < 0.125
-                                     else rng.uniform(-1.5, 0.3)) for _ in range(2))
+        sconv, sres = (sc * _ratio(rng) for _ in range(2))
         swap = bool(rng.integers(2))
         a, b = ((sres, zres), (sconv, zconv)) if swap else ((sconv, zconv), (sres, zres))
         add = add_quant(a, b, (sc, zc), conv_is_b=swap, res_signed=res_signed, qmin=lo, qmax=hi)
