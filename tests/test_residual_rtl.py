@@ -198,3 +198,56 @@ def test_a_residual_network_on_the_rtl(tmp_path, capsys):
     assert len(adds) == 2 and all(a["where"] == "RTL" and "fused_into" in a for a in adds)
     layers = [n for n in s["nodes"] if n.get("cycles") is not None]
     assert len(layers) == 7 and all(n["cycles"] == n["model_cycles"] for n in layers)
+
+
+_RTL_SPEC = """name = "res_net_ws"
+dataflow = "ws"
+[array]
+rows = 4
+cols = 4
+[buffers]
+input_depth = 256
+weight_depth = 512
+output_depth = 128
+[postproc]
+enabled = true
+residual = true
+"""
+
+
+def _random_residual_network_on_the_rtl(net, tmp_path, capsys):
+    import json
+
+    from gen.cli import main
+    from gen.network.onnx_import import load
+    qm, x = net
+    spec = tmp_path / "res_net_ws.toml"
+    spec.write_text(_RTL_SPEC)
+    path = tmp_path / "net.onnx"
+    path.write_bytes(qm.SerializeToString())
+    np.save(tmp_path / "x.npy", x)
+    rc = main(["run", str(spec), str(path), "--input", str(tmp_path / "x.npy"), "--sim",
+               "icarus", "--check", "--json"])
+    s = json.loads(capsys.readouterr().out)
+    assert rc == 0 and s["match"] and s["check"]["equal"] and s["layers_equal"], s
+    adds = {n.name for n in load(qm).nodes if n.op == "QLinearAdd"}
+    fused = {n["node"] for n in s["nodes"] if n.get("fused_into") and n["where"] == "RTL"}
+    assert adds and fused >= adds
+    assert all(n["cycles"] == n["model_cycles"] for n in s["nodes"]
+               if n.get("cycles") is not None)
+
+
+def test_random_residual_networks_on_the_rtl(tmp_path_factory, capsys):
+    """A sample of the random residual networks of tests/test_network_golden.py (hypothesis) on
+    the RTL (Icarus, one build): every Add on its conv's STORE path, bit-exact with
+    onnxruntime, cycles == model on every layer."""
+    from hypothesis import HealthCheck, given, settings
+    from test_network_golden import networks
+
+    @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck),
+              derandomize=True)
+    @given(networks(residual=True))
+    def check(net):
+        _random_residual_network_on_the_rtl(net, tmp_path_factory.mktemp("net"), capsys)
+
+    check()
