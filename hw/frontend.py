@@ -98,7 +98,7 @@ class FrontEnd(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         spec = self.spec
-        s_axis, L, RL = self.s_axis, spec.array_latency, spec.buffer_latency
+        s_axis = self.s_axis
         hdr = Signal(32 * (HEADER_WORDS - 1))
         hidx = Signal(range(HEADER_WORDS))
         word = s_axis.tdata[:32]
@@ -112,20 +112,9 @@ class FrontEnd(wiring.Component):
         queue = self.compute              # its payload and valid are the queue's registers
         with m.If(queue.valid & queue.ready):
             m.d.sync += queue.valid.eq(0)
-
-        # COMPUTEs queued and not yet fully written, with registered flags n_out == 0, <= 1,
-        # and n_out + 1, n_out - 1 (mod its width), so a dispatch only selects the next count
-        n_out = Signal(range(L + RL + 8))   # (a COMPUTE lasts at least 3 cycles)
-        n_inc = Signal(len(n_out), init=1)
-        n_dec = Signal(len(n_out), init=(1 << len(n_out)) - 1)
-        n_zero, n_le1 = Signal(init=1), Signal(init=1)
         x_queue = Signal()                   # a COMPUTE enters the queue
-        with m.If(x_queue & ~self.done):
-            m.d.sync += [n_out.eq(n_inc), n_inc.eq(n_inc + 1), n_dec.eq(n_out),
-                         n_zero.eq(0), n_le1.eq(n_zero)]
-        with m.Elif(self.done & ~x_queue):
-            m.d.sync += [n_out.eq(n_dec), n_inc.eq(n_out), n_dec.eq(n_dec - 1),
-                         n_zero.eq(n_out == 1), n_le1.eq(n_out <= 2)]
+        counts = self._n_out(m, x_queue)
+        n_zero, n_le1 = counts[3:]
         with m.If(cnt_dec):
             m.d.sync += [cnt.eq(cnt - 1), cnt_nz.eq(~cnt_one), cnt_one.eq(cnt == 2)]
         # the command in DISP, decoded as its last header word arrives: dispatch decisions start
@@ -142,25 +131,8 @@ class FrontEnd(wiring.Component):
         # the header's last beat on; its dispatch waits for the verdict
         pool_wait, pool_bad = self._pool_check(m, d, new, cmd, take & (hidx == HEADER_WORDS - 1))
         if self.checks:   # the registered flags equal what they shadow
-            self._assert_flags(m, d, cmd, exe, (n_out, n_inc, n_dec, n_zero, n_le1),
-                               cnt, cnt_nz, cnt_one)
-
-        writes = [self.ibuf_wr, self.wbuf_wr, self.bias_wr, self.quant_wr]
-        if spec.residual:
-            writes.append(self.add_wr)
-        for wr in writes:
-            m.d.comb += [wr.addr.eq(ptr), wr.data.eq(s_axis.tdata)]
-        req = self.store.payload
-        m.d.comb += [req.addr.eq(ptr), req.idx.eq(sidx), req.last.eq(cnt_one),
-                     req.requant.eq(cmd.requant), req.relu.eq(cmd.relu), req.first.eq(1),
-                     req.emit.eq(1),
-                     req.zero_point.eq(cmd.zero_point), req.qmin.eq(cmd.qmin),
-                     req.qmax.eq(cmd.qmax)]
-        adding = cmd.add if spec.residual else 0    # a STORE with add: its payload beats
-        if spec.residual:
-            m.d.comb += [req.add.eq(cmd.add), req.add_swap.eq(cmd.add_swap),
-                         req.res_unsigned.eq(cmd.res_unsigned),
-                         req.res.eq(s_axis.tdata[:len(req.res)])]
+            self._assert_flags(m, d, cmd, exe, counts, cnt, cnt_nz, cnt_one)
+        req, adding = self._payload(m, cmd, ptr, sidx, cnt_one)
 
         fe_idle = Signal()
         m.d.comb += self.idle.eq(fe_idle & self.x_idle & ~queue.valid)
@@ -197,12 +169,7 @@ class FrontEnd(wiring.Component):
                 # cause, and the front end drops every further beat until a soft reset
                 # (in the ISA machine's order: a COMPUTE's fields before its footprint, a
                 # STORE's range before its pooling)
-                refuse = Signal(4)
-                m.d.comb += refuse.eq(Mux(d["bad"], Cause.OPCODE,
-                                          Mux(d["compute"] & ~d["ok"], Cause.FIELD,
-                                              Mux(d["past"], Cause.ADDRESS,
-                                                  Mux(d["nopool"] | pool_bad | d["addbad"],
-                                                      Cause.FIELD, 0)))))
+                refuse = self._refusal(m, d, pool_bad)
                 if self.checks:
                     m.d.sync += Assert(~x_queue | ((refuse == 0) & ~wait), "x_queue")
                 with m.If(refuse != 0):
@@ -267,6 +234,60 @@ class FrontEnd(wiring.Component):
             self._pool_walk(m, cmd, ptr, d["base"], fsm.ongoing("DISP"),
                             cnt_dec & fsm.ongoing("STORE"), req)
         return m
+
+    def _n_out(self, m, x_queue):
+        """COMPUTEs queued and not yet fully written (``x_queue``: one enters the queue;
+        ``done``: one is written), with registered flags: (n_out, n_out + 1, n_out - 1 (mod its
+        width), n_out == 0, n_out <= 1), so a dispatch only selects the next count."""
+        spec = self.spec
+        n_out = Signal(range(spec.array_latency + spec.buffer_latency + 8))   # (a COMPUTE
+        #                                                             lasts at least 3 cycles)
+        n_inc = Signal(len(n_out), init=1)
+        n_dec = Signal(len(n_out), init=(1 << len(n_out)) - 1)
+        n_zero, n_le1 = Signal(init=1), Signal(init=1)
+        with m.If(x_queue & ~self.done):
+            m.d.sync += [n_out.eq(n_inc), n_inc.eq(n_inc + 1), n_dec.eq(n_out),
+                         n_zero.eq(0), n_le1.eq(n_zero)]
+        with m.Elif(self.done & ~x_queue):
+            m.d.sync += [n_out.eq(n_dec), n_inc.eq(n_out), n_dec.eq(n_dec - 1),
+                         n_zero.eq(n_out == 1), n_le1.eq(n_out <= 2)]
+        return n_out, n_inc, n_dec, n_zero, n_le1
+
+    def _payload(self, m, cmd, ptr, sidx, cnt_one):
+        """The payload beats' ports: each LOAD's write port at ``ptr`` with the input beat, and
+        the STORE's read request (the word at ``ptr``, its index ``sidx``, the STORE's options;
+        with the residual unit, an add STORE's residual beat). Returns (the request, whether
+        the STORE takes payload beats)."""
+        spec, s_axis = self.spec, self.s_axis
+        writes = [self.ibuf_wr, self.wbuf_wr, self.bias_wr, self.quant_wr]
+        if spec.residual:
+            writes.append(self.add_wr)
+        for wr in writes:
+            m.d.comb += [wr.addr.eq(ptr), wr.data.eq(s_axis.tdata)]
+        req = self.store.payload
+        m.d.comb += [req.addr.eq(ptr), req.idx.eq(sidx), req.last.eq(cnt_one),
+                     req.requant.eq(cmd.requant), req.relu.eq(cmd.relu), req.first.eq(1),
+                     req.emit.eq(1),
+                     req.zero_point.eq(cmd.zero_point), req.qmin.eq(cmd.qmin),
+                     req.qmax.eq(cmd.qmax)]
+        if not spec.residual:
+            return req, 0
+        m.d.comb += [req.add.eq(cmd.add), req.add_swap.eq(cmd.add_swap),
+                     req.res_unsigned.eq(cmd.res_unsigned),
+                     req.res.eq(s_axis.tdata[:len(req.res)])]
+        return req, cmd.add
+
+    def _refusal(self, m, d, pool_bad):
+        """The cause (gen/isa.py Cause) the command in DISP is refused for, 0 if none, from
+        its registered decode ``d``, in the ISA machine's order: a COMPUTE's fields before its
+        footprint, a STORE's range before its pooling and its add."""
+        refuse = Signal(4)
+        m.d.comb += refuse.eq(Mux(d["bad"], Cause.OPCODE,
+                                  Mux(d["compute"] & ~d["ok"], Cause.FIELD,
+                                      Mux(d["past"], Cause.ADDRESS,
+                                          Mux(d["nopool"] | pool_bad | d["addbad"],
+                                              Cause.FIELD, 0)))))
+        return refuse
 
     def _pool_check(self, m, d, new, cmd, start):
         """A pooling STORE's verdict (hw/poolcheck.py, started at the header's last beat):
