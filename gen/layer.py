@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .program import Program
     from .spec import Spec
 
-__all__ = ["Layer", "ConvLayer", "FullyConnected", "parse_layer", "workload_layers",
+__all__ = ["Layer", "ConvLayer", "ConvStage", "FullyConnected", "parse_layer", "workload_layers",
            "workload_table", "networks", "network_layers", "read_layers_csv", "load_layers_csv",
            "CSV_COLUMNS"]
 
@@ -174,6 +174,46 @@ class ConvLayer:
     def decode(self, program: Program, frames: list[bytes], quant=None) -> np.ndarray:
         from .frames import decode
         return decode(program, frames, quant)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvStage:
+    """A conv layer with a stage on its STORE path (gen/pooled.py ``ConvPool``,
+    gen/residual.py ``ConvAdd``): the conv's name, channels, input and weights and MACs are the
+    layer's; a subclass names itself in ``kind`` (for the refusal of a conv that is not a
+    ConvLayer) and gives what the stage changes."""
+
+    conv: ConvLayer
+    kind = "a conv + STORE-path stage"
+
+    def __post_init__(self):
+        if not isinstance(self.conv, ConvLayer):
+            raise AccelgenError(f"{self.kind}'s conv must be a ConvLayer, not "
+                                f"{type(self.conv).__name__}")
+
+    @property
+    def name(self) -> str:
+        return self.conv.name
+
+    @property
+    def K(self) -> int:
+        return self.conv.K
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return self.conv.input_shape
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return self.conv.weight_shape
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        return self.conv.output_shape
+
+    @property
+    def macs(self) -> int:
+        return self.conv.macs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .errors import AccelgenError
 from .isa import field_max
-from .layer import MAX_DIM, ConvLayer
+from .layer import MAX_DIM, ConvLayer, ConvStage
 from .tiler import Cost, model_cycles, plan_layer
 
 if TYPE_CHECKING:
@@ -33,19 +33,17 @@ __all__ = ["ConvPool", "plan_pooled"]
 
 
 @dataclasses.dataclass(frozen=True)
-class ConvPool:
+class ConvPool(ConvStage):
     """``conv`` then a max-pooling of its (requantised) outputs in non-overlapping
     ``pool_r`` × ``pool_s`` windows (stride = window, no padding, floor mode): outputs
     ``(N, K, P // pool_r, Q // pool_s)``."""
 
-    conv: ConvLayer
     pool_r: int = 2
     pool_s: int = 2
+    kind = "a pooled layer"
 
     def __post_init__(self):
-        if not isinstance(self.conv, ConvLayer):
-            raise AccelgenError(f"a pooled layer's conv must be a ConvLayer, not "
-                                f"{type(self.conv).__name__}")
+        super().__post_init__()
         for what, v in (("rows", self.pool_r), ("columns", self.pool_s)):
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 255:
                 raise AccelgenError(f"pooling window {what} must be an integer from 1 to 255, "
@@ -55,33 +53,13 @@ class ConvPool:
                                 f"the {self.conv.P}x{self.conv.Q} output map of {self.name}")
 
     @property
-    def name(self) -> str:
-        return self.conv.name
-
-    @property
-    def K(self) -> int:
-        return self.conv.K
-
-    @property
     def window(self) -> tuple[int, int]:
         return self.pool_r, self.pool_s
-
-    @property
-    def input_shape(self) -> tuple[int, int, int, int]:
-        return self.conv.input_shape
-
-    @property
-    def weight_shape(self) -> tuple[int, int, int, int]:
-        return self.conv.weight_shape
 
     @property
     def output_shape(self) -> tuple[int, int, int, int]:
         c = self.conv
         return (c.N, c.K, c.P // self.pool_r, c.Q // self.pool_s)
-
-    @property
-    def macs(self) -> int:
-        return self.conv.macs
 
     def describe(self) -> str:
         n, k, p, q = self.output_shape

@@ -19,7 +19,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from .errors import AccelgenError
-from .layer import ConvLayer
+from .layer import ConvStage
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,40 +46,11 @@ def check_add_plan(spec: Spec, *, requant: bool, pool) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class ConvAdd:
+class ConvAdd(ConvStage):
     """``conv``, requantised, then a QLinearAdd with a residual of the conv's output shape
     (NKPQ): outputs ``(N, K, P, Q)``, the Add's."""
 
-    conv: ConvLayer
-
-    def __post_init__(self):
-        if not isinstance(self.conv, ConvLayer):
-            raise AccelgenError(f"a conv + add layer's conv must be a ConvLayer, not "
-                                f"{type(self.conv).__name__}")
-
-    @property
-    def name(self) -> str:
-        return self.conv.name
-
-    @property
-    def K(self) -> int:
-        return self.conv.K
-
-    @property
-    def input_shape(self) -> tuple[int, int, int, int]:
-        return self.conv.input_shape
-
-    @property
-    def weight_shape(self) -> tuple[int, int, int, int]:
-        return self.conv.weight_shape
-
-    @property
-    def output_shape(self) -> tuple[int, int, int, int]:
-        return self.conv.output_shape
-
-    @property
-    def macs(self) -> int:
-        return self.conv.macs
+    kind = "a conv + add layer"
 
     def describe(self) -> str:
         return f"{self.conv.describe()} + residual add"
