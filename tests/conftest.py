@@ -67,3 +67,25 @@ def spec_file(tmp_path):
     p = tmp_path / "spec.toml"
     p.write_text(SPEC)
     return p
+
+
+def pool_window_fields(rng, window: int, widths: int, rows: int, *, first_rows: int = 1,
+                       wild: bool = False) -> tuple[int, int, int, int]:
+    """A pooling STORE's (count, pool_r, pool_s, pool_w) from ``rng`` (a random.Random): windows
+    of 1 to ``window - 1`` words a side in rows of ``pool_s`` times 1 to ``widths - 1`` words,
+    ``first_rows`` to ``rows - 1`` bands, so the windows tile the words; or, one time in five
+    each, ``count`` or ``pool_w`` one off, or some fields zero (``wild``: one in six each, and
+    random fields of their header widths besides)."""
+    kr, ks = rng.randrange(1, window), rng.randrange(1, window)
+    pw = ks * rng.randrange(1, widths)
+    count = kr * pw * rng.randrange(first_rows, rows)
+    tweak = rng.randrange(6 if wild else 5)
+    if tweak == 1:
+        count += rng.choice([-1, 1])
+    elif tweak == 2:
+        pw += rng.choice([-1, 1])
+    elif tweak == 3:
+        kr, ks, pw = (v * rng.randrange(2) for v in (kr, ks, pw))
+    elif tweak == 4 and wild:
+        count, kr, ks, pw = (rng.randrange(1 << w) for w in (17, 8, 8, 15))
+    return count, kr, ks, pw

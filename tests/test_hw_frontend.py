@@ -6,7 +6,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from conftest import make_spec
+from conftest import make_spec, pool_window_fields
 from gen.isa import HEADER_WORDS, Cause, Op, decode_header, encode_header
 from hw.frontend import FrontEnd
 
@@ -313,16 +313,7 @@ def _random_load_store(rng, spec):
 def _random_pool_store(rng, spec):
     """A pooling STORE whose windows tile its words, or miss by one (count, pool_w), or have a
     zero field; sometimes past the output buffer too."""
-    kr, ks = rng.randrange(1, 4), rng.randrange(1, 4)
-    pw = ks * rng.randrange(1, 5)
-    count = kr * pw * rng.randrange(1, 4)
-    tweak = rng.randrange(5)
-    if tweak == 1:
-        count += rng.choice([-1, 1])
-    elif tweak == 2:
-        pw += rng.choice([-1, 1])
-    elif tweak == 3:
-        kr, ks, pw = (v * rng.randrange(2) for v in (kr, ks, pw))
+    count, kr, ks, pw = pool_window_fields(rng, 4, 5, 4)
     oaddr = rng.choice([0, 3, spec.output_depth - count, spec.output_depth - count + 1])
     return Op.STORE, {"oaddr": max(0, oaddr), "count": count, "pool": 1, "pool_r": kr,
                       "pool_s": ks, "pool_w": pw, "sync": rng.randrange(2)}

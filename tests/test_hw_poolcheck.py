@@ -5,7 +5,7 @@ import random
 
 from amaranth.sim import Simulator
 
-from conftest import make_spec
+from conftest import make_spec, pool_window_fields
 from gen.isa import field_max
 from hw.poolcheck import PoolCheck
 
@@ -20,18 +20,7 @@ def _cases(rng, n):
            (field_max("count"), field_max("pool_r"), field_max("pool_s"), field_max("pool_w")),
            (2 * 32640, 2, 255, 32640), (2 * 32640 + 1, 2, 255, 32640)]
     while len(out) < n:
-        kr, ks = rng.randrange(1, 9), rng.randrange(1, 9)
-        pw = ks * rng.randrange(1, 40)
-        count = kr * pw * rng.randrange(0, 30)
-        tweak = rng.randrange(6)
-        if tweak == 1:
-            count += rng.choice([-1, 1])
-        elif tweak == 2:
-            pw += rng.choice([-1, 1])
-        elif tweak == 3:
-            kr, ks, pw = (v * rng.randrange(2) for v in (kr, ks, pw))
-        elif tweak == 4:
-            count, kr, ks, pw = (rng.randrange(1 << w) for w in (17, 8, 8, 15))
+        count, kr, ks, pw = pool_window_fields(rng, 9, 40, 30, first_rows=0, wild=True)
         out.append((max(0, min(count, field_max("count"))), kr, ks, max(0, pw)))
     return out
 
