@@ -54,12 +54,12 @@ large finite scale).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from gen.spec import Spec
 
-from .regs import less
+from .regs import delay_line, less
 
 __all__ = ["Fp32Requantizer", "RequantSignature", "StoreRequantizer"]
 
@@ -338,22 +338,14 @@ class StoreRequantizer(wiring.Component):
                      rq.zero_point.eq(self.zero_point[:ob + 1]),
                      rq.qmin.eq(self.qmin[:ob + 1]), rq.qmax.eq(self.qmax[:ob + 1])]
         # the accumulators pass beside it, ReLU'd as they enter, with the word's requant flag,
-        # through a circular buffer of ``latency`` words or more: a memory written every cycle
-        # and read ``latency - 1`` cycles later through its (synchronous) read port, so the
-        # ReLU'd word comes out ``latency`` cycles after it went in, like the requantised one.
-        # (ECP5: LUT RAM and one word of flip-flops, where a chain of registers took
-        # ``latency`` words of flip-flops: 3,840 on the 8x8 with 32-bit accumulators)
+        # through a memory delay line (hw/regs.py delay_line), so the ReLU'd word comes out
+        # ``latency`` cycles after it went in, like the requantised one (ECP5: LUT RAM and one
+        # word of flip-flops, where a chain of registers took ``latency`` words of flip-flops:
+        # 3,840 on the 8x8 with 32-bit accumulators)
         raw = Signal(data.ArrayLayout(signed(spec.acc_bits), spec.cols), name="raw_in")
         for j in range(spec.cols):
             m.d.comb += raw[j].eq(Mux(self.relu & (self.i[j] < 0), 0, self.i[j]))
-        depth = 1 << (self.latency - 1).bit_length()          # >= latency, a power of two
-        m.submodules.raw_delay = mem = memory.Memory(shape=unsigned(len(raw.as_value()) + 1),
-                                                     depth=depth, init=[])
-        wr, rd = mem.write_port(), mem.read_port()
-        wp = Signal(range(depth))
-        m.d.sync += wp.eq(wp + 1)
-        m.d.comb += [wr.en.eq(1), wr.addr.eq(wp), wr.data.eq(Cat(raw, self.requant)),
-                     rd.en.eq(1), rd.addr.eq(wp - (self.latency - 1))]
-        raw, use = rd.data[:-1], rd.data[-1]
+        late = delay_line(m, Cat(raw, self.requant), self.latency, "raw_delay")
+        raw, use = late[:-1], late[-1]
         m.d.comb += self.o.eq(Mux(use, rq.o.as_value(), raw))
         return m
