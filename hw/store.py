@@ -37,6 +37,7 @@ from .interfaces import store_request
 from .pool import PoolMax
 from .regs import delay, delay_line
 from .requant import RequantSignature, StoreRequantizer
+from .resadd import ResidualAdd
 
 __all__ = ["StoreUnit"]
 
@@ -167,7 +168,6 @@ class StoreUnit(wiring.Component):
         input order (``add_swap``: the requantised word is its B) in a register, so the flags
         fan out a cycle before the unit; the parameters from LOAD_ADD's beats (``add_wr``), in
         registers. Returns the packed output word, ``Spec.add_latency`` cycles after ``word``."""
-        from .resadd import ResidualAdd     # (only specs with the residual unit build it)
         spec = self.spec
         cols, ob = spec.cols, spec.out_bits
         # (held: LOAD_ADD's registers change only between STOREs, when no word is in the unit:

@@ -1,11 +1,11 @@
 """The residual add on the STORE path (gen/isa.py STORE ``add``, LOAD_ADD; hw/store.py,
 hw/resadd.py) on the RTL: a requantised conv layer whose STOREs each take the residual as their
-payload, checked word for word against onnxruntime's QLinearAdd arithmetic (sim/netgolden.py)
-on the golden conv output, and the model's cycles against the RTL's.
+payload, checked word for word against onnxruntime's QLinearAdd arithmetic (sim/golden.py
+qadd_int) on the golden conv output, and the model's cycles against the RTL's.
 
 The frames are built here from a plain requantised program (a LOAD_ADD before the first STORE,
-``add`` set on every STORE, the residual after its header in the STORE's word order), so the
-hardware is checked independently of the host side's planning."""
+``add`` set on every STORE, the residual after its header in the STORE's word order, by
+gen/frames.py store_words), so the hardware is checked apart from the tiler's add planning."""
 
 import dataclasses
 
@@ -19,10 +19,10 @@ from gen.isa import ADD_BEATS, HEADER_WORDS, Cause, Op, decode_header, encode_he
 from gen.layer import ConvLayer
 from gen.model import estimate
 from gen.program import Command
-from gen.quant import Requant
+from gen.quant import Requant, add_params
 from sim import golden, native
 from sim.flow import cycle_bound, layer_program, random_tensors, verilog_for
-from sim.netgolden import fma32
+from sim.golden import qadd_int
 
 f32 = np.float32
 
@@ -38,29 +38,10 @@ def _header(frame: bytes, beat: int, **fields) -> bytes:
     return hdr + frame[HEADER_WORDS * beat:]
 
 
-def _store_words(spec, program, cmd, tensor) -> np.ndarray:
-    """``tensor`` (NKPQ) laid out as STORE ``cmd``'s words (words, lanes): the inverse of the
-    engine's store_tile, lanes outside the tile 0."""
-    count, cols, Kg = cmd.count, spec.cols, program.layer.Kg
-    idx = np.arange(count * cols).reshape(count, cols)
-    tile, kn = spec.flow.store_tile(spec, cmd, idx, Kg)
-    k = cmd.g * Kg + cmd.k0
-    out = np.zeros(count * cols, dtype=np.int64)
-    out[tile.reshape(-1)] = tensor[cmd.n, k:k + kn, cmd.h0:cmd.h0 + cmd.hn,
-                                   cmd.w0:cmd.w0 + cmd.wn].reshape(-1)
-    return out.reshape(count, cols)
-
-
 def _add_params(rng, za, zb, zc):
+    """onnxruntime's Add parameters (gen/quant.py add_params) for random scales."""
     sa, sb, sc = (f32(rng.uniform(0.005, 0.2)) for _ in range(3))
-    ra, rb = f32(sa / sc), f32(sb / sc)
-    fixed = f32(zc) - fma32(ra, f32(za), rb * f32(zb))
-    return ra, rb, f32(fixed)
-
-
-def _qadd(a, b, ra, rb, fixed, lo, hi):
-    y = fma32(np.asarray(a, f32), ra, fma32(np.asarray(b, f32), rb, fixed))
-    return np.clip(np.rint(y), lo, hi).astype(np.int64)
+    return add_params(sa, za, sb, zb, sc, zc)
 
 
 def _bits(v) -> int:
@@ -97,7 +78,7 @@ def _added(spec, rng, a_uns=False, b_uns=False, swap=False, add_range=(-128, 127
     zc = int(rng.integers(*add_range))
     ra, rb, fixed = _add_params(rng, zb if swap else za, za if swap else zb, zc)
     A, B = (res, q) if swap else (q, res)
-    expected = _qadd(A, B, ra, rb, fixed, *add_range)
+    expected = qadd_int(A, B, ra, rb, fixed, *add_range)
 
     beat = spec.in_stream_bits // 8
     lo, hi = add_range
@@ -114,7 +95,8 @@ def _added(spec, rng, a_uns=False, b_uns=False, swap=False, add_range=(-128, 127
                 new_cmds.append(Command(Op.LOAD_ADD, {"count": ADD_BEATS}))
             fields = {"add": 1, "add_swap": int(swap), "res_unsigned": int(b_uns)}
             frame = _header(frame, beat, **fields)
-            frame += pack_lanes(_store_words(spec, program, cmd, res), spec.out_bits, beat)
+            frame += pack_lanes(framing.store_words(spec, cmd, res, program.layer.Kg),
+                                spec.out_bits, beat)
             cmd = dataclasses.replace(cmd, header={**cmd.header, **fields})
         new_frames.append(frame)
         new_cmds.append(cmd)
